@@ -1,0 +1,267 @@
+"""The cluster as Kubernetes sees it, plus the performance profile the simulator needs.
+
+``ClusterSpec`` is the single source of truth for nodes: the simulator runs on it, the local
+control plane creates its Node objects from it, and the operator rebuilds it from live Node
+objects (``from_kubectl_json``) through the node-class label.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .primitives import GIB, KINDS, PrimitiveKind
+
+NODE_CLASS_LABEL = "scale.dev/node-class"
+ACCELERATOR_LABEL = "scale.dev/accelerator"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+class NodeProfile(BaseModel):
+    """Hardware and speed of one node class; speeds are relative to a reference node (1.0)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    node_class: str
+    accelerator: str
+    cpu_millicores: int
+    memory_bytes: int
+    gpus: int
+    speed: dict[PrimitiveKind, float]
+    prefill_tokens_per_second: float = 0.0
+    decode_tokens_per_second: float = 0.0
+    bandwidth_gbps: float
+
+
+# The node classes of the generator, and the profile table used to read real clusters.
+PROFILES: dict[str, NodeProfile] = {
+    p.node_class: p
+    for p in [
+        NodeProfile(
+            node_class="gpu-large", accelerator="a100", cpu_millicores=32000, memory_bytes=256 * GIB,
+            gpus=4, prefill_tokens_per_second=6000.0, decode_tokens_per_second=60.0, bandwidth_gbps=25.0,
+            speed={PrimitiveKind.LLM_GENERATE: 1.0, PrimitiveKind.LLM_EMBED: 4.0, PrimitiveKind.RETRIEVE: 1.2,
+                   PrimitiveKind.TOOL_CALL: 1.0, PrimitiveKind.CODE_EXEC: 1.2},
+        ),
+        NodeProfile(
+            node_class="gpu-small", accelerator="t4", cpu_millicores=16000, memory_bytes=64 * GIB,
+            gpus=2, prefill_tokens_per_second=1500.0, decode_tokens_per_second=25.0, bandwidth_gbps=10.0,
+            speed={PrimitiveKind.LLM_GENERATE: 0.4, PrimitiveKind.LLM_EMBED: 2.0, PrimitiveKind.RETRIEVE: 0.8,
+                   PrimitiveKind.TOOL_CALL: 1.0, PrimitiveKind.CODE_EXEC: 0.8},
+        ),
+        NodeProfile(
+            node_class="cpu-large", accelerator="none", cpu_millicores=64000, memory_bytes=128 * GIB,
+            gpus=0, bandwidth_gbps=25.0,
+            speed={PrimitiveKind.LLM_GENERATE: 0.0, PrimitiveKind.LLM_EMBED: 1.0, PrimitiveKind.RETRIEVE: 1.0,
+                   PrimitiveKind.TOOL_CALL: 1.0, PrimitiveKind.CODE_EXEC: 1.5},
+        ),
+        NodeProfile(
+            node_class="cpu-small", accelerator="none", cpu_millicores=8000, memory_bytes=16 * GIB,
+            gpus=0, bandwidth_gbps=5.0,
+            speed={PrimitiveKind.LLM_GENERATE: 0.0, PrimitiveKind.LLM_EMBED: 0.5, PrimitiveKind.RETRIEVE: 0.6,
+                   PrimitiveKind.TOOL_CALL: 1.0, PrimitiveKind.CODE_EXEC: 0.7},
+        ),
+        NodeProfile(
+            node_class="mem-optimised", accelerator="none", cpu_millicores=16000, memory_bytes=512 * GIB,
+            gpus=0, bandwidth_gbps=25.0,
+            speed={PrimitiveKind.LLM_GENERATE: 0.0, PrimitiveKind.LLM_EMBED: 0.8, PrimitiveKind.RETRIEVE: 2.5,
+                   PrimitiveKind.TOOL_CALL: 1.0, PrimitiveKind.CODE_EXEC: 0.9},
+        ),
+    ]
+}
+
+# Fixed mix of the generator: per 8 nodes, 1 large GPU, 2 small GPU, 2 CPU-large, 2 CPU-small, 1 memory.
+CLASS_MIX: dict[str, float] = {
+    "gpu-large": 1 / 8, "gpu-small": 2 / 8, "cpu-large": 2 / 8, "cpu-small": 2 / 8, "mem-optimised": 1 / 8,
+}
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
+
+
+class NodeSpec(BaseModel):
+    """One node: what Kubernetes allocates plus how fast it runs each primitive kind."""
+
+    name: str
+    node_class: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    cpu_millicores: int = Field(gt=0)
+    memory_bytes: int = Field(gt=0)
+    gpus: int = Field(ge=0, default=0)
+    pods: int = Field(gt=0, default=110)
+    accelerator: str = "none"
+    speed: dict[PrimitiveKind, float]
+    prefill_tokens_per_second: float = Field(ge=0, default=0.0)
+    decode_tokens_per_second: float = Field(ge=0, default=0.0)
+    bandwidth_gbps: float = Field(gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _dns_name(cls, name: str) -> str:
+        if not _DNS_LABEL.match(name):
+            raise ValueError(f"node name {name!r} is not a valid DNS subdomain")
+        return name
+
+    @classmethod
+    def from_profile(cls, name: str, profile: NodeProfile, speed_factor: float = 1.0,
+                     labels: dict[str, str] | None = None) -> NodeSpec:
+        return cls(
+            name=name,
+            node_class=profile.node_class,
+            labels={
+                "kubernetes.io/hostname": name,
+                NODE_CLASS_LABEL: profile.node_class,
+                ACCELERATOR_LABEL: profile.accelerator,
+                **(labels or {}),
+            },
+            cpu_millicores=profile.cpu_millicores,
+            memory_bytes=profile.memory_bytes,
+            gpus=profile.gpus,
+            accelerator=profile.accelerator,
+            speed={k: v * speed_factor for k, v in profile.speed.items()},
+            prefill_tokens_per_second=profile.prefill_tokens_per_second * speed_factor,
+            decode_tokens_per_second=profile.decode_tokens_per_second * speed_factor,
+            bandwidth_gbps=profile.bandwidth_gbps,
+        )
+
+    def allocatable(self) -> dict[str, str]:
+        """Allocatable resources as Kubernetes quantities (what a Node object's status carries)."""
+        resources = {"cpu": f"{self.cpu_millicores}m", "memory": str(self.memory_bytes), "pods": str(self.pods)}
+        if self.gpus:
+            resources[GPU_RESOURCE] = str(self.gpus)
+        return resources
+
+
+class ClusterSpec(BaseModel):
+    nodes: list[NodeSpec] = Field(min_length=1)
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique_names(cls, nodes: list[NodeSpec]) -> list[NodeSpec]:
+        seen: set[str] = set()
+        for node in nodes:
+            if node.name in seen:
+                raise ValueError(f"duplicate node name {node.name!r}")
+            seen.add(node.name)
+        return nodes
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> ClusterSpec:
+        data = yaml.safe_load(text)
+        if not isinstance(data, dict) or "nodes" not in data:
+            raise ValueError("cluster spec YAML must be a mapping with a 'nodes' list")
+        nodes = []
+        for i, raw in enumerate(data["nodes"]):
+            # A node may name just a class (plus name/labels): the profile fills the rest.
+            if isinstance(raw, dict) and "node_class" in raw and "speed" not in raw:
+                if raw["node_class"] not in PROFILES:
+                    raise ValueError(
+                        f"nodes[{i}]: unknown node_class {raw['node_class']!r}; known: {', '.join(PROFILES)}"
+                    )
+                base = NodeSpec.from_profile(raw["name"], PROFILES[raw["node_class"]], labels=raw.get("labels"))
+                raw = {**base.model_dump(), **{k: v for k, v in raw.items() if k != "labels"},
+                       "labels": base.labels}
+            nodes.append(raw)
+        return cls(nodes=nodes)
+
+    @classmethod
+    def from_kubectl_json(cls, doc: dict[str, Any] | str) -> ClusterSpec:
+        """Read ``kubectl get nodes -o json`` (a NodeList, or a list of Node dicts)."""
+        data = json.loads(doc) if isinstance(doc, str) else doc
+        items = data.get("items", []) if isinstance(data, dict) else data
+        if not items:
+            raise ValueError("no nodes in the kubectl output")
+        return cls(nodes=[node_spec_from_object(item) for item in items])
+
+    @classmethod
+    def load(cls, path: str | Path) -> ClusterSpec:
+        """Load a cluster spec from YAML, or from ``kubectl get nodes -o json`` output."""
+        text = Path(path).read_text()
+        stripped = text.lstrip()
+        if stripped.startswith("{"):
+            data = json.loads(text)
+            if data.get("kind") == "NodeList" or "items" in data:
+                return cls.from_kubectl_json(data)
+            return cls.model_validate(data)
+        return cls.from_yaml(text)
+
+
+def parse_quantity(value: str | int | float) -> float:
+    """Parse a Kubernetes resource quantity ('500m', '16Gi', '2', '1e3') into a plain number."""
+    text = str(value).strip()
+    suffixes = {
+        "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "Pi": 1024**5, "Ei": 1024**6,
+        "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+    }
+    for suffix in sorted(suffixes, key=len, reverse=True):
+        if text.endswith(suffix) and text[: -len(suffix)]:
+            try:
+                return float(text[: -len(suffix)]) * suffixes[suffix]
+            except ValueError:
+                break
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity") from None
+
+
+def node_spec_from_object(node: dict[str, Any]) -> NodeSpec:
+    """Build a NodeSpec from a Node object: resources from allocatable, speeds from the class label."""
+    meta = node.get("metadata", {})
+    name = meta.get("name", "")
+    labels = dict(meta.get("labels") or {})
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    gpus = int(parse_quantity(allocatable.get(GPU_RESOURCE, 0)))
+    node_class = labels.get(NODE_CLASS_LABEL) or ("gpu-small" if gpus else "cpu-small")
+    if node_class not in PROFILES:
+        raise ValueError(f"node {name!r}: unknown {NODE_CLASS_LABEL} {node_class!r}; known: {', '.join(PROFILES)}")
+    profile = PROFILES[node_class]
+    spec = NodeSpec.from_profile(name, profile)
+    return spec.model_copy(update={
+        "labels": labels,
+        "cpu_millicores": int(round(parse_quantity(allocatable.get("cpu", profile.cpu_millicores / 1000)) * 1000)),
+        "memory_bytes": int(parse_quantity(allocatable.get("memory", profile.memory_bytes))),
+        "gpus": gpus,
+        "pods": int(parse_quantity(allocatable.get("pods", 110))),
+    })
+
+
+def class_counts(n: int) -> dict[str, int]:
+    """Nodes per class for n nodes: the fixed mix, rounded by largest remainder (deterministic)."""
+    if n < 1:
+        raise ValueError("a cluster needs at least one node")
+    exact = {c: n * share for c, share in CLASS_MIX.items()}
+    counts = {c: int(v) for c, v in exact.items()}
+    order = sorted(CLASS_MIX, key=lambda c: (-(exact[c] - counts[c]), list(CLASS_MIX).index(c)))
+    for c in order[: n - sum(counts.values())]:
+        counts[c] += 1
+    return counts
+
+
+def heterogeneous(n: int, seed: int = 0, speed_jitter: float = 0.05) -> ClusterSpec:
+    """Deterministic mixed cluster of n nodes; the seed varies each node's speed by a few percent."""
+    rng = np.random.default_rng(seed)
+    nodes = []
+    for node_class, count in class_counts(n).items():
+        for _ in range(count):
+            factor = float(np.clip(rng.normal(1.0, speed_jitter), 0.8, 1.2))
+            nodes.append(NodeSpec.from_profile(f"{node_class}-{len(nodes):03d}", PROFILES[node_class], factor))
+    return ClusterSpec(nodes=nodes)
+
+
+__all__ = [
+    "ACCELERATOR_LABEL", "CLASS_MIX", "ClusterSpec", "GPU_RESOURCE", "KINDS", "NODE_CLASS_LABEL",
+    "NodeProfile", "NodeSpec", "PROFILES", "class_counts", "heterogeneous", "node_spec_from_object",
+    "parse_quantity",
+]

@@ -1,0 +1,85 @@
+"""How long a primitive takes on a node: the one node model shared by simulator, trainer and operator.
+
+The operator writes ``sample_duration``'s result into the pod's KWOK delay annotation, so the
+real test cluster runs on the simulator's clock; the policy only ever sees ``estimated_duration``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .cluster import NodeSpec
+from .primitives import COLD_START_SECONDS, PrimitiveKind
+from .workflow import Primitive
+
+# Spread of the true duration around the estimate (lognormal, mean-preserving).
+DURATION_SIGMA = 0.3
+# Embedding throughput of a speed-1.0 node, tokens per second.
+EMBED_TOKENS_PER_SECOND = 4000.0
+# Fixed per-request overhead of an LLM call (scheduling in the serving engine, tokenisation).
+LLM_OVERHEAD_SECONDS = 0.05
+NETWORK_LATENCY_SECONDS = 0.002
+
+
+def feasible(primitive: Primitive, node: NodeSpec) -> bool:
+    """Could the node ever run the primitive: its requests fit the allocatable, and the kind runs there."""
+    return (
+        node.speed.get(primitive.kind, 0.0) > 0.0
+        and primitive.cpu_millicores <= node.cpu_millicores
+        and primitive.memory_bytes <= node.memory_bytes
+        and primitive.gpus <= node.gpus
+    )
+
+
+def estimated_duration(primitive: Primitive, node: NodeSpec) -> float:
+    """Expected run time in seconds (no queueing, cold start or transfer); inf where infeasible."""
+    return float(estimated_durations(
+        primitive,
+        np.array([node.speed.get(primitive.kind, 0.0)]),
+        np.array([node.prefill_tokens_per_second]),
+        np.array([node.decode_tokens_per_second]),
+    )[0])
+
+
+def estimated_durations(primitive: Primitive, speed: np.ndarray, prefill_tps: np.ndarray,
+                        decode_tps: np.ndarray) -> np.ndarray:
+    """``estimated_duration`` for many nodes at once, from per-node arrays (speed for this kind)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if primitive.kind is PrimitiveKind.LLM_GENERATE:
+            duration = (
+                LLM_OVERHEAD_SECONDS
+                + primitive.input_tokens / prefill_tps
+                + primitive.output_tokens / decode_tps
+            )
+            runs = (speed > 0) & (prefill_tps > 0) & (decode_tps > 0)
+        else:
+            work = (
+                primitive.input_tokens / EMBED_TOKENS_PER_SECOND
+                if primitive.kind is PrimitiveKind.LLM_EMBED and primitive.input_tokens > 0
+                else primitive.work_seconds
+            )
+            duration = work / speed
+            runs = speed > 0
+    return np.where(runs, duration, math.inf)
+
+
+def sample_duration(primitive: Primitive, node: NodeSpec, rng: np.random.Generator) -> float:
+    """The true, stochastic run time: the estimate times a mean-one lognormal factor."""
+    factor = rng.lognormal(mean=-0.5 * DURATION_SIGMA**2, sigma=DURATION_SIGMA)
+    return estimated_duration(primitive, node) * float(factor)
+
+
+def cold_start_seconds(kind: PrimitiveKind) -> float:
+    """Paid once, the first time a kind runs on a node (image pull, model or index load)."""
+    return COLD_START_SECONDS[kind]
+
+
+def transfer_seconds(megabytes: float, source_gbps: float | np.ndarray,
+                     destination_gbps: float | np.ndarray) -> float | np.ndarray:
+    """Time to move a parent's output to a child on another node; callers charge 0 on the same node."""
+    if megabytes <= 0:
+        return 0.0 * np.minimum(source_gbps, destination_gbps)
+    gbps = np.minimum(source_gbps, destination_gbps)
+    return NETWORK_LATENCY_SECONDS + megabytes * 8.0 / (gbps * 1000.0)

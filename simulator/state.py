@@ -1,0 +1,77 @@
+"""Live state of a cluster as a scheduler sees it, in flat per-node arrays.
+
+The discrete-event engine keeps one up to date incrementally; the operator fills one from Node
+and Pod objects. Features and heuristics read only this, so both see the same cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cluster import PROFILES, ClusterSpec
+from .primitives import KIND_INDEX, KINDS, PrimitiveKind
+
+NODE_CLASSES: tuple[str, ...] = tuple(PROFILES)
+
+
+@dataclass
+class ClusterState:
+    spec: ClusterSpec
+    # static, from the spec
+    alloc_cpu: np.ndarray = field(init=False)  # millicores
+    alloc_memory: np.ndarray = field(init=False)  # bytes
+    alloc_gpus: np.ndarray = field(init=False)
+    speed: np.ndarray = field(init=False)  # [N, K] relative speed per primitive kind
+    prefill_tps: np.ndarray = field(init=False)
+    decode_tps: np.ndarray = field(init=False)
+    bandwidth_gbps: np.ndarray = field(init=False)
+    node_class: np.ndarray = field(init=False)  # [N] index into NODE_CLASSES
+    # dynamic
+    free_cpu: np.ndarray = field(init=False)
+    free_memory: np.ndarray = field(init=False)
+    free_gpus: np.ndarray = field(init=False)
+    running: np.ndarray = field(init=False)  # primitives running per node
+    queue_length: np.ndarray = field(init=False)  # primitives bound but waiting for room
+    queued_seconds: np.ndarray = field(init=False)  # estimated run time of the queued ones
+    next_release: np.ndarray = field(init=False)  # absolute est. time the earliest running one ends
+    warm: np.ndarray = field(init=False)  # [N, K] bool: the kind has run here (no cold start)
+
+    def __post_init__(self) -> None:
+        nodes = self.spec.nodes
+        self.alloc_cpu = np.array([n.cpu_millicores for n in nodes], dtype=np.float64)
+        self.alloc_memory = np.array([n.memory_bytes for n in nodes], dtype=np.float64)
+        self.alloc_gpus = np.array([n.gpus for n in nodes], dtype=np.float64)
+        self.speed = np.array([[n.speed.get(k, 0.0) for k in KINDS] for n in nodes], dtype=np.float64)
+        self.prefill_tps = np.array([n.prefill_tokens_per_second for n in nodes], dtype=np.float64)
+        self.decode_tps = np.array([n.decode_tokens_per_second for n in nodes], dtype=np.float64)
+        self.bandwidth_gbps = np.array([n.bandwidth_gbps for n in nodes], dtype=np.float64)
+        self.node_class = np.array(
+            [NODE_CLASSES.index(n.node_class) if n.node_class in NODE_CLASSES else 0 for n in nodes]
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        n = len(self.spec.nodes)
+        self.free_cpu = self.alloc_cpu.copy()
+        self.free_memory = self.alloc_memory.copy()
+        self.free_gpus = self.alloc_gpus.copy()
+        self.running = np.zeros(n, dtype=np.int64)
+        self.queue_length = np.zeros(n, dtype=np.int64)
+        self.queued_seconds = np.zeros(n, dtype=np.float64)
+        self.next_release = np.full(n, np.inf)
+        self.warm = np.zeros((n, len(KINDS)), dtype=bool)
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.spec.nodes)
+
+    def index_of(self, node_name: str) -> int:
+        for i, node in enumerate(self.spec.nodes):
+            if node.name == node_name:
+                return i
+        raise KeyError(node_name)
+
+    def is_warm(self, kind: PrimitiveKind) -> np.ndarray:
+        return self.warm[:, KIND_INDEX[kind]]
