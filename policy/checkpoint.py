@@ -1,0 +1,58 @@
+"""Save and load trained policies: a small ``model.pt`` (weights only) plus ``config.json``.
+
+The directory layout is the same for a run under runs/ and a shipped checkpoint under
+policy/checkpoints/, so ``--checkpoint NAME=PATH`` accepts either.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .network import NetworkConfig, build_network
+
+MODEL_FILE = "model.pt"
+CONFIG_FILE = "config.json"
+SHIPPED_DIR = Path(__file__).parent / "checkpoints"
+
+
+def save_model(directory: str | Path, model: nn.Module, network: NetworkConfig, algo: str,
+               extra: dict[str, Any] | None = None, model_file: str = MODEL_FILE) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), directory / model_file)
+    config = {"algo": algo, "network": network.to_dict(), **(extra or {})}
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    return directory / model_file
+
+
+def load_model(path: str | Path, model_file: str = MODEL_FILE) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a policy from a checkpoint directory (or a model.pt inside one); returns (model in eval mode, config)."""
+    path = Path(path)
+    directory = path.parent if path.is_file() else path
+    weights = path if path.is_file() else directory / model_file
+    config_path = directory / CONFIG_FILE
+    if not weights.exists() or not config_path.exists():
+        raise FileNotFoundError(
+            f"no checkpoint at {path}: expected {weights.name} and {CONFIG_FILE} in {directory} "
+            "(train one with `scale-sched train --out DIR`, or point at policy/checkpoints/<name>)"
+        )
+    config = json.loads(config_path.read_text())
+    model = build_network(NetworkConfig(**config["network"]))
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.eval()
+    return model, config
+
+
+def shipped_checkpoint(name: str) -> Path:
+    path = SHIPPED_DIR / name
+    if not (path / MODEL_FILE).exists():
+        raise FileNotFoundError(
+            f"no shipped checkpoint {name!r} in {SHIPPED_DIR}; available: "
+            f"{', '.join(sorted(p.name for p in SHIPPED_DIR.iterdir() if p.is_dir())) or 'none'}"
+        )
+    return path

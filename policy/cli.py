@@ -1,0 +1,271 @@
+"""`scale-sched train | evaluate | diagnose | export-policy`: the policy's commands.
+
+torch, scipy and matplotlib are imported inside the commands so `scale-sched --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console(stderr=True)
+ALGOS = ("scale", "crossattn", "ppo-mlp", "ppo-mlp-srr", "sac")
+DEFAULT_EVAL_METHODS = "scale,crossattn,ppo-mlp,ppo-mlp-srr,sac,heft,least-loaded,k8s-default,round-robin,random"
+TRAINING_FILES = ("model.pt", "config.json", "metrics.jsonl", "TRAINING.md", "TRAINING.json")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console)
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _write_training_record(out: Path, record: dict[str, Any]) -> None:
+    (out / "TRAINING.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / "TRAINING.md").write_text(
+        f"# How this checkpoint was trained\n\n"
+        f"- command: `{record['command']}`\n- seed: {record['seed']}\n"
+        f"- decisions trained on: {record['global_step']}\n- wall time: {record['wall_seconds']:.0f} s "
+        f"on {record['machine']}\n- git commit: {record['git_commit']}\n"
+        f"- best validation avg response time at N={record['train_config']['nodes']}: "
+        f"{record['best_validation_avg_response_time']:.3f} s (validation seeds are disjoint from evaluate's)\n\n"
+        f"Full configuration: TRAINING.json (`train_config`).\n"
+    )
+
+
+def train(
+    algo: str = typer.Option("scale", help=f"one of {', '.join(ALGOS)}"),
+    nodes: int = typer.Option(16, help="training cluster size"),
+    steps: int = typer.Option(200_000, help="scheduling decisions to train on (all environments together)"),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(..., help="run directory (checkpoints, TensorBoard, metrics); resumed if it exists"),
+    workflows: int = typer.Option(20, help="workflows per training episode"),
+    groups: int = typer.Option(4, help="PPO: distinct arrival sequences per rollout"),
+    rollouts: int = typer.Option(4, help="PPO: rollouts per arrival sequence"),
+    eval_interval: int = typer.Option(5, help="PPO: iterations between validations/checkpoints"),
+    threads: int = typer.Option(1, help="torch CPU threads (1 lets two runs share a 2-core machine)"),
+    as_json: bool = typer.Option(False, "--json", help="print the final metrics as JSON"),
+) -> None:
+    """Train a policy at N=NODES with PPO (scale, crossattn, ppo-mlp, ppo-mlp-srr) or discrete SAC (sac)."""
+    import torch
+
+    from .ppo import PPOConfig, Trainer
+    from .sac import SACConfig, SACTrainer
+
+    if algo not in ALGOS:
+        raise typer.BadParameter(f"unknown algo {algo!r}; choose from {', '.join(ALGOS)}", param_hint="--algo")
+    torch.set_num_threads(threads)
+    command = "scale-sched " + " ".join(sys.argv[1:])
+    if algo == "sac":
+        trainer: Trainer | SACTrainer = SACTrainer(
+            SACConfig(seed=seed, nodes=nodes, total_steps=steps, workflows_per_episode=workflows), out, command
+        )
+    else:
+        config = PPOConfig.for_algo(algo, seed=seed, nodes=nodes, total_steps=steps, workflows_per_episode=workflows,
+                                    groups=groups, rollouts_per_group=rollouts, eval_interval=eval_interval)
+        trainer = Trainer(config, out, command)
+    if trainer.resume():
+        console.print(f"resuming {out} at decision {trainer.global_step}")
+    with _progress() as progress:
+        task = progress.add_task(f"train {algo}", total=steps, completed=trainer.global_step)
+
+        def on_progress(step: int, stats: dict[str, float]) -> None:
+            shown = stats.get(f"eval/avg_response_time_n{nodes}", stats.get("rollout/avg_response_time", float("nan")))
+            progress.update(task, completed=step, description=f"train {algo} (response time {shown:.2f} s)")
+
+        final = trainer.train(on_progress)
+    record = {**trainer.training_record(), "git_commit": _git_commit(), "machine": f"CPU, {threads} torch thread(s)",
+              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    _write_training_record(Path(out), record)
+    if as_json:
+        print(json.dumps({"out": str(out), "final": final, "training": record}))
+    else:
+        console.print(f"done: {out} ({record['wall_seconds']:.0f} s, {record['global_step']} decisions)")
+
+
+def export_policy(
+    run: Path = typer.Argument(..., help="a training run directory"),
+    destination: Path = typer.Argument(..., help="checkpoint directory to write (e.g. policy/checkpoints/scale)"),
+    best: bool = typer.Option(True, "--best/--final", help="the best-validation weights, or the last ones"),
+) -> None:
+    """Copy a run's weights, config and training record into a small self-describing checkpoint directory."""
+    source_weights = run / ("model_best.pt" if best else "model.pt")
+    if not source_weights.exists():
+        raise typer.BadParameter(f"{source_weights} not found: is {run} a finished `scale-sched train` run?")
+    destination.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source_weights, destination / "model.pt")
+    for name in TRAINING_FILES[1:]:
+        if (run / name).exists():
+            shutil.copyfile(run / name, destination / name)
+    record_path = destination / "TRAINING.json"
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+        record["exported_weights"] = "best validation" if best else "final"
+        record_path.write_text(json.dumps(record, indent=2) + "\n")
+        with (destination / "TRAINING.md").open("a") as handle:
+            handle.write(f"\nWeights: the {'best-validation' if best else 'final'} ones of the run.\n")
+    console.print(f"exported {source_weights} -> {destination}")
+
+
+def _parse_checkpoints(values: list[str]) -> dict[str, str]:
+    overrides = {}
+    for value in values:
+        name, separator, path = value.partition("=")
+        if not separator or not path:
+            raise typer.BadParameter(f"{value!r} is not NAME=PATH", param_hint="--checkpoint")
+        overrides[name] = path
+    return overrides
+
+
+def evaluate(
+    methods: str = typer.Option(DEFAULT_EVAL_METHODS, help="comma-separated methods"),
+    nodes: str = typer.Option("16,32,48", help="comma-separated cluster sizes"),
+    seeds: int = typer.Option(5, help="seeds per (N, regime); each seed is a cluster + workload + durations"),
+    workflows: int = typer.Option(60, help="workflows per evaluation episode (drained to the end)"),
+    load: float = typer.Option(0.7, help="offered load fraction of the base (16-node) regime"),
+    checkpoint: list[str] = typer.Option([], help="NAME=PATH to use another checkpoint for a learned method"),
+    out: Path | None = typer.Option(None, help="write CSV, markdown tables, JSON and PNG plots here"),
+    as_json: bool = typer.Option(False, "--json", help="print {'results': [...]} as JSON on stdout"),
+) -> None:
+    """Run every method on identical workloads per (N, regime, seed) and compare them with 95% CIs."""
+    import torch
+
+    from .evaluation import (
+        EvaluationPlan,
+        best_heuristic_comparison,
+        markdown_paired,
+        markdown_table,
+        paired_comparison,
+        results_as_dicts,
+        run_evaluation,
+        summarise,
+    )
+    from .registry import LEARNED_METHODS, make_scheduler
+
+    torch.set_num_threads(1)
+    overrides = _parse_checkpoints(checkpoint)
+    plan = EvaluationPlan(_split(methods), [int(n) for n in _split(nodes)], seeds, workflows, load)
+    with _progress() as progress:
+        task = progress.add_task("evaluate", total=plan.episodes())
+        results = run_evaluation(plan, lambda m: make_scheduler(m, overrides.get(m)),
+                                 on_episode=lambda _: progress.advance(task))
+    summary = summarise(results)
+    paired = paired_comparison(results, "scale", "crossattn") if {"scale", "crossattn"} <= set(plan.methods) else []
+    heuristics = [m for m in plan.methods if m not in LEARNED_METHODS]
+    versus_heuristic = best_heuristic_comparison(results, "scale", heuristics) if "scale" in plan.methods else []
+    document = {"results": [{k: row[k] for k in ("method", "nodes", "regime", "avg_response_time",
+                                                  "avg_response_time_ci95", "p95_response_time",
+                                                  "completed_primitives", "avg_slowdown")} for row in summary],
+                "paired_scale_vs_crossattn": paired, "scale_vs_best_heuristic": versus_heuristic,
+                "config": {"methods": plan.methods, "nodes": plan.nodes, "seeds": seeds, "workflows": workflows,
+                           "load": load, "checkpoints": overrides}}
+    if out is not None:
+        _write_evaluation(out, plan, results_as_dicts(results), summary, document,
+                          markdown_table(summary), markdown_paired(paired + versus_heuristic), overrides)
+    if as_json:
+        print(json.dumps(document))
+        return
+    table = Table(title=f"avg response time (s), mean [95% CI] over {seeds} seeds, {workflows} workflows/episode")
+    for column in ("N", "regime", "method", "avg resp [CI]", "p95", "completed", "slowdown"):
+        table.add_column(column)
+    for row in sorted(summary, key=lambda r: (r["nodes"], r["regime"], r["avg_response_time"])):
+        low, high = row["avg_response_time_ci95"]
+        table.add_row(str(row["nodes"]), row["regime"], row["method"],
+                      f"{row['avg_response_time']:.2f} [{low:.2f}, {high:.2f}]", f"{row['p95_response_time']:.2f}",
+                      f"{row['completed_primitives']:.1f}", f"{row['avg_slowdown']:.2f}")
+    Console().print(table)
+    if paired or versus_heuristic:
+        Console().print(markdown_paired(paired + versus_heuristic))
+
+
+def _write_evaluation(out: Path, plan: Any, raw: list[dict[str, Any]], summary: list[dict[str, Any]],
+                      document: dict[str, Any], table: str, paired: str, overrides: dict[str, str]) -> None:
+    from . import plots
+    from .checkpoint import shipped_checkpoint
+    from .ppo import METRICS_FILE
+    from .registry import LEARNED_METHODS
+
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "episodes.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(raw[0]))
+        writer.writeheader()
+        writer.writerows(raw)
+    with (out / "summary.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*summary[0].keys(), "ci95_low", "ci95_high"])
+        writer.writeheader()
+        for row in summary:
+            writer.writerow({**row, "ci95_low": row["avg_response_time_ci95"][0],
+                             "ci95_high": row["avg_response_time_ci95"][1], "avg_response_time_ci95": ""})
+    (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
+    (out / "table.md").write_text(table + "\n" + paired)
+    plots.metric_vs_nodes(summary, "avg_response_time", "average response time (s)", out / "response_time_vs_nodes.png")
+    plots.metric_vs_nodes(summary, "completed_primitives", "completed primitives", out / "completed_vs_nodes.png")
+    runs = {}
+    for method in plan.methods:
+        if method in LEARNED_METHODS:
+            directory = Path(overrides[method]) if method in overrides else shipped_checkpoint(method)
+            if (directory / METRICS_FILE).exists():
+                runs[method] = directory / METRICS_FILE
+    plots.training_curves(runs, out / "training_curves.png")
+    plots.training_curves(runs, out / "training_curves_n48.png", key="eval/normalised_vs_heft_n48")
+    console.print(f"wrote {out}/: episodes.csv summary.csv results.json table.md *.png")
+
+
+def diagnose(
+    models: str = typer.Option("scale,crossattn", help="learned methods to inspect"),
+    nodes: str = typer.Option("16,32,48,96", help="cluster sizes"),
+    seeds: int = typer.Option(3),
+    workflows: int = typer.Option(40),
+    checkpoint: list[str] = typer.Option([], help="NAME=PATH to use another checkpoint"),
+    out: Path | None = typer.Option(None, help="write drift.md, drift.json and feature_drift.png here"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Attention-feature statistics (mean, variance, |off-diagonal correlation|) per N, with and without SRR."""
+    import torch
+
+    from . import plots
+    from .checkpoint import load_model, shipped_checkpoint
+    from .diagnostics import feature_drift, markdown_drift
+
+    torch.set_num_threads(1)
+    overrides = _parse_checkpoints(checkpoint)
+    loaded = {name: load_model(overrides.get(name) or shipped_checkpoint(name))[0] for name in _split(models)}
+    rows = feature_drift(loaded, [int(n) for n in _split(nodes)], seeds, workflows)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "drift.md").write_text(markdown_drift(rows))
+        (out / "drift.json").write_text(json.dumps(rows, indent=2) + "\n")
+        plots.feature_drift(rows, out / "feature_drift.png")
+    if as_json:
+        print(json.dumps({"features": rows}))
+    else:
+        Console().print(markdown_drift(rows))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command()(evaluate)
+    app.command()(diagnose)
+    app.command("export-policy")(export_policy)

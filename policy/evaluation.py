@@ -1,0 +1,177 @@
+"""The scale-generalisation experiment: every method on identical workloads per (N, regime, seed),
+then means, t-distribution 95% confidence intervals and paired comparisons.
+
+Regimes at N larger than the base size: "per-node" keeps the offered load fraction (the arrival
+rate grows with N), "total-rate" keeps the base cluster's arrival rate (the cluster gets emptier).
+At the base size the two are the same experiment, run once and reported under both names.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scale_scheduler.simulator.cluster import heterogeneous
+from scale_scheduler.simulator.engine import simulate
+from scale_scheduler.simulator.generators import arrival_rate_for_load, generate_workload
+from scale_scheduler.simulator.schedulers import Scheduler
+from scipy import stats
+
+REGIMES: tuple[str, ...] = ("per-node", "total-rate")
+METRICS: tuple[str, ...] = ("avg_response_time", "p95_response_time", "completed_primitives", "avg_slowdown")
+
+
+@dataclass
+class EpisodeResult:
+    method: str
+    nodes: int
+    regime: str
+    seed: int
+    avg_response_time: float
+    p95_response_time: float
+    completed_primitives: float
+    avg_slowdown: float
+
+
+@dataclass
+class EvaluationPlan:
+    methods: list[str]
+    nodes: list[int]
+    seeds: int
+    workflows: int
+    load: float = 0.7
+    base_nodes: int = 16
+
+    def cells(self) -> Iterator[tuple[int, str, int]]:
+        """(N, regime, seed) of every distinct experiment; the base size is run once."""
+        for nodes in self.nodes:
+            for regime in REGIMES if nodes != self.base_nodes else REGIMES[:1]:
+                for seed in range(self.seeds):
+                    yield nodes, regime, seed
+
+    def episodes(self) -> int:
+        return len(list(self.cells())) * len(self.methods)
+
+
+def workload_for(plan: EvaluationPlan, nodes: int, regime: str, seed: int):  # noqa: ANN201 (simulator types)
+    cluster = heterogeneous(nodes, seed=seed)
+    if regime == "total-rate":
+        rate = arrival_rate_for_load(heterogeneous(plan.base_nodes, seed=seed), plan.load)
+        return cluster, generate_workload(cluster, plan.workflows, plan.load, seed=seed, arrival_rate=rate)
+    return cluster, generate_workload(cluster, plan.workflows, plan.load, seed=seed)
+
+
+def run_evaluation(plan: EvaluationPlan, make: Callable[[str], Scheduler],
+                   on_episode: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
+    schedulers = {method: make(method) for method in plan.methods}
+    results = []
+    for nodes, regime, seed in plan.cells():
+        cluster, workflows = workload_for(plan, nodes, regime, seed)
+        for method, scheduler in schedulers.items():
+            scheduler.reset(seed)
+            outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed)
+            regimes = REGIMES if nodes == plan.base_nodes else (regime,)
+            for name in regimes:
+                result = EpisodeResult(method, nodes, name, seed, *(float(getattr(outcome, m)) for m in METRICS))
+                results.append(result)
+            if on_episode:
+                on_episode(result)
+    return results
+
+
+def confidence_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return mean, mean
+    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * stats.sem(values))
+    return mean - half, mean + half
+
+
+def summarise(results: list[EpisodeResult]) -> list[dict[str, Any]]:
+    """One row per (method, N, regime): metric means and the CI of the average response time."""
+    groups: dict[tuple[str, int, str], list[EpisodeResult]] = {}
+    for result in results:
+        groups.setdefault((result.method, result.nodes, result.regime), []).append(result)
+    rows = []
+    for (method, nodes, regime), episodes in groups.items():
+        row: dict[str, Any] = {"method": method, "nodes": nodes, "regime": regime, "seeds": len(episodes)}
+        for metric in METRICS:
+            row[metric] = float(np.mean([getattr(e, metric) for e in episodes]))
+        low, high = confidence_interval(np.array([e.avg_response_time for e in episodes]))
+        row["avg_response_time_ci95"] = [low, high]
+        rows.append(row)
+    return rows
+
+
+def paired_comparison(results: list[EpisodeResult], method: str, reference: str) -> list[dict[str, Any]]:
+    """Per (N, regime): mean of (method - reference) avg response time over the shared seeds, its CI,
+    the paired t-test p-value and the relative change (negative = ``method`` is faster)."""
+    by_key = {(r.method, r.nodes, r.regime, r.seed): r.avg_response_time for r in results}
+    cells = sorted({(r.nodes, r.regime) for r in results}, key=lambda c: (c[0], REGIMES.index(c[1])))
+    rows = []
+    for nodes, regime in cells:
+        seeds = sorted(s for (m, n, g, s) in by_key if m == method and n == nodes and g == regime
+                       and (reference, n, g, s) in by_key)
+        if not seeds:
+            continue
+        ours = np.array([by_key[(method, nodes, regime, s)] for s in seeds])
+        theirs = np.array([by_key[(reference, nodes, regime, s)] for s in seeds])
+        difference = ours - theirs
+        low, high = confidence_interval(difference)
+        p_value = float(stats.ttest_rel(ours, theirs).pvalue) if len(seeds) > 1 and difference.std() > 0 else 1.0
+        rows.append({
+            "method": method, "reference": reference, "nodes": nodes, "regime": regime, "seeds": len(seeds),
+            "mean_difference": float(difference.mean()), "difference_ci95": [low, high], "p_value": p_value,
+            "relative_change": float(difference.mean() / theirs.mean()),
+        })
+    return rows
+
+
+def best_heuristic_comparison(results: list[EpisodeResult], method: str, heuristics: list[str]) -> list[dict[str, Any]]:
+    """``method`` against the heuristic with the lowest mean response time in each (N, regime) cell."""
+    rows = []
+    summary = summarise(results)
+    for nodes, regime in sorted({(r["nodes"], r["regime"]) for r in summary}):
+        candidates = [r for r in summary if r["nodes"] == nodes and r["regime"] == regime and r["method"] in heuristics]
+        if not candidates:
+            continue
+        best = min(candidates, key=lambda r: r["avg_response_time"])["method"]
+        rows.extend(c for c in paired_comparison(results, method, best) if (c["nodes"], c["regime"]) == (nodes, regime))
+    return rows
+
+
+def results_as_dicts(results: list[EpisodeResult]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in results]
+
+
+def markdown_table(summary: list[dict[str, Any]]) -> str:
+    lines = [
+        "| N | regime | method | avg response time (s) [95% CI] | p95 (s) | completed primitives | slowdown |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(summary, key=lambda r: (r["nodes"], REGIMES.index(r["regime"]), r["avg_response_time"])):
+        low, high = row["avg_response_time_ci95"]
+        lines.append(
+            f"| {row['nodes']} | {row['regime']} | {row['method']} | {row['avg_response_time']:.2f} "
+            f"[{low:.2f}, {high:.2f}] | {row['p95_response_time']:.2f} | {row['completed_primitives']:.1f} | "
+            f"{row['avg_slowdown']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def markdown_paired(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| N | regime | method - reference | mean diff (s) [95% CI] | relative | paired t p |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        low, high = row["difference_ci95"]
+        lines.append(
+            f"| {row['nodes']} | {row['regime']} | {row['method']} - {row['reference']} | "
+            f"{row['mean_difference']:+.2f} [{low:+.2f}, {high:+.2f}] | {100 * row['relative_change']:+.1f}% | "
+            f"{row['p_value']:.3g} |"
+        )
+    return "\n".join(lines) + "\n"

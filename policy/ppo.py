@@ -1,0 +1,437 @@
+"""PPO for SCALE and its baselines, CleanRL-style: one config, then rollout, GAE and update in order.
+
+K = groups x rollouts_per_group simulator engines are stepped in lock-step with one batched forward
+per step. Rollouts of a group replay the same arrival sequence with the same duration seed, so the
+advantage of a decision is measured against other rollouts of the same input (an input-driven
+baseline) on top of the critic. SRR is added to the loss in the same backward pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
+from scale_scheduler.simulator.engine import Engine, simulate
+from scale_scheduler.simulator.generators import generate_workload
+from scale_scheduler.simulator.schedulers import make_heuristic
+from scale_scheduler.simulator.workflow import Workflow
+from torch import nn
+
+from .batching import batch_observations, pad_arrays
+from .checkpoint import save_model
+from .learned import LearnedScheduler
+from .network import NetworkConfig, build_network, masked_distribution_terms
+from .srr import DEFAULT_DECORRELATION_COEF, DEFAULT_KL_COEF, srr_loss
+
+# algo name -> (architecture, SRR on)
+PPO_ALGOS: dict[str, tuple[str, bool]] = {
+    "scale": ("scale", True),
+    "crossattn": ("scale", False),
+    "ppo-mlp": ("mlp", False),
+    "ppo-mlp-srr": ("mlp", True),
+}
+# Validation seeds are offset so they never coincide with `scale-sched evaluate`'s seeds (0, 1, ...).
+VALIDATION_SEED_OFFSET = 10_000
+# One JSON object per iteration (every logged scalar); `evaluate` plots training curves from it.
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class PPOConfig:
+    algo: str = "scale"
+    seed: int = 0
+    nodes: int = 16  # training cluster size
+    total_steps: int = 200_000  # scheduling decisions over all engines
+    groups: int = 4  # distinct arrival sequences per rollout
+    rollouts_per_group: int = 4  # rollouts replaying each sequence; K = groups * rollouts_per_group
+    workflows_per_episode: int = 20
+    load_low: float = 0.5  # offered load (fraction of cluster capacity) drawn uniformly per group
+    load_high: float = 0.9
+    learning_rate: float = 3e-4
+    anneal_lr: bool = True
+    gamma: float = 0.99  # per decision
+    gae_lambda: float = 0.95
+    update_epochs: int = 4
+    minibatch_size: int = 256
+    clip_coef: float = 0.2
+    value_coef: float = 0.5
+    entropy_coef: float = 0.01  # on entropy / log(#feasible), so it weighs the same at any N
+    max_grad_norm: float = 0.5
+    srr: bool = True
+    decorrelation_coef: float = DEFAULT_DECORRELATION_COEF
+    kl_coef: float = DEFAULT_KL_COEF
+    eval_interval: int = 5  # iterations between validations and checkpoints
+    eval_episodes: int = 2
+    eval_workflows: int = 40
+    eval_load: float = 0.7
+    eval_nodes: tuple[int, ...] = (16, 48)  # validation sizes (the first one picks the best model)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+
+    @classmethod
+    def for_algo(cls, algo: str, **overrides: Any) -> PPOConfig:
+        if algo not in PPO_ALGOS:
+            raise ValueError(f"unknown PPO algo {algo!r}; choose from {', '.join(PPO_ALGOS)}")
+        architecture, srr = PPO_ALGOS[algo]
+        network = overrides.pop("network", None) or NetworkConfig(architecture=architecture)
+        return cls(algo=algo, srr=srr, network=network, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PPOConfig:
+        data = dict(data)
+        data["network"] = NetworkConfig(**data["network"])
+        data["eval_nodes"] = tuple(data["eval_nodes"])
+        return cls(**data)
+
+
+@dataclass
+class EpisodeSpec:
+    """One arrival sequence: the cluster, its workflows and the seed of the true durations."""
+
+    cluster: ClusterSpec
+    workflows: list[Workflow]
+    duration_seed: int
+    load: float
+
+
+@dataclass
+class Trajectory:
+    primitive: list[np.ndarray] = field(default_factory=list)
+    nodes: list[np.ndarray] = field(default_factory=list)
+    mask: list[np.ndarray] = field(default_factory=list)
+    action: list[int] = field(default_factory=list)
+    log_prob: list[float] = field(default_factory=list)
+    value: list[float] = field(default_factory=list)
+    reward: list[float] = field(default_factory=list)
+
+
+class RunningReturnScale:
+    """Divides rewards by the running std of the discounted return (CleanRL's NormalizeReward,
+    deterministic and saved with the checkpoint): keeps value targets O(1) at any load."""
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def update(self, returns: np.ndarray) -> None:
+        for value in returns.astype(np.float64):
+            self.count += 1
+            delta = value - self.mean
+            self.mean += delta / self.count
+            self.m2 += delta * (value - self.mean)
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(self.m2 / self.count)) if self.count > 1 else 1.0
+
+
+def sample_episode(rng: np.random.Generator, nodes: int, workflows: int, load: float) -> EpisodeSpec:
+    cluster = heterogeneous(nodes, seed=int(rng.integers(2**31)))
+    return EpisodeSpec(
+        cluster=cluster,
+        workflows=generate_workload(cluster, workflows, load, seed=int(rng.integers(2**31))),
+        duration_seed=int(rng.integers(2**31)),
+        load=load,
+    )
+
+
+def validation_episodes(seed: int, nodes: int, count: int, workflows: int, load: float) -> list[EpisodeSpec]:
+    """Fixed held-out episodes for the training curve; seeds disjoint from `scale-sched evaluate`'s."""
+    rng = np.random.default_rng(VALIDATION_SEED_OFFSET + seed)
+    return [sample_episode(rng, nodes, workflows, load) for _ in range(count)]
+
+
+def average_response_time(episodes: list[EpisodeSpec], scheduler_factory: Callable[[], Any]) -> float:
+    times = []
+    for episode in episodes:
+        scheduler = scheduler_factory()
+        scheduler.reset(episode.duration_seed)
+        result = simulate(episode.cluster, copy.deepcopy(episode.workflows), scheduler, seed=episode.duration_seed)
+        times.append(result.avg_response_time)
+    return float(np.mean(times))
+
+
+def collect_rollouts(model: nn.Module, episodes: list[EpisodeSpec], rollouts_per_group: int,
+                     generator: torch.Generator) -> tuple[list[Trajectory], list[float]]:
+    """Run every episode ``rollouts_per_group`` times, all engines in lock-step, sampling actions."""
+    engines = [
+        Engine(episode.cluster, copy.deepcopy(episode.workflows), seed=episode.duration_seed)
+        for episode in episodes for _ in range(rollouts_per_group)
+    ]
+    trajectories = [Trajectory() for _ in engines]
+    observations = [engine.next_decision() for engine in engines]
+    while True:
+        live = [i for i, observation in enumerate(observations) if observation is not None]
+        if not live:
+            break
+        batch = batch_observations([observations[i] for i in live])
+        with torch.inference_mode():
+            output = model(*batch.tensors())
+            probs = torch.softmax(output.logits, dim=-1)
+            actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            log_probs = torch.log_softmax(output.logits, dim=-1).gather(1, actions[:, None]).squeeze(-1)
+        for row, i in enumerate(live):
+            observation, trajectory, engine = observations[i], trajectories[i], engines[i]
+            trajectory.primitive.append(observation.primitive_features)
+            trajectory.nodes.append(observation.node_features)
+            trajectory.mask.append(np.ascontiguousarray(observation.mask))
+            trajectory.action.append(int(actions[row]))
+            trajectory.log_prob.append(float(log_probs[row]))
+            trajectory.value.append(float(output.value[row]))
+            engine.apply(int(actions[row]))
+            observations[i] = engine.next_decision()
+            # the cost (unfinished workflows x time) accrued until the next decision, or the drain
+            trajectory.reward.append(engine.reward_since_last())
+    response_times = [engine.result().avg_response_time for engine in engines]
+    return trajectories, response_times
+
+
+def advantages_and_returns(trajectories: list[Trajectory], rollouts_per_group: int, reward_scale: float,
+                           gamma: float, gae_lambda: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """GAE per trajectory (episodes end when all workflows drain: terminal, no bootstrap), then the
+    mean advantage of the group's rollouts at the same decision index is subtracted."""
+    advantages, returns = [], []
+    for trajectory in trajectories:
+        rewards = np.asarray(trajectory.reward) / reward_scale
+        values = np.asarray(trajectory.value)
+        advantage = np.zeros_like(rewards)
+        last = 0.0
+        for t in reversed(range(len(rewards))):
+            next_value = values[t + 1] if t + 1 < len(rewards) else 0.0
+            delta = rewards[t] + gamma * next_value - values[t]
+            last = delta + gamma * gae_lambda * last
+            advantage[t] = last
+        advantages.append(advantage)
+        returns.append(advantage + values)
+    centred = []
+    for start in range(0, len(trajectories), rollouts_per_group):
+        group = advantages[start:start + rollouts_per_group]
+        longest = max(len(a) for a in group)
+        stacked = np.full((len(group), longest), np.nan)
+        for row, advantage in enumerate(group):
+            stacked[row, : len(advantage)] = advantage
+        baseline = np.nanmean(stacked, axis=0)
+        centred.extend(advantage - baseline[: len(advantage)] for advantage in group)
+    return centred, returns
+
+
+def discounted_returns(trajectories: list[Trajectory], gamma: float) -> np.ndarray:
+    out = []
+    for trajectory in trajectories:
+        running = 0.0
+        for reward in reversed(trajectory.reward):
+            running = reward + gamma * running
+            out.append(running)
+    return np.asarray(out)
+
+
+class Trainer:
+    """Owns the model, optimiser, RNGs and run directory; ``train`` runs until ``total_steps``."""
+
+    def __init__(self, config: PPOConfig, out: str | Path, command: str = ""):
+        self.config = config
+        self.out = Path(out)
+        self.command = command
+        torch.manual_seed(config.seed)
+        self.model = build_network(config.network)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.return_scale = RunningReturnScale()
+        self.iteration = 0
+        self.global_step = 0
+        self.wall_seconds = 0.0
+        self.best_validation = float("inf")
+        self.validation = {
+            n: validation_episodes(config.seed, n, config.eval_episodes, config.eval_workflows, config.eval_load)
+            for n in config.eval_nodes
+        }
+        self.heft_validation = {
+            n: average_response_time(episodes, lambda: make_heuristic("heft"))
+            for n, episodes in self.validation.items()
+        }
+
+    # -- persistence ---------------------------------------------------------------------------
+    def state_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def save_state(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.save({
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "return_scale": vars(self.return_scale),
+            "iteration": self.iteration,
+            "global_step": self.global_step,
+            "wall_seconds": self.wall_seconds,
+            "best_validation": self.best_validation,
+            "config": self.config.to_dict(),
+        }, self.state_path())
+        save_model(self.out, self.model, self.config.network, self.config.algo, self.training_record())
+
+    def resume(self) -> bool:
+        """Continue from ``checkpoint.pt`` if the run directory has one; the config must match."""
+        if not self.state_path().exists():
+            return False
+        state = torch.load(self.state_path(), map_location="cpu", weights_only=False)
+        saved = PPOConfig.from_dict(state["config"])
+        if asdict(saved) | {"total_steps": 0} != asdict(self.config) | {"total_steps": 0}:
+            raise ValueError(
+                f"{self.state_path()} was written with a different config; use another --out or the same options"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        vars(self.return_scale).update(state["return_scale"])
+        self.iteration, self.global_step = state["iteration"], state["global_step"]
+        self.wall_seconds, self.best_validation = state["wall_seconds"], state["best_validation"]
+        return True
+
+    def training_record(self) -> dict[str, Any]:
+        return {
+            "command": self.command, "seed": self.config.seed, "train_config": self.config.to_dict(),
+            "global_step": self.global_step, "iterations": self.iteration,
+            "wall_seconds": round(self.wall_seconds, 1), "best_validation_avg_response_time": self.best_validation,
+        }
+
+    # -- one iteration -------------------------------------------------------------------------
+    def rollout_and_update(self) -> dict[str, float]:
+        config = self.config
+        if config.anneal_lr:
+            fraction = 1.0 - min(self.global_step / config.total_steps, 1.0)
+            self.optimizer.param_groups[0]["lr"] = max(fraction, 0.05) * config.learning_rate
+        episodes = [
+            sample_episode(self.rng, config.nodes, config.workflows_per_episode,
+                           float(self.rng.uniform(config.load_low, config.load_high)))
+            for _ in range(config.groups)
+        ]
+        self.model.eval()
+        trajectories, response_times = collect_rollouts(self.model, episodes, config.rollouts_per_group,
+                                                        self.generator)
+        self.return_scale.update(discounted_returns(trajectories, config.gamma))
+        advantages, returns = advantages_and_returns(
+            trajectories, config.rollouts_per_group, self.return_scale.std, config.gamma, config.gae_lambda
+        )
+        steps = sum(len(t.action) for t in trajectories)
+        self.global_step += steps
+        stats = self.update(trajectories, np.concatenate(advantages), np.concatenate(returns))
+        stats.update({
+            "rollout/avg_response_time": float(np.mean(response_times)),
+            "rollout/steps": float(steps),
+            "rollout/return_scale": self.return_scale.std,
+            "train/learning_rate": self.optimizer.param_groups[0]["lr"],
+        })
+        return stats
+
+    def update(self, trajectories: list[Trajectory], advantages: np.ndarray, returns: np.ndarray) -> dict[str, float]:
+        config = self.config
+        flat = [(p, n, m) for t in trajectories for p, n, m in zip(t.primitive, t.nodes, t.mask, strict=True)]
+        buffer = pad_arrays([f[0] for f in flat], [f[1] for f in flat], [f[2] for f in flat])
+        primitive, nodes, mask = buffer.tensors()
+        node_counts = torch.tensor([len(f[2]) for f in flat])
+        actions = torch.tensor([a for t in trajectories for a in t.action])
+        old_log_probs = torch.tensor([x for t in trajectories for x in t.log_prob], dtype=torch.float32)
+        advantages_t = torch.as_tensor(advantages, dtype=torch.float32)
+        returns_t = torch.as_tensor(returns, dtype=torch.float32)
+        self.model.train()
+        totals: dict[str, list[float]] = {}
+        size = len(actions)
+        for _ in range(config.update_epochs):
+            order = torch.randperm(size, generator=self.generator)
+            for start in range(0, size, config.minibatch_size):
+                index = order[start:start + config.minibatch_size]
+                if len(index) < 2:
+                    continue
+                width = int(node_counts[index].max())  # pad this minibatch only to its own largest N
+                batch_mask = mask[index, :width]
+                output = self.model(primitive[index], nodes[index, :width], batch_mask)
+                log_probs, entropy = masked_distribution_terms(output.logits, batch_mask)
+                new_log_prob = log_probs.gather(1, actions[index, None]).squeeze(-1)
+                log_ratio = new_log_prob - old_log_probs[index]
+                ratio = log_ratio.exp()
+                advantage = advantages_t[index]
+                advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+                policy_loss = torch.max(
+                    -advantage * ratio, -advantage * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)
+                ).mean()
+                value_loss = 0.5 * (output.value - returns_t[index]).pow(2).mean()
+                entropy_bonus = entropy.mean()
+                regulariser = (
+                    srr_loss(output.features, config.decorrelation_coef, config.kl_coef)
+                    if config.srr else torch.zeros(())
+                )
+                loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy_bonus + regulariser
+                self.optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+                self.optimizer.step()
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - log_ratio).mean()
+                    clip_fraction = ((ratio - 1).abs() > config.clip_coef).float().mean()
+                for key, value in (("loss/policy", policy_loss), ("loss/value", value_loss),
+                                   ("loss/entropy", entropy_bonus), ("loss/srr", regulariser),
+                                   ("loss/total", loss), ("loss/approx_kl", approx_kl),
+                                   ("loss/clip_fraction", clip_fraction)):
+                    totals.setdefault(key, []).append(float(value))
+        return {key: float(np.mean(values)) for key, values in totals.items()}
+
+    def validate(self) -> dict[str, float]:
+        scheduler = LearnedScheduler(self.config.algo, self.model)
+        stats = {}
+        for nodes, episodes in self.validation.items():
+            response_time = average_response_time(episodes, lambda: scheduler)
+            stats[f"eval/avg_response_time_n{nodes}"] = response_time
+            stats[f"eval/heft_avg_response_time_n{nodes}"] = self.heft_validation[nodes]
+            # >1 means better than HEFT: the paper's "normalised reward" curve
+            stats[f"eval/normalised_vs_heft_n{nodes}"] = self.heft_validation[nodes] / max(response_time, 1e-9)
+        return stats
+
+    # -- the loop ------------------------------------------------------------------------------
+    def train(self, on_progress: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "train_config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        writer = SummaryWriter(str(self.out / "tensorboard"))
+        metrics_path = self.out / METRICS_FILE
+        last: dict[str, float] = {}
+        while self.global_step < self.config.total_steps:
+            started = time.perf_counter()
+            stats = self.rollout_and_update()
+            self.iteration += 1
+            validated = self.iteration % self.config.eval_interval == 0 or self.global_step >= self.config.total_steps
+            if validated:
+                stats.update(self.validate())
+                score = stats[f"eval/avg_response_time_n{self.config.eval_nodes[0]}"]
+                if score < self.best_validation:
+                    self.best_validation = score
+                    torch.save(self.model.state_dict(), self.out / "model_best.pt")
+            self.wall_seconds += time.perf_counter() - started
+            stats["time/steps_per_second"] = stats["rollout/steps"] / (time.perf_counter() - started)
+            stats["time/wall_seconds"] = self.wall_seconds
+            for key, value in stats.items():
+                writer.add_scalar(key, value, self.global_step)
+            with metrics_path.open("a") as handle:
+                handle.write(json.dumps({"iteration": self.iteration, "global_step": self.global_step, **stats}) + "\n")
+            if validated:
+                self.save_state()
+            last = stats
+            if on_progress:
+                on_progress(self.global_step, stats)
+        writer.close()
+        self.save_state()
+        return last

@@ -1,0 +1,27 @@
+"""Every scheduling method by name: the simulator's heuristics and our learned policies.
+
+Learned policies load the checkpoint shipped in policy/checkpoints/<name>/ unless given another.
+"""
+
+from __future__ import annotations
+
+from scale_scheduler.simulator.schedulers import HEURISTICS, Scheduler, make_heuristic
+
+LEARNED_METHODS: tuple[str, ...] = ("scale", "crossattn", "ppo-mlp", "ppo-mlp-srr", "sac")
+METHODS: tuple[str, ...] = LEARNED_METHODS + tuple(HEURISTICS)
+
+
+def make_scheduler(name: str, checkpoint: str | None = None) -> Scheduler:
+    """A scheduler by method name; ``checkpoint`` (a run or checkpoint directory) overrides the shipped one."""
+    if name in HEURISTICS:
+        if checkpoint is not None:
+            raise ValueError(f"{name!r} is a heuristic and takes no checkpoint")
+        return make_heuristic(name)
+    if name not in LEARNED_METHODS:
+        raise ValueError(f"unknown scheduler {name!r}; choose from {', '.join(METHODS)}")
+    # torch is imported only when a learned policy is asked for, so heuristic runs stay light
+    from .checkpoint import load_model, shipped_checkpoint
+    from .learned import LearnedScheduler
+
+    model, _ = load_model(checkpoint if checkpoint is not None else shipped_checkpoint(name))
+    return LearnedScheduler(name, model)

@@ -1,0 +1,96 @@
+"""The SCALE network's contract: any N, permutation equivariance, masking, shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from scale_scheduler.policy.network import (
+    MASKED_LOGIT,
+    NetworkConfig,
+    build_network,
+    masked_distribution_terms,
+)
+from scale_scheduler.simulator.features import NODE_FEATURES, PRIMITIVE_FEATURES
+
+
+def random_batch(batch: int, nodes: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    primitive = torch.randn(batch, PRIMITIVE_FEATURES, generator=generator)
+    node_features = torch.randn(batch, nodes, NODE_FEATURES, generator=generator)
+    mask = torch.rand(batch, nodes, generator=generator) > 0.3
+    mask[:, 0] = True  # at least one feasible node per decision, as the engine guarantees
+    return primitive, node_features, mask
+
+
+@pytest.fixture
+def scale_network() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_network(NetworkConfig(architecture="scale")).eval()
+
+
+@pytest.mark.parametrize("nodes", [3, 16, 48, 257])
+def test_scale_network_accepts_any_cluster_size(scale_network: torch.nn.Module, nodes: int) -> None:
+    output = scale_network(*random_batch(4, nodes))
+    assert output.logits.shape == (4, nodes)
+    assert output.value.shape == (4,)
+    assert output.features.shape == (4, NetworkConfig().hidden)
+    assert torch.isfinite(output.logits).all() and torch.isfinite(output.value).all()
+
+
+def test_shuffling_nodes_shuffles_logits_and_keeps_value(scale_network: torch.nn.Module) -> None:
+    primitive, nodes, mask = random_batch(3, 20)
+    permutation = torch.randperm(20, generator=torch.Generator().manual_seed(1))
+    base = scale_network(primitive, nodes, mask)
+    shuffled = scale_network(primitive, nodes[:, permutation], mask[:, permutation])
+    torch.testing.assert_close(shuffled.logits, base.logits[:, permutation], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(shuffled.value, base.value, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(shuffled.features, base.features, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", ["scale", "mlp"])
+@pytest.mark.parametrize("nodes", [5, 16, 48])
+def test_infeasible_nodes_get_zero_probability(architecture: str, nodes: int) -> None:
+    torch.manual_seed(0)
+    network = build_network(NetworkConfig(architecture=architecture)).eval()
+    primitive, node_features, mask = random_batch(6, nodes, seed=nodes)
+    output = network(primitive, node_features, mask)
+    probabilities = torch.softmax(output.logits, dim=-1)
+    assert (probabilities[~mask] == 0).all()
+    assert (output.logits[~mask] == MASKED_LOGIT).all()
+    assert torch.allclose(probabilities.sum(-1), torch.ones(6))
+
+
+def test_padding_does_not_change_real_nodes(scale_network: torch.nn.Module) -> None:
+    primitive, nodes, mask = random_batch(2, 10)
+    padded_nodes = torch.cat([nodes, torch.zeros(2, 6, NODE_FEATURES)], dim=1)
+    padded_mask = torch.cat([mask, torch.zeros(2, 6, dtype=torch.bool)], dim=1)
+    base = scale_network(primitive, nodes, mask)
+    padded = scale_network(primitive, padded_nodes, padded_mask)
+    torch.testing.assert_close(padded.logits[:, :10], base.logits, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(padded.value, base.value, rtol=1e-5, atol=1e-5)
+
+
+def test_logits_are_clipped_to_c(scale_network: torch.nn.Module) -> None:
+    primitive, nodes, mask = random_batch(4, 12)
+    logits = scale_network(primitive * 100, nodes * 100, mask).logits
+    assert logits[mask].abs().max() <= NetworkConfig().logit_clip
+
+
+def test_mlp_window_ignores_nodes_beyond_its_16_slots() -> None:
+    torch.manual_seed(0)
+    network = build_network(NetworkConfig(architecture="mlp")).eval()
+    primitive, nodes, _ = random_batch(2, 48)
+    mask = torch.ones(2, 48, dtype=torch.bool)
+    logits = network(primitive, nodes, mask).logits
+    assert ((logits > MASKED_LOGIT).sum(-1) == 16).all()
+
+
+def test_entropy_is_normalised_by_log_feasible_count() -> None:
+    for nodes in (4, 48):
+        logits = torch.zeros(1, nodes)
+        mask = torch.ones(1, nodes, dtype=torch.bool)
+        _, entropy = masked_distribution_terms(logits, mask)
+        assert entropy.item() == pytest.approx(1.0, abs=1e-5)  # uniform over feasible = 1 at any N
+    one_choice = torch.tensor([[True, False, False]])
+    _, entropy = masked_distribution_terms(torch.tensor([[0.0, MASKED_LOGIT, MASKED_LOGIT]]), one_choice)
+    assert entropy.item() == 0.0
