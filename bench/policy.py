@@ -15,7 +15,6 @@ import time
 
 import numpy as np
 import torch
-
 from scale_scheduler.policy.batching import batch_observations
 from scale_scheduler.policy.checkpoint import load_model, shipped_checkpoint
 from scale_scheduler.policy.learned import LearnedScheduler

@@ -386,7 +386,7 @@ class Trainer:
                                    ("loss/entropy", entropy_bonus), ("loss/srr", regulariser),
                                    ("loss/total", loss), ("loss/approx_kl", approx_kl),
                                    ("loss/clip_fraction", clip_fraction)):
-                    totals.setdefault(key, []).append(float(value))
+                    totals.setdefault(key, []).append(float(value.detach()))
         return {key: float(np.mean(values)) for key, values in totals.items()}
 
     def validate(self) -> dict[str, float]:

@@ -226,8 +226,8 @@ class SACTrainer:
             for target_net, critic in zip(self.targets, self.critics, strict=True):
                 for target_param, param in zip(target_net.parameters(), critic.parameters(), strict=True):
                     target_param.lerp_(param, config.tau)
-        return {"loss/critic": float(critic_loss), "loss/actor": float(actor_loss),
-                "loss/alpha": float(self.log_alpha.exp()), "loss/entropy": float(entropy.mean())}
+        return {"loss/critic": float(critic_loss.detach()), "loss/actor": float(actor_loss.detach()),
+                "train/alpha": float(self.log_alpha.detach().exp()), "loss/entropy": float(entropy.mean())}
 
     def validate(self) -> dict[str, float]:
         scheduler = LearnedScheduler("sac", self.actor)

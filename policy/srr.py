@@ -11,7 +11,7 @@ import torch
 # Defaults used by `scale-sched train --algo scale`: the decorrelation term is a mean over D(D-1)
 # pairs (in [0, 1]) and the KL term a mean over D dimensions, so both are O(1) like PPO's losses.
 DEFAULT_DECORRELATION_COEF = 0.1
-DEFAULT_KL_COEF = 0.01
+DEFAULT_KL_COEF = 0.1
 _EPS = 1e-5
 
 
