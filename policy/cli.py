@@ -269,3 +269,10 @@ def register(app: typer.Typer) -> None:
     app.command()(evaluate)
     app.command()(diagnose)
     app.command("export-policy")(export_policy)
+
+
+if __name__ == "__main__":
+    # `python -m scale_scheduler.policy.cli ...`: the policy commands alone, without the other areas' imports
+    standalone = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    register(standalone)
+    standalone()
