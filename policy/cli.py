@@ -145,12 +145,14 @@ def evaluate(
     seeds: int = typer.Option(5, help="seeds per (N, regime); each seed is a cluster + workload + durations"),
     workflows: int = typer.Option(60, help="workflows per evaluation episode (drained to the end)"),
     load: float = typer.Option(0.7, help="offered load fraction of the base (16-node) regime"),
-    checkpoint: list[str] = typer.Option([], help="NAME=PATH to use another checkpoint for a learned method"),
+    checkpoint: list[str] = typer.Option([], help="NAME=PATH: another checkpoint for a learned method, or a new name"),
+    pair: list[str] = typer.Option(["scale:crossattn"], help="A:B paired comparisons to report (A - B per N)"),
     out: Path | None = typer.Option(None, help="write CSV, markdown tables, JSON and PNG plots here"),
     as_json: bool = typer.Option(False, "--json", help="print {'results': [...]} as JSON on stdout"),
 ) -> None:
     """Run every method on identical workloads per (N, regime, seed) and compare them with 95% CIs."""
     import torch
+    from scale_scheduler.simulator.schedulers import HEURISTICS
 
     from .evaluation import (
         EvaluationPlan,
@@ -162,7 +164,7 @@ def evaluate(
         run_evaluation,
         summarise,
     )
-    from .registry import LEARNED_METHODS, make_scheduler
+    from .registry import make_scheduler
 
     torch.set_num_threads(1)
     overrides = _parse_checkpoints(checkpoint)
@@ -172,13 +174,17 @@ def evaluate(
         results = run_evaluation(plan, lambda m: make_scheduler(m, overrides.get(m)),
                                  on_episode=lambda _: progress.advance(task))
     summary = summarise(results)
-    paired = paired_comparison(results, "scale", "crossattn") if {"scale", "crossattn"} <= set(plan.methods) else []
-    heuristics = [m for m in plan.methods if m not in LEARNED_METHODS]
+    paired = []
+    for comparison in pair:
+        method, _, reference = comparison.partition(":")
+        if {method, reference} <= set(plan.methods):
+            paired.extend(paired_comparison(results, method, reference))
+    heuristics = [m for m in plan.methods if m in HEURISTICS]
     versus_heuristic = best_heuristic_comparison(results, "scale", heuristics) if "scale" in plan.methods else []
     document = {"results": [{k: row[k] for k in ("method", "nodes", "regime", "avg_response_time",
                                                   "avg_response_time_ci95", "p95_response_time",
                                                   "completed_primitives", "avg_slowdown")} for row in summary],
-                "paired_scale_vs_crossattn": paired, "scale_vs_best_heuristic": versus_heuristic,
+                "paired": paired, "scale_vs_best_heuristic": versus_heuristic,
                 "config": {"methods": plan.methods, "nodes": plan.nodes, "seeds": seeds, "workflows": workflows,
                            "load": load, "checkpoints": overrides}}
     if out is not None:
@@ -224,7 +230,7 @@ def _write_evaluation(out: Path, plan: Any, raw: list[dict[str, Any]], summary: 
     plots.metric_vs_nodes(summary, "completed_primitives", "completed primitives", out / "completed_vs_nodes.png")
     runs = {}
     for method in plan.methods:
-        if method in LEARNED_METHODS:
+        if method in LEARNED_METHODS or method in overrides:
             directory = Path(overrides[method]) if method in overrides else shipped_checkpoint(method)
             if (directory / METRICS_FILE).exists():
                 runs[method] = directory / METRICS_FILE

@@ -12,13 +12,18 @@ METHODS: tuple[str, ...] = LEARNED_METHODS + tuple(HEURISTICS)
 
 
 def make_scheduler(name: str, checkpoint: str | None = None) -> Scheduler:
-    """A scheduler by method name; ``checkpoint`` (a run or checkpoint directory) overrides the shipped one."""
+    """A scheduler by method name; ``checkpoint`` (a run or checkpoint directory) overrides the shipped one.
+
+    Any other name is accepted with a checkpoint, so two runs of one algorithm can be compared side by side.
+    """
     if name in HEURISTICS:
         if checkpoint is not None:
             raise ValueError(f"{name!r} is a heuristic and takes no checkpoint")
         return make_heuristic(name)
-    if name not in LEARNED_METHODS:
-        raise ValueError(f"unknown scheduler {name!r}; choose from {', '.join(METHODS)}")
+    if name not in LEARNED_METHODS and checkpoint is None:
+        raise ValueError(
+            f"unknown scheduler {name!r}; choose from {', '.join(METHODS)} (or name any trained run with a checkpoint)"
+        )
     # torch is imported only when a learned policy is asked for, so heuristic runs stay light
     from .checkpoint import load_model, shipped_checkpoint
     from .learned import LearnedScheduler

@@ -43,6 +43,7 @@ def test_registry_gives_heuristics_and_learned_schedulers(tmp_path: Path) -> Non
     save_model(tmp_path, build_network(config), config, "scale")
     learned = make_scheduler("scale", str(tmp_path))
     assert isinstance(learned, LearnedScheduler) and isinstance(learned, Scheduler)
+    assert make_scheduler("my-run", str(tmp_path)).name == "my-run"  # any name with a checkpoint
     with pytest.raises(ValueError, match="unknown scheduler"):
         make_scheduler("no-such-method")
 
@@ -71,6 +72,6 @@ def test_evaluate_json_has_the_documented_keys(tmp_path: Path) -> None:
     }
     low, high = rows[0]["avg_response_time_ci95"]
     assert low <= rows[0]["avg_response_time"] <= high
-    assert {r["nodes"] for r in document["paired_scale_vs_crossattn"]} == {16, 20}
+    assert {r["nodes"] for r in document["paired"]} == {16, 20}
     for name in ("summary.csv", "episodes.csv", "table.md", "response_time_vs_nodes.png", "completed_vs_nodes.png"):
         assert (tmp_path / "out" / name).exists()
