@@ -50,8 +50,9 @@ def _write_training_record(out: Path, record: dict[str, Any]) -> None:
         f"- decisions trained on: {record['global_step']}\n- wall time: {record['wall_seconds']:.0f} s "
         f"on {record['machine']}\n- git commit: {record['git_commit']}\n"
         f"- best validation avg response time at N={record['train_config']['nodes']}: "
-        f"{record['best_validation_avg_response_time']:.3f} s (validation seeds are disjoint from evaluate's)\n\n"
-        f"Full configuration: TRAINING.json (`train_config`).\n"
+        f"{record['best_validation_avg_response_time']:.3f} s (validation seeds are disjoint from evaluate's)\n"
+        + (f"- stopped early {record['stopped_early']}\n" if "stopped_early" in record else "")
+        + "\nFull configuration: TRAINING.json (`train_config`).\n"
     )
 
 
@@ -114,6 +115,14 @@ def export_policy(
     source_weights = run / ("model_best.pt" if best else "model.pt")
     if not source_weights.exists():
         raise typer.BadParameter(f"{source_weights} not found: is {run} a finished `scale-sched train` run?")
+    if not (run / "TRAINING.json").exists():  # stopped before the end: the record saved with each checkpoint
+        config = json.loads((run / "config.json").read_text())
+        record = {key: config[key] for key in ("command", "seed", "train_config", "global_step", "wall_seconds",
+                                                "best_validation_avg_response_time") if key in config}
+        record.update(git_commit=_git_commit(), machine="CPU, 1 torch thread(s)",
+                      stopped_early=f"at decision {record.get('global_step')} of "
+                                    f"{record.get('train_config', {}).get('total_steps')}")
+        _write_training_record(run, record)
     destination.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source_weights, destination / "model.pt")
     for name in TRAINING_FILES[1:]:
