@@ -90,7 +90,8 @@ class Engine:
         self._ready: list[_Task] = []
         self._queues: list[deque[_Task]] = [deque() for _ in cluster.nodes]
         self._running_finish: list[list[float]] = [[] for _ in cluster.nodes]
-        self._busy_seconds = np.zeros(len(cluster.nodes))
+        # resource-seconds used per node, columns cpu, memory, gpu: utilisation is the dominant resource's share
+        self._used = np.zeros((len(cluster.nodes), 3))
         self._tasks: list[list[_Task]] = []
         self._remaining: list[int] = []
         self._response: dict[int, float] = {}
@@ -216,7 +217,7 @@ class Engine:
         task.estimated_finish = self.now + transfer + cold + float(task.estimated_seconds[node])
         self._running_finish[node].append(task.estimated_finish)
         s.next_release[node] = min(self._running_finish[node])
-        self._busy_seconds[node] += finish - self.now
+        self._used[node] += (finish - self.now) * np.array([p.cpu_millicores, p.memory_bytes, p.gpus])
         self._push(finish, _FINISH, task.workflow, task.index)
 
     def _duration_factor(self, task: _Task, node: int) -> float:
@@ -266,7 +267,10 @@ class Engine:
         slowdown = [self._response[w] / max(self._lower_bound[w], 1e-9) for w in self._response]
         primitive_times = [pl.finish - pl.ready for pl in self._placements]
         elapsed = max(self.now, 1e-9)
-        node_utilisation = (self._busy_seconds / elapsed).tolist()
+        s = self.state
+        capacity = np.stack([s.alloc_cpu, s.alloc_memory, s.alloc_gpus], axis=1).astype(float) * elapsed
+        shares = np.divide(self._used, capacity, out=np.zeros_like(self._used), where=capacity > 0)
+        node_utilisation = shares.max(axis=1).tolist()
         return SimulationResult(
             avg_response_time=float(times.mean()), p50_response_time=float(np.percentile(times, 50)),
             p95_response_time=float(np.percentile(times, 95)), p99_response_time=float(np.percentile(times, 99)),

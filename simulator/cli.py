@@ -1,0 +1,104 @@
+"""``scale-sched simulate``: run schedulers on a simulated cluster and report response times.
+
+The workload and the true durations depend only on --seed, so ``--compare a,b,c`` runs every policy
+on the identical arrival sequence with identical per-(primitive, node) durations.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from .cluster import ClusterSpec, heterogeneous
+from .engine import Engine, SimulationResult
+from .generators import generate_workload
+from .manifests import load_workflow_manifests
+from .schedulers import Scheduler, make_heuristic
+from .workflow import Workflow, WorkflowValidationError, validate
+
+_COLUMNS = [("avg_response_time", "avg (s)"), ("p95_response_time", "p95 (s)"), ("p99_response_time", "p99 (s)"),
+            ("avg_slowdown", "slowdown"), ("completed_primitives", "prims"), ("utilisation", "util")]
+
+
+def _run(cluster: ClusterSpec, workload: list[Workflow], scheduler: Scheduler, seed: int, horizon: float | None,
+         progress: Progress | None, label: str) -> SimulationResult:
+    scheduler.reset(seed)
+    engine = Engine(cluster, workload, seed, horizon=horizon, priority=scheduler.priority)
+    total = sum(len(w.primitives) for w in workload)
+    task = progress.add_task(label, total=total) if progress else None
+    decisions = 0
+    while (observation := engine.next_decision()) is not None:
+        engine.apply(scheduler.choose(observation))
+        decisions += 1
+        if progress is not None and decisions % 256 == 0:
+            progress.update(task, completed=decisions)
+    if progress is not None:
+        progress.update(task, completed=total)
+    return engine.result()
+
+
+def register(app: typer.Typer, make_scheduler: Callable[[str], Scheduler] = make_heuristic) -> None:
+    @app.command()
+    def simulate(
+        nodes: int = typer.Option(16, help="Nodes of the generated heterogeneous cluster."),
+        policy: str = typer.Option("least-loaded", help="Scheduler: random, round-robin, least-loaded, "
+                                   "k8s-default, heft (or a learned policy where registered)."),
+        workflows: int = typer.Option(500, help="Workflows to generate."),
+        load: float = typer.Option(0.7, help="Offered load as a fraction of the bottleneck resource's capacity."),
+        seed: int = typer.Option(1, help="Seed of the cluster, the workload and the true durations."),
+        compare: str | None = typer.Option(None, help="Comma-separated policies run on the identical workload."),
+        cluster_file: Path | None = typer.Option(None, "--cluster", help="Cluster spec: YAML, or "
+                                                 "`kubectl get nodes -o json` output."),
+        workload_file: Path | None = typer.Option(None, "--workload", help="WorkflowDAG manifests (YAML)."),
+        bursty: bool = typer.Option(False, help="On/off-modulated arrivals with the same mean rate."),
+        horizon: float | None = typer.Option(None, help="Stop at this simulated time (seconds)."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    ) -> None:
+        """Simulate workflows on a cluster under one or several schedulers."""
+        console = Console(stderr=True)
+        try:
+            cluster = ClusterSpec.load(cluster_file) if cluster_file else heterogeneous(nodes, seed=seed)
+            if workload_file:
+                workload = [validate(w, cluster.nodes) for w in load_workflow_manifests(workload_file)]
+            else:
+                workload = generate_workload(cluster, workflows, load, seed=seed, bursty=bursty)
+            names = [n.strip() for n in compare.split(",") if n.strip()] if compare else [policy]
+            schedulers = {name: make_scheduler(name) for name in names}
+        except WorkflowValidationError as error:
+            console.print(f"[red]invalid workload:[/red] {error}")
+            raise typer.Exit(2) from None
+        except (ValueError, OSError) as error:
+            console.print(f"[red]error:[/red] {error}")
+            raise typer.Exit(2) from None
+        show_progress = not as_json and sum(len(w.primitives) for w in workload) * len(names) > 5000
+        results: dict[str, SimulationResult] = {}
+        with Progress(console=console, transient=True, disable=not show_progress) as progress:
+            for name, scheduler in schedulers.items():
+                results[name] = _run(cluster, workload, scheduler, seed, horizon,
+                                     progress if show_progress else None, name)
+        header = {"nodes": len(cluster.nodes), "seed": seed, "workflows": len(workload), "load": load}
+        if as_json:
+            if compare:
+                typer.echo(json.dumps({**header, "policies": {n: {"policy": n, **r.to_dict()}
+                                                               for n, r in results.items()}}))
+            else:
+                typer.echo(json.dumps({**header, "policy": policy, **results[policy].to_dict()}))
+            return
+        table = Table(title=f"{len(workload)} workflows on {len(cluster.nodes)} nodes, load {load}, seed {seed}")
+        table.add_column("policy")
+        for _, title in _COLUMNS:
+            table.add_column(title, justify="right")
+        for name, result in results.items():
+            values = result.to_dict()
+            table.add_row(name, *(_format(values[key]) for key, _ in _COLUMNS))
+        Console().print(table)
+
+
+def _format(value: float | int) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.2f}"
