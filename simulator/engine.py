@@ -68,6 +68,9 @@ class _Task:
     parents: list[int]
     children: list[int]
     estimated_seconds: np.ndarray  # [N] estimated duration per node (inf where it cannot run)
+    raw_estimate: np.ndarray  # [N] the node model's estimate, as Observation.estimated_duration computes it
+    mask: np.ndarray  # [N] nodes that can ever run it (same rule as Observation.mask)
+    duration_factor: np.ndarray  # [N] true duration / estimate if placed on each node
     downstream_seconds: float = 0.0
     missing_parents: int = 0
     node: int = -1
@@ -109,12 +112,14 @@ class Engine:
         s = self.state
         index = {p.name: i for i, p in enumerate(workflow.primitives)}
         tasks = []
+        factors = self._duration_factors(w, len(workflow.primitives))
         for i, p in enumerate(workflow.primitives):
-            estimate = estimated_durations(p, s.speed[:, KIND_INDEX[p.kind]], s.prefill_tps, s.decode_tps)
+            raw = estimated_durations(p, s.speed[:, KIND_INDEX[p.kind]], s.prefill_tps, s.decode_tps)
             fits = (p.cpu_millicores <= s.alloc_cpu) & (p.memory_bytes <= s.alloc_memory) & (p.gpus <= s.alloc_gpus)
-            estimate = np.where(fits, estimate, math.inf)
+            estimate = np.where(fits, raw, math.inf)
             parents = [index[name] for name in dict.fromkeys(p.depends_on)]
-            tasks.append(_Task(w, i, parents, [], estimate, missing_parents=len(parents)))
+            tasks.append(_Task(w, i, parents, [], estimate, raw, np.isfinite(estimate), factors[i],
+                               missing_parents=len(parents)))
         for task in tasks:
             for parent in task.parents:
                 tasks[parent].children.append(task.index)
@@ -169,10 +174,14 @@ class Engine:
         parent_outputs = [
             (self._tasks[task.workflow][p].node, workflow.primitives[p].output_megabytes) for p in task.parents
         ]
-        return Observation(
+        observation = Observation(
             now=self.now, primitive=self._primitive(task), state=self.state, parent_outputs=parent_outputs,
             downstream_seconds=task.downstream_seconds, workflow_elapsed=self.now - workflow.arrival_time,
         )
+        # prime the lazy fields the engine already computed once per primitive (hot loop)
+        observation.__dict__["estimated_duration"] = task.raw_estimate
+        observation.__dict__["mask"] = task.mask
+        return observation
 
     def apply(self, node: int) -> None:
         """Bind the pending primitive to ``node``: start it now if it fits and nothing queues there."""
@@ -211,7 +220,7 @@ class Engine:
         kind = KIND_INDEX[p.kind]
         cold = 0.0 if s.warm[node, kind] else cold_start_seconds(p.kind)
         s.warm[node, kind] = True
-        duration = float(task.estimated_seconds[node]) * self._duration_factor(task, node)
+        duration = float(task.estimated_seconds[node] * task.duration_factor[node])
         task.start = self.now
         finish = self.now + transfer + cold + duration
         task.estimated_finish = self.now + transfer + cold + float(task.estimated_seconds[node])
@@ -220,13 +229,14 @@ class Engine:
         self._used[node] += (finish - self.now) * np.array([p.cpu_millicores, p.memory_bytes, p.gpus])
         self._push(finish, _FINISH, task.workflow, task.index)
 
-    def _duration_factor(self, task: _Task, node: int) -> float:
-        """Mean-one lognormal, drawn from (seed, workflow, primitive, node): the same true durations for
-        the same placement whatever order decisions come in, so policies compare on equal terms."""
+    def _duration_factors(self, w: int, count: int) -> np.ndarray:
+        """[primitives, N] mean-one lognormal factors drawn from (seed, workflow) only: the same true
+        durations for the same placement whatever order decisions come in, so policies compare fairly."""
+        n = self.state.num_nodes
         if not self.stochastic:
-            return 1.0
-        rng = np.random.default_rng([self.seed, task.workflow, task.index, node])
-        return float(rng.lognormal(mean=-0.5 * DURATION_SIGMA**2, sigma=DURATION_SIGMA))
+            return np.ones((count, n))
+        rng = np.random.default_rng([self.seed, w])
+        return rng.lognormal(mean=-0.5 * DURATION_SIGMA**2, sigma=DURATION_SIGMA, size=(count, n))
 
     def _finish(self, task: _Task) -> list[_Task]:
         p, s, node = self._primitive(task), self.state, task.node
