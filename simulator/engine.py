@@ -111,20 +111,26 @@ class Engine:
     def _prepare(self, w: int, workflow: Workflow) -> None:
         s = self.state
         index = {p.name: i for i, p in enumerate(workflow.primitives)}
+        primitives = workflow.primitives
+        factors = self._duration_factors(w, len(primitives))
+        # [P, N] at once: one numpy op per workflow instead of several per primitive
+        raw = np.stack([estimated_durations(p, s.speed[:, KIND_INDEX[p.kind]], s.prefill_tps, s.decode_tps)
+                        for p in primitives])
+        requests = np.array([(p.cpu_millicores, p.memory_bytes, p.gpus) for p in primitives], dtype=float)
+        fits = ((requests[:, 0:1] <= s.alloc_cpu) & (requests[:, 1:2] <= s.alloc_memory)
+                & (requests[:, 2:3] <= s.alloc_gpus))
+        estimates = np.where(fits, raw, math.inf)
+        masks = np.isfinite(estimates)
+        mean = (np.where(masks, estimates, 0.0).sum(axis=1) / masks.sum(axis=1)).tolist()
+        fastest = estimates.min(axis=1).tolist()
         tasks = []
-        factors = self._duration_factors(w, len(workflow.primitives))
-        for i, p in enumerate(workflow.primitives):
-            raw = estimated_durations(p, s.speed[:, KIND_INDEX[p.kind]], s.prefill_tps, s.decode_tps)
-            fits = (p.cpu_millicores <= s.alloc_cpu) & (p.memory_bytes <= s.alloc_memory) & (p.gpus <= s.alloc_gpus)
-            estimate = np.where(fits, raw, math.inf)
+        for i, p in enumerate(primitives):
             parents = [index[name] for name in dict.fromkeys(p.depends_on)]
-            tasks.append(_Task(w, i, parents, [], estimate, raw, np.isfinite(estimate), factors[i],
+            tasks.append(_Task(w, i, parents, [], estimates[i], raw[i], masks[i], factors[i],
                                missing_parents=len(parents)))
         for task in tasks:
             for parent in task.parents:
                 tasks[parent].children.append(task.index)
-        mean = [float(t.estimated_seconds[np.isfinite(t.estimated_seconds)].mean()) for t in tasks]
-        fastest = [float(t.estimated_seconds.min()) for t in tasks]
         finish_bound = [0.0] * len(tasks)
         for task in reversed(tasks):  # primitives are topologically ordered by validate()
             task.downstream_seconds = max((mean[c] + tasks[c].downstream_seconds for c in task.children), default=0.0)
