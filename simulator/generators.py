@@ -1,7 +1,7 @@
 """Agentic workflow shapes and Poisson (or bursty) arrivals at a given offered load.
 
-Stand-in written by the policy helper to the simulator helper's published contract (see engine.py).
-Token counts: lognormal placeholders in the range of the Azure 2023 LLM inference trace (not fitted).
+LLM calls draw their context/generated token counts from the Azure 2023 trace fit (tokens.py): the
+code-completion service for code-writing steps, the conversation service for every other call.
 """
 
 from __future__ import annotations
@@ -14,16 +14,12 @@ from .cluster import ClusterSpec
 from .node_model import estimated_durations
 from .primitives import KIND_INDEX, PrimitiveKind
 from .state import ClusterState
+from .tokens import sample_tokens
 from .workflow import Primitive, Workflow, validate
 
-# lognormal (median, sigma) of prompt and output tokens per LLM call
-PROMPT_TOKENS = (1000.0, 0.8)
-OUTPUT_TOKENS = (200.0, 0.7)
 
-
-def _llm(rng: np.random.Generator, name: str, depends_on: list[str] | None = None) -> Primitive:
-    prompt = int(np.clip(rng.lognormal(np.log(PROMPT_TOKENS[0]), PROMPT_TOKENS[1]), 16, 16000))
-    output = int(np.clip(rng.lognormal(np.log(OUTPUT_TOKENS[0]), OUTPUT_TOKENS[1]), 4, 2000))
+def _llm(rng: np.random.Generator, name: str, depends_on: list[str] | None = None, service: str = "conv") -> Primitive:
+    prompt, output = sample_tokens(rng, service)
     return Primitive(name, PrimitiveKind.LLM_GENERATE, depends_on=depends_on or [], input_tokens=prompt,
                      output_tokens=output)
 
@@ -78,7 +74,7 @@ def code_repair(rng: np.random.Generator, name: str, attempts: int | None = None
     attempts = attempts or int(rng.integers(1, 4))
     steps, previous = [], []
     for i in range(attempts):
-        steps.append(_llm(rng, f"write-{i}", previous))
+        steps.append(_llm(rng, f"write-{i}", previous, service="code"))
         steps.append(_step(PrimitiveKind.CODE_EXEC, rng, f"test-{i}", [f"write-{i}"]))
         previous = [f"test-{i}"]
     return Workflow(name, steps, shape="code-repair")
