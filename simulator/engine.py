@@ -19,7 +19,7 @@ import numpy as np
 
 from .cluster import ClusterSpec
 from .features import Observation
-from .node_model import DURATION_SIGMA, cold_start_seconds, estimated_durations, transfer_seconds
+from .node_model import DURATION_SIGMA, cold_start_seconds, estimated_durations_matrix, transfer_seconds
 from .primitives import KIND_INDEX
 from .schedulers import Scheduler
 from .state import ClusterState
@@ -114,8 +114,7 @@ class Engine:
         primitives = workflow.primitives
         factors = self._duration_factors(w, len(primitives))
         # [P, N] at once: one numpy op per workflow instead of several per primitive
-        raw = np.stack([estimated_durations(p, s.speed[:, KIND_INDEX[p.kind]], s.prefill_tps, s.decode_tps)
-                        for p in primitives])
+        raw = estimated_durations_matrix(primitives, s.speed, s.prefill_tps, s.decode_tps)
         requests = np.array([(p.cpu_millicores, p.memory_bytes, p.gpus) for p in primitives], dtype=float)
         fits = ((requests[:, 0:1] <= s.alloc_cpu) & (requests[:, 1:2] <= s.alloc_memory)
                 & (requests[:, 2:3] <= s.alloc_gpus))

@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 from scale_scheduler.simulator.cluster import PROFILES, ClusterSpec, NodeSpec, heterogeneous
 from scale_scheduler.simulator.engine import Engine
 from scale_scheduler.simulator.generators import generate_workload
-from scale_scheduler.simulator.primitives import PrimitiveKind
+from scale_scheduler.simulator.node_model import estimated_durations, estimated_durations_matrix
+from scale_scheduler.simulator.primitives import KIND_INDEX, PrimitiveKind
 from scale_scheduler.simulator.schedulers import make_heuristic
+from scale_scheduler.simulator.state import ClusterState
 from scale_scheduler.simulator.workflow import Primitive, Workflow, WorkflowValidationError
 
 
@@ -134,3 +136,15 @@ def test_duplicate_name_names_the_primitive() -> None:
 def test_impossible_request_names_the_primitive() -> None:
     error = _engine_error([Primitive("huge", PrimitiveKind.CODE_EXEC, cpu_millicores=10_000_000)])
     assert error.primitive == "huge" and "huge" in str(error)
+
+
+@given(nodes=st.integers(1, 30), seed=st.integers(0, 1000))
+@settings(max_examples=20, deadline=None)
+def test_batched_estimates_equal_the_per_primitive_node_model(nodes: int, seed: int) -> None:
+    cluster = heterogeneous(nodes, seed=seed)
+    state = ClusterState(cluster)
+    primitives = [p for w in generate_workload(cluster, 5, load=0.7, seed=seed) for p in w.primitives]
+    batched = estimated_durations_matrix(primitives, state.speed, state.prefill_tps, state.decode_tps)
+    single = np.stack([estimated_durations(p, state.speed[:, KIND_INDEX[p.kind]], state.prefill_tps,
+                                           state.decode_tps) for p in primitives])
+    assert np.array_equal(batched, single)
