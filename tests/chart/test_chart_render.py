@@ -1,0 +1,147 @@
+"""The chart without a cluster: lint, schema, what each template renders, manifests/ in sync."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from .helmtools import CHART_DIR, REPO_ROOT, by_kind, helm, template, tool
+
+
+def test_helm_lint_passes() -> None:
+    result = helm("lint", str(CHART_DIR), "--strict", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_values_typo_fails_with_the_schema_message() -> None:
+    result = helm("template", "t", str(CHART_DIR), "--set", "polcy=heft", check=False)
+    assert result.returncode != 0
+    assert "additional properties 'polcy' not allowed" in result.stderr
+
+
+def test_nested_values_typo_fails_too() -> None:
+    result = helm("template", "t", str(CHART_DIR), "--set", "extender.enable=true", check=False)
+    assert result.returncode != 0
+    assert "additional properties 'enable' not allowed" in result.stderr
+
+
+def test_unknown_policy_is_rejected_by_the_schema() -> None:
+    result = helm("template", "t", str(CHART_DIR), "--set", "policy=fastest", check=False)
+    assert result.returncode != 0
+    assert "policy" in result.stderr and "scale" in result.stderr
+
+
+def test_several_replicas_without_peering_are_refused() -> None:
+    result = helm("template", "t", str(CHART_DIR), "--set", "replicas=2", check=False)
+    assert result.returncode != 0
+    assert "needs peering.enabled=true" in result.stderr
+
+
+def test_default_render_has_the_operator_objects() -> None:
+    docs = template()
+    kinds = sorted(doc["kind"] for doc in docs)
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+
+
+def test_deployment_is_hardened_and_probed() -> None:
+    (deployment,) = by_kind(template(), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["serviceAccountName"] == "scale-scheduler"
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+def test_values_reach_the_operator_command_line() -> None:
+    (deployment,) = by_kind(template("policy=heft", "timeScale=20", "logLevel=debug", "checkpoint=/ckpt/model.pt",
+                                     "extender.enabled=true"), "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:2] == ["operator", "run"]
+    for expected in ("--all-namespaces", "--policy=heft", "--time-scale=20", "--log-level=debug",
+                     "--checkpoint=/ckpt/model.pt", "--extender-port=8888", "--health-port=8080",
+                     "--metrics-port=9090"):
+        assert expected in args
+
+
+def test_extender_off_means_port_zero_and_no_extender_service_port() -> None:
+    docs = template()
+    (deployment,) = by_kind(docs, "Deployment")
+    assert "--extender-port=0" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    (service,) = by_kind(docs, "Service")
+    assert [port["name"] for port in service["spec"]["ports"]] == ["metrics"]
+
+
+def test_single_namespace_mode_watches_the_release_namespace() -> None:
+    (deployment,) = by_kind(template("watchAllNamespaces=false", namespace="team-a"), "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args and "--all-namespaces" not in args
+
+
+def test_cluster_role_has_no_wildcards_and_can_bind_pods() -> None:
+    (role,) = by_kind(template(), "ClusterRole")
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+    grants = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+              for resource in rule["resources"] for verb in rule["verbs"]}
+    for needed in [("", "pods/binding", "create"), ("", "pods", "create"), ("", "pods", "watch"),
+                   ("", "nodes", "watch"), ("", "events", "create"),
+                   ("agentic.scale.dev", "workflowdags", "patch"),
+                   ("agentic.scale.dev", "workflowdags/status", "patch"),
+                   ("apiextensions.k8s.io", "customresourcedefinitions", "watch")]:
+        assert needed in grants
+    assert not any(group == "kopf.dev" for group, _, _ in grants), "peering rules only when peering is on"
+
+
+def test_peering_adds_kopf_peering_rules_and_flag() -> None:
+    docs = template("replicas=2", "peering.enabled=true")
+    (role,) = by_kind(docs, "ClusterRole")
+    assert any("kopf.dev" in rule["apiGroups"] and "clusterkopfpeerings" in rule["resources"] for rule in role["rules"])
+    (deployment,) = by_kind(docs, "Deployment")
+    assert "--peering=scale-scheduler" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_extender_scheduler_config_points_at_the_service() -> None:
+    docs = template("extender.enabled=true", "extender.schedulerConfig.enabled=true")
+    (config_map,) = by_kind(docs, "ConfigMap")
+    config = yaml.safe_load(config_map["data"]["scheduler-config.yaml"])
+    assert config["kind"] == "KubeSchedulerConfiguration"
+    (extender,) = config["extenders"]
+    assert extender["urlPrefix"] == "http://scale-scheduler.scale-scheduler.svc:8888"
+    assert extender["nodeCacheCapable"] is True
+    assert extender["managedResources"][0]["ignoredByScheduler"] is True
+    assert config["leaderElection"]["resourceName"] == config["profiles"][0]["schedulerName"]
+
+
+def test_service_monitor_needs_the_prometheus_operator_api() -> None:
+    failed = helm("template", "t", str(CHART_DIR), "--set", "metrics.serviceMonitor.enabled=true", check=False)
+    assert failed.returncode != 0 and "monitoring.coreos.com/v1" in failed.stderr
+    docs = template("metrics.serviceMonitor.enabled=true", extra=("--api-versions", "monitoring.coreos.com/v1"))
+    (monitor,) = by_kind(docs, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def test_schema_is_valid_json_and_closed() -> None:
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    assert schema["additionalProperties"] is False
+
+
+def test_manifests_are_in_sync_with_the_chart() -> None:
+    result = subprocess.run([str(REPO_ROOT / "hack" / "render-manifests.sh"), "--check"], capture_output=True,
+                            text=True, env={"HELM": tool("helm"), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("release", ["scale-scheduler", "other"])
+def test_release_name_is_used_for_cluster_scoped_names(release: str) -> None:
+    (role,) = by_kind(template(release=release), "ClusterRole")
+    expected = "scale-scheduler" if release == "scale-scheduler" else "other-scale-scheduler"
+    assert role["metadata"]["name"] == expected
