@@ -1,0 +1,106 @@
+"""The chart against the real local control plane: server-side validation, install, and the operator
+running with the chart's ServiceAccount (so the chart's RBAC, not admin rights, is what is tested)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from rich.console import Console
+from scale_scheduler.operator import demo
+
+from .helmtools import CHART_DIR, REPO_ROOT, helm
+
+pytestmark = pytest.mark.cluster
+CLUSTER_NAME = "chart-test"
+SERVICE_ACCOUNT = "system:serviceaccount:scale-scheduler:scale-scheduler"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[dict[str, Any]]:
+    """A local control plane with 4 simulated nodes, via the public `scale-sched cluster` command."""
+    up = subprocess.run([*demo.SCALE_SCHED, "cluster", "up", "--nodes", "4", "--name", CLUSTER_NAME, "--json"],
+                        capture_output=True, text=True, timeout=600, check=False)
+    if up.returncode != 0:
+        pytest.fail(f"scale-sched cluster up failed:\n{up.stderr[-2000:]}")
+    info = json.loads(up.stdout.strip().splitlines()[-1])
+    try:
+        yield info
+    finally:
+        subprocess.run([*demo.SCALE_SCHED, "cluster", "down", "--name", CLUSTER_NAME], capture_output=True,
+                       timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def kube(cluster: dict[str, Any]) -> demo.Kube:
+    return demo.Kube(cluster["kubeconfig"], cluster.get("bin_dir"))
+
+
+def _kubectl(kube: demo.Kube, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([kube.kubectl, "--kubeconfig", kube.kubeconfig, *args], input=stdin, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("values", [[], ["extender.enabled=true", "extender.schedulerConfig.enabled=true"],
+                                    ["replicas=2", "peering.enabled=true", "watchAllNamespaces=false"]])
+def test_rendered_chart_passes_server_side_dry_run(kube: demo.Kube, values: list[str]) -> None:
+    crds = sorted((CHART_DIR / "crds").glob("*.yaml"))
+    assert crds, "the chart ships the WorkflowDAG CRD in crds/"
+    for crd in crds:
+        result = _kubectl(kube, "apply", "--dry-run=server", "-f", str(crd))
+        assert result.returncode == 0, result.stderr
+    _kubectl(kube, "create", "namespace", "scale-scheduler")
+    args = ["template", "scale-scheduler", str(CHART_DIR), "--namespace", "scale-scheduler"]
+    for value in values:
+        args += ["--set", value]
+    rendered = helm(*args).stdout
+    result = _kubectl(kube, "apply", "--dry-run=server", "-f", "-", stdin=rendered)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(server dry run)") == sum(1 for doc in yaml.safe_load_all(rendered) if doc)
+
+
+def _service_account_kubeconfig(kube: demo.Kube, directory: Path) -> Path:
+    """A kubeconfig whose only credential is a TokenRequest token for the chart's ServiceAccount."""
+    token = _kubectl(kube, "-n", "scale-scheduler", "create", "token", "scale-scheduler", "--duration", "1h")
+    assert token.returncode == 0, token.stderr
+    admin = yaml.safe_load(Path(kube.kubeconfig).read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "local", "cluster": cluster}],
+        "users": [{"name": "scale-scheduler", "user": {"token": token.stdout.strip()}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "local", "user": "scale-scheduler"}}],
+    }
+    path = directory / "service-account.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_helm_install_then_operator_with_the_chart_service_account_completes_a_workflow(
+        kube: demo.Kube, tmp_path: Path) -> None:
+    installed = kube.helm_install(["replicas=0", "policy=least-loaded"], timeout=300)
+    assert "STATUS: deployed" in installed
+    assert "kubectl get workflowdags -w" in installed  # NOTES.txt tells the user what to do next
+
+    can_bind = _kubectl(kube, "auth", "can-i", "create", "pods/binding", "--as", SERVICE_ACCOUNT, "-A")
+    assert can_bind.stdout.strip() == "yes"
+    can_delete_nodes = _kubectl(kube, "auth", "can-i", "delete", "nodes", "--as", SERVICE_ACCOUNT)
+    assert can_delete_nodes.stdout.strip() == "no"
+
+    sa_kubeconfig = _service_account_kubeconfig(kube, tmp_path)
+    sample = sorted((REPO_ROOT / "manifests" / "samples").glob("*.yaml"))[0]
+    console = Console(quiet=True)
+    with demo.operator_process(str(sa_kubeconfig), "least-loaded", 20.0, 120, console) as log_path:
+        applied = _kubectl(kube, "apply", "-f", str(sample))
+        assert applied.returncode == 0, applied.stderr
+        demo.wait_for_workflows(kube, 1, 300, console, log_path)
+        log = log_path.read_text()
+    placements, results = demo.collect(kube)
+    assert results and all(r.phase.lower() == "succeeded" for r in results), results
+    assert placements and all(p.node != "-" for p in placements)
+    assert "Forbidden" not in log and " 403" not in log, "the chart's RBAC must cover everything the operator does"
