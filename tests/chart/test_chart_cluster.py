@@ -85,7 +85,7 @@ def test_helm_install_then_operator_with_the_chart_service_account_completes_a_w
         kube: demo.Kube, tmp_path: Path) -> None:
     installed = kube.helm_install(["replicas=0", "policy=least-loaded"], timeout=300)
     assert "STATUS: deployed" in installed
-    assert "kubectl get workflowdags -w" in installed  # NOTES.txt tells the user what to do next
+    assert "kubectl get workflowdags -A -w" in installed  # NOTES.txt tells the user what to do next
 
     can_bind = _kubectl(kube, "auth", "can-i", "create", "pods/binding", "--as", SERVICE_ACCOUNT, "-A")
     assert can_bind.stdout.strip() == "yes"
