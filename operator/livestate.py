@@ -1,0 +1,359 @@
+"""The operator's live, in-memory view of the cluster, fed by watch events, read as the simulator's state.
+
+Node and Pod watch events (from kopf ``@on.event`` handlers or a plain ``kubernetes`` watch) go in
+through ``apply_node_event``/``apply_pod_event``; ``snapshot()`` gives a ``ClusterState`` and
+``observation()`` an ``Observation`` built by the simulator's own feature code, so the policy sees in
+the cluster exactly what it saw in training.
+
+Conventions:
+- Times are Unix seconds (``time.time()``): pass ``now=time.time()`` to ``observation``.
+- A node is left out of the view while it is ``spec.unschedulable``, not ``Ready``, carries a
+  ``NoSchedule``/``NoExecute`` taint whose key is not in ``tolerated_taints``, or has a node-class
+  label the simulator does not know (logged once). It comes back with the event that clears that.
+- A pod holds its node's resources from the moment it is bound (``spec.nodeName``) until it is
+  Succeeded, Failed or deleted (kube-scheduler's accounting). Bound and Running counts as running;
+  bound and not yet Running counts as queued on the node.
+- A running pod's expected end is its start plus ``ESTIMATED_DURATION_ANNOTATION`` (else
+  ``DURATION_ANNOTATION``); a pod with neither gives no estimate (runs "forever", like a service).
+- After binding a pod itself, the operator calls ``assume(pod, node)`` so the next decision sees it
+  before the watch event arrives (kube-scheduler's "assume"); if the bind fails it calls
+  ``apply_pod_event("DELETED", pod)`` to drop the assumption (the next watch event re-adds the pod).
+- Thread safety: one lock guards every method, so kopf's asyncio loop and an extender served from
+  another thread may share one instance. Every method is quick and non-blocking (no I/O), so calling
+  them from coroutines directly is fine.
+- kopf delivers the initial listing with event type ``None``: anything but ``"DELETED"`` upserts;
+  ``BOOKMARK``/``ERROR`` are ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from scale_scheduler.operator.labels import (
+    DURATION_ANNOTATION,
+    ESTIMATED_DURATION_ANNOTATION,
+    PRIMITIVE_KIND_LABEL,
+)
+from scale_scheduler.simulator.cluster import GPU_RESOURCE, ClusterSpec, NodeSpec, node_spec_from_object, parse_quantity
+from scale_scheduler.simulator.features import Observation
+from scale_scheduler.simulator.primitives import KIND_INDEX, PrimitiveKind
+from scale_scheduler.simulator.state import ClusterState
+from scale_scheduler.simulator.workflow import Primitive
+
+log = logging.getLogger(__name__)
+
+_TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+_STARTED_PHASES = frozenset({"Running", "Succeeded", "Failed"})
+_BLOCKING_TAINT_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
+_IGNORED_EVENTS = frozenset({"BOOKMARK", "ERROR"})
+_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_go_duration(text: str) -> float:
+    """Seconds in a Go duration string ("12.345s", "1m30s", "250ms"), the format of the duration annotations."""
+    value = text.strip()
+    sign = -1.0 if value.startswith("-") else 1.0
+    body = value.lstrip("+-")
+    if body == "0":
+        return 0.0
+    parts = _GO_DURATION_PART.findall(body)
+    if not parts or "".join(number + unit for number, unit in parts) != body:
+        raise ValueError(f"{text!r} is not a Go duration (write it like '12.5s', '1m30s' or '250ms')")
+    return sign * sum(float(number) * _GO_DURATION_UNITS[unit] for number, unit in parts)
+
+
+def pod_requests(pod: dict[str, Any]) -> dict[str, float]:
+    """Effective resource requests of a pod, as kube-scheduler computes them.
+
+    The sum over containers and restartable (sidecar) init containers, or the largest single
+    init-container step if that is higher (init containers run one at a time, beside the sidecars
+    started before them), plus ``spec.overhead``; pod-level ``spec.resources.requests`` replace the
+    container sums for the resources they name. Values are plain numbers: cpu in cores, memory in bytes.
+    """
+    spec = pod.get("spec") or {}
+    total: dict[str, float] = {}
+    for container in spec.get("containers") or []:
+        _add(total, _container_requests(container))
+    sidecars: dict[str, float] = {}
+    init_peak: dict[str, float] = {}
+    for container in spec.get("initContainers") or []:
+        requests = _container_requests(container)
+        if container.get("restartPolicy") == "Always":
+            _add(total, requests)
+            _add(sidecars, requests)
+            step = dict(sidecars)
+        else:
+            step = dict(sidecars)
+            _add(step, requests)
+        for name, value in step.items():
+            init_peak[name] = max(init_peak.get(name, 0.0), value)
+    for name, value in init_peak.items():
+        total[name] = max(total.get(name, 0.0), value)
+    pod_level = ((spec.get("resources") or {}).get("requests")) or {}
+    for name, quantity in pod_level.items():
+        total[name] = parse_quantity(quantity)
+    _add(total, {name: parse_quantity(q) for name, q in (spec.get("overhead") or {}).items()})
+    return total
+
+
+def _container_requests(container: dict[str, Any]) -> dict[str, float]:
+    requests = ((container.get("resources") or {}).get("requests")) or {}
+    return {name: parse_quantity(quantity) for name, quantity in requests.items()}
+
+
+def _add(into: dict[str, float], values: dict[str, float]) -> None:
+    for name, value in values.items():
+        into[name] = into.get(name, 0.0) + value
+
+
+def _timestamp(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _pod_key(pod: dict[str, Any]) -> str:
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
+
+
+@dataclass
+class _PodRecord:
+    """What the view keeps of a non-terminal pod: only what the state arrays need."""
+
+    uid: str
+    node: str  # "" while unbound
+    cpu_millicores: float
+    memory_bytes: float
+    gpus: float
+    phase: str
+    started_at: float | None
+    expected_seconds: float | None
+
+
+def _expected_seconds(pod: dict[str, Any]) -> float | None:
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    for key in (ESTIMATED_DURATION_ANNOTATION, DURATION_ANNOTATION):
+        if key in annotations:
+            try:
+                return max(parse_go_duration(str(annotations[key])), 0.0)
+            except ValueError:
+                log.warning("pod %s: ignoring annotation %s=%r (not a Go duration)",
+                            _pod_key(pod), key, annotations[key])
+    return None
+
+
+def _start_time(pod: dict[str, Any]) -> float | None:
+    status = pod.get("status") or {}
+    started = _timestamp(status.get("startTime"))
+    for container in status.get("containerStatuses") or []:
+        running_since = _timestamp(((container.get("state") or {}).get("running") or {}).get("startedAt"))
+        if running_since is not None:
+            started = running_since if started is None else max(started, running_since)
+    return started
+
+
+class LiveCluster:
+    """Nodes and pods as last seen by the watches, turned into the simulator's ``ClusterState`` on demand.
+
+    The static part (``ClusterSpec`` and per-node capability arrays) is cached and rebuilt only when
+    a node is added, removed or changes what the view reads from it (labels, allocatable, eligibility);
+    node heartbeats cost nothing.
+    """
+
+    def __init__(self, tolerated_taints: frozenset[str] | set[str] | tuple[str, ...] = ()):
+        self._tolerated_taints = frozenset(tolerated_taints)
+        self._lock = threading.RLock()
+        self._node_objects: dict[str, dict[str, Any]] = {}
+        self._node_signatures: dict[str, tuple[Any, ...]] = {}
+        self._eligible: dict[str, NodeSpec] = {}
+        self._rejected_logged: set[tuple[str, str]] = set()
+        self._pods: dict[str, _PodRecord] = {}
+        self._warm: dict[str, set[int]] = {}  # node name -> kind indices that have run there
+        self._template: ClusterState | None = None
+        self._index: dict[str, int] = {}
+        self._names: list[str] = []
+        self._nodes_changed = True
+
+    # -- events ----------------------------------------------------------------------------------
+    def apply_node_event(self, event_type: str | None, node: dict[str, Any]) -> None:
+        """ADDED/MODIFIED/DELETED (or kopf's ``None`` for the initial listing) of a raw Node object."""
+        if event_type in _IGNORED_EVENTS:
+            return
+        name = (node.get("metadata") or {}).get("name", "")
+        with self._lock:
+            if event_type == "DELETED":
+                self._node_objects.pop(name, None)
+                self._node_signatures.pop(name, None)
+                if self._eligible.pop(name, None) is not None:
+                    self._nodes_changed = True
+                return
+            signature = self._signature(node)
+            self._node_objects[name] = node
+            if self._node_signatures.get(name) == signature:
+                return  # a heartbeat or status change the view does not read
+            self._node_signatures[name] = signature
+            spec = self._eligible_spec(name, node)
+            previous = self._eligible.pop(name, None)
+            if spec is not None:
+                self._eligible[name] = spec
+            if previous != spec:
+                self._nodes_changed = True
+
+    def apply_pod_event(self, event_type: str | None, pod: dict[str, Any]) -> None:
+        """ADDED/MODIFIED/DELETED (or ``None``) of a raw Pod object; every pod counts, not only ours."""
+        if event_type in _IGNORED_EVENTS:
+            return
+        key = _pod_key(pod)
+        meta = pod.get("metadata") or {}
+        spec = pod.get("spec") or {}
+        status = pod.get("status") or {}
+        with self._lock:
+            previous = self._pods.get(key)
+            if event_type == "DELETED":
+                self._pods.pop(key, None)
+                return
+            uid = meta.get("uid", "")
+            node = spec.get("nodeName") or ""
+            if not node and previous is not None and previous.uid == uid:
+                node = previous.node  # a binding is never undone: an older event must not erase an assumption
+            phase = status.get("phase") or "Pending"
+            kind = (meta.get("labels") or {}).get(PRIMITIVE_KIND_LABEL)
+            if node and phase in _STARTED_PHASES and kind in KIND_INDEX:
+                self._warm.setdefault(node, set()).add(KIND_INDEX[PrimitiveKind(kind)])
+            if phase in _TERMINAL_PHASES:
+                self._pods.pop(key, None)
+                return
+            started_at = None
+            if phase == "Running":
+                if previous is not None and previous.uid == uid and previous.started_at is not None:
+                    started_at = previous.started_at
+                elif previous is not None and previous.uid == uid:
+                    started_at = time.time()  # we saw it start: more precise than startTime's whole seconds
+                else:
+                    started_at = _start_time(pod) or time.time()
+            requests = pod_requests(pod)
+            self._pods[key] = _PodRecord(
+                uid=uid, node=node, cpu_millicores=requests.get("cpu", 0.0) * 1000.0,
+                memory_bytes=requests.get("memory", 0.0), gpus=requests.get(GPU_RESOURCE, 0.0),
+                phase=phase, started_at=started_at, expected_seconds=_expected_seconds(pod),
+            )
+
+    def assume(self, pod: dict[str, Any], node_name: str) -> None:
+        """Count ``pod`` as bound to ``node_name`` now, before the watch reports the binding."""
+        bound = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node_name}}
+        self.apply_pod_event("MODIFIED", bound)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def node_names(self) -> list[str]:
+        """Eligible nodes, in the order of the state arrays (index i of an observation is ``node_names()[i]``)."""
+        with self._lock:
+            self._refresh_nodes()
+            return list(self._names)
+
+    def has_node(self, name: str) -> bool:
+        with self._lock:
+            return name in self._eligible
+
+    def snapshot(self) -> ClusterState:
+        """The cluster now, as the simulator's ``ClusterState`` (a fresh object: callers may modify it)."""
+        with self._lock:
+            return self._snapshot()
+
+    def observation(self, primitive: Primitive, parent_outputs: list[tuple[str, float]], now: float,
+                    downstream_seconds: float = 0.0, workflow_elapsed: float = 0.0) -> Observation:
+        """The policy's input for placing ``primitive``; ``parent_outputs`` are (node name, megabytes).
+
+        Outputs on nodes no longer in the view are left out: their data is as far from every node, so
+        they would not change the choice.
+        """
+        with self._lock:
+            state = self._snapshot()
+            parents = [(self._index[name], megabytes) for name, megabytes in parent_outputs if name in self._index]
+        return Observation(now=now, primitive=primitive, state=state, parent_outputs=parents,
+                           downstream_seconds=downstream_seconds, workflow_elapsed=workflow_elapsed)
+
+    # -- internals -------------------------------------------------------------------------------
+    def _signature(self, node: dict[str, Any]) -> tuple[Any, ...]:
+        meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
+        ready = next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+        taints = tuple(sorted((t.get("key", ""), t.get("effect", "")) for t in spec.get("taints") or []))
+        labels = tuple(sorted((meta.get("labels") or {}).items()))
+        allocatable = tuple(sorted((status.get("allocatable") or {}).items()))
+        return labels, allocatable, bool(spec.get("unschedulable")), ready, taints
+
+    def _eligible_spec(self, name: str, node: dict[str, Any]) -> NodeSpec | None:
+        spec, status = node.get("spec") or {}, node.get("status") or {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        blocking = [t for t in spec.get("taints") or []
+                    if t.get("effect") in _BLOCKING_TAINT_EFFECTS and t.get("key") not in self._tolerated_taints]
+        if spec.get("unschedulable") or not ready or blocking:
+            return None
+        try:
+            return node_spec_from_object(node)
+        except ValueError as error:
+            if (name, str(error)) not in self._rejected_logged:
+                self._rejected_logged.add((name, str(error)))
+                log.warning("leaving node %s out of the scheduling view: %s", name, error)
+            return None
+
+    def _refresh_nodes(self) -> None:
+        if not self._nodes_changed:
+            return
+        self._nodes_changed = False
+        self._names = sorted(self._eligible)
+        self._index = {name: i for i, name in enumerate(self._names)}
+        self._template = (
+            ClusterState(ClusterSpec(nodes=[self._eligible[name] for name in self._names])) if self._names else None
+        )
+
+    def _snapshot(self) -> ClusterState:
+        self._refresh_nodes()
+        if self._template is None:
+            raise LookupError(
+                "no schedulable node in the live view: every node is unknown, unschedulable, not Ready or "
+                "tainted NoSchedule/NoExecute (check `kubectl get nodes` and the node-class labels)"
+            )
+        state = copy.copy(self._template)  # shares the static arrays; the dynamic ones are set below
+        n = len(self._names)
+        free = np.stack([state.alloc_cpu, state.alloc_memory, state.alloc_gpus]).copy()  # [3, N]
+        running = np.zeros(n, dtype=np.int64)
+        queue_length = np.zeros(n, dtype=np.int64)
+        queued_seconds = np.zeros(n, dtype=np.float64)
+        next_release = np.full(n, math.inf)
+        for record in self._pods.values():
+            i = self._index.get(record.node)
+            if i is None:
+                continue
+            free[0, i] -= record.cpu_millicores
+            free[1, i] -= record.memory_bytes
+            free[2, i] -= record.gpus
+            if record.phase == "Running":
+                running[i] += 1
+                if record.expected_seconds is not None and record.started_at is not None:
+                    next_release[i] = min(next_release[i], record.started_at + record.expected_seconds)
+            else:
+                queue_length[i] += 1
+                queued_seconds[i] += record.expected_seconds or 0.0
+        warm = np.zeros_like(self._template.warm)
+        for name, kinds in self._warm.items():
+            i = self._index.get(name)
+            if i is not None:
+                warm[i, sorted(kinds)] = True
+        state.free_cpu, state.free_memory, state.free_gpus = free[0], free[1], free[2]
+        state.running, state.queue_length, state.queued_seconds = running, queue_length, queued_seconds
+        state.next_release, state.warm = next_release, warm
+        return state

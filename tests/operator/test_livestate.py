@@ -1,0 +1,228 @@
+"""LiveCluster: Node and Pod objects shaped as the API server sends them, read as the simulator's state."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from scale_scheduler.operator.labels import DURATION_ANNOTATION, ESTIMATED_DURATION_ANNOTATION, PRIMITIVE_KIND_LABEL
+from scale_scheduler.operator.livestate import LiveCluster, parse_go_duration, pod_requests
+from scale_scheduler.simulator.cluster import NODE_CLASS_LABEL, PROFILES, heterogeneous
+from scale_scheduler.simulator.features import Observation
+from scale_scheduler.simulator.primitives import GIB, KIND_INDEX, KINDS, PrimitiveKind
+from scale_scheduler.simulator.state import ClusterState
+from scale_scheduler.simulator.workflow import Primitive
+
+SPEC = heterogeneous(8, seed=0)
+
+
+def node_object(name: str, *, ready: str = "True", unschedulable: bool = False,
+                taints: list[dict[str, str]] | None = None, heartbeat: str = "2025-01-01T00:00:00Z") -> dict[str, Any]:
+    """A Node as the local cluster creates it from the simulator's spec (kwok keeps it Ready)."""
+    node = next(n for n in SPEC.nodes if n.name == name)
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "uid": f"uid-{name}", "labels": dict(node.labels)},
+        "spec": {"unschedulable": unschedulable, **({"taints": taints} if taints else {})},
+        "status": {
+            "allocatable": node.allocatable(), "capacity": node.allocatable(),
+            "conditions": [{"type": "Ready", "status": ready, "lastHeartbeatTime": heartbeat}],
+        },
+    }
+
+
+def pod_object(name: str, *, node: str = "", phase: str = "Pending", cpu: str = "1", memory: str = "1Gi",
+               gpus: int = 0, kind: str | None = None, duration: str | None = None, estimate: str | None = None,
+               start_time: str | None = None, uid: str | None = None) -> dict[str, Any]:
+    requests = {"cpu": cpu, "memory": memory, **({"nvidia.com/gpu": str(gpus)} if gpus else {})}
+    annotations = {**({DURATION_ANNOTATION: duration} if duration else {}),
+                   **({ESTIMATED_DURATION_ANNOTATION: estimate} if estimate else {})}
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": uid or f"uid-{name}",
+                     "labels": {PRIMITIVE_KIND_LABEL: kind} if kind else {}, "annotations": annotations},
+        "spec": {"containers": [{"name": "main", "image": "busybox", "resources": {"requests": requests}}],
+                 **({"nodeName": node} if node else {})},
+        "status": {"phase": phase, **({"startTime": start_time} if start_time else {})},
+    }
+
+
+@pytest.fixture
+def live() -> LiveCluster:
+    cluster = LiveCluster()
+    for node in SPEC.nodes:
+        cluster.apply_node_event("ADDED", node_object(node.name))
+    return cluster
+
+
+def test_snapshot_reads_the_same_static_state_as_the_simulator(live: LiveCluster) -> None:
+    state = live.snapshot()
+    expected = ClusterState(SPEC)
+    order = [expected.index_of(name) for name in live.node_names()]
+    for field in ("alloc_cpu", "alloc_memory", "alloc_gpus", "bandwidth_gbps", "node_class", "free_cpu",
+                  "free_memory", "free_gpus"):
+        np.testing.assert_array_equal(getattr(state, field), getattr(expected, field)[order], err_msg=field)
+    # speeds come from the class profile: the generator's per-node jitter is not on the Node object
+    for i, name in enumerate(live.node_names()):
+        profile = PROFILES[name.rsplit("-", 1)[0]]
+        assert state.prefill_tps[i] == profile.prefill_tokens_per_second
+        assert list(state.speed[i]) == [profile.speed[kind] for kind in KINDS]
+    assert live.node_names() == sorted(n.name for n in SPEC.nodes)
+
+
+def test_bound_pods_hold_resources_until_they_finish(live: LiveCluster) -> None:
+    target = "gpu-large-000"
+    i = live.node_names().index(target)
+    before = live.snapshot()
+    live.apply_pod_event("ADDED", pod_object("p", cpu="1500m", memory="2Gi", gpus=1))
+    assert live.snapshot().free_cpu[i] == before.free_cpu[i], "an unbound pod holds nothing"
+    live.apply_pod_event("MODIFIED", pod_object("p", node=target, cpu="1500m", memory="2Gi", gpus=1))
+    queued = live.snapshot()
+    assert queued.free_cpu[i] == before.free_cpu[i] - 1500
+    assert queued.free_memory[i] == before.free_memory[i] - 2 * GIB
+    assert queued.free_gpus[i] == before.free_gpus[i] - 1
+    assert (queued.queue_length[i], queued.running[i]) == (1, 0), "bound but not started counts as queued"
+    live.apply_pod_event("MODIFIED", pod_object("p", node=target, phase="Running", cpu="1500m", memory="2Gi", gpus=1))
+    running = live.snapshot()
+    assert (running.queue_length[i], running.running[i]) == (0, 1)
+    live.apply_pod_event("MODIFIED", pod_object("p", node=target, phase="Succeeded", cpu="1500m", memory="2Gi", gpus=1))
+    done = live.snapshot()
+    assert done.free_cpu[i] == before.free_cpu[i] and done.running[i] == 0
+
+
+def test_deleted_pod_releases_its_node(live: LiveCluster) -> None:
+    i = live.node_names().index("cpu-large-003")
+    live.apply_pod_event("ADDED", pod_object("p", node="cpu-large-003", phase="Running", cpu="4"))
+    assert live.snapshot().free_cpu[i] == 64000 - 4000
+    live.apply_pod_event("DELETED", pod_object("p", node="cpu-large-003", phase="Running", cpu="4"))
+    assert live.snapshot().free_cpu[i] == 64000
+
+
+def test_next_release_and_queued_seconds_come_from_duration_annotations(live: LiveCluster) -> None:
+    node = "cpu-large-003"
+    i = live.node_names().index(node)
+    live.apply_pod_event(None, pod_object("a", node=node, phase="Running", duration="30s",
+                                          start_time="2030-01-01T00:00:00Z"))
+    live.apply_pod_event(None, pod_object("b", node=node, phase="Running", duration="1m", estimate="10s",
+                                          start_time="2030-01-01T00:00:00Z"))
+    live.apply_pod_event(None, pod_object("c", node=node, duration="1m30s"))
+    state = live.snapshot()
+    start = 1893456000.0  # 2030-01-01T00:00:00Z
+    assert state.next_release[i] == pytest.approx(start + 10.0), "the estimate wins over the true duration"
+    assert state.queued_seconds[i] == pytest.approx(90.0)
+    assert np.isinf(state.next_release[live.node_names().index("cpu-small-005")])
+
+
+def test_start_seen_by_the_watch_is_timed_locally(live: LiveCluster) -> None:
+    node = "cpu-large-003"
+    live.apply_pod_event("ADDED", pod_object("a", node=node, duration="20s"))
+    before = time.time()
+    live.apply_pod_event("MODIFIED", pod_object("a", node=node, phase="Running", duration="20s",
+                                                start_time="2000-01-01T00:00:00Z"))
+    release = live.snapshot().next_release[live.node_names().index(node)]
+    assert before + 20.0 <= release <= time.time() + 20.0
+
+
+def test_warm_kinds_stay_after_the_pod_is_gone(live: LiveCluster) -> None:
+    node = "gpu-small-001"
+    i = live.node_names().index(node)
+    live.apply_pod_event("ADDED", pod_object("w", node=node, phase="Running", kind="llm_embed"))
+    live.apply_pod_event("MODIFIED", pod_object("w", node=node, phase="Succeeded", kind="llm_embed"))
+    live.apply_pod_event("DELETED", pod_object("w", node=node, phase="Succeeded", kind="llm_embed"))
+    warm = live.snapshot().warm
+    assert warm[i, KIND_INDEX[PrimitiveKind.LLM_EMBED]]
+    assert warm.sum() == 1
+
+
+def test_ineligible_nodes_are_left_out_and_come_back(live: LiveCluster) -> None:
+    live.apply_node_event("MODIFIED", node_object("cpu-small-005", unschedulable=True))
+    live.apply_node_event("MODIFIED", node_object("cpu-small-006", ready="False"))
+    live.apply_node_event("MODIFIED", node_object("mem-optimised-007",
+                                                  taints=[{"key": "maintenance", "effect": "NoSchedule"}]))
+    assert not {"cpu-small-005", "cpu-small-006", "mem-optimised-007"} & set(live.node_names())
+    assert live.snapshot().num_nodes == 5
+    live.apply_node_event("MODIFIED", node_object("cpu-small-005"))
+    assert live.has_node("cpu-small-005") and live.snapshot().num_nodes == 6
+    live.apply_node_event("DELETED", node_object("cpu-small-005"))
+    assert not live.has_node("cpu-small-005")
+
+
+def test_tolerated_taints_keep_the_node() -> None:
+    live = LiveCluster(tolerated_taints={"kwok.x-k8s.io/node"})
+    live.apply_node_event("ADDED", node_object("gpu-large-000",
+                                               taints=[{"key": "kwok.x-k8s.io/node", "effect": "NoSchedule"}]))
+    assert live.node_names() == ["gpu-large-000"]
+
+
+def test_unknown_node_class_is_left_out() -> None:
+    live = LiveCluster()
+    odd = node_object("gpu-large-000")
+    odd["metadata"]["labels"][NODE_CLASS_LABEL] = "quantum"
+    live.apply_node_event("ADDED", odd)
+    with pytest.raises(LookupError, match="no schedulable node"):
+        live.snapshot()
+
+
+def test_heartbeats_do_not_rebuild_the_static_state(live: LiveCluster) -> None:
+    first = live.snapshot()
+    live.apply_node_event("MODIFIED", node_object("gpu-large-000", heartbeat="2025-01-01T00:00:10Z"))
+    assert live.snapshot().speed is first.speed, "the cached static arrays are reused"
+    live.apply_node_event("DELETED", node_object("gpu-large-000"))
+    assert live.snapshot().num_nodes == first.num_nodes - 1
+
+
+def test_assumed_binding_survives_an_older_unbound_event(live: LiveCluster) -> None:
+    i = live.node_names().index("cpu-large-003")
+    pending = pod_object("p", cpu="2")
+    live.apply_pod_event("ADDED", pending)
+    live.assume(pending, "cpu-large-003")
+    live.apply_pod_event("MODIFIED", pending)  # the watch had not seen the binding yet
+    assert live.snapshot().free_cpu[i] == 64000 - 2000
+    live.apply_pod_event("DELETED", pending)  # the bind failed: the operator drops the assumption
+    assert live.snapshot().free_cpu[i] == 64000
+
+
+def test_observation_maps_parent_nodes_and_uses_shared_features(live: LiveCluster) -> None:
+    primitive = Primitive("summarise", PrimitiveKind.LLM_GENERATE, input_tokens=800, output_tokens=200)
+    observation = live.observation(primitive, [("gpu-small-001", 20.0), ("gone-node", 5.0)], now=time.time(),
+                                   downstream_seconds=3.0)
+    assert isinstance(observation, Observation)
+    assert observation.parent_outputs == [(live.node_names().index("gpu-small-001"), 20.0)]
+    names = live.node_names()
+    assert {names[i] for i in np.flatnonzero(observation.mask)} == {"gpu-large-000", "gpu-small-001", "gpu-small-002"}
+    assert observation.node_features.shape[0] == len(names)
+    assert observation.transfer[names.index("gpu-small-001")] == 0.0
+
+
+def test_pod_requests_follow_kubernetes_rules() -> None:
+    pod = {"spec": {
+        "containers": [{"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
+                       {"resources": {"requests": {"cpu": "250m"}}}],
+        "initContainers": [
+            {"resources": {"requests": {"cpu": "2", "memory": "128Mi"}}},
+            {"restartPolicy": "Always", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+            {"resources": {"requests": {"cpu": "1900m"}}},
+        ],
+        "overhead": {"cpu": "10m"},
+    }}
+    requests = pod_requests(pod)
+    # containers + sidecar = 0.85 cpu; the init steps peak at 2 cpu (first) and 0.1 + 1.9 = 2.0 (third)
+    assert requests["cpu"] == pytest.approx(2.0 + 0.01)
+    assert requests["memory"] == pytest.approx(1 * GIB + 64 * 1024**2)
+    assert pod_requests({"spec": {"containers": [{"name": "no-requests"}]}}) == {}
+    level = {"spec": {"resources": {"requests": {"cpu": "3"}},
+                      "containers": [{"resources": {"requests": {"cpu": "1"}}}]}}
+    assert pod_requests(level)["cpu"] == 3.0
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("12.345s", 12.345), ("1m30s", 90.0), ("250ms", 0.25),
+                                                 ("1h0m0.5s", 3600.5), ("0", 0.0)])
+def test_parse_go_duration(text: str, seconds: float) -> None:
+    assert parse_go_duration(text) == pytest.approx(seconds)
+
+
+def test_parse_go_duration_rejects_garbage() -> None:
+    with pytest.raises(ValueError, match="not a Go duration"):
+        parse_go_duration("12 seconds")
