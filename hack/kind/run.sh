@@ -9,7 +9,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 nodes=16; policy=scale; keep=0; use_kind=0
-image="ghcr.io/scale-scheduler/scale-scheduler:dev"; name=scale-scheduler; kwok_version=v0.7.0
+image="ghcr.io/scale-scheduler/scale-scheduler:dev"; name=scale-scheduler
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) nodes="$2"; shift 2;;
@@ -35,21 +35,12 @@ fi
 for tool in docker kind kubectl helm; do
   command -v "$tool" > /dev/null || { echo "--kind needs $tool on PATH" >&2; exit 2; }
 done
-cleanup() { [ "$keep" = 1 ] || kind delete cluster --name "$name"; }
+cleanup() { [ "$keep" = 1 ] || "$sched" cluster down --provider kind --name "$name"; }
 trap cleanup EXIT
 
-kind create cluster --name "$name" --config "$root/hack/kind/kind-config.yaml" --wait 120s
-export KUBECONFIG; KUBECONFIG="$(mktemp)"; kind get kubeconfig --name "$name" > "$KUBECONFIG"
-
-# KWOK inside the cluster, managing only the annotated fake nodes.
-kubectl apply -f "https://github.com/kubernetes-sigs/kwok/releases/download/${kwok_version}/kwok.yaml"
-# Pod lifecycle stages: ours (completion after the scale.dev/duration annotation) when the local
-# cluster ships them, kwok's fast stages otherwise.
-stages=("$root"/operator/localcluster/*stage*.yaml)
-if [ -e "${stages[0]}" ]; then kubectl apply -f "${stages[@]}"
-else kubectl apply -f "https://github.com/kubernetes-sigs/kwok/releases/download/${kwok_version}/stage-fast.yaml"; fi
-kubectl -n kube-system rollout status deployment/kwok-controller --timeout=180s
-"$python" "$root/hack/kind/fake-nodes.py" "$nodes" | kubectl apply -f -
+# A one-node kind cluster with kwok inside, our pod stages and N fake nodes of the simulator's classes.
+"$sched" cluster up --provider kind --name "$name" --nodes "$nodes"
+export KUBECONFIG; KUBECONFIG="${SCALE_SCHED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scale-sched}/kwok/clusters/$name/kubeconfig.yaml"
 
 docker build -t "$image" "$root"
 kind load docker-image "$image" --name "$name"
