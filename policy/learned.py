@@ -23,11 +23,15 @@ class LearnedScheduler:
     def priority(self, primitive: Primitive, downstream_seconds: float) -> float:
         return downstream_seconds
 
-    def choose(self, observation: Observation) -> int:
+    def logits(self, observation: Observation) -> np.ndarray:
+        """[N] the network's preference per node (masked nodes at MASKED_LOGIT); the extender scores from it."""
         with torch.inference_mode():
             output = self.model(
                 torch.from_numpy(observation.primitive_features)[None],
                 torch.from_numpy(observation.node_features)[None],
                 torch.from_numpy(np.ascontiguousarray(observation.mask))[None],
             )
-        return int(torch.argmax(output.logits[0]))
+        return output.logits[0].numpy()
+
+    def choose(self, observation: Observation) -> int:
+        return int(np.argmax(self.logits(observation)))

@@ -3,58 +3,21 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import pytest
-from scale_scheduler.operator.labels import DURATION_ANNOTATION, ESTIMATED_DURATION_ANNOTATION, PRIMITIVE_KIND_LABEL
+from kube_objects import SPEC, live_view, node_object, pod_object
 from scale_scheduler.operator.livestate import LiveCluster, parse_go_duration, pod_requests
-from scale_scheduler.simulator.cluster import NODE_CLASS_LABEL, PROFILES, heterogeneous
+from scale_scheduler.simulator.cluster import NODE_CLASS_LABEL, PROFILES
 from scale_scheduler.simulator.features import Observation
 from scale_scheduler.simulator.primitives import GIB, KIND_INDEX, KINDS, PrimitiveKind
 from scale_scheduler.simulator.state import ClusterState
 from scale_scheduler.simulator.workflow import Primitive
 
-SPEC = heterogeneous(8, seed=0)
-
-
-def node_object(name: str, *, ready: str = "True", unschedulable: bool = False,
-                taints: list[dict[str, str]] | None = None, heartbeat: str = "2025-01-01T00:00:00Z") -> dict[str, Any]:
-    """A Node as the local cluster creates it from the simulator's spec (kwok keeps it Ready)."""
-    node = next(n for n in SPEC.nodes if n.name == name)
-    return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "uid": f"uid-{name}", "labels": dict(node.labels)},
-        "spec": {"unschedulable": unschedulable, **({"taints": taints} if taints else {})},
-        "status": {
-            "allocatable": node.allocatable(), "capacity": node.allocatable(),
-            "conditions": [{"type": "Ready", "status": ready, "lastHeartbeatTime": heartbeat}],
-        },
-    }
-
-
-def pod_object(name: str, *, node: str = "", phase: str = "Pending", cpu: str = "1", memory: str = "1Gi",
-               gpus: int = 0, kind: str | None = None, duration: str | None = None, estimate: str | None = None,
-               start_time: str | None = None, uid: str | None = None) -> dict[str, Any]:
-    requests = {"cpu": cpu, "memory": memory, **({"nvidia.com/gpu": str(gpus)} if gpus else {})}
-    annotations = {**({DURATION_ANNOTATION: duration} if duration else {}),
-                   **({ESTIMATED_DURATION_ANNOTATION: estimate} if estimate else {})}
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "uid": uid or f"uid-{name}",
-                     "labels": {PRIMITIVE_KIND_LABEL: kind} if kind else {}, "annotations": annotations},
-        "spec": {"containers": [{"name": "main", "image": "busybox", "resources": {"requests": requests}}],
-                 **({"nodeName": node} if node else {})},
-        "status": {"phase": phase, **({"startTime": start_time} if start_time else {})},
-    }
-
 
 @pytest.fixture
 def live() -> LiveCluster:
-    cluster = LiveCluster()
-    for node in SPEC.nodes:
-        cluster.apply_node_event("ADDED", node_object(node.name))
-    return cluster
+    return live_view()
 
 
 def test_snapshot_reads_the_same_static_state_as_the_simulator(live: LiveCluster) -> None:

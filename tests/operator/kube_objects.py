@@ -1,0 +1,54 @@
+"""Node and Pod objects shaped as the API server sends them, for the operator's unit tests.
+
+Imported as a top-level module: pytest puts this folder on sys.path (tests/operator has no __init__.py,
+which would make a package named ``operator`` and shadow the standard library's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scale_scheduler.operator.labels import DURATION_ANNOTATION, ESTIMATED_DURATION_ANNOTATION, PRIMITIVE_KIND_LABEL
+from scale_scheduler.operator.livestate import LiveCluster
+from scale_scheduler.simulator.cluster import heterogeneous
+
+SPEC = heterogeneous(8, seed=0)
+
+
+def node_object(name: str, *, ready: str = "True", unschedulable: bool = False,
+                taints: list[dict[str, str]] | None = None, heartbeat: str = "2025-01-01T00:00:00Z") -> dict[str, Any]:
+    """A Node as the local cluster creates it from the simulator's spec (kwok keeps it Ready)."""
+    node = next(n for n in SPEC.nodes if n.name == name)
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "uid": f"uid-{name}", "labels": dict(node.labels)},
+        "spec": {"unschedulable": unschedulable, **({"taints": taints} if taints else {})},
+        "status": {
+            "allocatable": node.allocatable(), "capacity": node.allocatable(),
+            "conditions": [{"type": "Ready", "status": ready, "lastHeartbeatTime": heartbeat}],
+        },
+    }
+
+
+def pod_object(name: str, *, node: str = "", phase: str = "Pending", cpu: str = "1", memory: str = "1Gi",
+               gpus: int = 0, kind: str | None = None, duration: str | None = None, estimate: str | None = None,
+               start_time: str | None = None, uid: str | None = None) -> dict[str, Any]:
+    requests = {"cpu": cpu, "memory": memory, **({"nvidia.com/gpu": str(gpus)} if gpus else {})}
+    annotations = {**({DURATION_ANNOTATION: duration} if duration else {}),
+                   **({ESTIMATED_DURATION_ANNOTATION: estimate} if estimate else {})}
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": uid or f"uid-{name}",
+                     "labels": {PRIMITIVE_KIND_LABEL: kind} if kind else {}, "annotations": annotations},
+        "spec": {"containers": [{"name": "main", "image": "busybox", "resources": {"requests": requests}}],
+                 **({"nodeName": node} if node else {})},
+        "status": {"phase": phase, **({"startTime": start_time} if start_time else {})},
+    }
+
+
+def live_view() -> LiveCluster:
+    """A LiveCluster that has seen every node of SPEC added."""
+    cluster = LiveCluster()
+    for node in SPEC.nodes:
+        cluster.apply_node_event("ADDED", node_object(node.name))
+    return cluster
