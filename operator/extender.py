@@ -1,6 +1,6 @@
 """kube-scheduler extender: a stock kube-scheduler asks the SCALE policy to filter and score nodes for any pod.
 
-Serving: ``runner = await start_extender(live, scheduler, port, prefix="", decide=False)`` starts an aiohttp
+Serving: ``runner = await start_extender(live, scheduler, port, prefix="", decide=True)`` starts an aiohttp
 server in the running asyncio loop (the operator's, beside kopf) and returns its ``web.AppRunner``;
 ``await runner.cleanup()`` stops it. Routes: ``POST {prefix}/filter``, ``POST {prefix}/prioritize``
 (kube-scheduler posts to ``urlPrefix + "/" + verb``; the chart's urlPrefix has no path, so prefix "")
@@ -15,9 +15,11 @@ Wire format (kube-scheduler's extender structs have no JSON tags, hence PascalCa
 What the policy sees: the pod turned into a simulator ``Primitive`` (``primitive_from_pod``) and the
 ``LiveCluster`` observation, the same features as in training. filter keeps the nodes that could run
 the primitive and have its requests free now (nodes outside the live view fail with a reason). With
-``decide=True`` filter keeps only the policy's choice among them, so the policy decides rather than
-advises (kube-scheduler never calls prioritize when one node is left). prioritize maps the policy's
-preference over the candidates linearly onto 0..10 (best 10, worst 0).
+``decide=True`` (the default, what the chart's configuration and docs/extender.md assume) filter then
+keeps only the policy's choice among them, so the policy decides rather than advises: kube-scheduler
+never calls prioritize when one node is left. With ``decide=False`` filter keeps them all and
+prioritize maps the policy's preference over the candidates linearly onto 0..10 (best 10, worst 0),
+which kube-scheduler weighs against its own plugins' scores.
 
 Errors never crash the server: filter answers 200 with ``Error`` set (kube-scheduler fails that
 scheduling attempt and retries); prioritize answers 500, which kube-scheduler ignores.
@@ -130,7 +132,7 @@ class ExtenderCall:
 class Extender:
     """The extender's logic, separate from HTTP so it can be called and tested directly."""
 
-    def __init__(self, live: LiveCluster, scheduler: Scheduler, *, decide: bool = False, history: int = 256):
+    def __init__(self, live: LiveCluster, scheduler: Scheduler, *, decide: bool = True, history: int = 256):
         self.live, self.scheduler, self.decide = live, scheduler, decide
         self.calls: deque[ExtenderCall] = deque(maxlen=history)
 
@@ -273,7 +275,7 @@ def make_app(extender: Extender, prefix: str = "") -> web.Application:
 
 
 async def start_extender(live: LiveCluster, scheduler: Scheduler, port: int, host: str = "0.0.0.0", *,
-                         prefix: str = "", decide: bool = False) -> web.AppRunner:
+                         prefix: str = "", decide: bool = True) -> web.AppRunner:
     """Serve the extender on ``host:port`` in the running loop; ``await runner.cleanup()`` stops it.
 
     The ``Extender`` (its ``calls`` log) is at ``runner.app[EXTENDER_KEY]``.

@@ -57,7 +57,8 @@ def test_filter_with_node_names_keeps_nodes_that_fit(live: LiveCluster) -> None:
     # a pod already holding both GPUs of gpu-small-002
     live.apply_pod_event("ADDED", pod_object("busy", node="gpu-small-002", phase="Running", gpus=2))
     args = {"Pod": gpu_pod(), "NodeNames": ALL_NODES + ["not-a-node"]}
-    status, reply = serve(Extender(live, LeastLoadedScheduler()), "/scale", post("/scale", "filter", args))
+    extender = Extender(live, LeastLoadedScheduler(), decide=False)
+    status, reply = serve(extender, "/scale", post("/scale", "filter", args))
     assert status == 200
     assert reply["Error"] == ""
     assert reply["NodeNames"] == ["gpu-large-000", "gpu-small-001"]
@@ -69,7 +70,7 @@ def test_filter_with_node_names_keeps_nodes_that_fit(live: LiveCluster) -> None:
 def test_filter_answers_a_node_list_with_a_node_list(live: LiveCluster) -> None:
     items = [node_object(name) for name in ALL_NODES]
     args = {"Pod": gpu_pod(), "Nodes": {"apiVersion": "v1", "kind": "NodeList", "items": items}}
-    status, reply = serve(Extender(live, LeastLoadedScheduler()), "", post("", "filter", args))
+    status, reply = serve(Extender(live, LeastLoadedScheduler(), decide=False), "", post("", "filter", args))
     assert status == 200 and reply["NodeNames"] is None
     assert [n["metadata"]["name"] for n in reply["Nodes"]["items"]] == GPU_NODES
     assert reply["Nodes"]["items"][0] == items[0], "nodes come back unchanged"
@@ -94,7 +95,7 @@ def test_prioritize_scores_zero_to_ten_with_the_policys_best_at_ten(live: LiveCl
     decisions = REGISTRY.get_sample_value("scale_sched_decisions_total",
                                           {"policy": "least-loaded", "source": "extender"}) or 0.0
     args = {"Pod": gpu_pod(), "NodeNames": GPU_NODES}
-    status, reply = serve(Extender(live, LeastLoadedScheduler()), "", post("", "prioritize", args))
+    status, reply = serve(Extender(live, LeastLoadedScheduler(), decide=False), "", post("", "prioritize", args))
     assert status == 200
     scores = {entry["Host"]: entry["Score"] for entry in reply}
     assert set(scores) == set(GPU_NODES)
@@ -108,7 +109,8 @@ def test_prioritize_scores_zero_to_ten_with_the_policys_best_at_ten(live: LiveCl
 def test_prioritize_follows_the_shipped_scale_policy(live: LiveCluster) -> None:
     scheduler = make_scheduler("scale")
     pod = pod_object("gen", cpu="2", memory="16Gi", gpus=1, kind="llm_generate", duration="8s")
-    status, reply = serve(Extender(live, scheduler), "", post("", "prioritize", {"Pod": pod, "NodeNames": ALL_NODES}))
+    args = {"Pod": pod, "NodeNames": ALL_NODES}
+    status, reply = serve(Extender(live, scheduler, decide=False), "", post("", "prioritize", args))
     assert status == 200
     scores = {entry["Host"]: entry["Score"] for entry in reply}
     observation = live.observation(primitive_from_pod(pod), [], now=time.time())
@@ -118,7 +120,7 @@ def test_prioritize_follows_the_shipped_scale_policy(live: LiveCluster) -> None:
 
 
 def test_bad_requests_get_an_error_not_a_crash(live: LiveCluster) -> None:
-    extender = Extender(live, LeastLoadedScheduler())
+    extender = Extender(live, LeastLoadedScheduler(), decide=False)
 
     async def exchange(client: TestClient) -> list[tuple[int, Any]]:
         results = []
@@ -140,7 +142,7 @@ def test_bad_requests_get_an_error_not_a_crash(live: LiveCluster) -> None:
 
 
 def test_empty_view_is_reported_through_error() -> None:
-    status, reply = serve(Extender(LiveCluster(), LeastLoadedScheduler()), "",
+    status, reply = serve(Extender(LiveCluster(), LeastLoadedScheduler(), decide=False), "",
                           post("", "filter", {"Pod": gpu_pod(), "NodeNames": ALL_NODES}))
     assert status == 200 and "no schedulable node" in reply["Error"]
 
