@@ -18,9 +18,11 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each register() adds commands; heavy imports (torch, kubernetes) happen inside the commands.
+    from scale_scheduler.policy.registry import make_scheduler
     from scale_scheduler.simulator import cli as simulator_cli
 
-    simulator_cli.register(app)
+    # Learned policies too (torch is imported only when one is asked for).
+    simulator_cli.register(app, make_scheduler=make_scheduler)
     from scale_scheduler.policy import cli as policy_cli
 
     policy_cli.register(app)
@@ -30,6 +32,9 @@ def _register() -> None:
     from scale_scheduler.operator import run_cli
 
     run_cli.register(app)
+    from scale_scheduler.operator import demo
+
+    demo.register(app)
 
 
 def main() -> None:

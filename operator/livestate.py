@@ -6,7 +6,9 @@ through ``apply_node_event``/``apply_pod_event``; ``snapshot()`` gives a ``Clust
 the cluster exactly what it saw in training.
 
 Conventions:
-- Times are Unix seconds (``time.time()``): pass ``now=time.time()`` to ``observation``.
+- Times are Unix seconds (``time.time()``): pass ``now=time.time()`` to ``observation``. With a
+  ``time_scale`` (simulated seconds per wall second) every time is multiplied by it: pass
+  ``now=time.time() * time_scale``.
 - A node is left out of the view while it is ``spec.unschedulable``, not ``Ready``, carries a
   ``NoSchedule``/``NoExecute`` taint whose key is not in ``tolerated_taints``, or has a node-class
   label the simulator does not know (logged once). It comes back with the event that clears that.
@@ -174,8 +176,11 @@ class LiveCluster:
     node heartbeats cost nothing.
     """
 
-    def __init__(self, tolerated_taints: frozenset[str] | set[str] | tuple[str, ...] = ()):
+    def __init__(self, tolerated_taints: frozenset[str] | set[str] | tuple[str, ...] = (), time_scale: float = 1.0):
         self._tolerated_taints = frozenset(tolerated_taints)
+        # Simulated seconds per wall-clock second (the operator's --time-scale): pods' duration annotations
+        # are wall-clock, so waits are scaled back to the simulator's seconds, the unit of every estimate.
+        self._time_scale = time_scale
         self._lock = threading.RLock()
         self._node_objects: dict[str, dict[str, Any]] = {}
         self._node_signatures: dict[str, tuple[Any, ...]] = {}
@@ -344,10 +349,11 @@ class LiveCluster:
             if record.phase == "Running":
                 running[i] += 1
                 if record.expected_seconds is not None and record.started_at is not None:
-                    next_release[i] = min(next_release[i], record.started_at + record.expected_seconds)
+                    next_release[i] = min(next_release[i],
+                                          (record.started_at + record.expected_seconds) * self._time_scale)
             else:
                 queue_length[i] += 1
-                queued_seconds[i] += record.expected_seconds or 0.0
+                queued_seconds[i] += (record.expected_seconds or 0.0) * self._time_scale
         warm = np.zeros_like(self._template.warm)
         for name, kinds in self._warm.items():
             i = self._index.get(name)

@@ -1,0 +1,389 @@
+"""The WorkflowDAG controller: validate, create a pod per ready primitive, place it with the policy, bind it.
+
+Only the WorkflowDAG has state-changing kopf handlers (create, resume, a timer); Nodes and Pods are
+followed with ``on.event``, which persists nothing, and feed the live cluster view the policy reads.
+Every reconcile re-derives the workflow's progress from its pods and its recorded status, so an
+operator killed at any moment and restarted ends in the same state without duplicate pods: pod names
+are deterministic per (workflow, primitive, attempt) and a 409 on create or bind means "already done".
+
+No finalizer: pods carry ownerReferences to their WorkflowDAG, and the garbage collector removes them
+when it is deleted, so ``kubectl delete`` never waits for the operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from scale_scheduler.operator import labels, metrics
+from scale_scheduler.operator.kubeapi import BindOutcome, KubeApi
+from scale_scheduler.operator.livestate import LiveCluster
+from scale_scheduler.operator.progress import (
+    PHASES,
+    WorkflowProgress,
+    failed_status,
+    parse_time,
+    workflow_progress,
+    workflow_status,
+)
+from scale_scheduler.operator.workflow_estimates import WorkflowEstimates, workflow_estimates
+from scale_scheduler.operator.workflow_pods import go_duration, label_value, pod_manifest, run_seconds
+from scale_scheduler.simulator.manifests import workflow_from_manifest
+from scale_scheduler.simulator.node_model import feasible
+from scale_scheduler.simulator.schedulers import Scheduler
+from scale_scheduler.simulator.workflow import Primitive, Workflow, WorkflowValidationError, validate
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("Succeeded", "Failed")
+# How often an unfinished workflow is re-examined without any event (a pod waiting for room, a lost event).
+RESYNC_SECONDS = 2.0
+
+
+@dataclass
+class WorkflowPlan:
+    """What a WorkflowDAG means, computed once per incarnation (uid): the validated DAG and its estimates."""
+
+    workflow: Workflow
+    raw: dict[str, dict[str, Any]]  # spec entry per primitive name (image, command)
+    estimates: WorkflowEstimates
+
+    @property
+    def by_name(self) -> dict[str, Primitive]:
+        return self.workflow.by_name()
+
+
+def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
+    """Parse and validate a WorkflowDAG against the live cluster; WorkflowValidationError if it cannot run.
+
+    LookupError when the live view has no schedulable node yet (try again later, it is not the DAG's fault).
+    """
+    workflow = workflow_from_manifest(body)
+    state = live.snapshot()
+    validate(workflow, state.spec.nodes)
+    for primitive in workflow.primitives:
+        if not any(feasible(primitive, node) for node in state.spec.nodes):
+            raise WorkflowValidationError(
+                "Unschedulable", primitive.name,
+                f"workflow {workflow.name!r}: primitive {primitive.name!r} ({primitive.kind.value}) can run on no "
+                f"node of the cluster (no node of a class that runs {primitive.kind.value} fits its requests)",
+            )
+    raw = {entry["name"]: entry for entry in body["spec"]["primitives"]}
+    return WorkflowPlan(workflow, raw, workflow_estimates(workflow, state))
+
+
+def _fits_now(primitive: Primitive, state: Any, index: int) -> bool:
+    return bool(primitive.cpu_millicores <= state.free_cpu[index] and primitive.memory_bytes <= state.free_memory[index]
+                and primitive.gpus <= state.free_gpus[index])
+
+
+class WorkflowController:
+    """Reconciles WorkflowDAGs; one reconcile at a time per workflow, bursts of pod events coalesced."""
+
+    def __init__(self, api: KubeApi, live: LiveCluster, scheduler: Scheduler, policy: str, time_scale: float,
+                 fallback_warning: str | None = None) -> None:
+        self.api, self.live, self.scheduler = api, live, scheduler
+        self.policy, self.time_scale = policy, time_scale
+        self.fallback_warning = fallback_warning
+        self._plans: dict[str, WorkflowPlan] = {}  # by uid
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._pending: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._phases: dict[tuple[str, str], str] = {}
+        self._warned: set[str] = set()  # uids told about the policy fallback
+        self._unschedulable_told: set[str] = set()  # pod uids with a FailedScheduling already posted
+        self._nodes: set[str] = set()  # every Node that exists (eligible or not)
+        self._workflow_of_label: dict[tuple[str, str], str] = {}  # (namespace, label value) -> workflow name
+
+    # -- inputs ------------------------------------------------------------------------------------
+    async def prime(self) -> None:
+        """Fill the live view from a listing before any handler runs, so the first decisions see the cluster."""
+        for node in await self.api.list_all("nodes"):
+            self.on_node_event(None, node)
+        for pod in await self.api.list_all("pods"):
+            self.live.apply_pod_event(None, pod)
+
+    def on_node_event(self, event_type: str | None, node: dict[str, Any]) -> None:
+        self.live.apply_node_event(event_type, node)
+        name = node["metadata"]["name"]
+        if event_type == "DELETED":
+            self._nodes.discard(name)
+            for namespace, workflow in list(self._phases):  # pods on it must move: look at every active workflow
+                if self._phases[(namespace, workflow)] not in TERMINAL:
+                    self.trigger(namespace, workflow)
+        else:
+            self._nodes.add(name)
+
+    def on_pod_event(self, event_type: str | None, pod: dict[str, Any]) -> None:
+        self.live.apply_pod_event(event_type, pod)
+        meta = pod["metadata"]
+        value = (meta.get("labels") or {}).get(labels.WORKFLOW_LABEL)
+        owner = next((ref["name"] for ref in meta.get("ownerReferences") or [] if ref.get("kind") == labels.KIND),
+                     None)
+        if value and owner and meta.get("namespace"):
+            self.trigger(meta["namespace"], owner)
+
+    # -- scheduling of reconciles ------------------------------------------------------------------
+    def trigger(self, namespace: str, name: str) -> None:
+        """Reconcile soon; a trigger while one is already queued is merged into it."""
+        key = (namespace, name)
+        if key in self._pending:
+            return
+        self._pending.add(key)
+        task = asyncio.get_running_loop().create_task(self._run(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, key: tuple[str, str]) -> None:
+        try:
+            await self.reconcile(*key)
+        except Exception:  # logged, and the resync timer tries again
+            log.exception("reconcile of WorkflowDAG %s/%s failed; retrying on the next event or resync", *key)
+
+    async def reconcile(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            self._pending.discard(key)
+            body = await self.api.get_workflow(namespace, name)
+            if body is None:
+                self._forget(key)
+                return
+            await self._reconcile(body)
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        self._phases.pop(key, None)
+        self._locks.pop(key, None)
+        self._update_phase_gauge()
+
+    # -- the reconcile -----------------------------------------------------------------------------
+    async def _reconcile(self, body: dict[str, Any]) -> None:
+        meta, status = body["metadata"], body.get("status") or {}
+        key = (meta["namespace"], meta["name"])
+        if status.get("phase") in TERMINAL:
+            self._set_phase(key, status["phase"])
+            return
+        uid = meta["uid"]
+        if self.fallback_warning and uid not in self._warned:
+            self._warned.add(uid)
+            await self.api.event(body, labels.KIND, "PolicyFallback", self.fallback_warning, event_type="Warning")
+        plan = self._plans.get(uid)
+        if plan is None:
+            try:
+                plan = plan_workflow(body, self.live)
+            except WorkflowValidationError as error:
+                await self._reject(body, error)
+                return
+            except LookupError as error:
+                log.info("WorkflowDAG %s/%s waits: %s", *key, error)
+                return
+            self._plans[uid] = plan
+        pods = await self.api.list_workflow_pods(meta["namespace"], label_value(meta["name"]), uid)
+        progress = workflow_progress(plan.workflow, pods, status.get("primitives"))
+        if progress.exhausted is None and await self._advance(body, plan, progress):
+            pods = await self.api.list_workflow_pods(meta["namespace"], label_value(meta["name"]), uid)
+            progress = workflow_progress(plan.workflow, pods, status.get("primitives"))
+        await self._write_status(body, plan, progress)
+
+    async def _reject(self, body: dict[str, Any], error: WorkflowValidationError) -> None:
+        meta = body["metadata"]
+        log.warning("WorkflowDAG %s/%s rejected (%s): %s", meta["namespace"], meta["name"], error.reason, error)
+        total = len((body.get("spec") or {}).get("primitives") or [])
+        status = failed_status(error.reason, str(error), total=total, now=datetime.now(UTC), policy=self.policy,
+                               generation=meta.get("generation"), previous=body.get("status") or {})
+        await self.api.patch_workflow_status(meta["namespace"], meta["name"], status)
+        await self.api.event(body, labels.KIND, error.reason, str(error), event_type="Warning")
+        self._set_phase((meta["namespace"], meta["name"]), "Failed")
+
+    async def _advance(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress) -> bool:
+        """Move pods whose node vanished, create pods for ready primitives, bind waiting pods. Changed anything?"""
+        changed = False
+        for entry in progress.primitives.values():
+            pod = entry.live_pod
+            if pod is not None and entry.node and entry.node not in self._nodes:
+                await self._evict(body, pod, entry.node)
+                changed = True
+        if changed:
+            return True  # re-derive progress first: the evicted primitives are ready again
+        ready = sorted(progress.ready, key=lambda name: -self.scheduler.priority(
+            plan.by_name[name], plan.estimates.downstream_seconds[name]))  # stable: topological among equals
+        for name in ready:
+            await self._start(body, plan, progress, name)
+            changed = True
+        for entry in progress.primitives.values():
+            pod = entry.live_pod
+            if pod is not None and not (pod.get("spec") or {}).get("nodeName"):
+                changed |= await self._bind_planned(body, plan, progress, pod)
+        return changed
+
+    async def _evict(self, body: dict[str, Any], pod: dict[str, Any], node: str) -> None:
+        meta = pod["metadata"]
+        await self.api.delete_pod(meta["namespace"], meta["name"])
+        self.live.apply_pod_event("DELETED", pod)
+        primitive = meta["labels"].get(labels.PRIMITIVE_LABEL, "?")
+        await self.api.event(body, labels.KIND, "NodeLost",
+                             f"node {node} is gone: deleted pod {meta['name']} of primitive {primitive!r}; "
+                             "it runs again elsewhere (this does not use up a retry)", event_type="Warning")
+
+    def _decide(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
+                primitive: Primitive) -> tuple[str, float, float]:
+        """(node, simulated run seconds, estimated run seconds) for one attempt, chosen by the policy."""
+        now = time.time()
+        created = parse_time(body["metadata"]["creationTimestamp"]) or datetime.now(UTC)
+        parents = [(progress.primitives[parent].node or "", plan.by_name[parent].output_megabytes)
+                   for parent in primitive.depends_on]
+        started = time.perf_counter()
+        observation = self.live.observation(
+            primitive, parents, now=now * self.time_scale,
+            downstream_seconds=plan.estimates.downstream_seconds[primitive.name],
+            workflow_elapsed=max(now - created.timestamp(), 0.0) * self.time_scale)
+        if not observation.mask.any():
+            raise LookupError(f"no schedulable node can run primitive {primitive.name!r} now")
+        index = self.scheduler.choose(observation)
+        metrics.record_decision(self.policy, "operator", time.perf_counter() - started)
+        if not observation.mask[index]:
+            raise RuntimeError(f"policy {self.policy} chose node {index}, which cannot run {primitive.name!r}")
+        setup = float(observation.transfer[index] + observation.cold_start[index])
+        estimate = setup + float(observation.estimated_duration[index])
+        return observation.state.spec.nodes[index].name, setup, estimate
+
+    async def _start(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress, name: str) -> None:
+        """Create the next attempt's pod for a ready primitive, planned on the node the policy picks."""
+        primitive, entry, meta = plan.by_name[name], progress.primitives[name], body["metadata"]
+        try:
+            node, setup, estimate = self._decide(body, plan, progress, primitive)
+        except LookupError as error:
+            log.info("WorkflowDAG %s/%s: %s; retrying on resync", meta["namespace"], meta["name"], error)
+            return
+        node_spec = next(n for n in self.live.snapshot().spec.nodes if n.name == node)
+        attempt = entry.attempts
+        seconds = run_seconds(primitive, node_spec, meta["uid"], attempt, setup)
+        manifest = pod_manifest(workflow=body, primitive=primitive, raw_primitive=plan.raw[name], attempt=attempt,
+                                node=node, duration_seconds=seconds / self.time_scale, policy=self.policy)
+        manifest["metadata"]["annotations"][labels.ESTIMATED_DURATION_ANNOTATION] = go_duration(
+            estimate / self.time_scale)
+        pod, created = await self.api.create_pod(manifest)
+        if created:
+            await self.api.event(body, labels.KIND, "Placed",
+                                 f"primitive {name!r} attempt {attempt} -> node {node} by policy {self.policy} "
+                                 f"(estimated {estimate:.1f}s, drawn {seconds:.1f}s simulated)")
+        if not (pod.get("spec") or {}).get("nodeName") and not pod["metadata"].get("deletionTimestamp"):
+            await self._bind_planned(body, plan, progress, pod)
+
+    async def _bind_planned(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
+                            pod: dict[str, Any]) -> bool:
+        """Bind a pod to its planned node once it fits there (the simulator's per-node FIFO wait). Bound?"""
+        meta = pod["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        primitive = plan.by_name[meta["labels"][labels.PRIMITIVE_LABEL]]
+        node = (meta.get("annotations") or {}).get(labels.PLANNED_NODE_ANNOTATION, "")
+        if not self.live.has_node(node):
+            node = await self._replan(body, plan, progress, pod, primitive)
+            if node is None:
+                return False
+        state = self.live.snapshot()
+        index = state.index_of(node)
+        if not _fits_now(primitive, state, index):
+            if meta.get("uid") not in self._unschedulable_told:
+                self._unschedulable_told.add(meta.get("uid", ""))
+                message = (f"0/1 nodes are available: planned node {node} (chosen by policy {self.policy}) has not "
+                           f"enough free cpu, memory or nvidia.com/gpu yet; the pod waits for room there")
+                await self.api.mark_unschedulable(namespace, name, message)
+                await self.api.event(pod, "Pod", "FailedScheduling", message, event_type="Warning")
+            return False
+        self.live.assume(pod, node)
+        outcome = await self.api.bind(namespace, name, node)
+        if outcome == BindOutcome.FAILED:
+            self.live.apply_pod_event("DELETED", pod)  # drop the assumption; the next event re-adds the pod
+            metrics.BIND_ERRORS.labels(reason="api").inc()
+            return False
+        if outcome == BindOutcome.GONE:
+            self.live.apply_pod_event("DELETED", pod)
+            return False
+        if outcome == BindOutcome.BOUND:
+            await self.api.event(pod, "Pod", "Scheduled", f"Successfully assigned {namespace}/{name} to {node}")
+        return True
+
+    async def _replan(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
+                      pod: dict[str, Any], primitive: Primitive) -> str | None:
+        """The planned node left the view before the pod was bound: choose again and redraw the duration."""
+        meta = pod["metadata"]
+        try:
+            node, setup, estimate = self._decide(body, plan, progress, primitive)
+        except LookupError:
+            return None
+        attempt = int(meta["labels"].get(labels.ATTEMPT_LABEL, "0"))
+        node_spec = next(n for n in self.live.snapshot().spec.nodes if n.name == node)
+        seconds = run_seconds(primitive, node_spec, body["metadata"]["uid"], attempt, setup)
+        patched = await self.api.patch_pod_annotations(meta["namespace"], meta["name"], {
+            labels.PLANNED_NODE_ANNOTATION: node,
+            labels.DURATION_ANNOTATION: go_duration(seconds / self.time_scale),
+            labels.ESTIMATED_DURATION_ANNOTATION: go_duration(estimate / self.time_scale),
+        })
+        pod["metadata"] = patched["metadata"]
+        return node
+
+    async def _write_status(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress) -> None:
+        meta, previous = body["metadata"], body.get("status") or {}
+        created = parse_time(meta["creationTimestamp"]) or datetime.now(UTC)
+        status = workflow_status(plan.workflow, progress, created=created, now=datetime.now(UTC),
+                                 time_scale=self.time_scale, lower_bound_seconds=plan.estimates.lower_bound_seconds,
+                                 policy=self.policy, generation=meta.get("generation"), previous=previous)
+        if all(previous.get(k) == v for k, v in status.items()):
+            self._set_phase((meta["namespace"], meta["name"]), status["phase"])
+            return
+        await self.api.patch_workflow_status(meta["namespace"], meta["name"], status)
+        self._set_phase((meta["namespace"], meta["name"]), status["phase"])
+        if status["phase"] == "Succeeded":
+            metrics.WORKFLOW_RESPONSE_TIME.observe(status["responseTimeSeconds"])
+            await self.api.event(body, labels.KIND, "Succeeded",
+                                 f"all {len(plan.workflow.primitives)} primitives succeeded; response time "
+                                 f"{status['responseTimeSeconds']:.2f}s, slowdown {status['slowdown']:.2f}")
+            self._plans.pop(meta["uid"], None)
+        elif status["phase"] == "Failed":
+            condition = next(c for c in status["conditions"] if c["type"] == "Complete")
+            await self.api.event(body, labels.KIND, condition["reason"], condition["message"], event_type="Warning")
+            self._plans.pop(meta["uid"], None)
+
+    def _set_phase(self, key: tuple[str, str], phase: str) -> None:
+        if self._phases.get(key) != phase:
+            self._phases[key] = phase
+            self._update_phase_gauge()
+
+    def _update_phase_gauge(self) -> None:
+        for phase in PHASES:
+            metrics.WORKFLOWS.labels(phase=phase).set(sum(p == phase for p in self._phases.values()))
+
+
+def build_registry(controller: WorkflowController) -> kopf.OperatorRegistry:
+    """kopf handlers bound to ``controller``: WorkflowDAG create/resume/timer, Node and Pod events."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def prime(**_: Any) -> None:
+        await controller.prime()
+
+    @kopf.on.create(labels.GROUP, labels.VERSION, labels.PLURAL, registry=registry)
+    @kopf.on.resume(labels.GROUP, labels.VERSION, labels.PLURAL, registry=registry)
+    async def start(namespace: str, name: str, **_: Any) -> None:
+        await controller.reconcile(namespace, name)
+
+    @kopf.timer(labels.GROUP, labels.VERSION, labels.PLURAL, interval=RESYNC_SECONDS, registry=registry,
+                when=lambda status, **_: status.get("phase") not in TERMINAL)
+    async def resync(namespace: str, name: str, **_: Any) -> None:
+        controller.trigger(namespace, name)
+
+    @kopf.on.event("", "v1", "nodes", registry=registry)
+    async def node_event(event: dict[str, Any], **_: Any) -> None:  # async: runs in the loop, not a thread
+        controller.on_node_event(event.get("type"), event["object"])
+
+    @kopf.on.event("", "v1", "pods", registry=registry)
+    async def pod_event(event: dict[str, Any], **_: Any) -> None:
+        controller.on_pod_event(event.get("type"), event["object"])
+
+    return registry

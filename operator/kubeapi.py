@@ -1,0 +1,198 @@
+"""The operator's calls to the API server: binding, pods, Events and WorkflowDAG status.
+
+Raw JSON requests through the ``kubernetes`` client's ``ApiClient`` (its configuration, TLS and
+credentials), not its generated models: the Binding reply is a Status the models cannot read, and
+plain dicts are what kopf's watch events carry too. Blocking calls run in a thread; 429, 5xx and
+optimistic-lock 409s are retried with backoff here, so callers see success or an answer to act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from scale_scheduler.operator import labels
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "scale-scheduler"
+RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+REQUEST_TIMEOUT = 30.0
+
+
+class BindOutcome:
+    BOUND = "bound"
+    ALREADY_DONE = "already-done"  # 409 already assigned / being deleted: a previous incarnation did it
+    GONE = "gone"  # 404: the pod was deleted meanwhile
+    FAILED = "failed"
+
+
+def _retryable(error: ApiException) -> bool:
+    # A 409 saying the thing is done (already exists / assigned) or cannot be done (being deleted) is an answer.
+    final = ("already", "being deleted")
+    return error.status in (429, 500, 502, 503, 504) or (
+        error.status == 409 and not any(text in str(error.body) for text in final))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class KubeApi:
+    """The few API calls the controller makes, as plain-dict coroutines."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self.instance = os.environ.get("POD_NAME") or socket.gethostname()
+
+    def _request_sync(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
+                      content_type: str = JSON) -> dict[str, Any]:
+        headers = {"Accept": JSON}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        method, url, headers, body, _ = self.api_client.param_serialize(
+            method=method, resource_path=path, query_params=list((query or {}).items()), header_params=headers,
+            body=body, auth_settings=["BearerToken"])
+        response = self.api_client.call_api(method, url, header_params=headers, body=body,
+                                            _request_timeout=REQUEST_TIMEOUT)
+        data = response.read()
+        if response.status >= 400:
+            raise ApiException(status=response.status, reason=response.reason,
+                               body=data.decode("utf-8", "replace") if data else "")
+        return json.loads(data) if data else {}
+
+    async def request(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
+                      content_type: str = JSON) -> dict[str, Any]:
+        """One API call; retried on 429/5xx/conflicts, other errors raised as ApiException."""
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return await asyncio.to_thread(self._request_sync, method, path, body, query, content_type)
+            except ApiException as error:
+                if delay is None or not _retryable(error):
+                    raise
+                log.info("%s %s: HTTP %s, retrying in %.2fs", method, path, error.status, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    # -- WorkflowDAGs --------------------------------------------------------------------------------
+    @staticmethod
+    def _workflow_path(namespace: str, name: str) -> str:
+        return f"/apis/{labels.GROUP}/{labels.VERSION}/namespaces/{namespace}/{labels.PLURAL}/{name}"
+
+    async def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.request("GET", self._workflow_path(namespace, name))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def patch_workflow_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        # JSON merge patch: keys we do not mention (kopf's bookkeeping) stay as they are.
+        await self.request("PATCH", self._workflow_path(namespace, name) + "/status", {"status": status},
+                           content_type=MERGE_PATCH)
+
+    # -- pods and nodes ------------------------------------------------------------------------------
+    async def list_workflow_pods(self, namespace: str, selector_value: str, owner_uid: str) -> list[dict[str, Any]]:
+        """Pods carrying the workflow label and owned by this WorkflowDAG incarnation (uid)."""
+        reply = await self.request("GET", f"/api/v1/namespaces/{namespace}/pods",
+                                   query={"labelSelector": f"{labels.WORKFLOW_LABEL}={selector_value}"})
+        return [pod for pod in reply.get("items") or []
+                if any(ref.get("uid") == owner_uid for ref in pod["metadata"].get("ownerReferences") or [])]
+
+    async def list_all(self, what: str) -> list[dict[str, Any]]:
+        """Every node or pod, as plain dicts like watch events carry (for priming the live view)."""
+        reply = await self.request("GET", "/api/v1/nodes" if what == "nodes" else "/api/v1/pods")
+        kind = "Node" if what == "nodes" else "Pod"
+        return [{"apiVersion": "v1", "kind": kind, **item} for item in reply.get("items") or []]
+
+    def _pod_path(self, namespace: str, name: str) -> str:
+        return f"/api/v1/namespaces/{namespace}/pods/{quote(name)}"
+
+    async def read_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self.request("GET", self._pod_path(namespace, name))
+
+    async def create_pod(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create the pod; (pod, created). An existing pod of that name (409) is read back instead."""
+        namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        try:
+            return await self.request("POST", f"/api/v1/namespaces/{namespace}/pods", manifest), True
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        return await self.read_pod(namespace, name), False
+
+    async def patch_pod_annotations(self, namespace: str, name: str, annotations: dict[str, str]) -> dict[str, Any]:
+        return await self.request("PATCH", self._pod_path(namespace, name), {"metadata": {"annotations": annotations}},
+                                  content_type=MERGE_PATCH)
+
+    async def mark_unschedulable(self, namespace: str, name: str, message: str) -> None:
+        """PodScheduled=False/Unschedulable, what kube-scheduler sets on a pod it cannot place now."""
+        body = {"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                           "message": message, "lastTransitionTime": _now()}]}}
+        try:  # strategic merge: conditions merge by type
+            await self.request("PATCH", self._pod_path(namespace, name) + "/status", body,
+                               content_type=STRATEGIC_MERGE_PATCH)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        """Delete at once (grace 0): used for pods whose node no longer exists, so no kubelet will confirm."""
+        try:
+            await self.request("DELETE", self._pod_path(namespace, name), query={"gracePeriodSeconds": "0"})
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    async def bind(self, namespace: str, name: str, node: str) -> str:
+        """POST the pod's Binding subresource; 409 means someone (our previous incarnation) already bound it."""
+        body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": namespace},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+        try:
+            await self.request("POST", self._pod_path(namespace, name) + "/binding", body)
+            return BindOutcome.BOUND
+        except ApiException as error:
+            if error.status == 409:
+                return BindOutcome.ALREADY_DONE
+            if error.status == 404:
+                return BindOutcome.GONE
+            log.warning("binding %s/%s to %s failed: HTTP %s %s", namespace, name, node, error.status, error.body)
+            return BindOutcome.FAILED
+
+    # -- Events --------------------------------------------------------------------------------------
+    async def event(self, obj: dict[str, Any], kind: str, reason: str, message: str, *,
+                    event_type: str = "Normal") -> None:
+        """An Event about ``obj`` (a Pod or WorkflowDAG dict), reported by the scale-scheduler component.
+
+        Best effort: a failure to post one is logged, never raised.
+        """
+        meta = obj["metadata"]
+        now = _now()
+        api_version = "v1" if kind == "Pod" else f"{labels.GROUP}/{labels.VERSION}"
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta['name'][:200]}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": api_version, "kind": kind, "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "reason": reason, "message": message[:1024], "type": event_type,
+            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT, "reportingInstance": self.instance,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        try:
+            await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body)
+        except ApiException as error:
+            log.warning("could not post Event %s on %s %s/%s: HTTP %s", reason, kind, meta["namespace"],
+                        meta["name"], error.status)

@@ -1,0 +1,172 @@
+"""``scale-sched operator run``: the kopf operator, its liveness probe, metrics and (optionally) the extender.
+
+kopf is embedded (``kopf.operator()`` in our own asyncio loop) so the extender's HTTP server and the
+controller share one process and one live view of the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import socket
+from pathlib import Path
+
+import typer
+
+log = logging.getLogger("scale_scheduler.operator")
+
+operator_app = typer.Typer(help="The WorkflowDAG operator (kopf): places and binds primitives' pods.",
+                           no_args_is_help=True)
+
+FALLBACK_POLICY = "least-loaded"
+# Watch streams that end silently leave an operator deaf (kopf issue): bound every stream explicitly.
+WATCH_SERVER_TIMEOUT = 300
+WATCH_CLIENT_TIMEOUT = 330
+WATCH_INACTIVITY_TIMEOUT = 600
+WATCH_CONNECT_TIMEOUT = 15
+
+
+def load_policy(policy: str, checkpoint: str | None):  # noqa: ANN201 (Scheduler; torch imported lazily)
+    """(scheduler, warning): the named policy, or least-loaded plus a warning when its checkpoint is missing or
+    corrupt (an operator that crash-loops schedules nothing; one that falls back keeps the workflows moving)."""
+    from scale_scheduler.policy.registry import METHODS, make_scheduler
+    from scale_scheduler.simulator.schedulers import HEURISTICS
+
+    if policy in HEURISTICS:
+        if checkpoint:
+            raise typer.BadParameter(f"{policy!r} is a heuristic and takes no checkpoint", param_hint="--checkpoint")
+        return make_scheduler(policy), None
+    if policy not in METHODS and not checkpoint:
+        raise typer.BadParameter(f"unknown policy {policy!r}; choose from {', '.join(METHODS)} "
+                                 "(or name any trained run with --checkpoint)", param_hint="--policy")
+    try:
+        return make_scheduler(policy, checkpoint), None
+    except Exception as error:  # torch.load and friends raise many types; any of them means "unusable checkpoint"
+        where = checkpoint or f"the shipped {policy!r} checkpoint"
+        warning = (f"policy {policy!r} could not be loaded from {where} ({type(error).__name__}: {error}); "
+                   f"placing with {FALLBACK_POLICY} instead. Fix or replace the checkpoint and restart the operator.")
+        log.warning(warning)
+        return make_scheduler(FALLBACK_POLICY), warning
+
+
+def load_kube_config(kubeconfig: Path | None) -> None:
+    """--kubeconfig, else $KUBECONFIG, else the in-cluster ServiceAccount; kopf logs in with the same."""
+    from kubernetes import config
+
+    if kubeconfig is not None:
+        if not kubeconfig.is_file():
+            raise typer.BadParameter(f"{kubeconfig} does not exist", param_hint="--kubeconfig")
+        os.environ["KUBECONFIG"] = str(kubeconfig)  # kopf's login reads it too
+    if os.environ.get("KUBECONFIG"):
+        config.load_kube_config()
+        return
+    try:
+        config.load_incluster_config()
+    except config.ConfigException as error:
+        raise typer.BadParameter(f"no --kubeconfig, no $KUBECONFIG, and not running in a cluster ({error}); "
+                                 "pass --kubeconfig PATH", param_hint="--kubeconfig") from None
+
+
+def peering_priority() -> int:
+    """Distinct per replica (from the pod name), as kopf peering requires: equal priorities freeze all."""
+    identity = os.environ.get("POD_NAME") or socket.gethostname()
+    return 1 + int(hashlib.sha256(identity.encode()).hexdigest()[:6], 16) % 1_000_000
+
+
+async def _warn_on_own_pod(api, warning: str) -> None:  # noqa: ANN001 (KubeApi)
+    """The fallback warning as an Event on the operator's own pod, when it knows which (chart sets POD_NAME)."""
+    name, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
+    if not (name and namespace):
+        return
+    try:
+        pod = await api.read_pod(namespace, name)
+    except Exception as error:  # an Event is a courtesy: never let it stop the operator
+        log.warning("cannot read own pod %s/%s for the fallback Event: %s", namespace, name, error)
+        return
+    await api.event(pod, "Pod", "PolicyFallback", warning, event_type="Warning")
+
+
+async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, time_scale: float, health_port: int,
+                metrics_port: int, extender_port: int, peering: str | None) -> None:
+    import kopf
+    from kubernetes import client
+    from scale_scheduler.operator import metrics
+    from scale_scheduler.operator.controller import WorkflowController, build_registry
+    from scale_scheduler.operator.kubeapi import COMPONENT, KubeApi
+    from scale_scheduler.operator.livestate import LiveCluster
+    from scale_scheduler.operator.workflow_pods import KWOK_TOLERATION
+
+    scheduler, warning = load_policy(policy, checkpoint)
+    scheduler.reset(seed=0)
+    policy_name = FALLBACK_POLICY if warning else policy
+    api = KubeApi(client.ApiClient())
+    live = LiveCluster(tolerated_taints={KWOK_TOLERATION["key"]}, time_scale=time_scale)
+    controller = WorkflowController(api, live, scheduler, policy_name, time_scale, fallback_warning=warning)
+
+    settings = kopf.OperatorSettings()
+    settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
+    settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT
+    settings.watching.inactivity_timeout = WATCH_INACTIVITY_TIMEOUT
+    settings.watching.connect_timeout = WATCH_CONNECT_TIMEOUT
+    # Our own Events (Placed, Scheduled, FailedScheduling ...) say what happened; kopf's only when it goes wrong.
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = COMPONENT
+    # Handler progress goes in the WorkflowDAG's status.kopf (declared in the CRD); pods get nothing.
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
+    if peering:
+        settings.peering.name = peering
+
+    metrics.start_metrics_server(metrics_port)
+    extender = None
+    if extender_port:
+        from scale_scheduler.operator.extender import start_extender
+
+        extender = await start_extender(live, scheduler, extender_port)
+    if warning:
+        await _warn_on_own_pod(api, warning)
+    try:
+        await kopf.operator(
+            registry=build_registry(controller), settings=settings,
+            clusterwide=namespace is None, namespaces=[namespace] if namespace else (),
+            standalone=peering is None, peering_name=peering, priority=peering_priority() if peering else None,
+            liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
+        )
+    finally:
+        if extender is not None:
+            await extender.cleanup()
+
+
+@operator_app.command("run")
+def run(
+    kubeconfig: Path | None = typer.Option(None, help="Kubeconfig file; default $KUBECONFIG, else in-cluster."),
+    namespace: str | None = typer.Option(None, help="Reconcile WorkflowDAGs of this namespace only."),
+    all_namespaces: bool = typer.Option(False, "--all-namespaces", help="Reconcile every namespace (the default)."),
+    policy: str = typer.Option("scale", help="scale (shipped checkpoint), crossattn, ppo-mlp, ppo-mlp-srr, sac, "
+                                             "least-loaded, heft, k8s-default, round-robin, random."),
+    checkpoint: str | None = typer.Option(None, help="Checkpoint (run directory) for a learned policy."),
+    time_scale: float = typer.Option(1.0, min=0.001, help="Simulated seconds per wall-clock second: pods' "
+                                                           "durations are divided by it (KWOK clusters)."),
+    health_port: int = typer.Option(8080, help="Port of GET /healthz (liveness)."),
+    metrics_port: int = typer.Option(9090, help="Port of GET /metrics (Prometheus); 0 = off."),
+    extender_port: int = typer.Option(8888, help="Port of the kube-scheduler extender; 0 = off."),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    peering: str | None = typer.Option(None, help="kopf peering name for several replicas (needs kopf's peering "
+                                                  "CRDs); without it the operator runs standalone."),
+) -> None:
+    """Run the operator until SIGTERM/SIGINT."""
+    if namespace and all_namespaces:
+        raise typer.BadParameter("give --namespace or --all-namespaces, not both", param_hint="--namespace")
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    load_kube_config(kubeconfig)
+    asyncio.run(serve(namespace=namespace, policy=policy, checkpoint=checkpoint, time_scale=time_scale,
+                      health_port=health_port, metrics_port=metrics_port, extender_port=extender_port,
+                      peering=peering))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(operator_app, name="operator")

@@ -1,0 +1,49 @@
+"""Per-workflow estimates the policy and the status need, from the shared node model.
+
+The same quantities the simulator's engine computes when it prepares a workflow: each primitive's
+``downstream_seconds`` (longest chain of mean estimated work after it, HEFT's upward rank minus
+itself) and the workflow's critical-path lower bound on the fastest feasible nodes (for slowdown).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scale_scheduler.simulator.node_model import estimated_durations_matrix
+from scale_scheduler.simulator.state import ClusterState
+from scale_scheduler.simulator.workflow import Workflow
+
+
+@dataclass(frozen=True)
+class WorkflowEstimates:
+    downstream_seconds: dict[str, float]
+    lower_bound_seconds: float
+
+
+def workflow_estimates(workflow: Workflow, state: ClusterState) -> WorkflowEstimates:
+    """Estimates for a validated workflow (primitives in topological order) on the cluster ``state``."""
+    primitives = workflow.primitives
+    raw = estimated_durations_matrix(primitives, state.speed, state.prefill_tps, state.decode_tps)
+    requests = np.array([(p.cpu_millicores, p.memory_bytes, p.gpus) for p in primitives], dtype=float)
+    fits = ((requests[:, 0:1] <= state.alloc_cpu) & (requests[:, 1:2] <= state.alloc_memory)
+            & (requests[:, 2:3] <= state.alloc_gpus))
+    estimates = np.where(fits, raw, math.inf)
+    feasible = np.isfinite(estimates)
+    counts = np.maximum(feasible.sum(axis=1), 1)
+    mean = (np.where(feasible, estimates, 0.0).sum(axis=1) / counts).tolist()
+    fastest = np.where(feasible.any(axis=1), estimates.min(axis=1), 0.0).tolist()
+    index = {p.name: i for i, p in enumerate(primitives)}
+    children = workflow.children()
+    downstream = [0.0] * len(primitives)
+    for i in reversed(range(len(primitives))):
+        downstream[i] = max((mean[index[c]] + downstream[index[c]] for c in children[primitives[i].name]),
+                            default=0.0)
+    finish = [0.0] * len(primitives)
+    for i, p in enumerate(primitives):
+        finish[i] = fastest[i] + max((finish[index[parent]] for parent in p.depends_on), default=0.0)
+    return WorkflowEstimates(
+        downstream_seconds={p.name: downstream[i] for i, p in enumerate(primitives)},
+        lower_bound_seconds=max(finish, default=0.0),
+    )

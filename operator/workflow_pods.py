@@ -1,0 +1,125 @@
+"""The pod the operator creates for one attempt of one primitive: its name, labels and manifest.
+
+Names are deterministic (workflow, primitive, attempt) so a restarted operator finds the pods its
+previous incarnation made, and a second create of the same attempt is a harmless 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+from scale_scheduler.operator import labels
+from scale_scheduler.simulator.cluster import GPU_RESOURCE, NodeSpec
+from scale_scheduler.simulator.node_model import sample_duration
+from scale_scheduler.simulator.workflow import Primitive
+
+# Pods never really run on simulated nodes; a tiny image that exists everywhere keeps real clusters happy.
+DEFAULT_IMAGE = "registry.k8s.io/pause:3.10"
+CONTAINER_NAME = "primitive"
+MAX_NAME = 63
+# kwok's fake nodes carry this taint on clusters with real nodes (operator/localcluster/nodes.py).
+KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def _short_hash(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:8]
+
+
+def label_value(name: str) -> str:
+    """A workflow name as a label value (at most 63 characters; longer names keep a prefix plus a hash)."""
+    if len(name) <= MAX_NAME:
+        return name
+    return f"{name[:MAX_NAME - 9].rstrip('-.')}-{_short_hash(name)}"
+
+
+def pod_name(workflow: str, primitive: str, attempt: int) -> str:
+    """``{workflow}-{primitive}-{attempt}``, or a hashed form of it when that would exceed 63 characters."""
+    plain = f"{workflow}-{primitive}-{attempt}"
+    if len(plain) <= MAX_NAME:
+        return plain
+    suffix = f"-{_short_hash(workflow, primitive)}-{attempt}"
+    budget = MAX_NAME - len(suffix)
+    head = f"{workflow[: budget // 2]}-{primitive}"[:budget].rstrip("-.")
+    return f"{head}{suffix}"
+
+
+def duration_rng(workflow_uid: str, primitive: str, attempt: int) -> np.random.Generator:
+    """Seeded by the workflow's uid, the primitive and the attempt, so a restarted operator draws the same."""
+    digest = hashlib.sha256(f"{workflow_uid}/{primitive}/{attempt}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def run_seconds(primitive: Primitive, node: NodeSpec, workflow_uid: str, attempt: int,
+                setup_seconds: float) -> float:
+    """Simulated seconds the pod occupies its node: transfer + cold start (``setup_seconds``, estimated by the
+    shared feature builder) plus the node model's sampled run time, exactly what the simulator charges."""
+    return setup_seconds + sample_duration(primitive, node, duration_rng(workflow_uid, primitive.name, attempt))
+
+
+def go_duration(seconds: float) -> str:
+    """A Go duration string (kwok parses the annotation with time.ParseDuration)."""
+    return f"{max(seconds, 0.001):.3f}s"
+
+
+def resource_quantities(primitive: Primitive) -> dict[str, str]:
+    resources = {"cpu": f"{primitive.cpu_millicores}m", "memory": str(primitive.memory_bytes)}
+    if primitive.gpus > 0:
+        resources[GPU_RESOURCE] = str(primitive.gpus)
+    return resources
+
+
+def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitive: dict[str, Any], attempt: int,
+                 node: str, duration_seconds: float, policy: str) -> dict[str, Any]:
+    """The Pod for one attempt, planned for ``node``; the operator binds it there (the pod names no nodeName).
+
+    ``workflow`` is the WorkflowDAG object (metadata name/namespace/uid are used), ``raw_primitive`` its
+    spec entry (image, command), ``duration_seconds`` the wall-clock run time after the time scale.
+    """
+    meta = workflow["metadata"]
+    resources = resource_quantities(primitive)
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": raw_primitive.get("image") or DEFAULT_IMAGE,
+        # Guaranteed QoS: what the policy counted is what the node reserves.
+        "resources": {"requests": resources, "limits": dict(resources)},
+    }
+    if raw_primitive.get("command"):
+        container["command"] = list(raw_primitive["command"])
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name(meta["name"], primitive.name, attempt),
+            "namespace": meta["namespace"],
+            "labels": {
+                labels.MANAGED_BY_LABEL: labels.MANAGED_BY_VALUE,
+                labels.WORKFLOW_LABEL: label_value(meta["name"]),
+                labels.PRIMITIVE_LABEL: primitive.name,
+                labels.PRIMITIVE_KIND_LABEL: primitive.kind.value,
+                labels.ATTEMPT_LABEL: str(attempt),
+            },
+            "annotations": {
+                labels.DURATION_ANNOTATION: go_duration(duration_seconds),
+                labels.PLANNED_NODE_ANNOTATION: node,
+                labels.POLICY_ANNOTATION: policy,
+            },
+            "ownerReferences": [{
+                "apiVersion": f"{labels.GROUP}/{labels.VERSION}",
+                "kind": labels.KIND,
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": {
+            "schedulerName": labels.SCHEDULER_NAME,
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [container],
+            "tolerations": [dict(KWOK_TOLERATION)],
+        },
+    }

@@ -1,0 +1,124 @@
+"""Workflow progress and status from pods: pure functions, no cluster."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from scale_scheduler.operator import labels
+from scale_scheduler.operator.progress import condition, failed_status, workflow_progress, workflow_status
+from scale_scheduler.simulator.primitives import PrimitiveKind
+from scale_scheduler.simulator.workflow import Primitive, Workflow, validate
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _diamond(retries: int = 0) -> Workflow:
+    return validate(Workflow("wf", [
+        Primitive("a", PrimitiveKind.TOOL_CALL),
+        Primitive("b", PrimitiveKind.TOOL_CALL, depends_on=["a"], retries=retries),
+        Primitive("c", PrimitiveKind.TOOL_CALL, depends_on=["a"]),
+        Primitive("d", PrimitiveKind.TOOL_CALL, depends_on=["b", "c"]),
+    ]))
+
+
+def _stamp(seconds: float) -> str:
+    return (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _pod(primitive: str, attempt: int, phase: str, node: str | None = "n1", start: float | None = None,
+         finish: float | None = None, deleting: bool = False) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase}
+    if finish is not None:
+        status["containerStatuses"] = [{"state": {"terminated": {"startedAt": _stamp(start or 0),
+                                                                "finishedAt": _stamp(finish)}}}]
+    elif start is not None:
+        status["containerStatuses"] = [{"state": {"running": {"startedAt": _stamp(start)}}}]
+    meta: dict[str, Any] = {"name": f"wf-{primitive}-{attempt}",
+                            "labels": {labels.PRIMITIVE_LABEL: primitive, labels.ATTEMPT_LABEL: str(attempt)}}
+    if deleting:
+        meta["deletionTimestamp"] = _stamp(0)
+    return {"metadata": meta, "spec": {"nodeName": node} if node else {}, "status": status}
+
+
+def test_nothing_created_yet_means_only_roots_are_ready() -> None:
+    progress = workflow_progress(_diamond(), [])
+    assert progress.ready == ["a"]
+    assert progress.phase == "Pending"
+    assert progress.primitives["d"].state == "Waiting"
+
+
+def test_children_become_ready_only_when_every_parent_succeeded() -> None:
+    progress = workflow_progress(_diamond(), [_pod("a", 0, "Succeeded", start=0, finish=2)])
+    assert progress.ready == ["b", "c"]
+    progress = workflow_progress(_diamond(), [_pod("a", 0, "Succeeded", start=0, finish=2),
+                                              _pod("b", 0, "Succeeded", start=2, finish=4),
+                                              _pod("c", 0, "Running", start=2)])
+    assert progress.ready == []  # d waits for c; c already has its pod
+    assert progress.phase == "Running" and progress.succeeded == 2
+
+
+def test_failed_pod_is_retried_until_retries_are_used_up() -> None:
+    done_a = _pod("a", 0, "Succeeded", start=0, finish=1)
+    progress = workflow_progress(_diamond(retries=1), [done_a, _pod("b", 0, "Failed", start=1, finish=2)])
+    assert "b" in progress.ready and progress.primitives["b"].attempts == 1  # next pod is attempt 1
+    assert progress.exhausted is None
+    progress = workflow_progress(_diamond(retries=1), [done_a, _pod("b", 0, "Failed", start=1, finish=2),
+                                                       _pod("b", 1, "Failed", start=2, finish=3)])
+    assert progress.exhausted == "b" and progress.phase == "Failed"
+    assert "b" not in progress.ready
+
+
+def test_pod_being_deleted_is_replaced_without_using_a_retry() -> None:
+    progress = workflow_progress(_diamond(), [_pod("a", 0, "Running", start=0, deleting=True)])
+    entry = progress.primitives["a"]
+    assert progress.ready == ["a"] and entry.failures == 0 and entry.attempts == 1 and entry.live_pod is None
+
+
+def test_recorded_success_stands_when_its_pod_is_gone() -> None:
+    recorded = {"a": {"state": "Succeeded", "node": "n1", "pod": "wf-a-0", "attempts": 1,
+                      "startTime": _stamp(0), "finishTime": _stamp(2)}}
+    progress = workflow_progress(_diamond(), [], recorded)
+    assert progress.primitives["a"].state == "Succeeded" and progress.ready == ["b", "c"]
+
+
+def test_status_of_a_succeeded_workflow_has_response_time_slowdown_and_done() -> None:
+    pods = [_pod("a", 0, "Succeeded", start=1, finish=3), _pod("b", 0, "Succeeded", start=3, finish=5),
+            _pod("c", 0, "Succeeded", start=3, finish=6), _pod("d", 0, "Succeeded", "n2", start=6, finish=10)]
+    workflow = _diamond()
+    progress = workflow_progress(workflow, pods)
+    status = workflow_status(workflow, progress, created=T0, now=T0 + timedelta(seconds=11), time_scale=10.0,
+                             lower_bound_seconds=50.0, policy="heft", generation=1, previous={})
+    assert status["phase"] == "Succeeded" and status["done"] == "4/4"
+    assert status["responseTimeSeconds"] == 10.0  # creation -> last finish, wall clock
+    assert status["slowdown"] == 2.0  # 10 s x time scale 10 / 50 simulated seconds
+    assert status["primitives"]["d"] == {"state": "Succeeded", "node": "n2", "pod": "wf-d-0", "attempts": 1,
+                                         "startTime": _stamp(6), "finishTime": _stamp(10)}
+    complete = next(c for c in status["conditions"] if c["type"] == "Complete")
+    assert complete["status"] == "True" and complete["reason"] == "Succeeded"
+
+
+def test_status_of_an_exhausted_workflow_names_the_primitive() -> None:
+    pods = [_pod("a", 0, "Succeeded", start=0, finish=1), _pod("b", 0, "Failed", start=1, finish=2)]
+    workflow = _diamond()
+    status = workflow_status(workflow, workflow_progress(workflow, pods), created=T0, now=T0, time_scale=1.0,
+                             lower_bound_seconds=1.0, policy="heft", generation=1, previous={})
+    complete = next(c for c in status["conditions"] if c["type"] == "Complete")
+    assert status["phase"] == "Failed" and complete["reason"] == "RetriesExhausted" and "'b'" in complete["message"]
+    assert "responseTimeSeconds" not in status
+
+
+def test_condition_keeps_its_transition_time_while_its_status_holds() -> None:
+    first = condition("Complete", False, "InProgress", "0/4", [], T0)
+    later = condition("Complete", False, "InProgress", "1/4", [first], T0 + timedelta(seconds=5))
+    flipped = condition("Complete", True, "Succeeded", "4/4", [later], T0 + timedelta(seconds=9))
+    assert later["lastTransitionTime"] == first["lastTransitionTime"] == _stamp(0)
+    assert flipped["lastTransitionTime"] == _stamp(9)
+
+
+def test_failed_status_carries_the_validation_reason() -> None:
+    status = failed_status("Cycle", "primitive 'b' is part of a dependency cycle", total=4, now=T0, policy="heft",
+                           generation=2, previous={})
+    valid = next(c for c in status["conditions"] if c["type"] == "Valid")
+    assert status["phase"] == "Failed" and valid["status"] == "False" and valid["reason"] == "Cycle"
+    assert "'b'" in valid["message"] and status["observedGeneration"] == 2 and status["done"] == "0/4"

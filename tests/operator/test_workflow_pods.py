@@ -1,0 +1,83 @@
+"""The pod manifest builder and naming: pure functions, no cluster."""
+
+from __future__ import annotations
+
+from scale_scheduler.operator import labels
+from scale_scheduler.operator.workflow_pods import (
+    DEFAULT_IMAGE,
+    go_duration,
+    label_value,
+    pod_manifest,
+    pod_name,
+    run_seconds,
+)
+from scale_scheduler.simulator.cluster import heterogeneous
+from scale_scheduler.simulator.node_model import estimated_duration
+from scale_scheduler.simulator.primitives import PrimitiveKind
+from scale_scheduler.simulator.workflow import Primitive
+
+WORKFLOW = {"metadata": {"name": "wf", "namespace": "team-a", "uid": "1234-uid"}}
+
+
+def test_pod_name_is_plain_when_short_and_unique_and_bounded_when_long() -> None:
+    assert pod_name("wf", "plan", 0) == "wf-plan-0"
+    long_workflow, long_primitive = "w" * 60, "p" * 63
+    names = {pod_name(long_workflow, long_primitive, attempt) for attempt in range(3)}
+    assert len(names) == 3
+    assert all(len(name) <= 63 and name[0].isalnum() and name[-1].isalnum() for name in names)
+    # two different primitives that share a long prefix still get different pod names
+    assert pod_name(long_workflow, "a" * 62 + "x", 0) != pod_name(long_workflow, "a" * 62 + "y", 0)
+
+
+def test_label_value_keeps_short_names_and_bounds_long_ones() -> None:
+    assert label_value("wf") == "wf"
+    long = label_value("x" * 200)
+    assert len(long) <= 63 and long != label_value("x" * 199 + "y")
+
+
+def test_pod_manifest_carries_owner_labels_requests_scheduler_and_duration() -> None:
+    primitive = Primitive("plan", PrimitiveKind.LLM_GENERATE, input_tokens=100, output_tokens=50)
+    pod = pod_manifest(workflow=WORKFLOW, primitive=primitive, raw_primitive={"command": ["run", "it"]}, attempt=1,
+                       node="gpu-large-000", duration_seconds=1.5, policy="heft")
+    meta, spec = pod["metadata"], pod["spec"]
+    assert meta["name"] == "wf-plan-1" and meta["namespace"] == "team-a"
+    assert meta["labels"][labels.WORKFLOW_LABEL] == "wf"
+    assert meta["labels"][labels.PRIMITIVE_LABEL] == "plan"
+    assert meta["labels"][labels.ATTEMPT_LABEL] == "1"
+    assert meta["annotations"][labels.DURATION_ANNOTATION] == "1.500s"
+    assert meta["annotations"][labels.PLANNED_NODE_ANNOTATION] == "gpu-large-000"
+    owner = meta["ownerReferences"][0]
+    assert owner["uid"] == "1234-uid" and owner["controller"] and owner["blockOwnerDeletion"]
+    assert owner["kind"] == labels.KIND
+    assert spec["schedulerName"] == labels.SCHEDULER_NAME and spec["restartPolicy"] == "Never"
+    assert "nodeName" not in spec  # the operator binds through the Binding subresource
+    container = spec["containers"][0]
+    assert container["image"] == DEFAULT_IMAGE and container["command"] == ["run", "it"]
+    requests = container["resources"]["requests"]
+    assert requests == {"cpu": "2000m", "memory": str(16 * 1024**3), "nvidia.com/gpu": "1"}
+    assert container["resources"]["limits"] == requests
+
+
+def test_pod_manifest_uses_the_given_image_and_no_gpu_for_cpu_kinds() -> None:
+    primitive = Primitive("exec", PrimitiveKind.CODE_EXEC)
+    pod = pod_manifest(workflow=WORKFLOW, primitive=primitive, raw_primitive={"image": "python:3.12"}, attempt=0,
+                       node="cpu-large-003", duration_seconds=0.0, policy="scale")
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "python:3.12" and "command" not in container
+    assert "nvidia.com/gpu" not in container["resources"]["requests"]
+    assert pod["metadata"]["annotations"][labels.DURATION_ANNOTATION] == "0.001s"  # never zero: kwok needs a delay
+
+
+def test_run_seconds_is_reproducible_per_attempt_and_centred_on_the_node_model() -> None:
+    node = heterogeneous(16, seed=0).nodes[0]
+    primitive = Primitive("plan", PrimitiveKind.LLM_GENERATE, input_tokens=1000, output_tokens=300)
+    first = run_seconds(primitive, node, "uid-a", 0, setup_seconds=2.0)
+    assert first == run_seconds(primitive, node, "uid-a", 0, setup_seconds=2.0)  # a restarted operator agrees
+    assert first != run_seconds(primitive, node, "uid-a", 1, setup_seconds=2.0)  # a retry draws again
+    draws = [run_seconds(primitive, node, f"uid-{i}", 0, setup_seconds=0.0) for i in range(400)]
+    mean = sum(draws) / len(draws)
+    assert abs(mean / estimated_duration(primitive, node) - 1.0) < 0.1  # mean-one lognormal factor
+
+
+def test_go_duration_format() -> None:
+    assert go_duration(12.3456) == "12.346s"
