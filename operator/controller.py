@@ -28,11 +28,13 @@ from scale_scheduler.operator.progress import (
     WorkflowProgress,
     failed_status,
     parse_time,
+    status_patch,
     workflow_progress,
     workflow_status,
 )
 from scale_scheduler.operator.workflow_estimates import WorkflowEstimates, workflow_estimates
 from scale_scheduler.operator.workflow_pods import go_duration, label_value, pod_manifest, run_seconds
+from scale_scheduler.simulator.cluster import NodeSpec
 from scale_scheduler.simulator.manifests import workflow_from_manifest
 from scale_scheduler.simulator.node_model import feasible
 from scale_scheduler.simulator.schedulers import Scheduler
@@ -86,8 +88,9 @@ class WorkflowController:
     """Reconciles WorkflowDAGs; one reconcile at a time per workflow, bursts of pod events coalesced."""
 
     def __init__(self, api: KubeApi, live: LiveCluster, scheduler: Scheduler, policy: str, time_scale: float,
-                 fallback_warning: str | None = None) -> None:
+                 namespace: str | None = None, fallback_warning: str | None = None) -> None:
         self.api, self.live, self.scheduler = api, live, scheduler
+        self.namespace = namespace  # None: every namespace
         self.policy, self.time_scale = policy, time_scale
         self.fallback_warning = fallback_warning
         self._plans: dict[str, WorkflowPlan] = {}  # by uid
@@ -105,7 +108,8 @@ class WorkflowController:
         """Fill the live view from a listing before any handler runs, so the first decisions see the cluster."""
         for node in await self.api.list_all("nodes"):
             self.on_node_event(None, node)
-        for pod in await self.api.list_all("pods"):
+        # Only the pods the watch will keep up to date (kopf watches pods of the operator's namespaces).
+        for pod in await self.api.list_all("pods", self.namespace):
             self.live.apply_pod_event(None, pod)
 
     def on_node_event(self, event_type: str | None, node: dict[str, Any]) -> None:
@@ -231,8 +235,9 @@ class WorkflowController:
                              "it runs again elsewhere (this does not use up a retry)", event_type="Warning")
 
     def _decide(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-                primitive: Primitive) -> tuple[str, float, float]:
-        """(node, simulated run seconds, estimated run seconds) for one attempt, chosen by the policy."""
+                primitive: Primitive) -> tuple[NodeSpec, float, float]:
+        """(node, setup seconds, estimated seconds) for one attempt, chosen by the policy: setup is the transfer
+        of the parents' outputs plus any cold start, estimated adds the node model's expected run time."""
         now = time.time()
         created = parse_time(body["metadata"]["creationTimestamp"]) or datetime.now(UTC)
         parents = [(progress.primitives[parent].node or "", plan.by_name[parent].output_megabytes)
@@ -250,17 +255,17 @@ class WorkflowController:
             raise RuntimeError(f"policy {self.policy} chose node {index}, which cannot run {primitive.name!r}")
         setup = float(observation.transfer[index] + observation.cold_start[index])
         estimate = setup + float(observation.estimated_duration[index])
-        return observation.state.spec.nodes[index].name, setup, estimate
+        return observation.state.spec.nodes[index], setup, estimate
 
     async def _start(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress, name: str) -> None:
         """Create the next attempt's pod for a ready primitive, planned on the node the policy picks."""
         primitive, entry, meta = plan.by_name[name], progress.primitives[name], body["metadata"]
         try:
-            node, setup, estimate = self._decide(body, plan, progress, primitive)
+            node_spec, setup, estimate = self._decide(body, plan, progress, primitive)
         except LookupError as error:
             log.info("WorkflowDAG %s/%s: %s; retrying on resync", meta["namespace"], meta["name"], error)
             return
-        node_spec = next(n for n in self.live.snapshot().spec.nodes if n.name == node)
+        node = node_spec.name
         attempt = entry.attempts
         seconds = run_seconds(primitive, node_spec, meta["uid"], attempt, setup)
         manifest = pod_manifest(workflow=body, primitive=primitive, raw_primitive=plan.raw[name], attempt=attempt,
@@ -314,11 +319,11 @@ class WorkflowController:
         """The planned node left the view before the pod was bound: choose again and redraw the duration."""
         meta = pod["metadata"]
         try:
-            node, setup, estimate = self._decide(body, plan, progress, primitive)
+            node_spec, setup, estimate = self._decide(body, plan, progress, primitive)
         except LookupError:
             return None
+        node = node_spec.name
         attempt = int(meta["labels"].get(labels.ATTEMPT_LABEL, "0"))
-        node_spec = next(n for n in self.live.snapshot().spec.nodes if n.name == node)
         seconds = run_seconds(primitive, node_spec, body["metadata"]["uid"], attempt, setup)
         patched = await self.api.patch_pod_annotations(meta["namespace"], meta["name"], {
             labels.PLANNED_NODE_ANNOTATION: node,
@@ -334,10 +339,11 @@ class WorkflowController:
         status = workflow_status(plan.workflow, progress, created=created, now=datetime.now(UTC),
                                  time_scale=self.time_scale, lower_bound_seconds=plan.estimates.lower_bound_seconds,
                                  policy=self.policy, generation=meta.get("generation"), previous=previous)
-        if all(previous.get(k) == v for k, v in status.items()):
+        patch = status_patch(previous, status)
+        if not patch:
             self._set_phase((meta["namespace"], meta["name"]), status["phase"])
             return
-        await self.api.patch_workflow_status(meta["namespace"], meta["name"], status)
+        await self.api.patch_workflow_status(meta["namespace"], meta["name"], patch)
         self._set_phase((meta["namespace"], meta["name"]), status["phase"])
         if status["phase"] == "Succeeded":
             metrics.WORKFLOW_RESPONSE_TIME.observe(status["responseTimeSeconds"])

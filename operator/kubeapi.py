@@ -112,9 +112,13 @@ class KubeApi:
         return [pod for pod in reply.get("items") or []
                 if any(ref.get("uid") == owner_uid for ref in pod["metadata"].get("ownerReferences") or [])]
 
-    async def list_all(self, what: str) -> list[dict[str, Any]]:
-        """Every node or pod, as plain dicts like watch events carry (for priming the live view)."""
-        reply = await self.request("GET", "/api/v1/nodes" if what == "nodes" else "/api/v1/pods")
+    async def list_all(self, what: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every node, or every pod (of ``namespace`` if given), as plain dicts like watch events carry."""
+        if what == "nodes":
+            path = "/api/v1/nodes"
+        else:
+            path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
+        reply = await self.request("GET", path)
         kind = "Node" if what == "nodes" else "Pod"
         return [{"apiVersion": "v1", "kind": kind, **item} for item in reply.get("items") or []]
 

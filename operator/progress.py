@@ -226,3 +226,19 @@ def failed_status(reason: str, message: str, *, total: int, now: datetime, polic
     if generation is not None:
         status["observedGeneration"] = generation
     return status
+
+
+def status_patch(previous: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch that turns ``previous`` into ``status`` (empty if nothing changed).
+
+    Per-primitive fields that no longer apply (the node of a pod that was replaced) are set to null,
+    which a merge patch removes; fields we never write (kopf's) are left alone.
+    """
+    patch = {key: value for key, value in status.items() if previous.get(key) != value}
+    if "primitives" in patch:
+        old = previous.get("primitives") or {}
+        patch["primitives"] = {
+            name: {**{field: None for field in (old.get(name) or {}) if field not in entry}, **entry}
+            for name, entry in status["primitives"].items() if old.get(name) != entry
+        }
+    return patch

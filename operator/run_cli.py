@@ -103,7 +103,8 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     policy_name = FALLBACK_POLICY if warning else policy
     api = KubeApi(client.ApiClient())
     live = LiveCluster(tolerated_taints={KWOK_TOLERATION["key"]}, time_scale=time_scale)
-    controller = WorkflowController(api, live, scheduler, policy_name, time_scale, fallback_warning=warning)
+    controller = WorkflowController(api, live, scheduler, policy_name, time_scale, namespace=namespace,
+                                    fallback_warning=warning)
 
     settings = kopf.OperatorSettings()
     settings.watching.server_timeout = WATCH_SERVER_TIMEOUT

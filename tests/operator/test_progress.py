@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scale_scheduler.operator import labels
-from scale_scheduler.operator.progress import condition, failed_status, workflow_progress, workflow_status
+from scale_scheduler.operator.progress import (
+    condition,
+    failed_status,
+    status_patch,
+    workflow_progress,
+    workflow_status,
+)
 from scale_scheduler.simulator.primitives import PrimitiveKind
 from scale_scheduler.simulator.workflow import Primitive, Workflow, validate
 
@@ -122,3 +128,15 @@ def test_failed_status_carries_the_validation_reason() -> None:
     valid = next(c for c in status["conditions"] if c["type"] == "Valid")
     assert status["phase"] == "Failed" and valid["status"] == "False" and valid["reason"] == "Cycle"
     assert "'b'" in valid["message"] and status["observedGeneration"] == 2 and status["done"] == "0/4"
+
+
+def test_status_patch_is_empty_when_nothing_changed_and_nulls_fields_that_no_longer_apply() -> None:
+    previous = {"phase": "Running", "done": "1/4", "kopf": {"progress": {}},
+                "primitives": {"a": {"state": "Running", "node": "n1", "pod": "wf-a-0", "attempts": 1},
+                               "b": {"state": "Waiting"}}}
+    same = {"phase": "Running", "done": "1/4", "primitives": {k: dict(v) for k, v in previous["primitives"].items()}}
+    assert status_patch(previous, same) == {}
+    moved = {"phase": "Running", "done": "1/4",
+             "primitives": {"a": {"state": "Pending", "pod": "wf-a-1", "attempts": 2}, "b": {"state": "Waiting"}}}
+    assert status_patch(previous, moved) == {
+        "primitives": {"a": {"node": None, "state": "Pending", "pod": "wf-a-1", "attempts": 2}}}

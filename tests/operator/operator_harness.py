@@ -1,0 +1,148 @@
+"""Helpers for the operator's cluster tests: the operator as a child process (the public CLI), kubectl, waits."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from scale_scheduler.operator import labels
+from scale_scheduler.operator.localcluster import kwok
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CRD = REPO_ROOT / "charts" / "scale-scheduler" / "crds" / "workflowdags.agentic.scale.dev.yaml"
+SAMPLES = sorted((REPO_ROOT / "manifests" / "samples").glob("*.yaml"))
+WFD = f"{labels.PLURAL}.{labels.GROUP}"
+SCALE_SCHED = [sys.executable, "-c", "from scale_scheduler.operator.cli import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def install_crd(info: kwok.ClusterInfo) -> None:
+    kwok.kubectl(info, "apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kwok.kubectl(info, "wait", "--for=condition=Established", f"crd/{WFD}", "--timeout=60s")
+
+
+def new_namespace(info: kwok.ClusterInfo, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    kwok.kubectl(info, "create", "namespace", name)
+    return name
+
+
+class OperatorProcess:
+    """``scale-sched operator run`` for one namespace; ``kill()`` is SIGKILL, as a crashed pod would die."""
+
+    def __init__(self, info: kwok.ClusterInfo, namespace: str, policy: str = "least-loaded",
+                 time_scale: float = 20.0, extra: tuple[str, ...] = ()) -> None:
+        self.health_port = free_port()
+        self.log_path = Path(tempfile.mkstemp(prefix="scale-sched-operator-test-", suffix=".log")[1])
+        command = [*SCALE_SCHED, "operator", "run", "--kubeconfig", str(info.kubeconfig), "--namespace", namespace,
+                   "--policy", policy, "--time-scale", str(time_scale), "--health-port", str(self.health_port),
+                   "--metrics-port", "0", "--extender-port", "0", *extra]
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+
+    def log(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_healthy(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"operator exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"operator not healthy within {timeout:.0f}s:\n{self.log()}")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running_operator(info: kwok.ClusterInfo, namespace: str, **kwargs: Any) -> Iterator[OperatorProcess]:
+    operator = OperatorProcess(info, namespace, **kwargs)
+    try:
+        operator.wait_healthy()
+        yield operator
+    finally:
+        operator.stop()
+
+
+def get_json(info: kwok.ClusterInfo, *args: str) -> dict[str, Any]:
+    return json.loads(kwok.kubectl(info, "get", *args, "-o", "json"))
+
+
+def apply(info: kwok.ClusterInfo, namespace: str, manifest: dict[str, Any] | Path) -> None:
+    text = manifest.read_text() if isinstance(manifest, Path) else yaml.safe_dump(manifest)
+    kwok.kubectl(info, "-n", namespace, "apply", "-f", "-", stdin=text)
+
+
+def workflow_pods(info: kwok.ClusterInfo, namespace: str, workflow: str | None = None) -> list[dict[str, Any]]:
+    selector = f"{labels.WORKFLOW_LABEL}={workflow}" if workflow else labels.WORKFLOW_LABEL
+    return get_json(info, "pods", "-n", namespace, "-l", selector)["items"]
+
+
+def wait_for(what: str, check: Any, timeout: float, interval: float = 0.5, describe: Any = None) -> Any:
+    """Poll ``check()`` until it returns something truthy; AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            detail = f"\n{describe()}" if describe else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def workflow_phase(info: kwok.ClusterInfo, namespace: str, name: str) -> str | None:
+    return (get_json(info, WFD, "-n", namespace, name).get("status") or {}).get("phase")
+
+
+def wait_for_phase(info: kwok.ClusterInfo, namespace: str, name: str, phases: set[str], timeout: float,
+                   operator: OperatorProcess | None = None) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        workflow = get_json(info, WFD, "-n", namespace, name)
+        return workflow if (workflow.get("status") or {}).get("phase") in phases else None
+
+    def describe() -> str:
+        status = get_json(info, WFD, "-n", namespace, name).get("status")
+        return f"status: {json.dumps(status)[:1500]}" + (f"\noperator log:\n{operator.log()}" if operator else "")
+
+    return wait_for(f"{namespace}/{name} to reach {sorted(phases)}", check, timeout, describe=describe)
+
+
+def events_for(info: kwok.ClusterInfo, namespace: str, name: str) -> list[dict[str, Any]]:
+    return get_json(info, "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}")["items"]

@@ -1,0 +1,237 @@
+"""What real clusters do to the operator, on the real local control plane (16 simulated nodes): bad manifests,
+an operator killed mid-workflow, a node deleted under a running pod, failed pods, WorkflowDAG deletion and a
+corrupt policy checkpoint."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scale_scheduler.operator import labels
+from scale_scheduler.operator.localcluster import kwok
+from scale_scheduler.operator.localcluster.kwok import ClusterError
+
+from .operator_harness import (
+    WFD,
+    OperatorProcess,
+    apply,
+    events_for,
+    get_json,
+    install_crd,
+    new_namespace,
+    running_operator,
+    wait_for,
+    wait_for_phase,
+    workflow_pods,
+)
+
+pytestmark = pytest.mark.cluster
+NODES = 16
+
+
+@pytest.fixture(scope="module")
+def cluster(local_cluster: Any) -> kwok.ClusterInfo:
+    info = local_cluster(nodes=NODES)
+    install_crd(info)
+    return info
+
+
+@pytest.fixture(scope="module")
+def namespace(cluster: kwok.ClusterInfo) -> str:
+    return new_namespace(cluster, "faults")
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: kwok.ClusterInfo, namespace: str) -> Iterator[OperatorProcess]:
+    with running_operator(cluster, namespace, policy="heft", time_scale=20.0) as process:
+        yield process
+
+
+def workflow(name: str, primitives: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": labels.KIND, "metadata": {"name": name},
+            "spec": {"primitives": primitives}}
+
+
+def step(name: str, work_seconds: float = 2.0, depends_on: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    entry = {"name": name, "kind": "tool_call", "workSeconds": work_seconds, **extra}
+    if depends_on:
+        entry["dependsOn"] = depends_on
+    return entry
+
+
+def chain(name: str, length: int, work_seconds: float) -> dict[str, Any]:
+    return workflow(name, [step(f"s{i}", work_seconds, [f"s{i - 1}"] if i else None) for i in range(length)])
+
+
+@pytest.mark.parametrize(("bad", "expected"), [
+    (step("a") | {"kind": "gpu_magic"}, "Unsupported value"),
+    (step("Not_A_Label"), "should match"),
+    (step("a", depends_on=["a"]), "cannot depend on itself"),
+    ({"name": "a", "kind": "llm_generate", "inputTokens": 10}, "needs outputTokens"),
+])
+def test_api_server_rejects_invalid_primitives(cluster: kwok.ClusterInfo, namespace: str, bad: dict[str, Any],
+                                               expected: str) -> None:
+    with pytest.raises(ClusterError, match=expected):
+        apply(cluster, namespace, workflow("bad", [bad]))
+
+
+def test_api_server_rejects_duplicate_primitive_names(cluster: kwok.ClusterInfo, namespace: str) -> None:
+    with pytest.raises(ClusterError, match="Duplicate value"):
+        apply(cluster, namespace, workflow("dup", [step("a"), step("a", 3.0)]))
+
+
+@pytest.mark.parametrize(("name", "primitives", "reason", "culprit"), [
+    ("cycle", [step("a", depends_on=["c"]), step("b", depends_on=["a"]), step("c", depends_on=["b"])],
+     "Cycle", "'a'"),
+    ("unknown-dep", [step("a"), step("b", depends_on=["ghost"])], "UnknownDependency", "'b'"),
+    ("too-big", [step("a"), step("huge", resources={"cpu": "500", "memory": "1Gi"})], "Unschedulable", "'huge'"),
+])
+def test_operator_fails_unrunnable_dags_with_a_condition_and_creates_nothing(
+        cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess, name: str,
+        primitives: list[dict[str, Any]], reason: str, culprit: str) -> None:
+    apply(cluster, namespace, workflow(name, primitives))
+    status = wait_for_phase(cluster, namespace, name, {"Failed", "Succeeded"}, 60, operator)["status"]
+    assert status["phase"] == "Failed"
+    valid = next(c for c in status["conditions"] if c["type"] == "Valid")
+    assert valid["status"] == "False" and valid["reason"] == reason and culprit in valid["message"], valid
+    warnings = [e for e in events_for(cluster, namespace, name) if e["type"] == "Warning" and e["reason"] == reason]
+    assert warnings and culprit in warnings[0]["message"]
+    assert workflow_pods(cluster, namespace, name) == []
+
+
+def _pods_per_attempt(cluster: kwok.ClusterInfo, namespace: str, name: str) -> Counter[tuple[str, str]]:
+    return Counter((p["metadata"]["labels"][labels.PRIMITIVE_LABEL], p["metadata"]["labels"][labels.ATTEMPT_LABEL])
+                   for p in workflow_pods(cluster, namespace, name))
+
+
+def test_operator_killed_mid_workflow_resumes_without_duplicate_pods(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "restart")
+    name = "fan"
+    # a fan-out and fan-in of short steps, so the kill lands among creations and bindings
+    manifest = workflow(name, [step("root", 20.0)] + [step(f"w{i}", 40.0, ["root"]) for i in range(8)]
+                        + [step("join", 20.0, [f"w{i}" for i in range(8)])])
+    first = OperatorProcess(cluster, namespace, policy="least-loaded", time_scale=20.0)
+    try:
+        first.wait_healthy()
+        apply(cluster, namespace, manifest)
+        wait_for("the fan-out pods", lambda: len(workflow_pods(cluster, namespace, name)) >= 3, 90,
+                 describe=first.log)
+        first.kill()
+    finally:
+        first.stop()
+    with running_operator(cluster, namespace, policy="least-loaded", time_scale=20.0) as second:
+        status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 180, second)["status"]
+    assert status["phase"] == "Succeeded", status
+    per_attempt = _pods_per_attempt(cluster, namespace, name)
+    assert all(count == 1 for count in per_attempt.values()), per_attempt
+    assert sorted(p for p, _ in per_attempt) == sorted(p["name"] for p in manifest["spec"]["primitives"])
+
+
+@pytest.fixture
+def restore_nodes(cluster: kwok.ClusterInfo) -> Iterator[list[dict[str, Any]]]:
+    """Nodes a test deletes are put back afterwards: the cluster is shared by the whole session."""
+    deleted: list[dict[str, Any]] = []
+    yield deleted
+    for node in deleted:
+        meta = node["metadata"]
+        clean = {"apiVersion": "v1", "kind": "Node",
+                 "metadata": {"name": meta["name"], "labels": meta.get("labels", {}),
+                              "annotations": {k: v for k, v in (meta.get("annotations") or {}).items()
+                                              if k.startswith("kwok.x-k8s.io") or k.startswith("node.alpha")}},
+                 "spec": {k: v for k, v in node.get("spec", {}).items() if k == "taints"},
+                 "status": {"allocatable": node["status"]["allocatable"], "capacity": node["status"]["capacity"]}}
+        kwok.kubectl(cluster, "create", "-f", "-", stdin=json.dumps(clean))
+        kwok.kubectl(cluster, "wait", "--for=condition=Ready", f"node/{meta['name']}", "--timeout=60s")
+
+
+def test_node_deleted_under_a_running_pod_moves_it_and_the_workflow_succeeds(
+        cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess,
+        restore_nodes: list[dict[str, Any]]) -> None:
+    name = "node-loss"
+    apply(cluster, namespace, workflow(name, [step("long", 400.0), step("after", 2.0, ["long"])]))
+
+    def running_pod() -> dict[str, Any] | None:
+        return next((p for p in workflow_pods(cluster, namespace, name) if p["status"].get("phase") == "Running"),
+                    None)
+
+    pod = wait_for("the long pod to run", running_pod, 60, describe=operator.log)
+    lost = pod["spec"]["nodeName"]
+    restore_nodes.append(get_json(cluster, "node", lost))
+    kwok.kubectl(cluster, "delete", "node", lost, "--wait=false")
+    status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 120, operator)["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["primitives"]["long"]["node"] != lost
+    assert status["primitives"]["long"].get("failures", 0) == 0  # a lost node does not use up a retry
+    assert any(e["reason"] == "NodeLost" and lost in e["message"] for e in events_for(cluster, namespace, name))
+
+
+def _fail_running_pod(cluster: kwok.ClusterInfo, pod: dict[str, Any]) -> None:
+    """What a kubelet reports when the container exits 1."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    status = {"status": {"phase": "Failed", "containerStatuses": [{
+        "name": "primitive", "image": pod["spec"]["containers"][0]["image"], "imageID": "", "ready": False,
+        "restartCount": 0, "state": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now,
+                                                    "finishedAt": now}}}]}}
+    kwok.kubectl(cluster, "-n", pod["metadata"]["namespace"], "patch", "pod", pod["metadata"]["name"],
+                 "--subresource=status", "--type=merge", "-p", json.dumps(status))
+
+
+def _first_attempt_running(cluster: kwok.ClusterInfo, namespace: str, name: str) -> dict[str, Any] | None:
+    return next((p for p in workflow_pods(cluster, namespace, name)
+                 if p["status"].get("phase") == "Running" and p["metadata"]["labels"][labels.ATTEMPT_LABEL] == "0"),
+                None)
+
+
+@pytest.mark.parametrize(("retries", "phase"), [(1, "Succeeded"), (0, "Failed")])
+def test_failed_pod_is_retried_up_to_its_retries(cluster: kwok.ClusterInfo, namespace: str,
+                                                 operator: OperatorProcess, retries: int, phase: str) -> None:
+    name = f"retry-{retries}"
+    apply(cluster, namespace, workflow(name, [step("flaky", 200.0, retries=retries), step("then", 2.0, ["flaky"])]))
+    pod = wait_for("the first attempt to run", lambda: _first_attempt_running(cluster, namespace, name), 60,
+                   describe=operator.log)
+    _fail_running_pod(cluster, pod)
+    status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 120, operator)["status"]
+    assert status["phase"] == phase, status
+    attempts = _pods_per_attempt(cluster, namespace, name)
+    if phase == "Succeeded":
+        assert attempts[("flaky", "0")] == 1 and attempts[("flaky", "1")] == 1
+        assert status["primitives"]["flaky"]["failures"] == 1
+    else:
+        complete = next(c for c in status["conditions"] if c["type"] == "Complete")
+        assert complete["reason"] == "RetriesExhausted" and "'flaky'" in complete["message"]
+        assert ("then", "0") not in attempts  # nothing after the failed primitive was started
+
+
+def test_deleting_the_workflow_removes_its_pods(cluster: kwok.ClusterInfo, namespace: str,
+                                                operator: OperatorProcess) -> None:
+    name = "doomed"
+    apply(cluster, namespace, workflow(name, [step(f"p{i}", 400.0) for i in range(3)]))
+    wait_for("its pods", lambda: len(workflow_pods(cluster, namespace, name)) == 3, 60, describe=operator.log)
+    # no finalizer: the delete completes without the operator's help (kubectl fails if it does not within 30 s)
+    kwok.kubectl(cluster, "-n", namespace, "delete", WFD, name, "--timeout=30s")
+    wait_for("the garbage collector to delete its pods", lambda: not workflow_pods(cluster, namespace, name), 90)
+
+
+def test_corrupt_checkpoint_falls_back_to_least_loaded_with_a_warning(cluster: kwok.ClusterInfo,
+                                                                      tmp_path: Path) -> None:
+    checkpoint = tmp_path / "broken"
+    checkpoint.mkdir()
+    (checkpoint / "model.pt").write_bytes(b"not a torch checkpoint")
+    (checkpoint / "config.json").write_text("{not json")
+    namespace = new_namespace(cluster, "fallback")
+    name = "fallback"
+    with running_operator(cluster, namespace, policy="scale", time_scale=20.0,
+                          extra=("--checkpoint", str(checkpoint))) as process:
+        apply(cluster, namespace, chain(name, 2, 2.0))
+        status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 90, process)["status"]
+        log = process.log(200)
+    assert status["phase"] == "Succeeded" and status["policy"] == "least-loaded", status
+    assert "least-loaded" in log and "could not be loaded" in log
+    warnings = [e for e in events_for(cluster, namespace, name) if e["reason"] == "PolicyFallback"]
+    assert warnings and warnings[0]["type"] == "Warning" and str(checkpoint) in warnings[0]["message"]
+
