@@ -370,6 +370,11 @@ def build_registry(controller: WorkflowController) -> kopf.OperatorRegistry:
     """kopf handlers bound to ``controller``: WorkflowDAG create/resume/timer, Node and Pod events."""
     registry = kopf.OperatorRegistry()
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A registry of our own gets no default login handlers: $KUBECONFIG (set by --kubeconfig), else in-cluster.
+        return kopf.login_with_kubeconfig(**kwargs) or kopf.login_with_service_account(**kwargs)
+
     @kopf.on.startup(registry=registry)
     async def prime(**_: Any) -> None:
         await controller.prime()

@@ -124,7 +124,8 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     if extender_port:
         from scale_scheduler.operator.extender import start_extender
 
-        extender = await start_extender(live, scheduler, extender_port)
+        # decide: filter keeps only the policy's node (what the chart's scheduler configuration assumes)
+        extender = await start_extender(live, scheduler, extender_port, decide=True)
     if warning:
         await _warn_on_own_pod(api, warning)
     try:
@@ -163,6 +164,10 @@ def run(
     if not isinstance(level, int):
         raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level > logging.DEBUG:
+        # kopf logs every successful watch-event handler and aiohttp every probe: thousands of lines an hour.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     load_kube_config(kubeconfig)
     asyncio.run(serve(namespace=namespace, policy=policy, checkpoint=checkpoint, time_scale=time_scale,
                       health_port=health_port, metrics_port=metrics_port, extender_port=extender_port,
