@@ -60,7 +60,7 @@ def load_kube_config(kubeconfig: Path | None) -> None:
             raise typer.BadParameter(f"{kubeconfig} does not exist", param_hint="--kubeconfig")
         os.environ["KUBECONFIG"] = str(kubeconfig)  # kopf's login reads it too
     if os.environ.get("KUBECONFIG"):
-        config.load_kube_config()
+        config.load_kube_config(config_file=os.environ["KUBECONFIG"])  # its default path was read at import
         return
     try:
         config.load_incluster_config()

@@ -7,13 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from scale_scheduler.operator import labels
-from scale_scheduler.operator.progress import pod_times
-from scale_scheduler.simulator.cluster import node_spec_from_object
-from scale_scheduler.simulator.manifests import workflow_from_manifest
-from scale_scheduler.simulator.node_model import feasible
-
-from .operator_harness import (
+from operator_harness import (
     SAMPLES,
     apply,
     events_for,
@@ -24,6 +18,11 @@ from .operator_harness import (
     wait_for_phase,
     workflow_pods,
 )
+from scale_scheduler.operator import labels
+from scale_scheduler.operator.progress import pod_times
+from scale_scheduler.simulator.cluster import node_spec_from_object
+from scale_scheduler.simulator.manifests import workflow_from_manifest
+from scale_scheduler.simulator.node_model import feasible
 
 pytestmark = pytest.mark.cluster
 

@@ -12,11 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scale_scheduler.operator import labels
-from scale_scheduler.operator.localcluster import kwok
-from scale_scheduler.operator.localcluster.kwok import ClusterError
-
-from .operator_harness import (
+from operator_harness import (
     WFD,
     OperatorProcess,
     apply,
@@ -29,6 +25,9 @@ from .operator_harness import (
     wait_for_phase,
     workflow_pods,
 )
+from scale_scheduler.operator import labels
+from scale_scheduler.operator.localcluster import kwok
+from scale_scheduler.operator.localcluster.kwok import ClusterError
 
 pytestmark = pytest.mark.cluster
 NODES = 16
