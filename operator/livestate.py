@@ -192,6 +192,8 @@ class LiveCluster:
         self._index: dict[str, int] = {}
         self._names: list[str] = []
         self._nodes_changed = True
+        # per-node dynamic arrays of the last snapshot; None after any change (rebuilt on the next read)
+        self._dynamic: tuple[np.ndarray, ...] | None = None
 
     # -- events ----------------------------------------------------------------------------------
     def apply_node_event(self, event_type: str | None, node: dict[str, Any]) -> None:
@@ -227,6 +229,7 @@ class LiveCluster:
         spec = pod.get("spec") or {}
         status = pod.get("status") or {}
         with self._lock:
+            self._dynamic = None
             previous = self._pods.get(key)
             if event_type == "DELETED":
                 self._pods.pop(key, None)
@@ -319,6 +322,7 @@ class LiveCluster:
         if not self._nodes_changed:
             return
         self._nodes_changed = False
+        self._dynamic = None
         self._names = sorted(self._eligible)
         self._index = {name: i for i, name in enumerate(self._names)}
         self._template = (
@@ -332,34 +336,46 @@ class LiveCluster:
                 "no schedulable node in the live view: every node is unknown, unschedulable, not Ready or "
                 "tainted NoSchedule/NoExecute (check `kubectl get nodes` and the node-class labels)"
             )
-        state = copy.copy(self._template)  # shares the static arrays; the dynamic ones are set below
+        if self._dynamic is None:
+            self._dynamic = self._dynamic_arrays(self._template)
+        state = copy.copy(self._template)  # shares the static arrays; the dynamic ones are fresh copies
+        (state.free_cpu, state.free_memory, state.free_gpus, state.running, state.queue_length,
+         state.queued_seconds, state.next_release, state.warm) = (array.copy() for array in self._dynamic)
+        return state
+
+    def _dynamic_arrays(self, template: ClusterState) -> tuple[np.ndarray, ...]:
+        """Per-node free resources, running/queued counts, next release and warm kinds, in a few numpy
+        operations over all bound pods (a Python loop per pod cost ~2 ms at 300 pods: decision latency)."""
         n = len(self._names)
-        free = np.stack([state.alloc_cpu, state.alloc_memory, state.alloc_gpus]).copy()  # [3, N]
-        running = np.zeros(n, dtype=np.int64)
-        queue_length = np.zeros(n, dtype=np.int64)
-        queued_seconds = np.zeros(n, dtype=np.float64)
+        rows = [(i, record) for record in self._pods.values() if (i := self._index.get(record.node)) is not None]
+        count = len(rows)
+        node = np.fromiter((i for i, _ in rows), dtype=np.int64, count=count)
+        cpu = np.fromiter((r.cpu_millicores for _, r in rows), dtype=np.float64, count=count)
+        memory = np.fromiter((r.memory_bytes for _, r in rows), dtype=np.float64, count=count)
+        gpus = np.fromiter((r.gpus for _, r in rows), dtype=np.float64, count=count)
+        running = np.fromiter((r.phase == "Running" for _, r in rows), dtype=bool, count=count)
+        nan = math.nan
+        expected = np.fromiter((nan if r.expected_seconds is None else r.expected_seconds for _, r in rows),
+                               dtype=np.float64, count=count)
+        started = np.fromiter((nan if r.started_at is None else r.started_at for _, r in rows),
+                              dtype=np.float64, count=count)
+        release = (started + expected) * self._time_scale
+        releasing = running & np.isfinite(release)
         next_release = np.full(n, math.inf)
-        for record in self._pods.values():
-            i = self._index.get(record.node)
-            if i is None:
-                continue
-            free[0, i] -= record.cpu_millicores
-            free[1, i] -= record.memory_bytes
-            free[2, i] -= record.gpus
-            if record.phase == "Running":
-                running[i] += 1
-                if record.expected_seconds is not None and record.started_at is not None:
-                    next_release[i] = min(next_release[i],
-                                          (record.started_at + record.expected_seconds) * self._time_scale)
-            else:
-                queue_length[i] += 1
-                queued_seconds[i] += (record.expected_seconds or 0.0) * self._time_scale
-        warm = np.zeros_like(self._template.warm)
+        np.minimum.at(next_release, node[releasing], release[releasing])
+        queued = ~running
+        warm = np.zeros_like(template.warm)
         for name, kinds in self._warm.items():
             i = self._index.get(name)
             if i is not None:
                 warm[i, sorted(kinds)] = True
-        state.free_cpu, state.free_memory, state.free_gpus = free[0], free[1], free[2]
-        state.running, state.queue_length, state.queued_seconds = running, queue_length, queued_seconds
-        state.next_release, state.warm = next_release, warm
-        return state
+        return (
+            template.alloc_cpu - np.bincount(node, cpu, minlength=n),
+            template.alloc_memory - np.bincount(node, memory, minlength=n),
+            template.alloc_gpus - np.bincount(node, gpus, minlength=n),
+            np.bincount(node[running], minlength=n).astype(np.int64),
+            np.bincount(node[queued], minlength=n).astype(np.int64),
+            np.bincount(node[queued], np.nan_to_num(expected[queued]), minlength=n) * self._time_scale,
+            next_release,
+            warm,
+        )
