@@ -112,7 +112,7 @@ def test_operator_killed_mid_workflow_resumes_without_duplicate_pods(cluster: kw
     namespace = new_namespace(cluster, "restart")
     name = "fan"
     # a fan-out and fan-in of short steps, so the kill lands among creations and bindings
-    manifest = workflow(name, [step("root", 20.0)] + [step(f"w{i}", 40.0, ["root"]) for i in range(8)]
+    manifest = workflow(name, [step("root", 20.0)] + [step(f"w{i}", 100.0, ["root"]) for i in range(8)]
                         + [step("join", 20.0, [f"w{i}" for i in range(8)])])
     first = OperatorProcess(cluster, namespace, policy="least-loaded", time_scale=20.0)
     try:
@@ -123,6 +123,8 @@ def test_operator_killed_mid_workflow_resumes_without_duplicate_pods(cluster: kw
         first.kill()
     finally:
         first.stop()
+    # only an operator creates the join pod: with it dead, the workflow is certainly unfinished here
+    assert (get_json(cluster, WFD, "-n", namespace, name).get("status") or {}).get("phase") != "Succeeded"
     with running_operator(cluster, namespace, policy="least-loaded", time_scale=20.0) as second:
         status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 180, second)["status"]
     assert status["phase"] == "Succeeded", status
