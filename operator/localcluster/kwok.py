@@ -9,6 +9,7 @@ coexist; ``down`` stops exactly the processes kwokctl started for that name.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -16,7 +17,8 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,19 @@ def log_tails(name: str, lines: int = 15) -> str:
     return "\n".join(parts) or "(no component logs were written)"
 
 
+@contextmanager
+def _creation_lock() -> Iterator[None]:
+    """One ``kwokctl create`` at a time on this machine: every kwokctl process probes ports downward from
+    32767, so two creations at once pick the same ports. Held until the components have bound theirs."""
+    kwok_workdir().mkdir(parents=True, exist_ok=True)
+    with open(kwok_workdir() / "create.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def up(name: str, spec: ClusterSpec, *, scheduler_config: Path | None = None, kube_scheduler: bool = True,
        timeout: float = 300.0, progress: Callable[[str], None] | None = None) -> ClusterInfo:
     """Start a cluster with ``spec``'s nodes; returns once every node is Ready. Never half-created:
@@ -158,8 +173,9 @@ def up(name: str, spec: ClusterSpec, *, scheduler_config: Path | None = None, ku
         say(f"starting etcd, kube-apiserver, kube-controller-manager{', kube-scheduler' if kube_scheduler else ''}"
             f" and kwok for cluster {name!r} ...")
         try:
-            done = subprocess.run(command, capture_output=True, text=True, env=_env(bin_dir),
-                                  timeout=timeout, check=False)
+            with _creation_lock():
+                done = subprocess.run(command, capture_output=True, text=True, env=_env(bin_dir),
+                                      timeout=max(deadline - time.monotonic(), 1), check=False)
         except subprocess.TimeoutExpired:
             tails = log_tails(name)
             _delete(name, bin_dir)
