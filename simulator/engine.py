@@ -1,7 +1,5 @@
 """Discrete-event engine: workflows arrive, ready primitives get a node, nodes run them by the fit rule.
 
-First written by the policy helper to the published contract while the simulator was late; the
-simulator helper then took it over (vectorised preparation, per-workflow duration draws, utilisation).
 The scheduler is asked once per ready primitive; a primitive starts when it fits in the node's free
 allocatable and the node's FIFO queue ahead of it is empty, paying transfer, cold start and its true
 (sampled) duration. ``reward_since_last`` is minus the integral of the number of unfinished arrived
