@@ -1,5 +1,4 @@
-"""The stand-in engine (written to the simulator contract by the policy helper): exact times on a
-hand-computed case, FIFO queueing, masking, determinism, and the reward's defining identity."""
+"""The discrete-event engine: exact times on a hand-computed case, FIFO queueing, masking, determinism, and the reward's defining identity."""
 
 from __future__ import annotations
 
