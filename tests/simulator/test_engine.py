@@ -1,4 +1,5 @@
-"""The discrete-event engine: exact times on a hand-computed case, FIFO queueing, masking, determinism, and the reward's defining identity."""
+"""The discrete-event engine: exact times on a hand-computed case, FIFO queueing, masking,
+determinism, and the reward's defining identity."""
 
 from __future__ import annotations
 
