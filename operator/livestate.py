@@ -12,11 +12,15 @@ Conventions:
 - A node is left out of the view while it is ``spec.unschedulable``, not ``Ready``, carries a
   ``NoSchedule``/``NoExecute`` taint whose key is not in ``tolerated_taints``, or has a node-class
   label the simulator does not know (logged once). It comes back with the event that clears that.
-- A pod holds its node's resources from the moment it is bound (``spec.nodeName``) until it is
-  Succeeded, Failed or deleted (kube-scheduler's accounting). Bound and Running counts as running;
-  bound and not yet Running counts as queued on the node.
-- A running pod's expected end is its start plus ``ESTIMATED_DURATION_ANNOTATION`` (else
-  ``DURATION_ANNOTATION``); a pod with neither gives no estimate (runs "forever", like a service).
+- A pod holds its node's resources and counts as running there from the moment it is bound
+  (``spec.nodeName``) until it is Succeeded, Failed or deleted (kube-scheduler's accounting; a bound
+  pod starts as soon as the kubelet sees it, because it was bound only where it fits).
+- The simulator's per-node queue (assigned, waiting for room) is the operator's pods that carry
+  ``PLANNED_NODE_ANNOTATION`` and are not bound yet: they count in ``queue_length``/``queued_seconds``
+  of the planned node and hold nothing. Other unbound pods are not counted anywhere.
+- A running pod's expected end is its start (when the view first saw it bound) plus
+  ``ESTIMATED_DURATION_ANNOTATION`` (else ``DURATION_ANNOTATION``); a pod with neither gives no
+  estimate (runs "forever", like a service).
 - After binding a pod itself, the operator calls ``assume(pod, node)`` so the next decision sees it
   before the watch event arrives (kube-scheduler's "assume"); if the bind fails it calls
   ``apply_pod_event("DELETED", pod)`` to drop the assumption (the next watch event re-adds the pod).
@@ -35,6 +39,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,6 +48,7 @@ import numpy as np
 from scale_scheduler.operator.labels import (
     DURATION_ANNOTATION,
     ESTIMATED_DURATION_ANNOTATION,
+    PLANNED_NODE_ANNOTATION,
     PRIMITIVE_KIND_LABEL,
 )
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, ClusterSpec, NodeSpec, node_spec_from_object, parse_quantity
@@ -138,10 +144,10 @@ class _PodRecord:
 
     uid: str
     node: str  # "" while unbound
+    planned_node: str  # the operator's planned node while unbound, else ""
     cpu_millicores: float
     memory_bytes: float
     gpus: float
-    phase: str
     started_at: float | None
     expected_seconds: float | None
 
@@ -246,18 +252,19 @@ class LiveCluster:
                 self._pods.pop(key, None)
                 return
             started_at = None
-            if phase == "Running":
+            if node:
                 if previous is not None and previous.uid == uid and previous.started_at is not None:
                     started_at = previous.started_at
                 elif previous is not None and previous.uid == uid:
-                    started_at = time.time()  # we saw it start: more precise than startTime's whole seconds
+                    started_at = time.time()  # we saw it bound: more precise than startTime's whole seconds
                 else:
                     started_at = _start_time(pod) or time.time()
+            planned = "" if node else str((meta.get("annotations") or {}).get(PLANNED_NODE_ANNOTATION, ""))
             requests = pod_requests(pod)
             self._pods[key] = _PodRecord(
-                uid=uid, node=node, cpu_millicores=requests.get("cpu", 0.0) * 1000.0,
+                uid=uid, node=node, planned_node=planned, cpu_millicores=requests.get("cpu", 0.0) * 1000.0,
                 memory_bytes=requests.get("memory", 0.0), gpus=requests.get(GPU_RESOURCE, 0.0),
-                phase=phase, started_at=started_at, expected_seconds=_expected_seconds(pod),
+                started_at=started_at, expected_seconds=_expected_seconds(pod),
             )
 
     def assume(self, pod: dict[str, Any], node_name: str) -> None:
@@ -345,37 +352,34 @@ class LiveCluster:
 
     def _dynamic_arrays(self, template: ClusterState) -> tuple[np.ndarray, ...]:
         """Per-node free resources, running/queued counts, next release and warm kinds, in a few numpy
-        operations over all bound pods (a Python loop per pod cost ~2 ms at 300 pods: decision latency)."""
-        n = len(self._names)
-        rows = [(i, record) for record in self._pods.values() if (i := self._index.get(record.node)) is not None]
-        count = len(rows)
-        node = np.fromiter((i for i, _ in rows), dtype=np.int64, count=count)
-        cpu = np.fromiter((r.cpu_millicores for _, r in rows), dtype=np.float64, count=count)
-        memory = np.fromiter((r.memory_bytes for _, r in rows), dtype=np.float64, count=count)
-        gpus = np.fromiter((r.gpus for _, r in rows), dtype=np.float64, count=count)
-        running = np.fromiter((r.phase == "Running" for _, r in rows), dtype=bool, count=count)
-        nan = math.nan
-        expected = np.fromiter((nan if r.expected_seconds is None else r.expected_seconds for _, r in rows),
-                               dtype=np.float64, count=count)
-        started = np.fromiter((nan if r.started_at is None else r.started_at for _, r in rows),
-                              dtype=np.float64, count=count)
-        release = (started + expected) * self._time_scale
-        releasing = running & np.isfinite(release)
+        operations over all pods (a Python loop per pod cost ~2 ms at 300 pods: decision latency)."""
+        n, nan = len(self._names), math.nan
+        bound = [(i, r) for r in self._pods.values() if (i := self._index.get(r.node)) is not None]
+        queued = [(i, r) for r in self._pods.values() if (i := self._index.get(r.planned_node)) is not None]
+        node = np.fromiter((i for i, _ in bound), dtype=np.int64, count=len(bound))
+
+        def column(rows: list[tuple[int, _PodRecord]], value: Callable[[_PodRecord], float | None]) -> np.ndarray:
+            return np.fromiter((nan if (v := value(r)) is None else v for _, r in rows), np.float64, len(rows))
+
+        release = (column(bound, lambda r: r.started_at) + column(bound, lambda r: r.expected_seconds))
+        release *= self._time_scale
+        releasing = np.isfinite(release)
         next_release = np.full(n, math.inf)
         np.minimum.at(next_release, node[releasing], release[releasing])
-        queued = ~running
+        queued_node = np.fromiter((i for i, _ in queued), dtype=np.int64, count=len(queued))
+        queued_seconds = np.nan_to_num(column(queued, lambda r: r.expected_seconds)) * self._time_scale
         warm = np.zeros_like(template.warm)
         for name, kinds in self._warm.items():
             i = self._index.get(name)
             if i is not None:
                 warm[i, sorted(kinds)] = True
         return (
-            template.alloc_cpu - np.bincount(node, cpu, minlength=n),
-            template.alloc_memory - np.bincount(node, memory, minlength=n),
-            template.alloc_gpus - np.bincount(node, gpus, minlength=n),
-            np.bincount(node[running], minlength=n).astype(np.int64),
-            np.bincount(node[queued], minlength=n).astype(np.int64),
-            np.bincount(node[queued], np.nan_to_num(expected[queued]), minlength=n) * self._time_scale,
+            template.alloc_cpu - np.bincount(node, column(bound, lambda r: r.cpu_millicores), minlength=n),
+            template.alloc_memory - np.bincount(node, column(bound, lambda r: r.memory_bytes), minlength=n),
+            template.alloc_gpus - np.bincount(node, column(bound, lambda r: r.gpus), minlength=n),
+            np.bincount(node, minlength=n).astype(np.int64),
+            np.bincount(queued_node, minlength=n).astype(np.int64),
+            np.bincount(queued_node, queued_seconds, minlength=n),
             next_release,
             warm,
         )

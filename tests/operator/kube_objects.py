@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from scale_scheduler.operator.labels import DURATION_ANNOTATION, ESTIMATED_DURATION_ANNOTATION, PRIMITIVE_KIND_LABEL
+from scale_scheduler.operator.labels import (
+    DURATION_ANNOTATION,
+    ESTIMATED_DURATION_ANNOTATION,
+    PLANNED_NODE_ANNOTATION,
+    PRIMITIVE_KIND_LABEL,
+)
 from scale_scheduler.operator.livestate import LiveCluster
 from scale_scheduler.simulator.cluster import heterogeneous
 
@@ -32,10 +37,11 @@ def node_object(name: str, *, ready: str = "True", unschedulable: bool = False,
 
 def pod_object(name: str, *, node: str = "", phase: str = "Pending", cpu: str = "1", memory: str = "1Gi",
                gpus: int = 0, kind: str | None = None, duration: str | None = None, estimate: str | None = None,
-               start_time: str | None = None, uid: str | None = None) -> dict[str, Any]:
+               start_time: str | None = None, uid: str | None = None, planned: str | None = None) -> dict[str, Any]:
     requests = {"cpu": cpu, "memory": memory, **({"nvidia.com/gpu": str(gpus)} if gpus else {})}
     annotations = {**({DURATION_ANNOTATION: duration} if duration else {}),
-                   **({ESTIMATED_DURATION_ANNOTATION: estimate} if estimate else {})}
+                   **({ESTIMATED_DURATION_ANNOTATION: estimate} if estimate else {}),
+                   **({PLANNED_NODE_ANNOTATION: planned} if planned else {})}
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": "default", "uid": uid or f"uid-{name}",

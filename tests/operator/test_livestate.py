@@ -42,11 +42,11 @@ def test_bound_pods_hold_resources_until_they_finish(live: LiveCluster) -> None:
     live.apply_pod_event("ADDED", pod_object("p", cpu="1500m", memory="2Gi", gpus=1))
     assert live.snapshot().free_cpu[i] == before.free_cpu[i], "an unbound pod holds nothing"
     live.apply_pod_event("MODIFIED", pod_object("p", node=target, cpu="1500m", memory="2Gi", gpus=1))
-    queued = live.snapshot()
-    assert queued.free_cpu[i] == before.free_cpu[i] - 1500
-    assert queued.free_memory[i] == before.free_memory[i] - 2 * GIB
-    assert queued.free_gpus[i] == before.free_gpus[i] - 1
-    assert (queued.queue_length[i], queued.running[i]) == (1, 0), "bound but not started counts as queued"
+    bound = live.snapshot()
+    assert bound.free_cpu[i] == before.free_cpu[i] - 1500
+    assert bound.free_memory[i] == before.free_memory[i] - 2 * GIB
+    assert bound.free_gpus[i] == before.free_gpus[i] - 1
+    assert (bound.queue_length[i], bound.running[i]) == (0, 1), "bound counts as started, even before Running"
     live.apply_pod_event("MODIFIED", pod_object("p", node=target, phase="Running", cpu="1500m", memory="2Gi", gpus=1))
     running = live.snapshot()
     assert (running.queue_length[i], running.running[i]) == (0, 1)
@@ -70,18 +70,23 @@ def test_next_release_and_queued_seconds_come_from_duration_annotations(live: Li
                                           start_time="2030-01-01T00:00:00Z"))
     live.apply_pod_event(None, pod_object("b", node=node, phase="Running", duration="1m", estimate="10s",
                                           start_time="2030-01-01T00:00:00Z"))
-    live.apply_pod_event(None, pod_object("c", node=node, duration="1m30s"))
+    live.apply_pod_event(None, pod_object("c", planned=node, duration="1m30s"))
+    live.apply_pod_event(None, pod_object("d", planned=node, estimate="10s"))
+    live.apply_pod_event(None, pod_object("not-ours", duration="1h"))
     state = live.snapshot()
     start = 1893456000.0  # 2030-01-01T00:00:00Z
     assert state.next_release[i] == pytest.approx(start + 10.0), "the estimate wins over the true duration"
-    assert state.queued_seconds[i] == pytest.approx(90.0)
+    assert (state.queue_length[i], state.queued_seconds[i]) == (2, pytest.approx(100.0))
+    assert state.queue_length.sum() == 2, "an unbound pod without a planned node is in no queue"
+    assert state.free_cpu[i] == 64000 - 2000, "queued pods hold nothing"
     assert np.isinf(state.next_release[live.node_names().index("cpu-small-005")])
 
 
-def test_start_seen_by_the_watch_is_timed_locally(live: LiveCluster) -> None:
+def test_binding_seen_by_the_watch_is_timed_locally(live: LiveCluster) -> None:
     node = "cpu-large-003"
-    live.apply_pod_event("ADDED", pod_object("a", node=node, duration="20s"))
+    live.apply_pod_event("ADDED", pod_object("a", duration="20s"))
     before = time.time()
+    live.apply_pod_event("MODIFIED", pod_object("a", node=node, duration="20s"))
     live.apply_pod_event("MODIFIED", pod_object("a", node=node, phase="Running", duration="20s",
                                                 start_time="2000-01-01T00:00:00Z"))
     release = live.snapshot().next_release[live.node_names().index(node)]
