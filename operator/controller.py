@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +59,19 @@ class WorkflowPlan:
     @property
     def by_name(self) -> dict[str, Primitive]:
         return self.workflow.by_name()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One pod about to be created: which primitive and attempt, where, and its drawn duration."""
+
+    primitive: str
+    attempt: int
+    node: str
+    manifest: dict[str, Any]
+    fits: bool  # room on the node now: bind right after creating
+    estimate: float  # simulated seconds the policy expected
+    seconds: float  # simulated seconds drawn from the node model
 
 
 def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
@@ -216,9 +230,11 @@ class WorkflowController:
             return True  # re-derive progress first: the evicted primitives are ready again
         ready = sorted(progress.ready, key=lambda name: -self.scheduler.priority(
             plan.by_name[name], plan.estimates.downstream_seconds[name]))  # stable: topological among equals
-        for name in ready:
-            await self._start(body, plan, progress, name)
-            changed = True
+        # Decide one after another without yielding (each decision sees the pods assumed before it), then
+        # create and bind the pods concurrently: the API round trips, not the decisions, are the slow part.
+        attempts = [attempt for name in ready if (attempt := self._plan_attempt(body, plan, progress, name))]
+        await asyncio.gather(*(self._launch(body, plan, progress, attempt) for attempt in attempts))
+        changed = bool(ready)
         for entry in progress.primitives.values():
             pod = entry.live_pod
             if pod is not None and not (pod.get("spec") or {}).get("nodeName"):
@@ -235,9 +251,9 @@ class WorkflowController:
                              "it runs again elsewhere (this does not use up a retry)", event_type="Warning")
 
     def _decide(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-                primitive: Primitive) -> tuple[NodeSpec, float, float]:
-        """(node, setup seconds, estimated seconds) for one attempt, chosen by the policy: setup is the transfer
-        of the parents' outputs plus any cold start, estimated adds the node model's expected run time."""
+                primitive: Primitive) -> tuple[NodeSpec, float, float, bool]:
+        """(node, setup seconds, estimated seconds, fits now) for one attempt, chosen by the policy: setup is the
+        transfer of the parents' outputs plus any cold start, estimated adds the node model's expected run time."""
         now = time.time()
         created = parse_time(body["metadata"]["creationTimestamp"]) or datetime.now(UTC)
         parents = [(progress.primitives[parent].node or "", plan.by_name[parent].output_megabytes)
@@ -255,29 +271,43 @@ class WorkflowController:
             raise RuntimeError(f"policy {self.policy} chose node {index}, which cannot run {primitive.name!r}")
         setup = float(observation.transfer[index] + observation.cold_start[index])
         estimate = setup + float(observation.estimated_duration[index])
-        return observation.state.spec.nodes[index], setup, estimate
+        fits = _fits_now(primitive, observation.state, index)
+        return observation.state.spec.nodes[index], setup, estimate, fits
 
-    async def _start(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress, name: str) -> None:
-        """Create the next attempt's pod for a ready primitive, planned on the node the policy picks."""
+    def _plan_attempt(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
+                      name: str) -> Attempt | None:
+        """The next attempt's pod for a ready primitive, planned on the node the policy picks (assumed there
+        at once when it fits, so the next decision sees it); None when no node can take it at the moment."""
         primitive, entry, meta = plan.by_name[name], progress.primitives[name], body["metadata"]
         try:
-            node_spec, setup, estimate = self._decide(body, plan, progress, primitive)
+            node_spec, setup, estimate, fits = self._decide(body, plan, progress, primitive)
         except LookupError as error:
             log.info("WorkflowDAG %s/%s: %s; retrying on resync", meta["namespace"], meta["name"], error)
-            return
-        node = node_spec.name
-        attempt = entry.attempts
-        seconds = run_seconds(primitive, node_spec, meta["uid"], attempt, setup)
-        manifest = pod_manifest(workflow=body, primitive=primitive, raw_primitive=plan.raw[name], attempt=attempt,
-                                node=node, duration_seconds=seconds / self.time_scale, policy=self.policy)
+            return None
+        seconds = run_seconds(primitive, node_spec, meta["uid"], entry.attempts, setup)
+        manifest = pod_manifest(workflow=body, primitive=primitive, raw_primitive=plan.raw[name],
+                                attempt=entry.attempts, node=node_spec.name, duration_seconds=seconds / self.time_scale,
+                                policy=self.policy)
         manifest["metadata"]["annotations"][labels.ESTIMATED_DURATION_ANNOTATION] = go_duration(
             estimate / self.time_scale)
-        pod, created = await self.api.create_pod(manifest)
+        if fits:
+            self.live.assume(manifest, node_spec.name)
+        return Attempt(name, entry.attempts, node_spec.name, manifest, fits, estimate, seconds)
+
+    async def _launch(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
+                      attempt: Attempt) -> None:
+        """Create the attempt's pod and bind it (or leave it waiting for room on its planned node)."""
+        pod, created = await self.api.create_pod(attempt.manifest)
         if created:
-            await self.api.event(body, labels.KIND, "Placed",
-                                 f"primitive {name!r} attempt {attempt} -> node {node} by policy {self.policy} "
-                                 f"(estimated {estimate:.1f}s, drawn {seconds:.1f}s simulated)")
-        if not (pod.get("spec") or {}).get("nodeName") and not pod["metadata"].get("deletionTimestamp"):
+            self._post(self.api.event(
+                body, labels.KIND, "Placed",
+                f"primitive {attempt.primitive!r} attempt {attempt.attempt} -> node {attempt.node} by policy "
+                f"{self.policy} (estimated {attempt.estimate:.1f}s, drawn {attempt.seconds:.1f}s simulated)"))
+        if (pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
+            return
+        if created and attempt.fits:
+            await self._bind(pod, attempt.node)
+        else:  # someone else's pod of that name (a previous incarnation's), or no room yet: check afresh
             await self._bind_planned(body, plan, progress, pod)
 
     async def _bind_planned(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
@@ -301,25 +331,34 @@ class WorkflowController:
                 await self.api.mark_unschedulable(namespace, name, message)
                 await self.api.event(pod, "Pod", "FailedScheduling", message, event_type="Warning")
             return False
+        return await self._bind(pod, node)
+
+    async def _bind(self, pod: dict[str, Any], node: str) -> bool:
+        """Assume the pod on the node (with its real uid) and POST the binding. Bound (by us or before)?"""
+        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         self.live.assume(pod, node)
         outcome = await self.api.bind(namespace, name, node)
-        if outcome == BindOutcome.FAILED:
-            self.live.apply_pod_event("DELETED", pod)  # drop the assumption; the next event re-adds the pod
-            metrics.BIND_ERRORS.labels(reason="api").inc()
-            return False
-        if outcome == BindOutcome.GONE:
-            self.live.apply_pod_event("DELETED", pod)
+        if outcome in (BindOutcome.FAILED, BindOutcome.GONE):
+            self.live.apply_pod_event("DELETED", pod)  # drop the assumption; the next watch event re-adds the pod
+            if outcome == BindOutcome.FAILED:
+                metrics.BIND_ERRORS.labels(reason="api").inc()
             return False
         if outcome == BindOutcome.BOUND:
-            await self.api.event(pod, "Pod", "Scheduled", f"Successfully assigned {namespace}/{name} to {node}")
+            self._post(self.api.event(pod, "Pod", "Scheduled", f"Successfully assigned {namespace}/{name} to {node}"))
         return True
+
+    def _post(self, event: Coroutine[Any, Any, None]) -> None:
+        """Post an Event in the background: Events are best effort and must not slow placement down."""
+        task = asyncio.get_running_loop().create_task(event)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _replan(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
                       pod: dict[str, Any], primitive: Primitive) -> str | None:
         """The planned node left the view before the pod was bound: choose again and redraw the duration."""
         meta = pod["metadata"]
         try:
-            node_spec, setup, estimate = self._decide(body, plan, progress, primitive)
+            node_spec, setup, estimate, _ = self._decide(body, plan, progress, primitive)
         except LookupError:
             return None
         node = node_spec.name
