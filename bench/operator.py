@@ -1,0 +1,471 @@
+"""The operator on a real control plane: binding throughput and decision latency beside kube-scheduler's,
+and workflow response times on the cluster beside the simulator's prediction.
+
+A benchmark, not a test: ``python bench/operator.py [--nodes 48] [--pods 300] [--workflows 24] [--json]``
+brings its own local cluster up (``localcluster.kwok.up``, the simulator's heterogeneous nodes) and down.
+
+(a) operator: ``--pods`` independent tool_call primitives in ten WorkflowDAGs, placed by ``scale-sched
+    operator run --policy least-loaded`` (it creates and binds every pod); (b) kube-scheduler: as many
+    plain pods with the same requests, created by this script from eight threads. Both: pods per second
+    from the first pod seen by a watch to the last seen bound. least-loaded, because binding throughput
+    is only comparable while every pod fits somewhere now: SCALE may keep a pod waiting for room on the
+    node it prefers (the simulator's per-node queue), which kube-scheduler never does.
+    Decision latency p50/p99 comes from the operator's own histogram
+    (``scale_sched_decision_latency_seconds{source="operator"}``, interpolated within its buckets), for
+    every operator run; the headline figures are the SCALE policy's, from its run in (c).
+(c) a fixed batch of ``--workflows`` workflows from ``simulator.generators`` (seed ``--seed``, load ``--load``)
+    submitted at their arrival times divided by ``--time-scale``, once per policy (scale, least-loaded) with a
+    fresh operator and no pods left over (so every node starts cold, as in the simulator). Response time =
+    when this script's watch sees the workflow Succeeded minus when it created it, times ``--time-scale``
+    (simulated seconds). The simulator runs the same workflows and arrivals on the ClusterSpec read back
+    from the cluster's Node objects (what the operator sees), averaged over ``--sim-seeds`` duration draws.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kubernetes import client, config, watch
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+from rich.table import Table
+from scale_scheduler.operator import labels
+from scale_scheduler.operator.localcluster import kwok
+from scale_scheduler.policy.registry import make_scheduler
+from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
+from scale_scheduler.simulator.engine import simulate
+from scale_scheduler.simulator.generators import generate_workload
+from scale_scheduler.simulator.manifests import workflow_to_manifest
+from scale_scheduler.simulator.primitives import PrimitiveKind
+from scale_scheduler.simulator.workflow import Primitive, Workflow
+
+REPO = Path(__file__).resolve().parents[1]
+CRD = REPO / "charts" / "scale-scheduler" / "crds" / "workflowdags.agentic.scale.dev.yaml"
+OPERATOR = [sys.executable, "-c", "from scale_scheduler.operator.cli import main; main()"]
+THROUGHPUT_WORKFLOWS = 10
+CREATOR_THREADS = 8
+POLICIES = ("scale", "least-loaded")
+THROUGHPUT_POLICY = "least-loaded"
+# tool_call's default requests: small enough that every pod of the throughput runs fits at once
+TOOL_CALL_REQUESTS = {"cpu": "250m", "memory": "256Mi"}
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Follower:
+    """Follows one watch in a thread, calling ``on_event(type, raw_object, seen_at)``; started from a fresh
+    list's resourceVersion, so nothing created after ``start`` returns is missed."""
+
+    def __init__(self, list_call: Callable[..., Any], on_event: Callable[[str, dict[str, Any], float], None],
+                 **list_args: Any):
+        self.list_call, self.on_event, self.list_args = list_call, on_event, list_args
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Follower:
+        listing = self.list_call(**self.list_args)
+        self.resource_version = listing["metadata"]["resourceVersion"] if isinstance(listing, dict) \
+            else listing.metadata.resource_version
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            stream = watch.Watch().stream(self.list_call, resource_version=self.resource_version,
+                                          timeout_seconds=5, **self.list_args)
+            try:
+                for event in stream:
+                    raw = event["raw_object"]
+                    self.resource_version = raw["metadata"].get("resourceVersion", self.resource_version)
+                    self.on_event(event["type"], raw, time.time())
+                    if self.stop.is_set():
+                        return
+            except client.ApiException as error:
+                if error.status == 410:  # resourceVersion too old: a relist would hide events; say so
+                    raise RuntimeError("watch expired (410 Gone): the benchmark's timings would be wrong") from None
+                raise
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=15)
+
+
+@dataclass
+class BindTimes:
+    """When this script first saw each pod, and first saw it bound."""
+
+    first_seen: dict[str, float] = field(default_factory=dict)
+    bound: dict[str, float] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_event(self, event_type: str, pod: dict[str, Any], seen_at: float) -> None:
+        name = pod["metadata"]["name"]
+        with self.lock:
+            self.first_seen.setdefault(name, seen_at)
+            if (pod.get("spec") or {}).get("nodeName"):
+                self.bound.setdefault(name, seen_at)
+
+    def wait(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.bound) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(self.bound)} of {count} pods bound after {timeout:.0f} s")
+            time.sleep(0.05)
+
+    def pods_per_second(self) -> float:
+        span = max(self.bound.values()) - min(self.first_seen.values())
+        return len(self.bound) / max(span, 1e-9)
+
+
+def create_namespace(core: client.CoreV1Api, name: str) -> None:
+    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+def wait_no_pods(core: client.CoreV1Api, namespace: str, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while core.list_namespaced_pod(namespace).items:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"pods of namespace {namespace} still there after {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+@contextmanager
+def running_operator(kubeconfig: Path, policy: str, time_scale: float, log_path: Path) -> Iterator[int]:
+    """``scale-sched operator run`` as a subprocess; yields its metrics port once kopf answers /healthz."""
+    metrics_port, health_port = free_port(), free_port()
+    command = [*OPERATOR, "operator", "run", "--kubeconfig", str(kubeconfig), "--policy", policy,
+               "--time-scale", str(time_scale), "--metrics-port", str(metrics_port),
+               "--health-port", str(health_port), "--extender-port", "0", "--log-level", "warning"]
+    with log_path.open("w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the operator exited ({process.returncode}): {log_path.read_text()[-2000:]}")
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{health_port}/healthz", timeout=2)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"operator not healthy after 120 s; log: {log_path}") from None
+                    time.sleep(0.5)
+            yield metrics_port
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def latency_buckets(metrics_port: int) -> tuple[np.ndarray, np.ndarray]:
+    """(upper bounds, cumulative counts) of the operator's decision-latency histogram."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    bounds, counts = [], []
+    for family in text_string_to_metric_families(text):
+        if family.name != "scale_sched_decision_latency_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket") and sample.labels.get("source") == "operator":
+                bounds.append(float(sample.labels["le"]))
+                counts.append(sample.value)
+    order = np.argsort(bounds)
+    return np.asarray(bounds)[order], np.asarray(counts)[order]
+
+
+def histogram_quantile(quantile: float, bounds: np.ndarray, cumulative: np.ndarray) -> float:
+    """Prometheus' histogram_quantile: linear interpolation inside the bucket holding the quantile."""
+    total = cumulative[-1]
+    if total <= 0:
+        return float("nan")
+    rank = quantile * total
+    i = int(np.searchsorted(cumulative, rank))
+    if i >= len(bounds) - 1 and np.isinf(bounds[i]):
+        return float(bounds[-2])
+    lower = 0.0 if i == 0 else bounds[i - 1]
+    below = 0.0 if i == 0 else cumulative[i - 1]
+    inside = cumulative[i] - below
+    return float(lower + (bounds[i] - lower) * ((rank - below) / inside if inside > 0 else 1.0))
+
+
+def tool_call_pod(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "main", "image": PAUSE_IMAGE,
+            "resources": {"requests": TOOL_CALL_REQUESTS, "limits": TOOL_CALL_REQUESTS}}]},
+    }
+
+
+def kube_scheduler_throughput(core: client.CoreV1Api, pods: int) -> float:
+    namespace = "bench-kube-scheduler"
+    create_namespace(core, namespace)
+    times = BindTimes()
+    follower = Follower(core.list_namespaced_pod, times.on_event, namespace=namespace).start()
+    try:
+        with ThreadPoolExecutor(CREATOR_THREADS) as pool:
+            list(pool.map(lambda i: core.create_namespaced_pod(namespace, tool_call_pod(f"plain-{i:04d}")),
+                          range(pods)))
+        times.wait(pods, timeout=300)
+    finally:
+        follower.close()
+    core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0)
+    wait_no_pods(core, namespace)
+    return times.pods_per_second()
+
+
+def wide_workflow(name: str, width: int) -> Workflow:
+    """Independent tool calls that run for an hour: every pod of the throughput run is bound and stays."""
+    calls = [Primitive(f"call-{i:03d}", PrimitiveKind.TOOL_CALL, work_seconds=3600.0) for i in range(width)]
+    return Workflow(name, calls)
+
+
+@dataclass
+class Latency:
+    """The operator's decision latency over one run, from its histogram."""
+
+    p50_ms: float
+    p99_ms: float
+    decisions: int
+
+
+@contextmanager
+def measured_latency(metrics_port: int) -> Iterator[list[Latency]]:
+    """Yields a list that holds the run's Latency once the block ends (histogram after minus before)."""
+    bounds, before = latency_buckets(metrics_port)
+    result: list[Latency] = []
+    yield result
+    after_bounds, after = latency_buckets(metrics_port)
+    if len(before) == 0:  # no decision had been recorded yet: the histogram had no series
+        bounds, before = after_bounds, np.zeros_like(after)
+    delta = after - before
+    result.append(Latency(histogram_quantile(0.5, bounds, delta) * 1000.0,
+                          histogram_quantile(0.99, bounds, delta) * 1000.0, int(delta[-1])))
+
+
+def operator_throughput(core: client.CoreV1Api, custom: client.CustomObjectsApi, kubeconfig: Path, pods: int,
+                        work: Path) -> tuple[float, Latency]:
+    """(pods per second, decision latency) of the operator (least-loaded) placing and binding ``pods`` pods."""
+    namespace = "bench-operator"
+    create_namespace(core, namespace)
+    widths = [pods // THROUGHPUT_WORKFLOWS + (i < pods % THROUGHPUT_WORKFLOWS) for i in range(THROUGHPUT_WORKFLOWS)]
+    with (running_operator(kubeconfig, THROUGHPUT_POLICY, 1.0, work / "operator-throughput.log") as metrics_port,
+          measured_latency(metrics_port) as latency):
+        times = BindTimes()
+        follower = Follower(core.list_namespaced_pod, times.on_event, namespace=namespace).start()
+        try:
+            for i, width in enumerate(widths):
+                manifest = workflow_to_manifest(wide_workflow(f"wide-{i:02d}", width), namespace=namespace)
+                custom.create_namespaced_custom_object(labels.GROUP, labels.VERSION, namespace, labels.PLURAL,
+                                                       manifest)
+            times.wait(pods, timeout=300)
+        finally:
+            follower.close()
+        delete_workflows(custom, namespace)  # while the operator runs: it removes its finalizers
+        wait_no_pods(core, namespace)
+    return times.pods_per_second(), latency[0]
+
+
+def delete_workflows(custom: client.CustomObjectsApi, namespace: str) -> None:
+    custom.delete_collection_namespaced_custom_object(labels.GROUP, labels.VERSION, namespace, labels.PLURAL)
+
+
+@dataclass
+class ResponseRun:
+    policy: str
+    cluster_seconds: list[float]  # simulated seconds, from this script's watch
+    status_seconds: list[float]  # simulated seconds, from the operator's status.responseTimeSeconds
+    simulator_seconds: list[float]  # avg response time per simulator seed
+    latency: Latency
+
+    @property
+    def cluster_mean(self) -> float:
+        return float(np.mean(self.cluster_seconds))
+
+    @property
+    def simulator_mean(self) -> float:
+        return float(np.mean(self.simulator_seconds))
+
+
+def cluster_response_times(core: client.CoreV1Api, custom: client.CustomObjectsApi, kubeconfig: Path,
+                           workflows: list[Workflow], policy: str, time_scale: float,
+                           work: Path) -> tuple[list[float], list[float], Latency]:
+    namespace = f"bench-response-{policy}"
+    create_namespace(core, namespace)
+    submitted: dict[str, float] = {}
+    finished: dict[str, tuple[float, float]] = {}
+    failed: list[str] = []
+
+    def on_event(event_type: str, obj: dict[str, Any], seen_at: float) -> None:
+        status, name = obj.get("status") or {}, obj["metadata"]["name"]
+        if status.get("phase") == "Succeeded" and name not in finished:
+            finished[name] = (seen_at, float(status.get("responseTimeSeconds", "nan")))
+        elif status.get("phase") == "Failed" and name not in failed:
+            failed.append(name)
+
+    with (running_operator(kubeconfig, policy, time_scale, work / f"operator-{policy}.log") as metrics_port,
+          measured_latency(metrics_port) as latency):
+        follower = Follower(custom.list_namespaced_custom_object, on_event, group=labels.GROUP,
+                            version=labels.VERSION, namespace=namespace, plural=labels.PLURAL).start()
+        try:
+            start = time.time()
+            for workflow in workflows:
+                time.sleep(max(start + workflow.arrival_time / time_scale - time.time(), 0.0))
+                manifest = workflow_to_manifest(workflow, namespace=namespace)
+                submitted[workflow.name] = time.time()
+                custom.create_namespaced_custom_object(labels.GROUP, labels.VERSION, namespace, labels.PLURAL,
+                                                       manifest)
+            deadline = time.monotonic() + 600
+            while len(finished) + len(failed) < len(workflows):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{policy}: {len(finished)} of {len(workflows)} workflows done after 600 s")
+                time.sleep(0.2)
+        finally:
+            follower.close()
+        if failed:
+            raise RuntimeError(f"{policy}: workflows failed on the cluster: {failed}")
+        delete_workflows(custom, namespace)  # while the operator runs: it removes its finalizers
+        wait_no_pods(core, namespace)  # the next policy starts on cold, empty nodes, as the simulator does
+    cluster = [(finished[w.name][0] - submitted[w.name]) * time_scale for w in workflows]
+    status = [finished[w.name][1] * time_scale for w in workflows]
+    return cluster, status, latency[0]
+
+
+def simulator_response_times(spec: ClusterSpec, workflows: list[Workflow], policy: str, seeds: int) -> list[float]:
+    results = []
+    for seed in range(seeds):
+        scheduler = make_scheduler(policy)
+        scheduler.reset(seed)
+        results.append(simulate(spec, copy.deepcopy(workflows), scheduler, seed=seed).avg_response_time)
+    return results
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    name = f"bench-operator-{int(time.time())}"
+    log(f"starting cluster {name} with {args.nodes} nodes ...")
+    info = kwok.up(name, heterogeneous(args.nodes, seed=0), timeout=600, progress=log)
+    try:
+        kwok.kubectl(info, "apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+        kwok.kubectl(info, "wait", "--for", "condition=established", "--timeout=60s",
+                     "crd/workflowdags.agentic.scale.dev")
+        api = config.new_client_from_config(config_file=str(info.kubeconfig))
+        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        spec = ClusterSpec.from_kubectl_json(kwok.kubectl(info, "get", "nodes", "-o", "json"))
+        with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
+            work = Path(args.logs) if args.logs else Path(tmp)
+            work.mkdir(parents=True, exist_ok=True)
+            log(f"kube-scheduler binding {args.pods} plain pods ...")
+            kube_rate = kube_scheduler_throughput(core, args.pods)
+            log(f"operator (policy {THROUGHPUT_POLICY}) placing and binding {args.pods} pods ...")
+            operator_rate, throughput_latency = operator_throughput(core, custom, info.kubeconfig, args.pods, work)
+            workflows = generate_workload(spec, args.workflows, load=args.load, seed=args.seed)
+            runs = []
+            for policy in POLICIES:
+                log(f"{args.workflows} workflows under --policy {policy} at --time-scale {args.time_scale} ...")
+                cluster, status, latency = cluster_response_times(
+                    core, custom, info.kubeconfig, copy.deepcopy(workflows), policy, args.time_scale, work)
+                runs.append(ResponseRun(policy, cluster, status,
+                                        simulator_response_times(spec, workflows, policy, args.sim_seeds), latency))
+    finally:
+        log(f"stopping cluster {name} ...")
+        kwok.down(name)
+    return {
+        "nodes": args.nodes, "pods": args.pods,
+        "operator_pods_per_second": operator_rate, "operator_throughput_policy": THROUGHPUT_POLICY,
+        "kube_scheduler_pods_per_second": kube_rate,
+        "operator_vs_kube_scheduler_throughput": operator_rate / kube_rate,
+        # headline: the SCALE policy's decisions in its response-time run
+        "decision_latency_p50_ms": runs[0].latency.p50_ms, "decision_latency_p99_ms": runs[0].latency.p99_ms,
+        "decision_latency_ms": {
+            f"{THROUGHPUT_POLICY} (throughput run)": asdict(throughput_latency),
+            **{f"{run.policy} (response-time run)": asdict(run.latency) for run in runs},
+        },
+        "workflows": args.workflows, "time_scale": args.time_scale, "load": args.load, "seed": args.seed,
+        # headline: the SCALE policy's; per policy below
+        "sim_vs_cluster_response_time_ratio": runs[0].simulator_mean / runs[0].cluster_mean,
+        "response_time": {
+            run.policy: {
+                "cluster_avg_seconds": run.cluster_mean,
+                "operator_status_avg_seconds": float(np.mean(run.status_seconds)),
+                "simulator_avg_seconds": run.simulator_mean,
+                "simulator_seed_spread_seconds": [min(run.simulator_seconds), max(run.simulator_seconds)],
+                "sim_vs_cluster_ratio": run.simulator_mean / run.cluster_mean,
+            } for run in runs
+        },
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    console = Console()
+    binding = Table(title=f"binding {result['pods']} pods on {result['nodes']} nodes (one cluster, one run)")
+    for column in ("scheduler", "pods/s"):
+        binding.add_column(column, justify="right")
+    binding.add_row(f"scale-sched operator ({result['operator_throughput_policy']})",
+                    f"{result['operator_pods_per_second']:.1f}")
+    binding.add_row("kube-scheduler", f"{result['kube_scheduler_pods_per_second']:.1f}")
+    console.print(binding)
+    latency = Table(title="operator decision latency (observation + policy)")
+    for column in ("run", "decisions", "p50", "p99"):
+        latency.add_column(column, justify="right")
+    for run, row in result["decision_latency_ms"].items():
+        latency.add_row(run, str(row["decisions"]), f"{row['p50_ms']:.2f} ms", f"{row['p99_ms']:.2f} ms")
+    console.print(latency)
+    response = Table(title=f"avg workflow response time, {result['workflows']} workflows, load {result['load']}, "
+                           f"seed {result['seed']}, time scale {result['time_scale']} (simulated seconds)")
+    for column in ("policy", "cluster", "operator status", "simulator", "sim / cluster"):
+        response.add_column(column, justify="right")
+    for policy, row in result["response_time"].items():
+        response.add_row(policy, f"{row['cluster_avg_seconds']:.1f}", f"{row['operator_status_avg_seconds']:.1f}",
+                         f"{row['simulator_avg_seconds']:.1f}", f"{row['sim_vs_cluster_ratio']:.3f}")
+    console.print(response)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=48)
+    parser.add_argument("--pods", type=int, default=300, help="pods bound by each scheduler in the throughput run")
+    parser.add_argument("--workflows", type=int, default=24, help="workflows in the response-time batch")
+    parser.add_argument("--load", type=float, default=0.5, help="offered load of the batch's arrivals")
+    parser.add_argument("--seed", type=int, default=3, help="seed of the workflow batch")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="simulated seconds per wall second of the operator (pods run 1/time-scale as long)")
+    parser.add_argument("--sim-seeds", type=int, default=5, help="simulator duration draws averaged")
+    parser.add_argument("--logs", help="keep the operators' logs in this folder")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    result = run(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_table(result)
+
+
+if __name__ == "__main__":
+    main()
