@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .cluster import ClusterSpec
+from .estimates import workflow_estimates
 from .features import Observation
-from .node_model import DURATION_SIGMA, cold_start_seconds, estimated_durations_matrix, transfer_seconds
+from .node_model import DURATION_SIGMA, cold_start_seconds, transfer_seconds
 from .primitives import KIND_INDEX
 from .schedulers import Scheduler
 from .state import ClusterState
@@ -107,35 +108,20 @@ class Engine:
 
     # -- setup ---------------------------------------------------------------------------------
     def _prepare(self, w: int, workflow: Workflow) -> None:
-        s = self.state
         index = {p.name: i for i, p in enumerate(workflow.primitives)}
-        primitives = workflow.primitives
-        factors = self._duration_factors(w, len(primitives))
-        # [P, N] at once: one numpy op per workflow instead of several per primitive
-        raw = estimated_durations_matrix(primitives, s.speed, s.prefill_tps, s.decode_tps)
-        requests = np.array([(p.cpu_millicores, p.memory_bytes, p.gpus) for p in primitives], dtype=float)
-        fits = ((requests[:, 0:1] <= s.alloc_cpu) & (requests[:, 1:2] <= s.alloc_memory)
-                & (requests[:, 2:3] <= s.alloc_gpus))
-        estimates = np.where(fits, raw, math.inf)
-        masks = np.isfinite(estimates)
-        mean = (np.where(masks, estimates, 0.0).sum(axis=1) / masks.sum(axis=1)).tolist()
-        fastest = estimates.min(axis=1).tolist()
+        factors = self._duration_factors(w, len(workflow.primitives))
+        est = workflow_estimates(workflow, self.state)
         tasks = []
-        for i, p in enumerate(primitives):
+        for i, p in enumerate(workflow.primitives):
             parents = [index[name] for name in dict.fromkeys(p.depends_on)]
-            tasks.append(_Task(w, i, parents, [], estimates[i], raw[i], masks[i], factors[i],
-                               missing_parents=len(parents)))
+            tasks.append(_Task(w, i, parents, [], est.estimates[i], est.raw[i], est.feasible[i], factors[i],
+                               downstream_seconds=est.downstream[i], missing_parents=len(parents)))
         for task in tasks:
             for parent in task.parents:
                 tasks[parent].children.append(task.index)
-        finish_bound = [0.0] * len(tasks)
-        for task in reversed(tasks):  # primitives are topologically ordered by validate()
-            task.downstream_seconds = max((mean[c] + tasks[c].downstream_seconds for c in task.children), default=0.0)
-        for task in tasks:
-            finish_bound[task.index] = fastest[task.index] + max((finish_bound[p] for p in task.parents), default=0.0)
         self._tasks.append(tasks)
         self._remaining.append(len(tasks))
-        self._lower_bound.append(max(finish_bound))
+        self._lower_bound.append(est.lower_bound_seconds)
 
     def _push(self, time: float, kind: int, workflow: int, task: int) -> None:
         self._sequence += 1
