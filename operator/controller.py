@@ -21,7 +21,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+import numpy as np
 from scale_scheduler.operator import labels, metrics
+from scale_scheduler.operator.extender import policy_preference
 from scale_scheduler.operator.kubeapi import BindOutcome, KubeApi
 from scale_scheduler.operator.livestate import LiveCluster
 from scale_scheduler.operator.progress import (
@@ -52,6 +54,7 @@ RESYNC_SECONDS = 2.0
 class WorkflowPlan:
     """What a WorkflowDAG means, computed once per incarnation (uid): the validated DAG and its estimates."""
 
+    uid: str
     workflow: Workflow
     raw: dict[str, dict[str, Any]]  # spec entry per primitive name (image, command)
     estimates: WorkflowEstimates
@@ -62,16 +65,26 @@ class WorkflowPlan:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """Where the policy placed an attempt, with the simulated seconds the simulator would charge there."""
+
+    node: NodeSpec
+    setup: float  # transfer of the parents' outputs plus any cold start
+    estimate: float  # setup plus the node model's expected run time
+
+
+@dataclass(frozen=True)
 class Attempt:
-    """One pod about to be created: which primitive and attempt, where, and its drawn duration."""
+    """One pod about to be created; ``decision`` None when no node had room for it at that moment."""
 
     primitive: str
     attempt: int
-    node: str
     manifest: dict[str, Any]
-    fits: bool  # room on the node now: bind right after creating
-    estimate: float  # simulated seconds the policy expected
-    seconds: float  # simulated seconds drawn from the node model
+    decision: Decision | None
+
+
+class NoRoom(LookupError):
+    """Nodes can run the primitive, but none has its requests free right now."""
 
 
 def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
@@ -90,7 +103,7 @@ def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
                 f"node of the cluster (no node of a class that runs {primitive.kind.value} fits its requests)",
             )
     raw = {entry["name"]: entry for entry in body["spec"]["primitives"]}
-    return WorkflowPlan(workflow, raw, workflow_estimates(workflow, state))
+    return WorkflowPlan(body["metadata"]["uid"], workflow, raw, workflow_estimates(workflow, state))
 
 
 def _fits_now(primitive: Primitive, state: Any, index: int) -> bool:
@@ -107,7 +120,7 @@ class WorkflowController:
         self.namespace = namespace  # None: every namespace
         self.policy, self.time_scale = policy, time_scale
         self.fallback_warning = fallback_warning
-        self._plans: dict[str, WorkflowPlan] = {}  # by uid
+        self._plans: dict[tuple[str, str], WorkflowPlan] = {}  # by (namespace, name); checked against the uid
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._pending: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -115,7 +128,7 @@ class WorkflowController:
         self._warned: set[str] = set()  # uids told about the policy fallback
         self._unschedulable_told: set[str] = set()  # pod uids with a FailedScheduling already posted
         self._nodes: set[str] = set()  # every Node that exists (eligible or not)
-        self._workflow_of_label: dict[tuple[str, str], str] = {}  # (namespace, label value) -> workflow name
+        self._waiting: set[tuple[str, str]] = set()  # workflows with a pod no node had room for
 
     # -- inputs ------------------------------------------------------------------------------------
     async def prime(self) -> None:
@@ -140,6 +153,9 @@ class WorkflowController:
     def on_pod_event(self, event_type: str | None, pod: dict[str, Any]) -> None:
         self.live.apply_pod_event(event_type, pod)
         meta = pod["metadata"]
+        if event_type == "DELETED" or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            for key in list(self._waiting):  # room may have been freed: look again now, not at the next resync
+                self.trigger(*key)
         value = (meta.get("labels") or {}).get(labels.WORKFLOW_LABEL)
         owner = next((ref["name"] for ref in meta.get("ownerReferences") or [] if ref.get("kind") == labels.KIND),
                      None)
@@ -176,6 +192,8 @@ class WorkflowController:
 
     def _forget(self, key: tuple[str, str]) -> None:
         self._phases.pop(key, None)
+        self._waiting.discard(key)
+        self._plans.pop(key, None)
         self._locks.pop(key, None)
         self._update_phase_gauge()
 
@@ -183,6 +201,7 @@ class WorkflowController:
     async def _reconcile(self, body: dict[str, Any]) -> None:
         meta, status = body["metadata"], body.get("status") or {}
         key = (meta["namespace"], meta["name"])
+        self._waiting.discard(key)  # added again below if a pod still finds no room
         if status.get("phase") in TERMINAL:
             self._set_phase(key, status["phase"])
             return
@@ -190,8 +209,8 @@ class WorkflowController:
         if self.fallback_warning and uid not in self._warned:
             self._warned.add(uid)
             await self.api.event(body, labels.KIND, "PolicyFallback", self.fallback_warning, event_type="Warning")
-        plan = self._plans.get(uid)
-        if plan is None:
+        plan = self._plans.get(key)
+        if plan is None or plan.uid != uid:  # a WorkflowDAG deleted and created again under the same name
             try:
                 plan = plan_workflow(body, self.live)
             except WorkflowValidationError as error:
@@ -200,7 +219,7 @@ class WorkflowController:
             except LookupError as error:
                 log.info("WorkflowDAG %s/%s waits: %s", *key, error)
                 return
-            self._plans[uid] = plan
+            self._plans[key] = plan
         pods = await self.api.list_workflow_pods(meta["namespace"], label_value(meta["name"]), uid)
         progress = workflow_progress(plan.workflow, pods, status.get("primitives"))
         if progress.exhausted is None and await self._advance(body, plan, progress):
@@ -238,7 +257,7 @@ class WorkflowController:
         for entry in progress.primitives.values():
             pod = entry.live_pod
             if pod is not None and not (pod.get("spec") or {}).get("nodeName"):
-                changed |= await self._bind_planned(body, plan, progress, pod)
+                changed |= await self._bind_waiting(body, plan, progress, pod)
         return changed
 
     async def _evict(self, body: dict[str, Any], pod: dict[str, Any], node: str) -> None:
@@ -251,9 +270,10 @@ class WorkflowController:
                              "it runs again elsewhere (this does not use up a retry)", event_type="Warning")
 
     def _decide(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-                primitive: Primitive) -> tuple[NodeSpec, float, float, bool]:
-        """(node, setup seconds, estimated seconds, fits now) for one attempt, chosen by the policy: setup is the
-        transfer of the parents' outputs plus any cold start, estimated adds the node model's expected run time."""
+                primitive: Primitive) -> Decision:
+        """The node for one attempt: the policy's favourite among the nodes that can run the primitive and have
+        its requests free now (kube-scheduler's filter, then the policy's score), assumed there at once so the
+        next decision sees it. LookupError (NoRoom when nodes are merely full) if there is none."""
         now = time.time()
         created = parse_time(body["metadata"]["creationTimestamp"]) or datetime.now(UTC)
         parents = [(progress.primitives[parent].node or "", plan.by_name[parent].output_megabytes)
@@ -264,78 +284,98 @@ class WorkflowController:
             downstream_seconds=plan.estimates.downstream_seconds[primitive.name],
             workflow_elapsed=max(now - created.timestamp(), 0.0) * self.time_scale)
         if not observation.mask.any():
-            raise LookupError(f"no schedulable node can run primitive {primitive.name!r} now")
-        index = self.scheduler.choose(observation)
+            raise LookupError(f"no schedulable node in the cluster can run primitive {primitive.name!r}")
+        state = observation.state
+        room = observation.mask & (primitive.cpu_millicores <= state.free_cpu) & (
+            primitive.memory_bytes <= state.free_memory) & (primitive.gpus <= state.free_gpus)
+        if not room.any():
+            raise NoRoom(f"0/{state.num_nodes} nodes are available: none of the nodes that can run "
+                         f"{primitive.kind.value} has cpu {primitive.cpu_millicores}m, memory {primitive.memory_bytes}"
+                         f" and nvidia.com/gpu {primitive.gpus} free; waiting for running pods to finish")
+        # The policy scores every node it may ever use (what it saw in training); we take its best with room.
+        index = int(np.argmax(np.where(room, policy_preference(self.scheduler, observation), -np.inf)))
         metrics.record_decision(self.policy, "operator", time.perf_counter() - started)
-        if not observation.mask[index]:
-            raise RuntimeError(f"policy {self.policy} chose node {index}, which cannot run {primitive.name!r}")
         setup = float(observation.transfer[index] + observation.cold_start[index])
-        estimate = setup + float(observation.estimated_duration[index])
-        fits = _fits_now(primitive, observation.state, index)
-        return observation.state.spec.nodes[index], setup, estimate, fits
+        return Decision(state.spec.nodes[index], setup, setup + float(observation.estimated_duration[index]))
 
     def _plan_attempt(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
                       name: str) -> Attempt | None:
-        """The next attempt's pod for a ready primitive, planned on the node the policy picks (assumed there
-        at once when it fits, so the next decision sees it); None when no node can take it at the moment."""
+        """The next attempt's pod for a ready primitive, on the node the policy picks (assumed there at once, so
+        the next decision sees it), or unplanned when no node has room now; None if no node can run it at all."""
         primitive, entry, meta = plan.by_name[name], progress.primitives[name], body["metadata"]
         try:
-            node_spec, setup, estimate, fits = self._decide(body, plan, progress, primitive)
+            decision: Decision | None = self._decide(body, plan, progress, primitive)
+        except NoRoom:
+            decision = None
         except LookupError as error:
             log.info("WorkflowDAG %s/%s: %s; retrying on resync", meta["namespace"], meta["name"], error)
             return None
-        seconds = run_seconds(primitive, node_spec, meta["uid"], entry.attempts, setup)
         manifest = pod_manifest(workflow=body, primitive=primitive, raw_primitive=plan.raw[name],
-                                attempt=entry.attempts, node=node_spec.name, duration_seconds=seconds / self.time_scale,
-                                policy=self.policy)
-        manifest["metadata"]["annotations"][labels.ESTIMATED_DURATION_ANNOTATION] = go_duration(
-            estimate / self.time_scale)
-        if fits:
-            self.live.assume(manifest, node_spec.name)
-        return Attempt(name, entry.attempts, node_spec.name, manifest, fits, estimate, seconds)
+                                attempt=entry.attempts, policy=self.policy)
+        if decision is not None:
+            manifest["metadata"]["annotations"].update(self._placement_annotations(
+                body, primitive, entry.attempts, decision))
+            self.live.assume(manifest, decision.node.name)
+        return Attempt(name, entry.attempts, manifest, decision)
+
+    def _placement_annotations(self, body: dict[str, Any], primitive: Primitive, attempt: int,
+                               decision: Decision) -> dict[str, str]:
+        """Planned node, and the run time drawn for it (what KWOK waits) and estimated (what the view predicts)."""
+        seconds = run_seconds(primitive, decision.node, body["metadata"]["uid"], attempt, decision.setup)
+        return {
+            labels.PLANNED_NODE_ANNOTATION: decision.node.name,
+            labels.DURATION_ANNOTATION: go_duration(seconds / self.time_scale),
+            labels.ESTIMATED_DURATION_ANNOTATION: go_duration(decision.estimate / self.time_scale),
+        }
 
     async def _launch(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
                       attempt: Attempt) -> None:
-        """Create the attempt's pod and bind it (or leave it waiting for room on its planned node)."""
+        """Create the attempt's pod and bind it (or leave it Unschedulable until a node has room)."""
         pod, created = await self.api.create_pod(attempt.manifest)
-        if created:
-            self._post(self.api.event(
-                body, labels.KIND, "Placed",
-                f"primitive {attempt.primitive!r} attempt {attempt.attempt} -> node {attempt.node} by policy "
-                f"{self.policy} (estimated {attempt.estimate:.1f}s, drawn {attempt.seconds:.1f}s simulated)"))
+        owners = {ref.get("uid") for ref in pod["metadata"].get("ownerReferences") or []}
+        if body["metadata"]["uid"] not in owners:
+            # a pod of that name left by a deleted WorkflowDAG of the same name: wait for the garbage collector
+            self.live.apply_pod_event("DELETED", attempt.manifest)
+            self.live.apply_pod_event("MODIFIED", pod)
+            return
         if (pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
             return
-        if created and attempt.fits:
-            await self._bind(pod, attempt.node)
-        else:  # someone else's pod of that name (a previous incarnation's), or no room yet: check afresh
-            await self._bind_planned(body, plan, progress, pod)
+        if created and attempt.decision is not None:
+            await self._bind(body, pod, attempt.decision)
+        else:  # no room when decided, or a previous incarnation's pod of that name: check afresh
+            await self._bind_waiting(body, plan, progress, pod)
 
-    async def _bind_planned(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
+    async def _bind_waiting(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
                             pod: dict[str, Any]) -> bool:
-        """Bind a pod to its planned node once it fits there (the simulator's per-node FIFO wait). Bound?"""
+        """Bind an unbound pod: on its planned node if that still has room, else wherever the policy now prefers
+        (re-annotated for that node), else mark it Unschedulable as kube-scheduler would. Bound?"""
         meta = pod["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
         primitive = plan.by_name[meta["labels"][labels.PRIMITIVE_LABEL]]
-        node = (meta.get("annotations") or {}).get(labels.PLANNED_NODE_ANNOTATION, "")
-        if not self.live.has_node(node):
-            node = await self._replan(body, plan, progress, pod, primitive)
-            if node is None:
-                return False
-        state = self.live.snapshot()
-        index = state.index_of(node)
-        if not _fits_now(primitive, state, index):
+        planned = (meta.get("annotations") or {}).get(labels.PLANNED_NODE_ANNOTATION, "")
+        if planned and self.live.has_node(planned):
+            state = self.live.snapshot()
+            if _fits_now(primitive, state, state.index_of(planned)):
+                return await self._bind(body, pod, None, planned)
+        try:
+            decision = self._decide(body, plan, progress, primitive)
+        except LookupError as error:
+            self._waiting.add((meta["namespace"], body["metadata"]["name"]))
             if meta.get("uid") not in self._unschedulable_told:
                 self._unschedulable_told.add(meta.get("uid", ""))
-                message = (f"0/1 nodes are available: planned node {node} (chosen by policy {self.policy}) has not "
-                           f"enough free cpu, memory or nvidia.com/gpu yet; the pod waits for room there")
-                await self.api.mark_unschedulable(namespace, name, message)
-                await self.api.event(pod, "Pod", "FailedScheduling", message, event_type="Warning")
+                await self.api.mark_unschedulable(meta["namespace"], meta["name"], str(error))
+                await self.api.event(pod, "Pod", "FailedScheduling", str(error), event_type="Warning")
             return False
-        return await self._bind(pod, node)
+        attempt = int(meta["labels"].get(labels.ATTEMPT_LABEL, "0"))
+        self.live.assume(pod, decision.node.name)
+        patched = await self.api.patch_pod_annotations(
+            meta["namespace"], meta["name"], self._placement_annotations(body, primitive, attempt, decision))
+        return await self._bind(body, patched, decision)
 
-    async def _bind(self, pod: dict[str, Any], node: str) -> bool:
+    async def _bind(self, body: dict[str, Any], pod: dict[str, Any], decision: Decision | None,
+                    planned: str | None = None) -> bool:
         """Assume the pod on the node (with its real uid) and POST the binding. Bound (by us or before)?"""
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        node = decision.node.name if decision is not None else str(planned)
         self.live.assume(pod, node)
         outcome = await self.api.bind(namespace, name, node)
         if outcome in (BindOutcome.FAILED, BindOutcome.GONE):
@@ -343,8 +383,16 @@ class WorkflowController:
             if outcome == BindOutcome.FAILED:
                 metrics.BIND_ERRORS.labels(reason="api").inc()
             return False
+        self._unschedulable_told.discard(pod["metadata"].get("uid", ""))
         if outcome == BindOutcome.BOUND:
+            annotations = pod["metadata"].get("annotations") or {}
+            primitive = pod["metadata"]["labels"].get(labels.PRIMITIVE_LABEL, "?")
             self._post(self.api.event(pod, "Pod", "Scheduled", f"Successfully assigned {namespace}/{name} to {node}"))
+            self._post(self.api.event(
+                body, labels.KIND, "Placed",
+                f"primitive {primitive!r} attempt {pod['metadata']['labels'].get(labels.ATTEMPT_LABEL, '0')} -> node "
+                f"{node} by policy {self.policy} (run {annotations.get(labels.DURATION_ANNOTATION, '?')}, estimated "
+                f"{annotations.get(labels.ESTIMATED_DURATION_ANNOTATION, '?')}, wall clock)"))
         return True
 
     def _post(self, event: Coroutine[Any, Any, None]) -> None:
@@ -352,25 +400,6 @@ class WorkflowController:
         task = asyncio.get_running_loop().create_task(event)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _replan(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-                      pod: dict[str, Any], primitive: Primitive) -> str | None:
-        """The planned node left the view before the pod was bound: choose again and redraw the duration."""
-        meta = pod["metadata"]
-        try:
-            node_spec, setup, estimate, _ = self._decide(body, plan, progress, primitive)
-        except LookupError:
-            return None
-        node = node_spec.name
-        attempt = int(meta["labels"].get(labels.ATTEMPT_LABEL, "0"))
-        seconds = run_seconds(primitive, node_spec, body["metadata"]["uid"], attempt, setup)
-        patched = await self.api.patch_pod_annotations(meta["namespace"], meta["name"], {
-            labels.PLANNED_NODE_ANNOTATION: node,
-            labels.DURATION_ANNOTATION: go_duration(seconds / self.time_scale),
-            labels.ESTIMATED_DURATION_ANNOTATION: go_duration(estimate / self.time_scale),
-        })
-        pod["metadata"] = patched["metadata"]
-        return node
 
     async def _write_status(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress) -> None:
         meta, previous = body["metadata"], body.get("status") or {}
@@ -389,11 +418,11 @@ class WorkflowController:
             await self.api.event(body, labels.KIND, "Succeeded",
                                  f"all {len(plan.workflow.primitives)} primitives succeeded; response time "
                                  f"{status['responseTimeSeconds']:.2f}s, slowdown {status['slowdown']:.2f}")
-            self._plans.pop(meta["uid"], None)
+            self._plans.pop((meta["namespace"], meta["name"]), None)
         elif status["phase"] == "Failed":
             condition = next(c for c in status["conditions"] if c["type"] == "Complete")
             await self.api.event(body, labels.KIND, condition["reason"], condition["message"], event_type="Warning")
-            self._plans.pop(meta["uid"], None)
+            self._plans.pop((meta["namespace"], meta["name"]), None)
 
     def _set_phase(self, key: tuple[str, str], phase: str) -> None:
         if self._phases.get(key) != phase:

@@ -71,11 +71,12 @@ def resource_quantities(primitive: Primitive) -> dict[str, str]:
 
 
 def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitive: dict[str, Any], attempt: int,
-                 node: str, duration_seconds: float, policy: str) -> dict[str, Any]:
-    """The Pod for one attempt, planned for ``node``; the operator binds it there (the pod names no nodeName).
+                 policy: str) -> dict[str, Any]:
+    """The Pod for one attempt, unbound (no nodeName: the operator binds it through the Binding subresource, after
+    adding the planned node and its drawn duration as annotations).
 
     ``workflow`` is the WorkflowDAG object (metadata name/namespace/uid are used), ``raw_primitive`` its
-    spec entry (image, command), ``duration_seconds`` the wall-clock run time after the time scale.
+    spec entry (image, command).
     """
     meta = workflow["metadata"]
     resources = resource_quantities(primitive)
@@ -100,11 +101,7 @@ def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitiv
                 labels.PRIMITIVE_KIND_LABEL: primitive.kind.value,
                 labels.ATTEMPT_LABEL: str(attempt),
             },
-            "annotations": {
-                labels.DURATION_ANNOTATION: go_duration(duration_seconds),
-                labels.PLANNED_NODE_ANNOTATION: node,
-                labels.POLICY_ANNOTATION: policy,
-            },
+            "annotations": {labels.POLICY_ANNOTATION: policy},
             "ownerReferences": [{
                 "apiVersion": f"{labels.GROUP}/{labels.VERSION}",
                 "kind": labels.KIND,

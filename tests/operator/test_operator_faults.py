@@ -236,3 +236,18 @@ def test_corrupt_checkpoint_falls_back_to_least_loaded_with_a_warning(cluster: k
     warnings = [e for e in events_for(cluster, namespace, name) if e["reason"] == "PolicyFallback"]
     assert warnings and warnings[0]["type"] == "Warning" and str(checkpoint) in warnings[0]["message"]
 
+
+
+def test_pods_wait_unschedulable_while_no_node_has_room_and_run_when_room_frees(
+        cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess) -> None:
+    name = "crowd"
+    # 20 one-GPU LLM calls at once on a cluster with 16 GPUs: 4 must wait for a GPU to free up
+    apply(cluster, namespace, workflow(name, [{"name": f"llm-{i}", "kind": "llm_generate", "inputTokens": 200,
+                                               "outputTokens": 400} for i in range(20)]))
+    status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 180, operator)["status"]
+    assert status["phase"] == "Succeeded", status
+    pods = workflow_pods(cluster, namespace, name)
+    assert len(pods) == 20
+    waited = [p for p in pods if any(e["reason"] == "FailedScheduling" and "free" in e["message"]
+                                     for e in events_for(cluster, namespace, p["metadata"]["name"]))]
+    assert len(waited) >= 4, "the pods beyond the cluster's 16 GPUs were reported unschedulable first"
