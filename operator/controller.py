@@ -35,9 +35,9 @@ from scale_scheduler.operator.progress import (
     workflow_progress,
     workflow_status,
 )
-from scale_scheduler.operator.workflow_estimates import WorkflowEstimates, workflow_estimates
 from scale_scheduler.operator.workflow_pods import go_duration, label_value, pod_manifest, run_seconds
 from scale_scheduler.simulator.cluster import NodeSpec
+from scale_scheduler.simulator.estimates import workflow_estimates
 from scale_scheduler.simulator.manifests import workflow_from_manifest
 from scale_scheduler.simulator.node_model import feasible
 from scale_scheduler.simulator.schedulers import Scheduler
@@ -57,7 +57,8 @@ class WorkflowPlan:
     uid: str
     workflow: Workflow
     raw: dict[str, dict[str, Any]]  # spec entry per primitive name (image, command)
-    estimates: WorkflowEstimates
+    downstream_seconds: dict[str, float]  # per primitive: the longest chain of mean estimated work after it
+    lower_bound_seconds: float  # critical path on the fastest feasible nodes (slowdown's denominator)
 
     @property
     def by_name(self) -> dict[str, Primitive]:
@@ -103,7 +104,9 @@ def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
                 f"node of the cluster (no node of a class that runs {primitive.kind.value} fits its requests)",
             )
     raw = {entry["name"]: entry for entry in body["spec"]["primitives"]}
-    return WorkflowPlan(body["metadata"]["uid"], workflow, raw, workflow_estimates(workflow, state))
+    estimates = workflow_estimates(workflow, state)  # the simulator engine's own per-workflow preparation
+    return WorkflowPlan(body["metadata"]["uid"], workflow, raw, estimates.downstream_seconds(workflow),
+                        estimates.lower_bound_seconds)
 
 
 def _fits_now(primitive: Primitive, state: Any, index: int) -> bool:
@@ -248,7 +251,7 @@ class WorkflowController:
         if changed:
             return True  # re-derive progress first: the evicted primitives are ready again
         ready = sorted(progress.ready, key=lambda name: -self.scheduler.priority(
-            plan.by_name[name], plan.estimates.downstream_seconds[name]))  # stable: topological among equals
+            plan.by_name[name], plan.downstream_seconds[name]))  # stable: topological among equals
         # Decide one after another without yielding (each decision sees the pods assumed before it), then
         # create and bind the pods concurrently: the API round trips, not the decisions, are the slow part.
         attempts = [attempt for name in ready if (attempt := self._plan_attempt(body, plan, progress, name))]
@@ -281,7 +284,7 @@ class WorkflowController:
         started = time.perf_counter()
         observation = self.live.observation(
             primitive, parents, now=now * self.time_scale,
-            downstream_seconds=plan.estimates.downstream_seconds[primitive.name],
+            downstream_seconds=plan.downstream_seconds[primitive.name],
             workflow_elapsed=max(now - created.timestamp(), 0.0) * self.time_scale)
         if not observation.mask.any():
             raise LookupError(f"no schedulable node in the cluster can run primitive {primitive.name!r}")
@@ -405,7 +408,7 @@ class WorkflowController:
         meta, previous = body["metadata"], body.get("status") or {}
         created = parse_time(meta["creationTimestamp"]) or datetime.now(UTC)
         status = workflow_status(plan.workflow, progress, created=created, now=datetime.now(UTC),
-                                 time_scale=self.time_scale, lower_bound_seconds=plan.estimates.lower_bound_seconds,
+                                 time_scale=self.time_scale, lower_bound_seconds=plan.lower_bound_seconds,
                                  policy=self.policy, generation=meta.get("generation"), previous=previous)
         patch = status_patch(previous, status)
         if not patch:

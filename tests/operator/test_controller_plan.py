@@ -30,8 +30,8 @@ def test_plan_orders_the_dag_and_estimates_downstream_work_and_the_critical_path
         {"name": "a", "kind": "tool_call", "workSeconds": 1.0},
     ]), _live())
     assert [p.name for p in plan.workflow.primitives] == ["a", "b"]
-    assert plan.estimates.downstream_seconds["b"] == 0.0 and plan.estimates.downstream_seconds["a"] > 0.0
-    assert plan.estimates.lower_bound_seconds > 0.0
+    assert plan.downstream_seconds["b"] == 0.0 and plan.downstream_seconds["a"] > 0.0
+    assert plan.lower_bound_seconds > 0.0
 
 
 @pytest.mark.parametrize(("primitives", "reason", "culprit"), [
