@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "azure-llm-inference-2023"
+# The team's shared data folder sits beside the checkout; $SCALE_SCHED_SHARED_DATA points elsewhere
+# (CI clones the repository into a temporary directory).
+DEFAULT_DATA = Path(
+    os.environ.get("SCALE_SCHED_SHARED_DATA") or Path(__file__).resolve().parents[2].parent / "shared" / "data"
+) / "azure-llm-inference-2023"
 SERVICES = {"code": "AzureLLMInferenceTrace_code.csv", "conv": "AzureLLMInferenceTrace_conv.csv"}
 COLUMNS = {"ContextTokens": "context", "GeneratedTokens": "generated"}
 
