@@ -288,7 +288,7 @@ def operator_throughput(core: client.CoreV1Api, custom: client.CustomObjectsApi,
             times.wait(pods, timeout=300)
         finally:
             follower.close()
-        delete_workflows(custom, namespace)  # while the operator runs: it removes its finalizers
+        delete_workflows(custom, namespace)  # the garbage collector removes their pods
         wait_no_pods(core, namespace)
     return times.pods_per_second(), latency[0]
 
@@ -351,7 +351,7 @@ def cluster_response_times(core: client.CoreV1Api, custom: client.CustomObjectsA
             follower.close()
         if failed:
             raise RuntimeError(f"{policy}: workflows failed on the cluster: {failed}")
-        delete_workflows(custom, namespace)  # while the operator runs: it removes its finalizers
+        delete_workflows(custom, namespace)  # the garbage collector removes their pods
         wait_no_pods(core, namespace)  # the next policy starts on cold, empty nodes, as the simulator does
     cluster = [(finished[w.name][0] - submitted[w.name]) * time_scale for w in workflows]
     status = [finished[w.name][1] * time_scale for w in workflows]
