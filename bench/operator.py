@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from rich.console import Console
 from rich.table import Table
 from scale_scheduler.operator import labels
 from scale_scheduler.operator.localcluster import kwok
+from scale_scheduler.operator.operator_process import SCALE_SCHED, free_port, wait_healthy
 from scale_scheduler.policy.registry import make_scheduler
 from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
 from scale_scheduler.simulator.engine import simulate
@@ -57,7 +57,6 @@ from scale_scheduler.simulator.workflow import Primitive, Workflow
 
 REPO = Path(__file__).resolve().parents[1]
 CRD = REPO / "charts" / "scale-scheduler" / "crds" / "workflowdags.agentic.scale.dev.yaml"
-OPERATOR = [sys.executable, "-c", "from scale_scheduler.operator.cli import main; main()"]
 THROUGHPUT_WORKFLOWS = 10
 CREATOR_THREADS = 8
 POLICIES = ("scale", "least-loaded")
@@ -69,12 +68,6 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Follower:
@@ -158,23 +151,13 @@ def wait_no_pods(core: client.CoreV1Api, namespace: str, timeout: float = 180.0)
 def running_operator(kubeconfig: Path, policy: str, time_scale: float, log_path: Path) -> Iterator[int]:
     """``scale-sched operator run`` as a subprocess; yields its metrics port once kopf answers /healthz."""
     metrics_port, health_port = free_port(), free_port()
-    command = [*OPERATOR, "operator", "run", "--kubeconfig", str(kubeconfig), "--policy", policy,
+    command = [*SCALE_SCHED, "operator", "run", "--kubeconfig", str(kubeconfig), "--policy", policy,
                "--time-scale", str(time_scale), "--metrics-port", str(metrics_port),
                "--health-port", str(health_port), "--extender-port", "0", "--log-level", "warning"]
     with log_path.open("w") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"the operator exited ({process.returncode}): {log_path.read_text()[-2000:]}")
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{health_port}/healthz", timeout=2)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"operator not healthy after 120 s; log: {log_path}") from None
-                    time.sleep(0.5)
+            wait_healthy(process, health_port, log_path, timeout=120)
             yield metrics_port
         finally:
             process.terminate()

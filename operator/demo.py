@@ -12,13 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -30,6 +26,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from scale_scheduler.operator import labels
+from scale_scheduler.operator.operator_process import (
+    SCALE_SCHED,
+    OperatorStartError,
+    free_port,
+    log_tail,
+    wait_healthy,
+)
 from scale_scheduler.simulator.cluster import NODE_CLASS_LABEL
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +42,6 @@ RELEASE = "scale-scheduler"
 RELEASE_NAMESPACE = "scale-scheduler"
 TERMINAL_PHASES = {"succeeded", "completed", "failed"}
 # `python -c` rather than the console script: works whether or not the venv's bin/ is on PATH.
-SCALE_SCHED = [sys.executable, "-c", "from scale_scheduler.operator.cli import main; main()"]
 
 
 class DemoError(RuntimeError):
@@ -122,17 +124,11 @@ def local_cluster(nodes: int, name: str, keep: bool, timeout: float, console: Co
                                timeout=120, check=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def operator_process(kubeconfig: str, policy: str, time_scale: float, timeout: float,
                      console: Console) -> Iterator[Path]:
     """`scale-sched operator run` as a child process, ready (healthz 200) for the block; yields its log path."""
-    health_port, metrics_port = _free_port(), _free_port()
+    health_port, metrics_port = free_port(), free_port()
     log_path = Path(tempfile.mkstemp(prefix="scale-sched-operator-", suffix=".log")[1])
     command = [*SCALE_SCHED, "operator", "run", "--kubeconfig", kubeconfig, "--all-namespaces",
                "--policy", policy, "--time-scale", str(time_scale), "--health-port", str(health_port),
@@ -141,7 +137,10 @@ def operator_process(kubeconfig: str, policy: str, time_scale: float, timeout: f
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
     try:
         with console.status(f"starting the operator (policy {policy}) ..."):
-            _wait_healthy(process, health_port, log_path, timeout)
+            try:
+                wait_healthy(process, health_port, log_path, timeout)
+            except OperatorStartError as error:
+                raise DemoError(str(error)) from None
         yield log_path
     finally:
         process.terminate()
@@ -149,25 +148,6 @@ def operator_process(kubeconfig: str, policy: str, time_scale: float, timeout: f
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-def _log_tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _wait_healthy(process: subprocess.Popen[bytes], port: int, log_path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise DemoError(f"the operator exited with code {process.returncode}; its log ends:\n{_log_tail(log_path)}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise DemoError(f"the operator was not healthy within {timeout:.0f} s; its log ends:\n{_log_tail(log_path)}")
 
 
 def _timestamp(value: str | None) -> datetime | None:
@@ -240,7 +220,7 @@ def wait_for_workflows(kube: Kube, expected: int, timeout: float, console: Conso
             if time.monotonic() > deadline:
                 pending = ", ".join(f"{wf['metadata']['name']} ({_phase(wf)})" for wf in workflows
                                     if _phase(wf).lower() not in TERMINAL_PHASES)
-                hint = f"\noperator log ends:\n{_log_tail(log_path)}" if log_path else ""
+                hint = f"\noperator log ends:\n{log_tail(log_path)}" if log_path else ""
                 raise DemoError(f"workflows not finished after {timeout:.0f} s: {pending}; "
                                 f"raise --timeout or inspect with kubectl get pods -o wide{hint}")
             time.sleep(1.0)

@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+from scale_scheduler.operator.localcluster import kwok
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "scale-scheduler"
 
 
-def bin_dir() -> Path | None:
-    """The cached control-plane/helm build, without building it (that takes many minutes)."""
-    if os.environ.get("SCALE_SCHED_BIN_DIR"):
-        return Path(os.environ["SCALE_SCHED_BIN_DIR"])
-    cache = Path(os.environ.get("SCALE_SCHED_CACHE", Path.home() / ".cache" / "scale-sched"))
-    builds = sorted(p for p in cache.glob("bin-kube*") if (p / "helm").exists())
-    return builds[-1] if builds else None
-
-
 def tool(name: str) -> str:
-    directory = bin_dir()
-    if directory and (directory / name).exists():
-        return str(directory / name)
-    found = shutil.which(name)
-    if not found:
-        pytest.skip(f"{name} not built: run hack/cluster/build.sh")
-    return found
+    """kubectl or helm from the project's own build (hack/cluster/build.sh; built on first use)."""
+    return str(kwok.ensure_binaries() / name)
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

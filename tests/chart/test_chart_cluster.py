@@ -14,8 +14,9 @@ import pytest
 import yaml
 from rich.console import Console
 from scale_scheduler.operator import demo
+from scale_scheduler.operator.localcluster import kwok
 
-from .helmtools import CHART_DIR, REPO_ROOT, bin_dir, helm
+from .helmtools import CHART_DIR, REPO_ROOT, helm
 
 pytestmark = pytest.mark.cluster
 CLUSTER_NAME = "chart-test"
@@ -27,7 +28,7 @@ def cluster() -> Iterator[dict[str, Any]]:
     """A local control plane with 4 simulated nodes, via the public `scale-sched cluster` command, or the
     cluster in $SCALE_SCHED_TEST_KUBECONFIG when set (helm and kubectl then come from the cached build)."""
     if os.environ.get("SCALE_SCHED_TEST_KUBECONFIG"):
-        yield {"kubeconfig": os.environ["SCALE_SCHED_TEST_KUBECONFIG"], "bin_dir": str(bin_dir())}
+        yield {"kubeconfig": os.environ["SCALE_SCHED_TEST_KUBECONFIG"], "bin_dir": str(kwok.ensure_binaries())}
         return
     up = subprocess.run([*demo.SCALE_SCHED, "cluster", "up", "--nodes", "4", "--name", CLUSTER_NAME, "--json"],
                         capture_output=True, text=True, timeout=600, check=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -16,10 +15,11 @@ import pytest
 import yaml
 from scale_scheduler.operator import labels
 from scale_scheduler.operator.localcluster import kwok
+from scale_scheduler.operator.operator_process import SCALE_SCHED
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, heterogeneous, parse_quantity
 
 pytestmark = pytest.mark.cluster
-SCALE_SCHED = [sys.executable, "-c", "from scale_scheduler.operator.cli import main; main()"]
+
 
 
 def _get(info: kwok.ClusterInfo, *args: str) -> dict[str, Any]:

@@ -6,13 +6,9 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,18 +17,12 @@ from typing import Any
 import yaml
 from scale_scheduler.operator import labels
 from scale_scheduler.operator.localcluster import kwok
+from scale_scheduler.operator.operator_process import SCALE_SCHED, free_port, wait_healthy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD = REPO_ROOT / "charts" / "scale-scheduler" / "crds" / "workflowdags.agentic.scale.dev.yaml"
 SAMPLES = sorted((REPO_ROOT / "manifests" / "samples").glob("*.yaml"))
 WFD = f"{labels.PLURAL}.{labels.GROUP}"
-SCALE_SCHED = [sys.executable, "-c", "from scale_scheduler.operator.cli import main; main()"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def install_crd(info: kwok.ClusterInfo) -> None:
@@ -63,18 +53,7 @@ class OperatorProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def wait_healthy(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"operator exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"operator not healthy within {timeout:.0f}s:\n{self.log()}")
+        wait_healthy(self.process, self.health_port, self.log_path, timeout)
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from kubernetes import client, config, watch
 from scale_scheduler.operator.extender import EXTENDER_KEY, Extender, primitive_from_pod, start_extender
 from scale_scheduler.operator.livestate import LiveCluster
 from scale_scheduler.operator.localcluster import kwok
+from scale_scheduler.operator.operator_process import free_port
 from scale_scheduler.policy.registry import make_scheduler
 from scale_scheduler.simulator.cluster import GPU_RESOURCE
 
@@ -32,12 +32,6 @@ pytestmark = pytest.mark.cluster
 ADVISE_RESOURCE = "scale.dev/advise"
 DECIDE_RESOURCE = "scale.dev/decide"
 NODES = 16
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def scheduler_configuration(advise_port: int, decide_port: int) -> dict[str, Any]:
@@ -79,7 +73,7 @@ class ExtenderHarness:
 
 @pytest.fixture(scope="module")
 def harness(local_cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExtenderHarness]:
-    advise_port, decide_port = _free_port(), _free_port()
+    advise_port, decide_port = free_port(), free_port()
     path: Path = tmp_path_factory.mktemp("extender") / "scheduler-config.yaml"
     path.write_text(yaml.safe_dump(scheduler_configuration(advise_port, decide_port)))
     live = LiveCluster()

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 
 from prometheus_client import REGISTRY
 from scale_scheduler.operator.metrics import BIND_ERRORS, record_decision, start_metrics_server
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from scale_scheduler.operator.operator_process import free_port
 
 
 def _sample(name: str, labels: dict[str, str]) -> float:
@@ -31,7 +25,7 @@ def test_record_decision_counts_and_times_together() -> None:
 
 def test_metrics_endpoint_serves_the_operator_metrics() -> None:
     assert start_metrics_server(0) is False
-    port = _free_port()
+    port = free_port()
     assert start_metrics_server(port, host="127.0.0.1") is True
     BIND_ERRORS.labels(reason="Conflict").inc()
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
