@@ -83,7 +83,8 @@ def ensure_binaries(progress: Callable[[str], None] | None = None) -> Path:
             "$SCALE_SCHED_BIN_DIR to a directory with kube-apiserver, kube-scheduler, kwokctl, ... instead"
         )
     if progress:
-        progress("building the control plane from Go modules if needed (first time: about 8 minutes) ...")
+        progress("control-plane binaries: the cached build, or a build from Go modules "
+                 "(first time: about 8 minutes) ...")
     env = {**os.environ, "SCALE_SCHED_CACHE": str(cache_dir())}
     done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
