@@ -1,0 +1,30 @@
+"""The benchmarks the README names still run and print the JSON they document (figures are not asserted:
+speed is measured by the benchmarks themselves, never by tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _bench(script: str, *args: str) -> dict:
+    done = subprocess.run([sys.executable, str(BENCH / script), *args, "--json"], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_simulator_bench_reports_decisions_per_second_at_each_size() -> None:
+    report = _bench("simulator.py", "--workflows", "10")
+    assert set(report["decisions_per_second"]) == {"16", "48", "256", "1024"}
+    assert all(rate > 0 for rate in report["decisions_per_second"].values())
+
+
+def test_policy_bench_reports_latencies_and_batched_rate() -> None:
+    report = _bench("policy.py", "--nodes", "16,48", "--calls", "10", "--batch", "4")
+    for key in ("single_decision_p50_ms", "single_decision_p99_ms", "batched_decisions_per_second"):
+        assert set(report[key]) == {"16", "48"} and all(v > 0 for v in report[key].values())
