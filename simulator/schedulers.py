@@ -113,7 +113,12 @@ class KubernetesDefaultScheduler(_Heuristic):
 
 
 class HeftScheduler(_Heuristic):
-    """HEFT-style: ready primitives by upward rank, each placed where it is estimated to finish first."""
+    """HEFT-style: ready primitives by upward rank, each placed where it is estimated to finish first.
+
+    The one-time cold start is not charged: it is paid once and then shared by every later primitive of
+    that kind on the node. Charged in full, HEFT queues up to cold-start seconds (20 s for an LLM) on the
+    few warm GPU nodes rather than warm another, and the larger the cluster the more nodes stay cold:
+    average response time went from 17 s at N=16 to 39 s at N=48 at the same per-node load."""
 
     name = "heft"
 
@@ -121,7 +126,8 @@ class HeftScheduler(_Heuristic):
         return downstream_seconds
 
     def scores(self, observation: Observation) -> np.ndarray:
-        return -observation.estimated_finish
+        o = observation
+        return -np.where(o.mask, o.estimated_wait + o.transfer + o.estimated_duration, np.inf)
 
 
 HEURISTICS: dict[str, Callable[[], Scheduler]] = {
