@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import kopf
 import numpy as np
 from scale_scheduler.operator import labels, metrics
 from scale_scheduler.operator.extender import policy_preference
-from scale_scheduler.operator.kubeapi import BindOutcome, KubeApi
+from scale_scheduler.operator.kubeapi import BindOutcome, KubeApi, owned_by
 from scale_scheduler.operator.livestate import LiveCluster
 from scale_scheduler.operator.progress import (
     PHASES,
@@ -47,7 +48,14 @@ log = logging.getLogger(__name__)
 
 TERMINAL = ("Succeeded", "Failed")
 # How often an unfinished workflow is re-examined without any event (a pod waiting for room, a lost event).
+# Only one that has not been reconciled for that long is: a busy workflow's own pod events already bring it
+# back, and at 2 s apiece the timers of a few dozen workflows were a third of all reconciles, each a GET and
+# a LIST on an API server the DAG steps were waiting for.
 RESYNC_SECONDS = 2.0
+# Events are best effort and posted in the background, but they share the API calls' threads (asyncio's
+# default executor, a handful on small machines): a burst of them (two per bound pod) made the next pod's
+# create and bind queue behind them. Capped, they can never take more than these threads.
+EVENT_POSTS_IN_FLIGHT = 2
 
 
 @dataclass
@@ -132,15 +140,39 @@ class WorkflowController:
         self._unschedulable_told: set[str] = set()  # pod uids with a FailedScheduling already posted
         self._nodes: set[str] = set()  # every Node that exists (eligible or not)
         self._waiting: set[tuple[str, str]] = set()  # workflows with a pod no node had room for
+        self._event_slots = asyncio.Semaphore(EVENT_POSTS_IN_FLIGHT)
+        self._reconciled_at: dict[tuple[str, str], float] = {}  # monotonic time of the last complete reconcile
 
     # -- inputs ------------------------------------------------------------------------------------
     async def prime(self) -> None:
         """Fill the live view from a listing before any handler runs, so the first decisions see the cluster."""
         for node in await self.api.list_all("nodes"):
             self.on_node_event(None, node)
-        # Only the pods the watch will keep up to date (kopf watches pods of the operator's namespaces).
+        # The pods the watch will keep up to date (kopf watches pods of the operator's namespaces) ...
         for pod in await self.api.list_all("pods", self.namespace):
             self.live.apply_pod_event(None, pod)
+        # ... and, for a namespaced operator, the other namespaces' pods, which take room on the same nodes.
+        if self.namespace is not None:
+            await self._list_other_namespaces()
+            self._spawn(self._follow_other_namespaces())
+
+    async def _list_other_namespaces(self) -> None:
+        assert self.namespace is not None
+        self.live.replace_pods_outside(self.namespace, await self.api.list_unfinished_pods_outside(self.namespace))
+
+    async def _follow_other_namespaces(self) -> None:
+        """Relist the other namespaces' pods every resync period, for as long as the operator runs.
+
+        kopf watches pods only in the namespaces it serves; a second, cluster-wide watch would double the
+        operator's watch traffic for pods it only needs to count, so a namespaced operator polls instead and
+        may miss, for up to one period, a pod another scheduler has just bound.
+        """
+        while True:
+            await asyncio.sleep(RESYNC_SECONDS)
+            try:
+                await self._list_other_namespaces()
+            except Exception as error:  # the loop must outlive an API outage; the next period retries
+                log.warning("cannot list the pods of other namespaces: %s", error)
 
     def on_node_event(self, event_type: str | None, node: dict[str, Any]) -> None:
         self.live.apply_node_event(event_type, node)
@@ -162,8 +194,18 @@ class WorkflowController:
         value = (meta.get("labels") or {}).get(labels.WORKFLOW_LABEL)
         owner = next((ref["name"] for ref in meta.get("ownerReferences") or [] if ref.get("kind") == labels.KIND),
                      None)
-        if value and owner and meta.get("namespace"):
+        # A live Pending pod's events are the echo of our own create and bind, which the reconcile that made
+        # them has already accounted for: reconciling on them doubled the API calls per DAG step.
+        echo = (event_type in ("ADDED", "MODIFIED") and not meta.get("deletionTimestamp")
+                and (pod.get("status") or {}).get("phase", "Pending") == "Pending")
+        if value and owner and meta.get("namespace") and not echo:
             self.trigger(meta["namespace"], owner)
+
+    def resync(self, namespace: str, name: str) -> None:
+        """The timer's call: reconcile a workflow unless an event brought it back within the last half period
+        (half, so a quiet workflow is still looked at on every tick, not every other one)."""
+        if time.monotonic() - self._reconciled_at.get((namespace, name), -math.inf) >= RESYNC_SECONDS / 2:
+            self.trigger(namespace, name)
 
     # -- scheduling of reconciles ------------------------------------------------------------------
     def trigger(self, namespace: str, name: str) -> None:
@@ -172,7 +214,11 @@ class WorkflowController:
         if key in self._pending:
             return
         self._pending.add(key)
-        task = asyncio.get_running_loop().create_task(self._run(key))
+        self._spawn(self._run(key))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background, holding a reference so the task is not garbage-collected."""
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -187,21 +233,28 @@ class WorkflowController:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             self._pending.discard(key)
-            body = await self.api.get_workflow(namespace, name)
+            # The workflow and its pods in one round trip, not two: each serial API call is paid on every DAG
+            # step (parent Succeeded -> child created), which at --time-scale 10 is ten times as long in
+            # simulated seconds. Both reads are issued after this process's previous writes have completed
+            # (the lock), so each sees them; the pods are filtered by owner once the uid is known.
+            body, labelled = await asyncio.gather(self.api.get_workflow(namespace, name),
+                                                  self.api.list_workflow_pods(namespace, label_value(name)))
             if body is None:
                 self._forget(key)
                 return
-            await self._reconcile(body)
+            await self._reconcile(body, owned_by(labelled, body["metadata"]["uid"]))
+            self._reconciled_at[key] = time.monotonic()
 
     def _forget(self, key: tuple[str, str]) -> None:
         self._phases.pop(key, None)
         self._waiting.discard(key)
         self._plans.pop(key, None)
         self._locks.pop(key, None)
+        self._reconciled_at.pop(key, None)
         self._update_phase_gauge()
 
     # -- the reconcile -----------------------------------------------------------------------------
-    async def _reconcile(self, body: dict[str, Any]) -> None:
+    async def _reconcile(self, body: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         meta, status = body["metadata"], body.get("status") or {}
         key = (meta["namespace"], meta["name"])
         self._waiting.discard(key)  # added again below if a pod still finds no room
@@ -223,11 +276,13 @@ class WorkflowController:
                 log.info("WorkflowDAG %s/%s waits: %s", *key, error)
                 return
             self._plans[key] = plan
-        pods = await self.api.list_workflow_pods(meta["namespace"], label_value(meta["name"]), uid)
         progress = workflow_progress(plan.workflow, pods, status.get("primitives"))
-        if progress.exhausted is None and await self._advance(body, plan, progress):
-            pods = await self.api.list_workflow_pods(meta["namespace"], label_value(meta["name"]), uid)
-            progress = workflow_progress(plan.workflow, pods, status.get("primitives"))
+        if progress.exhausted is None:
+            after = await self._advance(body, plan, progress, pods)
+            if after is None:  # something only a fresh list can tell (an eviction, someone else's binding)
+                after = owned_by(await self.api.list_workflow_pods(meta["namespace"], label_value(meta["name"])),
+                                 uid)
+            progress = workflow_progress(plan.workflow, after, status.get("primitives"))
         await self._write_status(body, plan, progress)
 
     async def _reject(self, body: dict[str, Any], error: WorkflowValidationError) -> None:
@@ -240,28 +295,36 @@ class WorkflowController:
         await self.api.event(body, labels.KIND, error.reason, str(error), event_type="Warning")
         self._set_phase((meta["namespace"], meta["name"]), "Failed")
 
-    async def _advance(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress) -> bool:
-        """Move pods whose node vanished, create pods for ready primitives, bind waiting pods. Changed anything?"""
-        changed = False
+    async def _advance(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
+                       pods: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """Move pods whose node vanished, create pods for ready primitives, bind waiting pods.
+
+        Returns the workflow's pods as they stand afterwards, built from the API's own replies (a second
+        list per reconcile was one more serial round trip on every DAG step), or None when only a fresh
+        list can tell.
+        """
+        evicted = False
         for entry in progress.primitives.values():
             pod = entry.live_pod
             if pod is not None and entry.node and entry.node not in self._nodes:
                 await self._evict(body, pod, entry.node)
-                changed = True
-        if changed:
-            return True  # re-derive progress first: the evicted primitives are ready again
+                evicted = True
+        if evicted:
+            return None  # re-derive progress first: the evicted primitives are ready again
         ready = sorted(progress.ready, key=lambda name: -self.scheduler.priority(
             plan.by_name[name], plan.downstream_seconds[name]))  # stable: topological among equals
         # Decide one after another without yielding (each decision sees the pods assumed before it), then
         # create and bind the pods concurrently: the API round trips, not the decisions, are the slow part.
         attempts = [attempt for name in ready if (attempt := self._plan_attempt(body, plan, progress, name))]
-        await asyncio.gather(*(self._launch(body, plan, progress, attempt) for attempt in attempts))
-        changed = bool(ready)
+        results = list(await asyncio.gather(*(self._launch(body, plan, progress, attempt) for attempt in attempts)))
         for entry in progress.primitives.values():
             pod = entry.live_pod
             if pod is not None and not (pod.get("spec") or {}).get("nodeName"):
-                changed |= await self._bind_waiting(body, plan, progress, pod)
-        return changed
+                results.append(await self._bind_waiting(body, plan, progress, pod))
+        if any(pod is None for pod in results):
+            return None
+        fresh = {pod["metadata"]["name"]: pod for pod in results if pod is not None}
+        return [fresh.pop(pod["metadata"]["name"], pod) for pod in pods] + list(fresh.values())
 
     async def _evict(self, body: dict[str, Any], pod: dict[str, Any], node: str) -> None:
         meta = pod["metadata"]
@@ -332,26 +395,30 @@ class WorkflowController:
         }
 
     async def _launch(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-                      attempt: Attempt) -> None:
-        """Create the attempt's pod and bind it (or leave it Unschedulable until a node has room)."""
+                      attempt: Attempt) -> dict[str, Any] | None:
+        """Create the attempt's pod and bind it (or leave it Unschedulable until a node has room).
+
+        The pod as it stands afterwards; None when only a fresh list can tell."""
         pod, created = await self.api.create_pod(attempt.manifest)
         owners = {ref.get("uid") for ref in pod["metadata"].get("ownerReferences") or []}
         if body["metadata"]["uid"] not in owners:
             # a pod of that name left by a deleted WorkflowDAG of the same name: wait for the garbage collector
             self.live.apply_pod_event("DELETED", attempt.manifest)
             self.live.apply_pod_event("MODIFIED", pod)
-            return
+            return None
         if (pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
-            return
+            return pod
         if created and attempt.decision is not None:
-            await self._bind(body, pod, attempt.decision)
-        else:  # no room when decided, or a previous incarnation's pod of that name: check afresh
-            await self._bind_waiting(body, plan, progress, pod)
+            return await self._bind(body, pod, attempt.decision)
+        # no room when decided, or a previous incarnation's pod of that name: check afresh
+        return await self._bind_waiting(body, plan, progress, pod)
 
     async def _bind_waiting(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-                            pod: dict[str, Any]) -> bool:
+                            pod: dict[str, Any]) -> dict[str, Any] | None:
         """Bind an unbound pod: on its planned node if that still has room, else wherever the policy now prefers
-        (re-annotated for that node), else mark it Unschedulable as kube-scheduler would. Bound?"""
+        (re-annotated for that node), else mark it Unschedulable as kube-scheduler would.
+
+        The pod as it stands afterwards (still unbound when no node has room); None when only a list can tell."""
         meta = pod["metadata"]
         primitive = plan.by_name[meta["labels"][labels.PRIMITIVE_LABEL]]
         planned = (meta.get("annotations") or {}).get(labels.PLANNED_NODE_ANNOTATION, "")
@@ -367,7 +434,7 @@ class WorkflowController:
                 self._unschedulable_told.add(meta.get("uid", ""))
                 await self.api.mark_unschedulable(meta["namespace"], meta["name"], str(error))
                 await self.api.event(pod, "Pod", "FailedScheduling", str(error), event_type="Warning")
-            return False
+            return pod
         attempt = int(meta["labels"].get(labels.ATTEMPT_LABEL, "0"))
         self.live.assume(pod, decision.node.name)
         patched = await self.api.patch_pod_annotations(
@@ -375,8 +442,10 @@ class WorkflowController:
         return await self._bind(body, patched, decision)
 
     async def _bind(self, body: dict[str, Any], pod: dict[str, Any], decision: Decision | None,
-                    planned: str | None = None) -> bool:
-        """Assume the pod on the node (with its real uid) and POST the binding. Bound (by us or before)?"""
+                    planned: str | None = None) -> dict[str, Any] | None:
+        """Assume the pod on the node (with its real uid) and POST the binding.
+
+        The pod as bound by us; None when it was not (bound before, to a node only a list can tell, or gone)."""
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         node = decision.node.name if decision is not None else str(planned)
         self.live.assume(pod, node)
@@ -385,7 +454,7 @@ class WorkflowController:
             self.live.apply_pod_event("DELETED", pod)  # drop the assumption; the next watch event re-adds the pod
             if outcome == BindOutcome.FAILED:
                 metrics.BIND_ERRORS.labels(reason="api").inc()
-            return False
+            return None
         self._unschedulable_told.discard(pod["metadata"].get("uid", ""))
         if outcome == BindOutcome.BOUND:
             annotations = pod["metadata"].get("annotations") or {}
@@ -396,13 +465,16 @@ class WorkflowController:
                 f"primitive {primitive!r} attempt {pod['metadata']['labels'].get(labels.ATTEMPT_LABEL, '0')} -> node "
                 f"{node} by policy {self.policy} (run {annotations.get(labels.DURATION_ANNOTATION, '?')}, estimated "
                 f"{annotations.get(labels.ESTIMATED_DURATION_ANNOTATION, '?')}, wall clock)"))
-        return True
+            return {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node}}
+        return None  # 409: bound before (a previous incarnation), maybe elsewhere
 
     def _post(self, event: Coroutine[Any, Any, None]) -> None:
         """Post an Event in the background: Events are best effort and must not slow placement down."""
-        task = asyncio.get_running_loop().create_task(event)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._post_throttled(event))
+
+    async def _post_throttled(self, event: Coroutine[Any, Any, None]) -> None:
+        async with self._event_slots:
+            await event
 
     async def _write_status(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress) -> None:
         meta, previous = body["metadata"], body.get("status") or {}
@@ -458,7 +530,7 @@ def build_registry(controller: WorkflowController) -> kopf.OperatorRegistry:
     @kopf.timer(labels.GROUP, labels.VERSION, labels.PLURAL, interval=RESYNC_SECONDS, registry=registry,
                 when=lambda status, **_: status.get("phase") not in TERMINAL)
     async def resync(namespace: str, name: str, **_: Any) -> None:
-        controller.trigger(namespace, name)
+        controller.resync(namespace, name)
 
     @kopf.on.event("", "v1", "nodes", registry=registry)
     async def node_event(event: dict[str, Any], **_: Any) -> None:  # async: runs in the loop, not a thread

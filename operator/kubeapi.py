@@ -50,6 +50,12 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def owned_by(pods: list[dict[str, Any]], owner_uid: str) -> list[dict[str, Any]]:
+    """The pods owned by the object with ``owner_uid`` (one WorkflowDAG incarnation)."""
+    return [pod for pod in pods
+            if any(ref.get("uid") == owner_uid for ref in pod["metadata"].get("ownerReferences") or [])]
+
+
 class KubeApi:
     """The few API calls the controller makes, as plain-dict coroutines."""
 
@@ -105,12 +111,20 @@ class KubeApi:
                            content_type=MERGE_PATCH)
 
     # -- pods and nodes ------------------------------------------------------------------------------
-    async def list_workflow_pods(self, namespace: str, selector_value: str, owner_uid: str) -> list[dict[str, Any]]:
-        """Pods carrying the workflow label and owned by this WorkflowDAG incarnation (uid)."""
+    async def list_workflow_pods(self, namespace: str, selector_value: str) -> list[dict[str, Any]]:
+        """Pods carrying the workflow label, of any incarnation of that name: keep yours with ``owned_by``.
+
+        The owner's uid is not a parameter so the list can be fetched while the WorkflowDAG itself is.
+        """
         reply = await self.request("GET", f"/api/v1/namespaces/{namespace}/pods",
                                    query={"labelSelector": f"{labels.WORKFLOW_LABEL}={selector_value}"})
-        return [pod for pod in reply.get("items") or []
-                if any(ref.get("uid") == owner_uid for ref in pod["metadata"].get("ownerReferences") or [])]
+        return reply.get("items") or []
+
+    async def list_unfinished_pods_outside(self, namespace: str) -> list[dict[str, Any]]:
+        """Every Pending or Running pod of all namespaces but ``namespace``, as plain dicts like watch events carry."""
+        reply = await self.request("GET", "/api/v1/pods", query={
+            "fieldSelector": f"metadata.namespace!={namespace},status.phase!=Succeeded,status.phase!=Failed"})
+        return [{"apiVersion": "v1", "kind": "Pod", **item} for item in reply.get("items") or []]
 
     async def list_all(self, what: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every node, or every pod (of ``namespace`` if given), as plain dicts like watch events carry."""

@@ -267,6 +267,16 @@ class LiveCluster:
                 started_at=started_at, expected_seconds=_expected_seconds(pod),
             )
 
+    def replace_pods_outside(self, namespace: str, pods: list[dict[str, Any]]) -> None:
+        """Make the unfinished pods of every namespace but ``namespace`` exactly ``pods`` (a fresh listing)."""
+        listed = {_pod_key(pod) for pod in pods}
+        with self._lock:
+            self._dynamic = None
+            for key in [key for key in self._pods if not key.startswith(f"{namespace}/") and key not in listed]:
+                del self._pods[key]
+            for pod in pods:
+                self.apply_pod_event(None, pod)
+
     def assume(self, pod: dict[str, Any], node_name: str) -> None:
         """Count ``pod`` as bound to ``node_name`` now, before the watch reports the binding."""
         bound = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node_name}}

@@ -8,7 +8,7 @@ the pods is what makes a restarted operator pick up exactly where the old one st
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scale_scheduler.operator import labels
@@ -23,6 +23,16 @@ def parse_time(value: str | None) -> datetime | None:
 
 def format_time(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def format_precise_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def refine(whole_second: datetime, observed: datetime) -> datetime:
+    """A Kubernetes timestamp (whole seconds, rounded down) replaced by the operator's own sighting of the same
+    moment when that lies within the second (the operator was watching); a later sighting says nothing."""
+    return observed if timedelta(0) <= observed - whole_second < timedelta(seconds=1) else whole_second
 
 
 def pod_times(pod: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
@@ -197,13 +207,17 @@ def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: 
     }
     if generation is not None:
         status["observedGeneration"] = generation
+    received = parse_time(previous.get("receivedTime")) or now
+    status["receivedTime"] = format_precise_time(received)
     if progress.first_start:
         status["startTime"] = format_time(progress.first_start)
     if phase in ("Succeeded", "Failed"):
-        finish = progress.last_finish or now
+        finish = refine(progress.last_finish, now) if progress.last_finish else now
         status["completionTime"] = format_time(finish)
         if phase == "Succeeded":
-            response = max((finish - created).total_seconds(), 0.0)
+            # Whole-second timestamps alone would be off by up to a second, all of a short workflow at a large
+            # --time-scale: both ends are the operator's sub-second sightings when it was watching.
+            response = max((finish - refine(created, received)).total_seconds(), 0.0)
             status["responseTimeSeconds"] = round(response, 3)
             status["slowdown"] = round(response * time_scale / max(lower_bound_seconds, 1e-9), 3)
     return status

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -91,6 +92,24 @@ def test_binding_seen_by_the_watch_is_timed_locally(live: LiveCluster) -> None:
                                                 start_time="2000-01-01T00:00:00Z"))
     release = live.snapshot().next_release[live.node_names().index(node)]
     assert before + 20.0 <= release <= time.time() + 20.0
+
+
+def test_a_listing_of_other_namespaces_replaces_their_pods_and_leaves_ours(live: LiveCluster) -> None:
+    i = live.node_names().index("cpu-large-003")
+    free = live.snapshot().free_cpu[i]
+
+    def in_namespace(namespace: str, name: str) -> dict[str, Any]:
+        pod = pod_object(name, node="cpu-large-003", phase="Running", cpu="1")
+        pod["metadata"]["namespace"] = namespace
+        return pod
+
+    live.apply_pod_event("ADDED", in_namespace("ours", "mine"))
+    live.replace_pods_outside("ours", [in_namespace("team-a", "x"), in_namespace("team-b", "y")])
+    assert live.snapshot().free_cpu[i] == free - 3000
+    live.replace_pods_outside("ours", [in_namespace("team-b", "y")])  # x finished: no longer listed
+    assert live.snapshot().free_cpu[i] == free - 2000
+    live.replace_pods_outside("ours", [])
+    assert live.snapshot().free_cpu[i] == free - 1000, "our own pods are the watch's business, not the listing's"
 
 
 def test_warm_kinds_stay_after_the_pod_is_gone(live: LiveCluster) -> None:

@@ -1,6 +1,6 @@
 """What real clusters do to the operator, on the real local control plane (16 simulated nodes): bad manifests,
 an operator killed mid-workflow, a node deleted under a running pod, failed pods, WorkflowDAG deletion and a
-corrupt policy checkpoint."""
+corrupt policy checkpoint, other namespaces' pods on the nodes."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from operator_harness import (
     workflow_pods,
 )
 from scale_scheduler.operator import labels
+from scale_scheduler.operator.controller import RESYNC_SECONDS
 from scale_scheduler.operator.localcluster import kwok
 from scale_scheduler.operator.localcluster.kwok import ClusterError
 
@@ -251,3 +252,33 @@ def test_pods_wait_unschedulable_while_no_node_has_room_and_run_when_room_frees(
     waited = [p for p in pods if any(e["reason"] == "FailedScheduling" and "free" in e["message"]
                                      for e in events_for(cluster, namespace, p["metadata"]["name"]))]
     assert len(waited) >= 4, "the pods beyond the cluster's 16 GPUs were reported unschedulable first"
+
+
+def test_pods_of_other_namespaces_take_room_from_a_namespaced_operator(
+        cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess) -> None:
+    # Another team's pods hold every GPU. The operator watches only its own namespace, yet must count them.
+    other = new_namespace(cluster, "other-team")
+    allocatable = {n["metadata"]["name"]: n["status"]["allocatable"] for n in get_json(cluster, "nodes")["items"]}
+    gpu_nodes = {node: a["nvidia.com/gpu"] for node, a in allocatable.items() if int(a.get("nvidia.com/gpu", 0))}
+    for node, gpus in gpu_nodes.items():
+        resources = {"cpu": "100m", "memory": "64Mi", "nvidia.com/gpu": gpus}
+        apply(cluster, other, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"hog-{node}"},
+                               "spec": {"nodeName": node, "containers": [{"name": "main", "image": "busybox",
+                                        "resources": {"requests": resources, "limits": resources}}]}})
+    wait_for("the hogs to run", lambda: all(p["status"].get("phase") == "Running"
+                                            for p in get_json(cluster, "pods", "-n", other)["items"]), 60)
+    time.sleep(2 * RESYNC_SECONDS)  # other namespaces are relisted every RESYNC_SECONDS, not watched
+    try:
+        name = "after-hogs"
+        apply(cluster, namespace, workflow(name, [{"name": "llm", "kind": "llm_generate", "inputTokens": 200,
+                                                   "outputTokens": 400}]))
+        pod = wait_for("the LLM pod", lambda: workflow_pods(cluster, namespace, name), 60)[0]["metadata"]["name"]
+        wait_for("a FailedScheduling event: no GPU is free", lambda: [
+            e for e in events_for(cluster, namespace, pod) if e["reason"] == "FailedScheduling"], 60,
+            describe=lambda: f"{kwok.kubectl(cluster, 'get', 'pods', '-A', '-o', 'wide')}\n{operator.log()}")
+        assert not get_json(cluster, "pod", "-n", namespace, pod)["spec"].get("nodeName")
+    finally:
+        kwok.kubectl(cluster, "delete", "namespace", other, "--wait=false")
+    status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 120, operator)["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["primitives"]["llm"]["node"] in gpu_nodes

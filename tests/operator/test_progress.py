@@ -104,6 +104,24 @@ def test_status_of_a_succeeded_workflow_has_response_time_slowdown_and_done() ->
     assert complete["status"] == "True" and complete["reason"] == "Succeeded"
 
 
+def test_response_time_uses_the_operators_sub_second_sightings_when_it_was_watching() -> None:
+    # All within one whole second: the timestamps alone would say 0 s.
+    pods = [_pod("a", 0, "Succeeded", start=0, finish=0), _pod("b", 0, "Succeeded", start=0, finish=0),
+            _pod("c", 0, "Succeeded", start=0, finish=0), _pod("d", 0, "Succeeded", start=0, finish=0)]
+    workflow = _diamond()
+    progress = workflow_progress(workflow, pods)
+    first = workflow_status(workflow, workflow_progress(workflow, []), created=T0, now=T0 + timedelta(seconds=0.1),
+                            time_scale=20.0, lower_bound_seconds=1.0, policy="heft", generation=1, previous={})
+    assert first["receivedTime"] == "2026-01-01T00:00:00.100000Z"
+    done = workflow_status(workflow, progress, created=T0, now=T0 + timedelta(seconds=0.85), time_scale=20.0,
+                           lower_bound_seconds=1.0, policy="heft", generation=1, previous=first)
+    assert done["responseTimeSeconds"] == 0.75 and done["receivedTime"] == first["receivedTime"]
+    # An operator that started late (or came back after the end) saw neither moment: whole seconds it is.
+    late = workflow_status(workflow, progress, created=T0, now=T0 + timedelta(seconds=30), time_scale=20.0,
+                           lower_bound_seconds=1.0, policy="heft", generation=1, previous={})
+    assert late["responseTimeSeconds"] == 0.0
+
+
 def test_status_of_an_exhausted_workflow_names_the_primitive() -> None:
     pods = [_pod("a", 0, "Succeeded", start=0, finish=1), _pod("b", 0, "Failed", start=1, finish=2)]
     workflow = _diamond()

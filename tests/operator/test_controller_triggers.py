@@ -1,0 +1,77 @@
+"""Which watch events and timer ticks bring a WorkflowDAG back for a reconcile.
+
+No API server is needed: a triggered reconcile is cancelled before it runs, so its KubeApi is never called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client
+from scale_scheduler.operator import labels
+from scale_scheduler.operator.controller import RESYNC_SECONDS, WorkflowController
+from scale_scheduler.operator.kubeapi import KubeApi
+from scale_scheduler.operator.livestate import LiveCluster
+from scale_scheduler.policy.registry import make_scheduler
+
+KEY = ("ns", "wf")
+
+
+def _controller() -> WorkflowController:
+    return WorkflowController(KubeApi(client.ApiClient()), LiveCluster(), make_scheduler("least-loaded"),
+                              "least-loaded", time_scale=1.0)
+
+
+def _pod(phase: str, node: str = "", deleting: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": "wf-a-0", "namespace": "ns", "uid": "pod-uid",
+        "labels": {labels.WORKFLOW_LABEL: "wf", labels.PRIMITIVE_LABEL: "a"},
+        "ownerReferences": [{"kind": labels.KIND, "name": "wf", "uid": "wf-uid"}],
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"metadata": meta, "spec": {"nodeName": node} if node else {}, "status": {"phase": phase}}
+
+
+def _triggered(action: Any) -> bool:
+    async def run() -> bool:
+        controller = _controller()
+        action(controller)
+        triggered = KEY in controller._pending
+        for task in list(controller._tasks):
+            task.cancel()
+        return triggered
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(("event_type", "pod", "expected"), [
+    ("ADDED", _pod("Pending"), False),  # the echo of our own create
+    ("MODIFIED", _pod("Pending", node="n1"), False),  # the echo of our own bind
+    ("MODIFIED", _pod("Running", node="n1"), True),
+    ("MODIFIED", _pod("Succeeded", node="n1"), True),
+    ("MODIFIED", _pod("Failed", node="n1"), True),
+    ("MODIFIED", _pod("Pending", node="n1", deleting=True), True),
+    ("DELETED", _pod("Pending"), True),
+    (None, _pod("Pending"), True),  # kopf's initial listing
+])
+def test_pod_events_trigger_a_reconcile_unless_they_echo_our_own_create_or_bind(
+        event_type: str | None, pod: dict[str, Any], expected: bool) -> None:
+    assert _triggered(lambda controller: controller.on_pod_event(event_type, pod)) is expected
+
+
+def test_resync_skips_a_workflow_just_reconciled_and_looks_at_a_quiet_one() -> None:
+    def just_reconciled(controller: WorkflowController) -> None:
+        controller._reconciled_at[KEY] = time.monotonic()
+        controller.resync(*KEY)
+
+    def quiet(controller: WorkflowController) -> None:
+        controller._reconciled_at[KEY] = time.monotonic() - RESYNC_SECONDS
+        controller.resync(*KEY)
+
+    assert not _triggered(just_reconciled)
+    assert _triggered(quiet)
+    assert _triggered(lambda controller: controller.resync(*KEY))  # never reconciled by this process
