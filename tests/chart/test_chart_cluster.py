@@ -19,7 +19,7 @@ from scale_scheduler.operator.localcluster import kwok
 from .helmtools import CHART_DIR, REPO_ROOT, helm
 
 pytestmark = pytest.mark.cluster
-CLUSTER_NAME = "chart-test"
+CLUSTER_NAME = f"chart-test-{os.getpid()}"  # two test runs at once (a CI clone beside a checkout) must not share it
 SERVICE_ACCOUNT = "system:serviceaccount:scale-scheduler:scale-scheduler"
 
 

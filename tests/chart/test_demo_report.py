@@ -30,14 +30,15 @@ class FakeKube:
         return {"items": self.answers[resource.split(".")[0]]}
 
 
-def _workflow(name: str, created: str, phase: str, primitives: int) -> dict[str, Any]:
+def _workflow(name: str, created: str, phase: str, primitives: int, response: float | None = None) -> dict[str, Any]:
+    status = {"phase": phase, **({"responseTimeSeconds": response} if response is not None else {})}
     return {"metadata": {"name": name, "creationTimestamp": created},
-            "spec": {"primitives": [{"name": f"p{i}"} for i in range(primitives)]}, "status": {"phase": phase}}
+            "spec": {"primitives": [{"name": f"p{i}"} for i in range(primitives)]}, "status": status}
 
 
-def test_response_time_runs_from_creation_to_the_last_primitive_finish() -> None:
+def test_report_places_pods_on_the_first_creation_clock_and_takes_the_operators_response_time() -> None:
     kube = FakeKube(
-        workflows=[_workflow("rag", "2026-01-01T00:00:00Z", "Succeeded", 2),
+        workflows=[_workflow("rag", "2026-01-01T00:00:00Z", "Succeeded", 2, response=12.34),
                    _workflow("agent", "2026-01-01T00:00:05Z", "Running", 1)],
         pods=[_pod("rag", "generate", "llm", "gpu-large-000", "2026-01-01T00:00:04Z", "2026-01-01T00:00:12Z"),
               _pod("rag", "retrieve", "retrieval", "cpu-small-003", "2026-01-01T00:00:01Z", "2026-01-01T00:00:03Z"),
@@ -53,7 +54,7 @@ def test_response_time_runs_from_creation_to_the_last_primitive_finish() -> None
     assert (generate.node, generate.node_class, generate.kind) == ("gpu-large-000", "gpu-large", "llm")
     assert (generate.start_seconds, generate.finish_seconds) == (4.0, 12.0)
     by_name = {r.workflow: r for r in results}
-    assert by_name["rag"].response_seconds == 12.0 and by_name["rag"].primitives == 2
+    assert by_name["rag"].response_seconds == 12.34 and by_name["rag"].primitives == 2
     assert by_name["agent"].response_seconds is None, "an unfinished workflow has no response time"
 
 
