@@ -94,6 +94,29 @@ async def _warn_on_own_pod(api, warning: str) -> None:  # noqa: ANN001 (KubeApi)
     await api.event(pod, "Pod", "PolicyFallback", warning, event_type="Warning")
 
 
+async def check_peering(api, name: str, namespace: str | None) -> None:  # noqa: ANN001 (KubeApi)
+    """kopf waits, silently and for good, for a peering object that does not exist: refuse to start instead."""
+    from kubernetes.client.exceptions import ApiException
+
+    if namespace is None:
+        kind, path, where = "ClusterKopfPeering", f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}", ""
+    else:
+        kind, path, where = "KopfPeering", f"/apis/kopf.dev/v1/namespaces/{namespace}/kopfpeerings/{name}", \
+            f" in namespace {namespace}"
+    try:
+        await api.request("GET", path)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        raise typer.BadParameter(
+            f"there is no {kind} {name!r}{where} (kopf.dev/v1), so kopf would pause this operator until one appears. "
+            f"The chart creates it with peering.enabled=true; by hand, apply the CRDs in "
+            f"charts/scale-scheduler/crds/kopf-peerings.yaml, then: kubectl apply -f - <<< "
+            f"'{{\"apiVersion\": \"kopf.dev/v1\", \"kind\": \"{kind}\", \"metadata\": {{\"name\": \"{name}\""
+            + (f", \"namespace\": \"{namespace}\"" if namespace else "") + "}}'",
+            param_hint="--peering") from None
+
+
 async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, time_scale: float, health_port: int,
                 metrics_port: int, extender_port: int, peering: str | None) -> None:
     import kopf
@@ -134,6 +157,8 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
         extender = await start_extender(live, scheduler, extender_port, decide=True)
     if warning:
         await _warn_on_own_pod(api, warning)
+    if peering:
+        await check_peering(api, peering, namespace)
     try:
         await kopf.operator(
             registry=build_registry(controller), settings=settings,
@@ -161,7 +186,8 @@ def run(
     extender_port: int = typer.Option(8888, help="Port of the kube-scheduler extender; 0 = off."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
     peering: str | None = typer.Option(None, help="kopf peering name for several replicas (needs kopf's peering "
-                                                  "CRDs); without it the operator runs standalone."),
+                                                  "CRDs and that peering object; the chart creates both); without "
+                                                  "it the operator runs standalone."),
 ) -> None:
     """Run the operator until SIGTERM/SIGINT."""
     if namespace and all_namespaces:

@@ -56,6 +56,8 @@ def _kubectl(kube: demo.Kube, *args: str, stdin: str | None = None) -> subproces
                                     ["replicas=2", "peering.enabled=true", "watchAllNamespaces=false"]])
 def test_rendered_chart_passes_server_side_dry_run(kube: demo.Kube, values: list[str]) -> None:
     _kubectl(kube, "create", "namespace", "scale-scheduler")
+    crds = _kubectl(kube, "apply", "-f", str(CHART_DIR / "crds"))  # as helm install does before the templates
+    assert crds.returncode == 0, crds.stderr
     args = ["template", "scale-scheduler", str(CHART_DIR), "--namespace", "scale-scheduler"]
     for value in values:
         args += ["--set", value]

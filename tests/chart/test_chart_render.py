@@ -107,6 +107,11 @@ def test_peering_adds_kopf_peering_rules_and_flag() -> None:
     assert any("kopf.dev" in rule["apiGroups"] and "clusterkopfpeerings" in rule["resources"] for rule in role["rules"])
     (deployment,) = by_kind(docs, "Deployment")
     assert "--peering=scale-scheduler" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    # the object kopf coordinates through (without it every replica pauses for good), cluster-wide or namespaced
+    assert [peering["metadata"]["name"] for peering in by_kind(docs, "ClusterKopfPeering")] == ["scale-scheduler"]
+    (namespaced,) = by_kind(template("replicas=2", "peering.enabled=true", "watchAllNamespaces=false"), "KopfPeering")
+    assert namespaced["metadata"]["namespace"] == "scale-scheduler"
+    assert not by_kind(template(), "ClusterKopfPeering") + by_kind(template(), "KopfPeering")
 
 
 def test_extender_scheduler_config_points_at_the_service() -> None:

@@ -40,14 +40,15 @@ class OperatorProcess:
     """``scale-sched operator run`` for one namespace; ``kill()`` is SIGKILL, as a crashed pod would die."""
 
     def __init__(self, info: kwok.ClusterInfo, namespace: str, policy: str = "least-loaded",
-                 time_scale: float = 20.0, extra: tuple[str, ...] = ()) -> None:
+                 time_scale: float = 20.0, extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
         self.health_port = free_port()
         self.log_path = Path(tempfile.mkstemp(prefix="scale-sched-operator-test-", suffix=".log")[1])
         command = [*SCALE_SCHED, "operator", "run", "--kubeconfig", str(info.kubeconfig), "--namespace", namespace,
                    "--policy", policy, "--time-scale", str(time_scale), "--health-port", str(self.health_port),
                    "--metrics-port", "0", "--extender-port", "0", *extra]
         with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **(env or {})})
 
     def log(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
