@@ -67,16 +67,25 @@ def train(
     rollouts: int = typer.Option(4, help="PPO: rollouts per arrival sequence"),
     eval_interval: int = typer.Option(5, help="PPO: iterations between validations/checkpoints"),
     threads: int = typer.Option(1, help="torch CPU threads (1 lets two runs share a 2-core machine)"),
+    srr_decorrelation: float | None = typer.Option(
+        None, min=0.0, help="SRR: weight of the decorrelation loss (scale, ppo-mlp-srr) [default: 0.1, policy/srr.py]"),
+    srr_kl: float | None = typer.Option(
+        None, min=0.0, help="SRR: weight of the KL penalty toward N(0, 1) (scale, ppo-mlp-srr) [default: 0.1]"),
     as_json: bool = typer.Option(False, "--json", help="print the final metrics as JSON"),
 ) -> None:
     """Train a policy at N=NODES with PPO (scale, crossattn, ppo-mlp, ppo-mlp-srr) or discrete SAC (sac)."""
     import torch
 
-    from .ppo import PPOConfig, Trainer
+    from .ppo import PPO_ALGOS, PPOConfig, Trainer
     from .sac import SACConfig, SACTrainer
+    from .srr import DEFAULT_DECORRELATION_COEF, DEFAULT_KL_COEF
 
     if algo not in ALGOS:
         raise typer.BadParameter(f"unknown algo {algo!r}; choose from {', '.join(ALGOS)}", param_hint="--algo")
+    with_srr = algo in PPO_ALGOS and PPO_ALGOS[algo][1]
+    if not with_srr and (srr_decorrelation, srr_kl) != (None, None):
+        raise typer.BadParameter(f"{algo!r} trains without SRR; the SRR weights apply to scale and ppo-mlp-srr",
+                                 param_hint="--srr-decorrelation/--srr-kl")
     torch.set_num_threads(threads)
     command = "scale-sched " + " ".join(sys.argv[1:])
     if algo == "sac":
@@ -85,7 +94,10 @@ def train(
         )
     else:
         config = PPOConfig.for_algo(algo, seed=seed, nodes=nodes, total_steps=steps, workflows_per_episode=workflows,
-                                    groups=groups, rollouts_per_group=rollouts, eval_interval=eval_interval)
+                                    groups=groups, rollouts_per_group=rollouts, eval_interval=eval_interval,
+                                    decorrelation_coef=DEFAULT_DECORRELATION_COEF if srr_decorrelation is None
+                                    else srr_decorrelation,
+                                    kl_coef=DEFAULT_KL_COEF if srr_kl is None else srr_kl)
         trainer = Trainer(config, out, command)
     if trainer.resume():
         console.print(f"resuming {out} at decision {trainer.global_step}")

@@ -43,3 +43,15 @@ def test_train_resume_export_evaluate_diagnose(tmp_path: Path) -> None:
                    "--seeds", "1", "--workflows", "3", "--json"])
     assert [row["nodes"] for row in drift["features"]] == [4, 8]
     assert all(row["decisions"] > 0 and row["feature_variance"] >= 0 for row in drift["features"])
+
+
+def test_srr_weights_reach_the_training_record_and_are_refused_without_srr(tmp_path: Path) -> None:
+    trained = _json([*TRAIN, "--steps", "100", "--out", str(tmp_path / "run"), "--srr-decorrelation", "0.02",
+                     "--srr-kl", "0.03"])
+    config = trained["training"]["train_config"]
+    assert (config["decorrelation_coef"], config["kl_coef"]) == (0.02, 0.03)
+    refused = subprocess.run([*SCALE_SCHED, "train", "--algo", "crossattn", "--srr-kl", "0.5", "--out",
+                              str(tmp_path / "nope")], capture_output=True, text=True, timeout=120, check=False)
+    message = " ".join(refused.stderr.replace("│", " ").split())  # unwrapped from rich's error box
+    assert refused.returncode == 2 and "'crossattn' trains without SRR" in message, refused.stderr
+    assert not (tmp_path / "nope").exists(), "nothing is created for a refused command"
