@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -98,22 +99,20 @@ async def check_peering(api, name: str, namespace: str | None) -> None:  # noqa:
     """kopf waits, silently and for good, for a peering object that does not exist: refuse to start instead."""
     from kubernetes.client.exceptions import ApiException
 
-    if namespace is None:
-        kind, path, where = "ClusterKopfPeering", f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}", ""
-    else:
-        kind, path, where = "KopfPeering", f"/apis/kopf.dev/v1/namespaces/{namespace}/kopfpeerings/{name}", \
-            f" in namespace {namespace}"
+    kind = "ClusterKopfPeering" if namespace is None else "KopfPeering"
+    scope = "" if namespace is None else f"namespaces/{namespace}/"
     try:
-        await api.request("GET", path)
+        await api.request("GET", f"/apis/kopf.dev/v1/{scope}{kind.lower()}s/{name}")
     except ApiException as error:
         if error.status != 404:
             raise
+        manifest = {"apiVersion": "kopf.dev/v1", "kind": kind,
+                    "metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
+        where = f" in namespace {namespace}" if namespace else ""
         raise typer.BadParameter(
             f"there is no {kind} {name!r}{where} (kopf.dev/v1), so kopf would pause this operator until one appears. "
-            f"The chart creates it with peering.enabled=true; by hand, apply the CRDs in "
-            f"charts/scale-scheduler/crds/kopf-peerings.yaml, then: kubectl apply -f - <<< "
-            f"'{{\"apiVersion\": \"kopf.dev/v1\", \"kind\": \"{kind}\", \"metadata\": {{\"name\": \"{name}\""
-            + (f", \"namespace\": \"{namespace}\"" if namespace else "") + "}}'",
+            "The chart creates it with peering.enabled=true; by hand, apply the CRDs in "
+            f"charts/scale-scheduler/crds/kopf-peerings.yaml, then: kubectl apply -f - <<< '{json.dumps(manifest)}'",
             param_hint="--peering") from None
 
 
@@ -131,6 +130,8 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     scheduler.reset(seed=0)
     policy_name = FALLBACK_POLICY if warning else policy
     api = KubeApi(client.ApiClient())
+    if peering:
+        await check_peering(api, peering, namespace)
     live = LiveCluster(tolerated_taints={KWOK_TOLERATION["key"]}, time_scale=time_scale)
     controller = WorkflowController(api, live, scheduler, policy_name, time_scale, namespace=namespace,
                                     fallback_warning=warning)
@@ -157,8 +158,6 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
         extender = await start_extender(live, scheduler, extender_port, decide=True)
     if warning:
         await _warn_on_own_pod(api, warning)
-    if peering:
-        await check_peering(api, peering, namespace)
     try:
         await kopf.operator(
             registry=build_registry(controller), settings=settings,
