@@ -155,8 +155,8 @@ def _creation_lock() -> Iterator[None]:
 
 def up(name: str, spec: ClusterSpec, *, scheduler_config: Path | None = None, kube_scheduler: bool = True,
        timeout: float = 300.0, progress: Callable[[str], None] | None = None) -> ClusterInfo:
-    """Start a cluster with ``spec``'s nodes; returns once every node is Ready. Never half-created:
-    on any failure the cluster is removed again and the error carries the components' log tails."""
+    """Start a cluster with ``spec``'s nodes; returns once every node is Ready and pods can be created.
+    Never half-created: on any failure the cluster is removed again and the error carries the components' log tails."""
     say = progress or (lambda _message: None)
     if scheduler_config is not None and not Path(scheduler_config).is_file():
         raise ClusterError(f"--scheduler-config {scheduler_config}: no such file")
@@ -193,6 +193,7 @@ def up(name: str, spec: ClusterSpec, *, scheduler_config: Path | None = None, ku
         say(f"creating {len(spec.nodes)} simulated nodes ...")
         kubectl(info, "apply", "-f", "-", stdin=json.dumps(node_list(spec)))
         _wait_nodes_ready(info, {n.name for n in spec.nodes}, deadline)
+        _wait_default_service_account(info, deadline)
     except (ClusterError, subprocess.TimeoutExpired) as error:
         tails = log_tails(name)
         _delete(name, bin_dir)
@@ -224,6 +225,23 @@ def _wait_nodes_ready(info: ClusterInfo, names: set[str], deadline: float) -> No
         time.sleep(0.5)
     raise ClusterError(f"{len(not_ready)} node(s) never became Ready (e.g. {sorted(not_ready)[:3]}); "
                        "kwok did not pick them up")
+
+
+def _wait_default_service_account(info: ClusterInfo, deadline: float, namespace: str = "default") -> None:
+    """Until kube-controller-manager has made it, the ServiceAccount admission plugin refuses every pod of the
+    namespace ("serviceaccount default not found")."""
+    while time.monotonic() < deadline:
+        if "default" in kubectl(info, "get", "serviceaccounts", "-n", namespace, "-o", "name"):
+            return
+        time.sleep(0.5)
+    raise ClusterError(f"kube-controller-manager never created the default ServiceAccount of namespace {namespace}; "
+                       "pods cannot be created there")
+
+
+def create_namespace(info: ClusterInfo, name: str, timeout: float = 60.0) -> None:
+    """Create namespace ``name`` and return once pods can be created in it."""
+    kubectl(info, "create", "namespace", name)
+    _wait_default_service_account(info, time.monotonic() + timeout, name)
 
 
 def load(name: str) -> ClusterInfo:

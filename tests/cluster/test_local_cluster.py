@@ -114,7 +114,7 @@ def test_gpu_pods_land_only_on_gpu_nodes(local_cluster) -> None:
 
 def test_deleting_a_namespace_removes_its_pods(local_cluster) -> None:
     info = local_cluster(16)
-    kwok.kubectl(info, "create", "namespace", "doomed-ns")
+    kwok.create_namespace(info, "doomed-ns")
     kwok.kubectl(info, "apply", "-f", "-", stdin=json.dumps(_pod("victim", namespace="doomed-ns")))
     _wait_phase(info, "victim", {"Running"}, namespace="doomed-ns")
     kwok.kubectl(info, "delete", "namespace", "doomed-ns", "--wait=false")

@@ -32,7 +32,7 @@ def install_crd(info: kwok.ClusterInfo) -> None:
 
 def new_namespace(info: kwok.ClusterInfo, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    kwok.kubectl(info, "create", "namespace", name)
+    kwok.create_namespace(info, name)
     return name
 
 
