@@ -122,18 +122,17 @@ class KubeApi:
 
     async def list_unfinished_pods_outside(self, namespace: str) -> list[dict[str, Any]]:
         """Every Pending or Running pod of all namespaces but ``namespace``, as plain dicts like watch events carry."""
-        reply = await self.request("GET", "/api/v1/pods", query={
+        return await self._list("Pod", "/api/v1/pods", {
             "fieldSelector": f"metadata.namespace!={namespace},status.phase!=Succeeded,status.phase!=Failed"})
-        return [{"apiVersion": "v1", "kind": "Pod", **item} for item in reply.get("items") or []]
 
     async def list_all(self, what: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every node, or every pod (of ``namespace`` if given), as plain dicts like watch events carry."""
         if what == "nodes":
-            path = "/api/v1/nodes"
-        else:
-            path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
-        reply = await self.request("GET", path)
-        kind = "Node" if what == "nodes" else "Pod"
+            return await self._list("Node", "/api/v1/nodes")
+        return await self._list("Pod", f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods")
+
+    async def _list(self, kind: str, path: str, query: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        reply = await self.request("GET", path, query=query)
         return [{"apiVersion": "v1", "kind": kind, **item} for item in reply.get("items") or []]
 
     def _pod_path(self, namespace: str, name: str) -> str:

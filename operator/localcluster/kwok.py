@@ -215,27 +215,36 @@ def _ready(node: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def _wait_nodes_ready(info: ClusterInfo, names: set[str], deadline: float) -> None:
-    not_ready = names
+def _wait_until(ready: Callable[[], bool], deadline: float) -> bool:
+    """Poll ``ready()`` every half second until it holds (True) or ``deadline`` (monotonic) passes (False)."""
     while time.monotonic() < deadline:
-        listed = json.loads(kubectl(info, "get", "nodes", "-o", "json"))["items"]
-        not_ready = names - {n["metadata"]["name"] for n in listed if _ready(n)}
-        if not not_ready:
-            return
+        if ready():
+            return True
         time.sleep(0.5)
-    raise ClusterError(f"{len(not_ready)} node(s) never became Ready (e.g. {sorted(not_ready)[:3]}); "
-                       "kwok did not pick them up")
+    return False
+
+
+def _wait_nodes_ready(info: ClusterInfo, names: set[str], deadline: float) -> None:
+    not_ready = set(names)
+
+    def all_ready() -> bool:
+        listed = json.loads(kubectl(info, "get", "nodes", "-o", "json"))["items"]
+        not_ready.clear()
+        not_ready.update(names - {n["metadata"]["name"] for n in listed if _ready(n)})
+        return not not_ready
+
+    if not _wait_until(all_ready, deadline):
+        raise ClusterError(f"{len(not_ready)} node(s) never became Ready (e.g. {sorted(not_ready)[:3]}); "
+                           "kwok did not pick them up")
 
 
 def _wait_default_service_account(info: ClusterInfo, deadline: float, namespace: str = "default") -> None:
     """Until kube-controller-manager has made it, the ServiceAccount admission plugin refuses every pod of the
     namespace ("serviceaccount default not found")."""
-    while time.monotonic() < deadline:
-        if "default" in kubectl(info, "get", "serviceaccounts", "-n", namespace, "-o", "name"):
-            return
-        time.sleep(0.5)
-    raise ClusterError(f"kube-controller-manager never created the default ServiceAccount of namespace {namespace}; "
-                       "pods cannot be created there")
+    if not _wait_until(lambda: "default" in kubectl(info, "get", "serviceaccounts", "-n", namespace, "-o", "name"),
+                       deadline):
+        raise ClusterError(f"kube-controller-manager never created the default ServiceAccount of namespace "
+                           f"{namespace}; pods cannot be created there")
 
 
 def create_namespace(info: ClusterInfo, name: str, timeout: float = 60.0) -> None:

@@ -126,3 +126,22 @@ def wait_for_phase(info: kwok.ClusterInfo, namespace: str, name: str, phases: se
 
 def events_for(info: kwok.ClusterInfo, namespace: str, name: str) -> list[dict[str, Any]]:
     return get_json(info, "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}")["items"]
+
+
+def workflow(name: str, primitives: list[dict[str, Any]]) -> dict[str, Any]:
+    """A WorkflowDAG manifest."""
+    return {"apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": labels.KIND, "metadata": {"name": name},
+            "spec": {"primitives": primitives}}
+
+
+def step(name: str, work_seconds: float = 2.0, depends_on: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """A small tool_call primitive."""
+    entry = {"name": name, "kind": "tool_call", "workSeconds": work_seconds, **extra}
+    if depends_on:
+        entry["dependsOn"] = depends_on
+    return entry
+
+
+def chain(name: str, length: int, work_seconds: float) -> dict[str, Any]:
+    """A WorkflowDAG of ``length`` steps one after another."""
+    return workflow(name, [step(f"s{i}", work_seconds, [f"s{i - 1}"] if i else None) for i in range(length)])

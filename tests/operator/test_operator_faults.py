@@ -16,13 +16,16 @@ from operator_harness import (
     WFD,
     OperatorProcess,
     apply,
+    chain,
     events_for,
     get_json,
     install_crd,
     new_namespace,
     running_operator,
+    step,
     wait_for,
     wait_for_phase,
+    workflow,
     workflow_pods,
 )
 from scale_scheduler.operator import labels
@@ -50,22 +53,6 @@ def namespace(cluster: kwok.ClusterInfo) -> str:
 def operator(cluster: kwok.ClusterInfo, namespace: str) -> Iterator[OperatorProcess]:
     with running_operator(cluster, namespace, policy="heft", time_scale=20.0) as process:
         yield process
-
-
-def workflow(name: str, primitives: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": labels.KIND, "metadata": {"name": name},
-            "spec": {"primitives": primitives}}
-
-
-def step(name: str, work_seconds: float = 2.0, depends_on: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    entry = {"name": name, "kind": "tool_call", "workSeconds": work_seconds, **extra}
-    if depends_on:
-        entry["dependsOn"] = depends_on
-    return entry
-
-
-def chain(name: str, length: int, work_seconds: float) -> dict[str, Any]:
-    return workflow(name, [step(f"s{i}", work_seconds, [f"s{i - 1}"] if i else None) for i in range(length)])
 
 
 @pytest.mark.parametrize(("bad", "expected"), [

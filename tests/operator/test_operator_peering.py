@@ -12,13 +12,13 @@ from operator_harness import (
     REPO_ROOT,
     OperatorProcess,
     apply,
+    chain,
     install_crd,
     new_namespace,
     wait_for,
     wait_for_phase,
     workflow_pods,
 )
-from scale_scheduler.operator import labels
 from scale_scheduler.operator.localcluster import kwok
 from scale_scheduler.operator.operator_process import SCALE_SCHED
 from scale_scheduler.operator.run_cli import peering_priority
@@ -28,15 +28,8 @@ PEERING_CRDS = REPO_ROOT / "charts" / "scale-scheduler" / "crds" / "kopf-peering
 PEERING = "scale-scheduler-test"
 
 
-def _chain(name: str) -> dict[str, Any]:
-    primitives = [{"name": f"s{i}", "kind": "tool_call", "workSeconds": 2.0,
-                   **({"dependsOn": [f"s{i - 1}"]} if i else {})} for i in range(3)]
-    return {"apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": labels.KIND, "metadata": {"name": name},
-            "spec": {"primitives": primitives}}
-
-
 def _succeeds_once_per_primitive(info: kwok.ClusterInfo, namespace: str, name: str, operator: OperatorProcess) -> None:
-    apply(info, namespace, _chain(name))
+    apply(info, namespace, chain(name, 3, 2.0))
     status = wait_for_phase(info, namespace, name, {"Succeeded", "Failed"}, 120, operator)["status"]
     assert status["phase"] == "Succeeded", status
     assert len(workflow_pods(info, namespace, name)) == 3, "one pod per primitive: no replica placed one twice"
