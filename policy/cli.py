@@ -78,12 +78,12 @@ def train(
 
     from .ppo import PPO_ALGOS, PPOConfig, Trainer
     from .sac import SACConfig, SACTrainer
-    from .srr import DEFAULT_DECORRELATION_COEF, DEFAULT_KL_COEF
 
     if algo not in ALGOS:
         raise typer.BadParameter(f"unknown algo {algo!r}; choose from {', '.join(ALGOS)}", param_hint="--algo")
-    with_srr = algo in PPO_ALGOS and PPO_ALGOS[algo][1]
-    if not with_srr and (srr_decorrelation, srr_kl) != (None, None):
+    srr_weights = {key: value for key, value in (("decorrelation_coef", srr_decorrelation), ("kl_coef", srr_kl))
+                   if value is not None}  # PPOConfig's defaults for the rest
+    if srr_weights and not (algo in PPO_ALGOS and PPO_ALGOS[algo][1]):
         raise typer.BadParameter(f"{algo!r} trains without SRR; the SRR weights apply to scale and ppo-mlp-srr",
                                  param_hint="--srr-decorrelation/--srr-kl")
     torch.set_num_threads(threads)
@@ -95,9 +95,7 @@ def train(
     else:
         config = PPOConfig.for_algo(algo, seed=seed, nodes=nodes, total_steps=steps, workflows_per_episode=workflows,
                                     groups=groups, rollouts_per_group=rollouts, eval_interval=eval_interval,
-                                    decorrelation_coef=DEFAULT_DECORRELATION_COEF if srr_decorrelation is None
-                                    else srr_decorrelation,
-                                    kl_coef=DEFAULT_KL_COEF if srr_kl is None else srr_kl)
+                                    **srr_weights)
         trainer = Trainer(config, out, command)
     if trainer.resume():
         console.print(f"resuming {out} at decision {trainer.global_step}")
