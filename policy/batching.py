@@ -42,5 +42,5 @@ def batch_observations(observations: Sequence[Observation]) -> ObservationBatch:
     return pad_arrays(
         [o.primitive_features for o in observations],
         [o.node_features for o in observations],
-        [o.mask for o in observations],
+        [o.candidates for o in observations],
     )

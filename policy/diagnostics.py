@@ -29,7 +29,7 @@ class FeatureRecorder(LearnedScheduler):
             output = self.model(
                 torch.from_numpy(observation.primitive_features)[None],
                 torch.from_numpy(observation.node_features)[None],
-                torch.from_numpy(observation.mask.copy())[None],
+                torch.from_numpy(observation.candidates.copy())[None],
             )
         self.features.append(output.features[0])
         return int(torch.argmax(output.logits[0]))

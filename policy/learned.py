@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scale_scheduler.simulator.features import Observation
-from scale_scheduler.simulator.workflow import Primitive
+from scale_scheduler.simulator.placement import Waiting, pick
 from torch import nn
 
 
@@ -20,18 +20,18 @@ class LearnedScheduler:
     def reset(self, seed: int | None = None) -> None:
         """Greedy inference keeps no per-episode state."""
 
-    def priority(self, primitive: Primitive, downstream_seconds: float) -> float:
-        return downstream_seconds
+    def priority(self, waiting: Waiting) -> float:
+        return waiting.downstream_seconds
 
-    def logits(self, observation: Observation) -> np.ndarray:
-        """[N] the network's preference per node (masked nodes at MASKED_LOGIT); the extender scores from it."""
+    def scores(self, observation: Observation) -> np.ndarray:
+        """[N] the network's logits (nodes that are no candidates at MASKED_LOGIT); the extender scores from it."""
         with torch.inference_mode():
             output = self.model(
                 torch.from_numpy(observation.primitive_features)[None],
                 torch.from_numpy(observation.node_features)[None],
-                torch.from_numpy(np.ascontiguousarray(observation.mask))[None],
+                torch.from_numpy(np.ascontiguousarray(observation.candidates))[None],
             )
         return output.logits[0].numpy()
 
     def choose(self, observation: Observation) -> int:
-        return int(np.argmax(self.logits(observation)))
+        return pick(self.scores(observation), observation.candidates)

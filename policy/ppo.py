@@ -21,6 +21,7 @@ import torch
 from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
 from scale_scheduler.simulator.engine import Engine, simulate
 from scale_scheduler.simulator.generators import generate_workload
+from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule, parse_rule
 from scale_scheduler.simulator.schedulers import make_heuristic
 from scale_scheduler.simulator.workflow import Workflow
 from torch import nn
@@ -66,6 +67,7 @@ class PPOConfig:
     entropy_coef: float = 0.01  # on entropy / log(#feasible), so it weighs the same at any N
     max_grad_norm: float = 0.5
     srr: bool = True
+    rule: str = DEFAULT_RULE.value  # placement rule of the engines (the operator must run the same one)
     decorrelation_coef: float = DEFAULT_DECORRELATION_COEF
     kl_coef: float = DEFAULT_KL_COEF
     eval_interval: int = 5  # iterations between validations and checkpoints
@@ -91,6 +93,8 @@ class PPOConfig:
         data = dict(data)
         data["network"] = NetworkConfig(**data["network"])
         data["eval_nodes"] = tuple(data["eval_nodes"])
+        # configs written before the rule existed trained on per-node FIFO queues: the node-queues rule
+        data.setdefault("rule", PlacementRule.NODE_QUEUES.value)
         return cls(**data)
 
 
@@ -150,21 +154,24 @@ def validation_episodes(seed: int, nodes: int, count: int, workflows: int, load:
     return [sample_episode(rng, nodes, workflows, load) for _ in range(count)]
 
 
-def average_response_time(episodes: list[EpisodeSpec], scheduler_factory: Callable[[], Any]) -> float:
+def average_response_time(episodes: list[EpisodeSpec], scheduler_factory: Callable[[], Any],
+                          rule: PlacementRule = DEFAULT_RULE) -> float:
     times = []
     for episode in episodes:
         scheduler = scheduler_factory()
         scheduler.reset(episode.duration_seed)
-        result = simulate(episode.cluster, copy.deepcopy(episode.workflows), scheduler, seed=episode.duration_seed)
+        result = simulate(episode.cluster, copy.deepcopy(episode.workflows), scheduler, seed=episode.duration_seed,
+                          rule=rule)
         times.append(result.avg_response_time)
     return float(np.mean(times))
 
 
 def collect_rollouts(model: nn.Module, episodes: list[EpisodeSpec], rollouts_per_group: int,
-                     generator: torch.Generator) -> tuple[list[Trajectory], list[float]]:
+                     generator: torch.Generator, rule: PlacementRule = DEFAULT_RULE,
+                     ) -> tuple[list[Trajectory], list[float]]:
     """Run every episode ``rollouts_per_group`` times, all engines in lock-step, sampling actions."""
     engines = [
-        Engine(episode.cluster, copy.deepcopy(episode.workflows), seed=episode.duration_seed)
+        Engine(episode.cluster, copy.deepcopy(episode.workflows), seed=episode.duration_seed, rule=rule)
         for episode in episodes for _ in range(rollouts_per_group)
     ]
     trajectories = [Trajectory() for _ in engines]
@@ -183,7 +190,7 @@ def collect_rollouts(model: nn.Module, episodes: list[EpisodeSpec], rollouts_per
             observation, trajectory, engine = observations[i], trajectories[i], engines[i]
             trajectory.primitive.append(observation.primitive_features)
             trajectory.nodes.append(observation.node_features)
-            trajectory.mask.append(np.ascontiguousarray(observation.mask))
+            trajectory.mask.append(np.ascontiguousarray(observation.candidates))
             trajectory.action.append(int(actions[row]))
             trajectory.log_prob.append(float(log_probs[row]))
             trajectory.value.append(float(output.value[row]))
@@ -246,6 +253,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
+        self.rule = parse_rule(config.rule)
         self.return_scale = RunningReturnScale()
         self.iteration = 0
         self.global_step = 0
@@ -256,7 +264,7 @@ class Trainer:
             for n in config.eval_nodes
         }
         self.heft_validation = {
-            n: average_response_time(episodes, lambda: make_heuristic("heft"))
+            n: average_response_time(episodes, lambda: make_heuristic("heft"), self.rule)
             for n, episodes in self.validation.items()
         }
 
@@ -321,7 +329,7 @@ class Trainer:
         ]
         self.model.eval()
         trajectories, response_times = collect_rollouts(self.model, episodes, config.rollouts_per_group,
-                                                        self.generator)
+                                                        self.generator, self.rule)
         self.return_scale.update(discounted_returns(trajectories, config.gamma))
         advantages, returns = advantages_and_returns(
             trajectories, config.rollouts_per_group, self.return_scale.std, config.gamma, config.gae_lambda
@@ -393,7 +401,7 @@ class Trainer:
         scheduler = LearnedScheduler(self.config.algo, self.model)
         stats = {}
         for nodes, episodes in self.validation.items():
-            response_time = average_response_time(episodes, lambda: scheduler)
+            response_time = average_response_time(episodes, lambda: scheduler, self.rule)
             stats[f"eval/avg_response_time_n{nodes}"] = response_time
             stats[f"eval/heft_avg_response_time_n{nodes}"] = self.heft_validation[nodes]
             # >1 means better than HEFT: the paper's "normalised reward" curve

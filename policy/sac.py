@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from scale_scheduler.simulator.engine import Engine
 from scale_scheduler.simulator.features import NODE_FEATURES, PRIMITIVE_FEATURES, Observation
+from scale_scheduler.simulator.placement import DEFAULT_RULE, parse_rule
 from scale_scheduler.simulator.schedulers import make_heuristic
 from torch import nn
 
@@ -50,6 +51,7 @@ class SACConfig:
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
     target_entropy_fraction: float = 0.3  # of log(#feasible), per state
+    rule: str = DEFAULT_RULE.value  # placement rule of the engines (the operator must run the same one)
     eval_interval: int = 2_000  # decisions between validations and checkpoints
     eval_episodes: int = 2
     eval_workflows: int = 40
@@ -84,11 +86,11 @@ class ReplayBuffer:
     def add(self, observation: Observation, action: int, reward: float, next_observation: Observation | None) -> None:
         i = self.cursor
         self.primitive[0, i], self.nodes[0, i], self.mask[0, i] = (
-            observation.primitive_features, observation.node_features, observation.mask
+            observation.primitive_features, observation.node_features, observation.candidates
         )
         if next_observation is not None:
             self.primitive[1, i], self.nodes[1, i], self.mask[1, i] = (
-                next_observation.primitive_features, next_observation.node_features, next_observation.mask
+                next_observation.primitive_features, next_observation.node_features, next_observation.candidates
             )
         else:  # terminal: the next state is never used (done = 1) but must not be all-masked garbage
             self.primitive[1, i], self.nodes[1, i], self.mask[1, i] = 0.0, 0.0, True
@@ -125,6 +127,7 @@ class SACTrainer:
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.actor_lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
+        self.rule = parse_rule(config.rule)
         self.buffer = ReplayBuffer(config.buffer_size, config.nodes)
         self.return_scale = RunningReturnScale()
         self.global_step, self.wall_seconds, self.best_validation = 0, 0.0, float("inf")
@@ -133,7 +136,7 @@ class SACTrainer:
             for n in config.eval_nodes
         }
         self.heft_validation = {
-            n: average_response_time(episodes, lambda: make_heuristic("heft"))
+            n: average_response_time(episodes, lambda: make_heuristic("heft"), self.rule)
             for n, episodes in self.validation.items()
         }
 
@@ -184,7 +187,7 @@ class SACTrainer:
         config = self.config
         episode = sample_episode(self.rng, config.nodes, config.workflows_per_episode,
                                  float(self.rng.uniform(config.load_low, config.load_high)))
-        return Engine(episode.cluster, episode.workflows, seed=episode.duration_seed)
+        return Engine(episode.cluster, episode.workflows, seed=episode.duration_seed, rule=self.rule)
 
     def update(self) -> dict[str, float]:
         config = self.config
@@ -233,7 +236,7 @@ class SACTrainer:
         scheduler = LearnedScheduler("sac", self.actor)
         stats = {}
         for nodes, episodes in self.validation.items():
-            response_time = average_response_time(episodes, lambda: scheduler)
+            response_time = average_response_time(episodes, lambda: scheduler, self.rule)
             stats[f"eval/avg_response_time_n{nodes}"] = response_time
             stats[f"eval/heft_avg_response_time_n{nodes}"] = self.heft_validation[nodes]
             stats[f"eval/normalised_vs_heft_n{nodes}"] = self.heft_validation[nodes] / max(response_time, 1e-9)

@@ -19,6 +19,7 @@ from .cluster import ClusterSpec, heterogeneous
 from .engine import Engine, SimulationResult
 from .generators import generate_workload
 from .manifests import load_workflow_manifests
+from .placement import DEFAULT_RULE, RULE_HELP, PlacementRule, parse_rule
 from .schedulers import Scheduler, make_heuristic
 from .workflow import Workflow, WorkflowValidationError, validate
 
@@ -27,9 +28,9 @@ _COLUMNS = [("avg_response_time", "avg (s)"), ("p95_response_time", "p95 (s)"), 
 
 
 def _run(cluster: ClusterSpec, workload: list[Workflow], scheduler: Scheduler, seed: int, horizon: float | None,
-         progress: Progress | None, label: str) -> SimulationResult:
+         rule: PlacementRule, progress: Progress | None, label: str) -> SimulationResult:
     scheduler.reset(seed)
-    engine = Engine(cluster, workload, seed, horizon=horizon, priority=scheduler.priority)
+    engine = Engine(cluster, workload, seed, horizon=horizon, priority=scheduler.priority, rule=rule)
     total = sum(len(w.primitives) for w in workload)
     task = progress.add_task(label, total=total) if progress else None
     decisions = 0
@@ -48,7 +49,8 @@ def register(app: typer.Typer, make_scheduler: Callable[[str], Scheduler] = make
     def simulate(
         nodes: int = typer.Option(16, help="Nodes of the generated heterogeneous cluster."),
         policy: str = typer.Option("least-loaded", help="Scheduler: random, round-robin, least-loaded, "
-                                   "k8s-default, heft (or a learned policy where registered)."),
+                                   "k8s-default, heft, srpt-eft (or a learned policy where registered)."),
+        rule: str = typer.Option(DEFAULT_RULE.value, help=RULE_HELP),
         workflows: int = typer.Option(500, help="Workflows to generate."),
         load: float = typer.Option(0.7, help="Offered load as a fraction of the bottleneck resource's capacity."),
         seed: int = typer.Option(1, help="Seed of the cluster, the workload and the true durations."),
@@ -68,6 +70,7 @@ def register(app: typer.Typer, make_scheduler: Callable[[str], Scheduler] = make
                 workload = [validate(w, cluster.nodes) for w in load_workflow_manifests(workload_file)]
             else:
                 workload = generate_workload(cluster, workflows, load, seed=seed, bursty=bursty)
+            placement_rule = parse_rule(rule)
             names = [n.strip() for n in compare.split(",") if n.strip()] if compare else [policy]
             schedulers = {name: make_scheduler(name) for name in names}
         except WorkflowValidationError as error:
@@ -80,9 +83,10 @@ def register(app: typer.Typer, make_scheduler: Callable[[str], Scheduler] = make
         results: dict[str, SimulationResult] = {}
         with Progress(console=console, transient=True, disable=not show_progress) as progress:
             for name, scheduler in schedulers.items():
-                results[name] = _run(cluster, workload, scheduler, seed, horizon,
+                results[name] = _run(cluster, workload, scheduler, seed, horizon, placement_rule,
                                      progress if show_progress else None, name)
-        header = {"nodes": len(cluster.nodes), "seed": seed, "workflows": len(workload), "load": load}
+        header = {"nodes": len(cluster.nodes), "seed": seed, "workflows": len(workload), "load": load,
+                  "rule": placement_rule.value}
         if as_json:
             if compare:
                 typer.echo(json.dumps({**header, "policies": {n: {"policy": n, **r.to_dict()}
@@ -90,7 +94,8 @@ def register(app: typer.Typer, make_scheduler: Callable[[str], Scheduler] = make
             else:
                 typer.echo(json.dumps({**header, "policy": policy, **results[policy].to_dict()}))
             return
-        table = Table(title=f"{len(workload)} workflows on {len(cluster.nodes)} nodes, load {load}, seed {seed}")
+        table = Table(title=f"{len(workload)} workflows on {len(cluster.nodes)} nodes, load {load}, seed {seed}, "
+                            f"rule {placement_rule.value}")
         table.add_column("policy")
         for _, title in _COLUMNS:
             table.add_column(title, justify="right")

@@ -1,16 +1,19 @@
 """Discrete-event engine: workflows arrive, ready primitives get a node, nodes run them by the fit rule.
 
-The scheduler is asked once per ready primitive; a primitive starts when it fits in the node's free
-allocatable and the node's FIFO queue ahead of it is empty, paying transfer, cold start and its true
-(sampled) duration. ``reward_since_last`` is minus the integral of the number of unfinished arrived
-workflows over time, so an episode's return is minus the total response time.
+Ready primitives wait in one cluster-wide queue in the scheduler's priority order; the scheduler is
+asked for a node whenever the first of them that some node may take (``placement.candidates`` under the
+placement rule) can be given one: under ``late-binding`` a node with its requests free now, under
+``node-queues`` any node that can run it, where it waits for room behind those planned before it. A
+started primitive pays transfer, cold start and its true (sampled) duration. ``reward_since_last`` is
+minus the integral of the number of unfinished arrived workflows over time, so an episode's return is
+minus the total response time.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -19,6 +22,7 @@ from .cluster import ClusterSpec
 from .estimates import workflow_estimates
 from .features import Observation
 from .node_model import DURATION_SIGMA, cold_start_seconds, transfer_seconds
+from .placement import DEFAULT_RULE, PlacementRule, Waiting, candidates, parse_rule, queue_key
 from .primitives import KIND_INDEX
 from .schedulers import Scheduler
 from .state import ClusterState
@@ -71,7 +75,9 @@ class _Task:
     mask: np.ndarray  # [N] nodes that can ever run it (same rule as Observation.mask)
     duration_factor: np.ndarray  # [N] true duration / estimate if placed on each node
     downstream_seconds: float = 0.0
+    mean_seconds: float = 0.0  # the estimate averaged over the nodes that can run it (SRPT's work)
     missing_parents: int = 0
+    sequence: int = 0  # when it joined the cluster-wide queue
     node: int = -1
     ready: float = 0.0
     start: float = 0.0
@@ -80,22 +86,28 @@ class _Task:
 
 class Engine:
     def __init__(self, cluster: ClusterSpec, workflows: list[Workflow], seed: int, horizon: float | None = None,
-                 stochastic: bool = True, priority: object | None = None):
+                 stochastic: bool = True, priority: Callable[[Waiting], float] | None = None,
+                 rule: PlacementRule = DEFAULT_RULE):
         self.cluster, self.seed, self.horizon, self.stochastic = cluster, seed, horizon, stochastic
+        self.rule = parse_rule(rule)
         self.state = ClusterState(cluster)
         self.workflows = [validate(w, cluster.nodes) for w in workflows]
-        # order among primitives ready at the same instant: the scheduler's, else upward rank (HEFT)
-        self.priority = priority or (lambda primitive, downstream: downstream)
+        # order of the cluster-wide queue: the scheduler's, else upward rank (HEFT)
+        self.priority = priority or (lambda waiting: waiting.downstream_seconds)
         self.now = 0.0
         self._events: list[tuple[float, int, int, int, int]] = []
         self._sequence = 0
-        self._ready: list[_Task] = []
-        self._queues: list[deque[_Task]] = [deque() for _ in cluster.nodes]
+        self._ready: list[_Task] = []  # the cluster-wide queue, unordered (ordered when dispatching)
+        self._pending: _Task | None = None  # the primitive the current decision is for
+        self._pending_candidates = np.zeros(0, dtype=bool)
+        self._dispatchable = False  # room or queue changed since the queue was last found stuck
+        self._queues: list[list[_Task]] = [[] for _ in cluster.nodes]  # node-queues rule: planned per node
         self._running_finish: list[list[float]] = [[] for _ in cluster.nodes]
         # resource-seconds used per node, columns cpu, memory, gpu: utilisation is the dominant resource's share
         self._used = np.zeros((len(cluster.nodes), 3))
         self._tasks: list[list[_Task]] = []
         self._remaining: list[int] = []
+        self._unstarted_seconds: list[float] = []  # per workflow: mean estimated work not started yet
         self._response: dict[int, float] = {}
         self._lower_bound: list[float] = []
         self._placements: list[Placement] = []
@@ -115,17 +127,24 @@ class Engine:
         for i, p in enumerate(workflow.primitives):
             parents = [index[name] for name in dict.fromkeys(p.depends_on)]
             tasks.append(_Task(w, i, parents, [], est.estimates[i], est.raw[i], est.feasible[i], factors[i],
-                               downstream_seconds=est.downstream[i], missing_parents=len(parents)))
+                               downstream_seconds=est.downstream[i], mean_seconds=est.mean[i],
+                               missing_parents=len(parents)))
         for task in tasks:
             for parent in task.parents:
                 tasks[parent].children.append(task.index)
         self._tasks.append(tasks)
         self._remaining.append(len(tasks))
+        self._unstarted_seconds.append(float(sum(est.mean)))
         self._lower_bound.append(est.lower_bound_seconds)
 
     def _push(self, time: float, kind: int, workflow: int, task: int) -> None:
         self._sequence += 1
         heapq.heappush(self._events, (time, self._sequence, kind, workflow, task))
+
+    def true_durations(self) -> list[np.ndarray]:
+        """Per workflow, [P, N] the seconds each primitive would really run on each node (inf where it
+        cannot): what a clairvoyant scheduler would know (transfers and cold starts come on top)."""
+        return [np.array([t.estimated_seconds * t.duration_factor for t in tasks]) for tasks in self._tasks]
 
     # -- the loop ------------------------------------------------------------------------------
     def _advance(self, time: float) -> None:
@@ -133,27 +152,45 @@ class Engine:
         self.now = time
 
     def next_decision(self) -> Observation | None:
-        """Run events until a ready primitive needs a node; None when every workflow is done (or horizon)."""
-        while not self._ready:
+        """Run events until a waiting primitive can be given a node under the rule; None when every
+        workflow is done (or at the horizon)."""
+        while True:
+            if self._dispatchable and (task := self._next_placeable()) is not None:
+                self._pending = task
+                return self._observation(task)
+            self._dispatchable = False
             if not self._events or (self.horizon is not None and self._events[0][0] > self.horizon):
                 if self.horizon is not None and self.now < self.horizon and self._unfinished:
                     self._advance(self.horizon)
                 return None
             time = self._events[0][0]
             self._advance(time)
-            newly_ready: list[_Task] = []
             while self._events and self._events[0][0] == time:
                 _, _, kind, w, i = heapq.heappop(self._events)
                 if kind == _ARRIVAL:
                     self._unfinished += 1
-                    newly_ready.extend(t for t in self._tasks[w] if not t.parents)
+                    self._enqueue(t for t in self._tasks[w] if not t.parents)
                 else:
-                    newly_ready.extend(self._finish(self._tasks[w][i]))
-            for task in newly_ready:
-                task.ready = time
-            newly_ready.sort(key=lambda t: -self.priority(self._primitive(t), t.downstream_seconds))  # stable
-            self._ready.extend(newly_ready)
-        return self._observation(self._ready[0])
+                    self._enqueue(self._finish(self._tasks[w][i]))
+            self._dispatchable = True
+
+    def _enqueue(self, tasks: Iterable[_Task]) -> None:
+        for task in tasks:
+            task.ready = self.now
+            self._sequence += 1
+            task.sequence = self._sequence
+            self._ready.append(task)
+
+    def _next_placeable(self) -> _Task | None:
+        """The first primitive of the queue, in priority order, that some node may take now."""
+        self._ready.sort(key=lambda t: queue_key(self.priority, Waiting(
+            self._primitive(t), t.downstream_seconds, self._unstarted_seconds[t.workflow], t.sequence)))
+        for task in self._ready:
+            allowed = candidates(self._primitive(task), self.state, task.mask, self.rule)
+            if allowed.any():
+                self._pending_candidates = allowed
+                return task
+        return None
 
     def _primitive(self, task: _Task):  # noqa: ANN202
         return self.workflows[task.workflow].primitives[task.index]
@@ -166,20 +203,25 @@ class Engine:
         observation = Observation(
             now=self.now, primitive=self._primitive(task), state=self.state, parent_outputs=parent_outputs,
             downstream_seconds=task.downstream_seconds, workflow_elapsed=self.now - workflow.arrival_time,
+            rule=self.rule,
         )
         # prime the lazy fields the engine already computed once per primitive (hot loop)
         observation.__dict__["estimated_duration"] = task.raw_estimate
         observation.__dict__["mask"] = task.mask
+        observation.__dict__["candidates"] = self._pending_candidates
         return observation
 
     def apply(self, node: int) -> None:
-        """Bind the pending primitive to ``node``: start it now if it fits and nothing queues there."""
-        if not self._ready:
+        """Give the pending primitive ``node``: it starts now if it fits there and nobody is planned ahead
+        of it; otherwise (node-queues rule only) it waits in that node's queue."""
+        task = self._pending
+        if task is None:
             raise RuntimeError("apply() without a pending decision: call next_decision() first")
-        task = self._ready[0]
-        if not (0 <= node < self.state.num_nodes) or not math.isfinite(task.estimated_seconds[node]):
-            raise ValueError(f"node {node} cannot run primitive {self._primitive(task).name!r} (masked)")
-        self._ready.pop(0)
+        if not (0 <= node < self.state.num_nodes) or not self._pending_candidates[node]:
+            raise ValueError(f"node {node} is not a candidate for primitive {self._primitive(task).name!r} under "
+                             f"the {self.rule.value} rule (use observation.candidates)")
+        self._pending = None
+        self._ready.remove(task)
         task.node = node
         if not self._queues[node] and self._fits(task, node):
             self._start(task)
@@ -195,6 +237,7 @@ class Engine:
 
     def _start(self, task: _Task) -> None:
         p, s, node = self._primitive(task), self.state, task.node
+        self._unstarted_seconds[task.workflow] -= task.mean_seconds
         s.free_cpu[node] -= p.cpu_millicores
         s.free_memory[node] -= p.memory_bytes
         s.free_gpus[node] -= p.gpus
@@ -239,12 +282,7 @@ class Engine:
         workflow = self.workflows[task.workflow]
         self._placements.append(Placement(workflow.name, p.name, self.cluster.nodes[node].name, task.ready,
                                           task.start, self.now))
-        queue = self._queues[node]
-        while queue and self._fits(queue[0], node):  # FIFO: only the head may start
-            head = queue.popleft()
-            s.queue_length[node] -= 1
-            s.queued_seconds[node] = max(s.queued_seconds[node] - head.estimated_seconds[node], 0.0)
-            self._start(head)
+        self._start_planned(node)
         self._remaining[task.workflow] -= 1
         if self._remaining[task.workflow] == 0:
             self._unfinished -= 1
@@ -256,6 +294,21 @@ class Engine:
             if child_task.missing_parents == 0:
                 ready.append(child_task)
         return ready
+
+    def _start_planned(self, node: int) -> None:
+        """Start the primitives planned for ``node`` in queue order while the head fits (the head keeps its
+        reservation: nothing behind it jumps ahead)."""
+        queue = self._queues[node]
+        if not queue:
+            return
+        queue.sort(key=lambda t: queue_key(self.priority, Waiting(
+            self._primitive(t), t.downstream_seconds, self._unstarted_seconds[t.workflow], t.sequence)))
+        s = self.state
+        while queue and self._fits(queue[0], node):
+            head = queue.pop(0)
+            s.queue_length[node] -= 1
+            s.queued_seconds[node] = max(s.queued_seconds[node] - head.estimated_seconds[node], 0.0)
+            self._start(head)
 
     def reward_since_last(self) -> float:
         reward, self._cost = -self._cost, 0.0
@@ -282,9 +335,8 @@ class Engine:
 
 
 def simulate(cluster: ClusterSpec, workflows: list[Workflow], scheduler: Scheduler, seed: int,
-             horizon: float | None = None, progress: bool = False) -> SimulationResult:
-    engine = Engine(cluster, workflows, seed, horizon, priority=scheduler.priority)
+             horizon: float | None = None, rule: PlacementRule = DEFAULT_RULE) -> SimulationResult:
+    engine = Engine(cluster, workflows, seed, horizon, priority=scheduler.priority, rule=rule)
     while (observation := engine.next_decision()) is not None:
-        node = scheduler.choose(observation)
-        engine.apply(node)
+        engine.apply(scheduler.choose(observation))
     return engine.result()

@@ -2,7 +2,8 @@
 
 Observation: ``{"primitive": float32[PRIMITIVE_FEATURES], "nodes": float32[N, NODE_FEATURES],
 "mask": bool[N]}``; ``info["observation"]`` carries the full :class:`Observation` (estimates only).
-Action: a node index; a masked node raises ``ValueError`` (a policy must apply the mask).
+Action: a node index; ``mask`` holds the nodes that may be picked now under the placement ``rule``
+(``Observation.candidates``), any other raises ``ValueError``.
 
 Reward: minus the integral over simulated time, since the previous decision, of the number of
 arrived and unfinished workflows. Summed over an episode this is exactly minus the total workflow
@@ -25,6 +26,7 @@ from .cluster import ClusterSpec, heterogeneous
 from .engine import Engine
 from .features import NODE_FEATURES, PRIMITIVE_FEATURES, Observation
 from .generators import generate_workload
+from .placement import DEFAULT_RULE, PlacementRule, parse_rule
 from .workflow import Workflow
 
 
@@ -32,8 +34,9 @@ class SchedulingEnv(gymnasium.Env):
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, nodes: int = 16, workflows: int = 50, load: float = 0.7, seed: int | None = None,
-                 shapes: list[str] | None = None):
+                 shapes: list[str] | None = None, rule: PlacementRule | str = DEFAULT_RULE):
         self.nodes, self.workflows, self.load, self.shapes = nodes, workflows, load, shapes
+        self.rule = parse_rule(rule)
         self._seed = seed
         self._episode_rng = np.random.default_rng(seed)
         self.engine: Engine | None = None
@@ -63,7 +66,7 @@ class SchedulingEnv(gymnasium.Env):
             cluster, self.workflows, self.load, seed=episode_seed, shapes=self.shapes)
         duration_seed = int(options.get("duration_seed", episode_seed))
         self.cluster = cluster
-        self.engine = Engine(cluster, workload, seed=duration_seed)
+        self.engine = Engine(cluster, workload, seed=duration_seed, rule=self.rule)
         self._set_spaces(self.nodes)
         observation = self.engine.next_decision()
         if observation is None:
@@ -88,4 +91,4 @@ class SchedulingEnv(gymnasium.Env):
     def _encode(observation: Observation) -> dict[str, np.ndarray]:
         return {"primitive": observation.primitive_features.astype(np.float32, copy=False),
                 "nodes": observation.node_features.astype(np.float32, copy=False),
-                "mask": observation.mask.copy()}
+                "mask": observation.candidates.copy()}

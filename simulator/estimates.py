@@ -23,6 +23,7 @@ class WorkflowEstimates:
     raw: np.ndarray  # [P, N] estimated seconds per node from speed alone
     estimates: np.ndarray  # [P, N] the same, inf where the request can never fit the node
     feasible: np.ndarray  # [P, N] bool
+    mean: list[float]  # per primitive, the estimate averaged over the nodes that can run it
     downstream: list[float]  # per primitive, in the workflow's order
     lower_bound_seconds: float
 
@@ -52,5 +53,5 @@ def workflow_estimates(workflow: Workflow, state: ClusterState) -> WorkflowEstim
     finish = [0.0] * len(primitives)
     for i, p in enumerate(primitives):
         finish[i] = fastest[i] + max((finish[index[parent]] for parent in p.depends_on), default=0.0)
-    return WorkflowEstimates(raw=raw, estimates=estimates, feasible=feasible, downstream=downstream,
+    return WorkflowEstimates(raw=raw, estimates=estimates, feasible=feasible, mean=mean, downstream=downstream,
                              lower_bound_seconds=max(finish, default=0.0))

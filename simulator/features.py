@@ -13,6 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from .node_model import cold_start_seconds, estimated_durations, transfer_seconds
+from .placement import DEFAULT_RULE, PlacementRule, candidates, room_now
 from .primitives import GIB, KIND_INDEX, KINDS
 from .state import NODE_CLASSES, ClusterState
 from .workflow import Primitive
@@ -33,6 +34,7 @@ class Observation:
     # estimated seconds of the longest chain of work after this primitive (HEFT's upward rank minus self)
     downstream_seconds: float = 0.0
     workflow_elapsed: float = 0.0
+    rule: PlacementRule = DEFAULT_RULE
 
     @cached_property
     def mask(self) -> np.ndarray:
@@ -47,14 +49,14 @@ class Observation:
         )
 
     @cached_property
+    def candidates(self) -> np.ndarray:
+        """Nodes the primitive may be given now under ``rule``: the only ones a scheduler may pick."""
+        return candidates(self.primitive, self.state, self.mask, self.rule)
+
+    @cached_property
     def fits_now(self) -> np.ndarray:
-        p, s = self.primitive, self.state
-        return (
-            (p.cpu_millicores <= s.free_cpu)
-            & (p.memory_bytes <= s.free_memory)
-            & (p.gpus <= s.free_gpus)
-            & (s.queue_length == 0)
-        )
+        """Nodes where it would start at once: room now and nobody planned ahead of it there."""
+        return room_now(self.primitive, self.state) & (self.state.queue_length == 0)
 
     @cached_property
     def estimated_duration(self) -> np.ndarray:

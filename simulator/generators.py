@@ -6,7 +6,7 @@ code-completion service for code-writing steps, the conversation service for eve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -86,20 +86,25 @@ SHAPES: dict[str, Callable[..., Workflow]] = {
 }
 
 
-def _sample(rng: np.random.Generator, name: str, shapes: Sequence[str]) -> Workflow:
-    return SHAPES[shapes[int(rng.integers(len(shapes)))]](rng, name)
+ShapeLibrary = Mapping[str, Callable[..., Workflow]]
 
 
-def arrival_rate_for_load(cluster: ClusterSpec, load: float, shapes: Sequence[str] | None = None) -> float:
+def _sample(rng: np.random.Generator, name: str, shapes: Sequence[str], library: ShapeLibrary) -> Workflow:
+    return library[shapes[int(rng.integers(len(shapes)))]](rng, name)
+
+
+def arrival_rate_for_load(cluster: ClusterSpec, load: float, shapes: Sequence[str] | None = None,
+                          library: ShapeLibrary = SHAPES) -> float:
     """Workflows per second that offer ``load`` x the capacity of the bottleneck resource (GPUs or CPU),
-    estimated from 200 sample workflows with each primitive's mean estimated duration over feasible nodes."""
-    shapes = list(shapes or SHAPES)
+    estimated from 200 sample workflows with each primitive's mean estimated duration over feasible nodes.
+    ``shapes`` name generators of ``library`` (scenarios.py passes its own shapes)."""
+    shapes = list(shapes or library)
     rng = np.random.default_rng(12345)
     state = ClusterState(cluster)
     gpu_seconds = cpu_seconds = 0.0
     samples = 200
     for i in range(samples):
-        for p in _sample(rng, f"w{i}", shapes).primitives:
+        for p in _sample(rng, f"w{i}", shapes, library).primitives:
             estimate = estimated_durations(p, state.speed[:, KIND_INDEX[p.kind]], state.prefill_tps, state.decode_tps)
             fits = (p.gpus <= state.alloc_gpus) & (p.cpu_millicores <= state.alloc_cpu)
             seconds = float(estimate[np.isfinite(estimate) & fits].mean())
@@ -114,13 +119,14 @@ def arrival_rate_for_load(cluster: ClusterSpec, load: float, shapes: Sequence[st
 
 def generate_workload(cluster: ClusterSpec, num_workflows: int, load: float, seed: int,
                       shapes: Sequence[str] | None = None, bursty: bool = False,
-                      arrival_rate: float | None = None) -> list[Workflow]:
-    """``num_workflows`` workflows with Poisson arrivals (bursty: on/off-modulated) at the given load."""
-    shapes = list(shapes or SHAPES)
-    unknown = set(shapes) - set(SHAPES)
+                      arrival_rate: float | None = None, library: ShapeLibrary = SHAPES) -> list[Workflow]:
+    """``num_workflows`` workflows with Poisson arrivals (bursty: on/off-modulated) at the given load;
+    ``shapes`` name generators of ``library``."""
+    shapes = list(shapes or library)
+    unknown = set(shapes) - set(library)
     if unknown:
-        raise ValueError(f"unknown workflow shapes {sorted(unknown)}; choose from {', '.join(SHAPES)}")
-    rate = arrival_rate or arrival_rate_for_load(cluster, load, shapes)
+        raise ValueError(f"unknown workflow shapes {sorted(unknown)}; choose from {', '.join(library)}")
+    rate = arrival_rate or arrival_rate_for_load(cluster, load, shapes, library)
     rng = np.random.default_rng(seed)
     time, workflows = 0.0, []
     for i in range(num_workflows):
@@ -128,7 +134,7 @@ def generate_workload(cluster: ClusterSpec, num_workflows: int, load: float, see
         if bursty:  # bursts at 4x the rate half of the time, lulls at 0.25x: same mean rate over time
             gap *= 0.25 if rng.random() < 0.5 else 1.75
         time += gap
-        workflow = _sample(rng, f"wf-{seed}-{i:05d}", shapes)
+        workflow = _sample(rng, f"wf-{seed}-{i:05d}", shapes, library)
         workflow.arrival_time = time
         workflows.append(validate(workflow, cluster.nodes))
     return workflows

@@ -1,8 +1,9 @@
 """The scheduler plug-in interface and the heuristic schedulers.
 
-Every policy, from round-robin to SCALE, implements ``Scheduler``: the feasibility mask is
-computed once by shared code (``Observation.mask``); a scheduler only expresses a preference
-among feasible nodes. The simulator, the trainer and the operator call this and nothing else.
+Every policy, from round-robin to SCALE, implements ``Scheduler``: which nodes may be picked is
+computed once by shared code (``Observation.candidates``, from the placement rule); a scheduler
+only expresses a preference among them (``scores``) and an order among waiting primitives
+(``priority``). The simulator, the trainer and the operator call this and nothing else.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .features import Observation
-from .workflow import Primitive
+from .placement import Waiting, pick
 
 
 @runtime_checkable
@@ -23,11 +24,14 @@ class Scheduler(Protocol):
     def reset(self, seed: int | None = None) -> None:
         """Start a new episode (clears round-robin cursors, reseeds random choices)."""
 
-    def choose(self, observation: Observation) -> int:
-        """Index of the node to run ``observation.primitive`` on; must satisfy ``observation.mask``."""
+    def scores(self, observation: Observation) -> np.ndarray:
+        """[N] preference per node, higher is better; only candidates' scores are ever compared."""
 
-    def priority(self, primitive: Primitive, downstream_seconds: float) -> float:
-        """Order among primitives that become ready at the same instant (higher first)."""
+    def choose(self, observation: Observation) -> int:
+        """The candidate (``observation.candidates``) with the best score."""
+
+    def priority(self, waiting: Waiting) -> float:
+        """Order of the cluster-wide queue of ready primitives (higher first)."""
 
 
 class _Heuristic:
@@ -36,15 +40,14 @@ class _Heuristic:
     def reset(self, seed: int | None = None) -> None:
         pass
 
-    def priority(self, primitive: Primitive, downstream_seconds: float) -> float:
-        return 0.0
+    def priority(self, waiting: Waiting) -> float:
+        return 0.0  # first come, first served (then upward rank: placement.queue_key)
 
     def scores(self, observation: Observation) -> np.ndarray:
         raise NotImplementedError
 
     def choose(self, observation: Observation) -> int:
-        scores = np.where(observation.mask, self.scores(observation), -np.inf)
-        return int(np.argmax(scores))  # ties go to the lowest index: deterministic
+        return pick(self.scores(observation), observation.candidates)
 
 
 class RandomScheduler(_Heuristic):
@@ -70,10 +73,13 @@ class RoundRobinScheduler(_Heuristic):
     def reset(self, seed: int | None = None) -> None:
         self.cursor = 0
 
+    def scores(self, observation: Observation) -> np.ndarray:
+        """The first node at or after the cursor scores highest, wrapping around."""
+        n = observation.state.num_nodes
+        return -((np.arange(n) - self.cursor) % n).astype(np.float64)
+
     def choose(self, observation: Observation) -> int:
-        feasible = np.flatnonzero(observation.mask)
-        after = feasible[feasible >= self.cursor]
-        node = int(after[0] if after.size else feasible[0])
+        node = super().choose(observation)
         self.cursor = node + 1
         return node
 
@@ -122,12 +128,28 @@ class HeftScheduler(_Heuristic):
 
     name = "heft"
 
-    def priority(self, primitive: Primitive, downstream_seconds: float) -> float:
-        return downstream_seconds
+    def priority(self, waiting: Waiting) -> float:
+        return waiting.downstream_seconds
 
     def scores(self, observation: Observation) -> np.ndarray:
-        o = observation
-        return -np.where(o.mask, o.estimated_wait + o.transfer + o.estimated_duration, np.inf)
+        return earliest_finish_scores(observation)
+
+
+def earliest_finish_scores(observation: Observation) -> np.ndarray:
+    """Minus the estimated finish, cold start left out (see HeftScheduler)."""
+    o = observation
+    return -np.where(o.mask, o.estimated_wait + o.transfer + o.estimated_duration, np.inf)
+
+
+class ShortestRemainingScheduler(HeftScheduler):
+    """SRPT across workflows: the queue serves the workflow with the least estimated work not yet started
+    first (shortest remaining processing time minimises mean response time on one server; among the
+    primitives of one workflow, upward rank), each placed where it is estimated to finish first."""
+
+    name = "srpt-eft"
+
+    def priority(self, waiting: Waiting) -> float:
+        return -waiting.workflow_remaining_seconds
 
 
 HEURISTICS: dict[str, Callable[[], Scheduler]] = {
@@ -136,6 +158,7 @@ HEURISTICS: dict[str, Callable[[], Scheduler]] = {
     "least-loaded": LeastLoadedScheduler,
     "k8s-default": KubernetesDefaultScheduler,
     "heft": HeftScheduler,
+    "srpt-eft": ShortestRemainingScheduler,
 }
 
 

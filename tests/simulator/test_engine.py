@@ -1,4 +1,4 @@
-"""The discrete-event engine: exact times on a hand-computed case, FIFO queueing, masking,
+"""The discrete-event engine: exact times on a hand-computed case, node queues, masking,
 determinism, and the reward's defining identity."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import pytest
 from scale_scheduler.simulator.cluster import PROFILES, ClusterSpec, NodeSpec, heterogeneous
 from scale_scheduler.simulator.engine import Engine, simulate
 from scale_scheduler.simulator.generators import generate_workload
+from scale_scheduler.simulator.placement import PlacementRule
 from scale_scheduler.simulator.primitives import PrimitiveKind
 from scale_scheduler.simulator.schedulers import make_heuristic
 from scale_scheduler.simulator.workflow import Primitive, Workflow
@@ -45,9 +46,9 @@ def test_three_step_chain_on_one_node_has_the_hand_computed_response_time() -> N
     assert engine.reward_since_last() == pytest.approx(-7.0)  # return = minus total response time
 
 
-def test_a_full_node_queues_fifo() -> None:
+def test_under_node_queues_a_full_node_queues_in_order() -> None:
     heavy = [Workflow(f"w{i}", [Primitive("x", PrimitiveKind.CODE_EXEC, cpu_millicores=8000)]) for i in range(2)]
-    engine = Engine(two_cpu_nodes(), heavy, seed=0, stochastic=False)
+    engine = Engine(two_cpu_nodes(), heavy, seed=0, stochastic=False, rule=PlacementRule.NODE_QUEUES)
     run_all_on(engine, 0)  # 8 cores each on an 8-core node: the second waits for the first
     result = engine.result()
     first = 3.0 + 4.0 / 0.7  # cold start + work / speed
@@ -61,7 +62,7 @@ def test_masked_node_is_refused() -> None:
     engine = Engine(cluster, [llm], seed=0)
     observation = engine.next_decision()
     assert observation is not None and not observation.mask[0] and observation.mask[1]
-    with pytest.raises(ValueError, match="masked"):
+    with pytest.raises(ValueError, match="not a candidate"):
         engine.apply(0)
 
 

@@ -10,6 +10,7 @@ from scale_scheduler.simulator.cluster import PROFILES, ClusterSpec, NodeSpec, h
 from scale_scheduler.simulator.engine import Engine
 from scale_scheduler.simulator.generators import generate_workload
 from scale_scheduler.simulator.node_model import estimated_durations, estimated_durations_matrix
+from scale_scheduler.simulator.placement import PlacementRule, Waiting
 from scale_scheduler.simulator.primitives import KIND_INDEX, PrimitiveKind
 from scale_scheduler.simulator.schedulers import make_heuristic
 from scale_scheduler.simulator.state import ClusterState
@@ -17,41 +18,43 @@ from scale_scheduler.simulator.workflow import Primitive, Workflow, WorkflowVali
 
 
 class _Recorder:
-    """Wraps a scheduler and records every observation's mask and the node chosen."""
+    """Wraps a scheduler and records every observation's masks (can ever run, may pick now) and the choice."""
 
     def __init__(self, name: str) -> None:
         self.inner = make_heuristic(name)
-        self.choices: list[tuple[np.ndarray, int]] = []
+        self.choices: list[tuple[np.ndarray, np.ndarray, int]] = []
 
-    def priority(self, primitive: Primitive, downstream_seconds: float) -> float:
-        return self.inner.priority(primitive, downstream_seconds)
+    def priority(self, waiting: Waiting) -> float:
+        return self.inner.priority(waiting)
 
     def choose(self, observation) -> int:  # noqa: ANN001 - Observation
         node = self.inner.choose(observation)
-        self.choices.append((observation.mask.copy(), node))
+        self.choices.append((observation.mask.copy(), observation.candidates.copy(), node))
         return node
 
 
-def _run(nodes: int, workflows: int, seed: int, policy: str) -> tuple[Engine, _Recorder]:
+def _run(nodes: int, workflows: int, seed: int, policy: str, rule: PlacementRule) -> tuple[Engine, _Recorder]:
     cluster = heterogeneous(nodes, seed=seed)
     workload = generate_workload(cluster, workflows, load=0.9, seed=seed, bursty=seed % 2 == 0)
     scheduler = _Recorder(policy)
     scheduler.inner.reset(seed)
-    engine = Engine(cluster, workload, seed, priority=scheduler.priority)
+    engine = Engine(cluster, workload, seed, priority=scheduler.priority, rule=rule)
     while (observation := engine.next_decision()) is not None:
         engine.apply(scheduler.choose(observation))
     return engine, scheduler
 
 
 runs = given(nodes=st.integers(5, 24), workflows=st.integers(1, 25), seed=st.integers(0, 10_000),
-             policy=st.sampled_from(["random", "round-robin", "least-loaded", "k8s-default", "heft"]))
+             policy=st.sampled_from(["random", "round-robin", "least-loaded", "k8s-default", "heft", "srpt-eft"]),
+             rule=st.sampled_from(list(PlacementRule)))
 quick = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @runs
 @quick
-def test_no_node_ever_exceeds_its_allocatable(nodes: int, workflows: int, seed: int, policy: str) -> None:
-    engine, _ = _run(nodes, workflows, seed, policy)
+def test_no_node_ever_exceeds_its_allocatable(nodes: int, workflows: int, seed: int, policy: str,
+                                              rule: PlacementRule) -> None:
+    engine, _ = _run(nodes, workflows, seed, policy, rule)
     cluster = engine.cluster
     requests = {(w.name, p.name): p for w in engine.workflows for p in w.primitives}
     # sweep start (+request) and finish (-request) events per node; finishes first at equal times
@@ -71,8 +74,9 @@ def test_no_node_ever_exceeds_its_allocatable(nodes: int, workflows: int, seed: 
 
 @runs
 @quick
-def test_no_primitive_starts_before_its_parents_finish(nodes: int, workflows: int, seed: int, policy: str) -> None:
-    engine, _ = _run(nodes, workflows, seed, policy)
+def test_no_primitive_starts_before_its_parents_finish(nodes: int, workflows: int, seed: int, policy: str,
+                                                       rule: PlacementRule) -> None:
+    engine, _ = _run(nodes, workflows, seed, policy, rule)
     placements = {(pl.workflow, pl.primitive): pl for pl in engine.result().placements}
     assert len(placements) == sum(len(w.primitives) for w in engine.workflows)
     for workflow in engine.workflows:
@@ -86,11 +90,13 @@ def test_no_primitive_starts_before_its_parents_finish(nodes: int, workflows: in
 
 @runs
 @quick
-def test_masked_nodes_are_never_chosen(nodes: int, workflows: int, seed: int, policy: str) -> None:
-    engine, recorder = _run(nodes, workflows, seed, policy)
+def test_only_candidates_are_chosen(nodes: int, workflows: int, seed: int, policy: str, rule: PlacementRule) -> None:
+    engine, recorder = _run(nodes, workflows, seed, policy, rule)
     assert recorder.choices
-    for mask, node in recorder.choices:
-        assert mask[node]
+    for mask, allowed, node in recorder.choices:
+        assert mask[node] and allowed[node]
+        if rule is PlacementRule.LATE_BINDING:
+            assert not (allowed & ~mask).any()
     names = [n.name for n in engine.cluster.nodes]
     gpu_nodes = {n.name for n in engine.cluster.nodes if n.gpus > 0}
     kinds = {(w.name, p.name): p.kind for w in engine.workflows for p in w.primitives}

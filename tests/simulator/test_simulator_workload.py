@@ -14,6 +14,7 @@ from scale_scheduler.simulator.env import SchedulingEnv
 from scale_scheduler.simulator.features import NODE_FEATURES, PRIMITIVE_FEATURES
 from scale_scheduler.simulator.generators import SHAPES, generate_workload
 from scale_scheduler.simulator.node_model import NETWORK_LATENCY_SECONDS
+from scale_scheduler.simulator.placement import PlacementRule
 from scale_scheduler.simulator.primitives import COLD_START_SECONDS, PrimitiveKind
 from scale_scheduler.simulator.schedulers import make_heuristic
 from scale_scheduler.simulator.workflow import Primitive, Workflow, validate
@@ -40,12 +41,13 @@ def test_two_nodes_child_on_the_other_node_pays_transfer_and_its_own_cold_start(
 
 
 def test_fan_out_queues_on_a_full_node_and_joins_after_the_last_branch() -> None:
-    # three 6-core branches on one 8-core node run one at a time; the join runs after the third
+    # node-queues rule: three 6-core branches planned for one 8-core node run one at a time; the join after the third
     steps = [Primitive("root", PrimitiveKind.TOOL_CALL, work_seconds=1.0, output_megabytes=0.0)]
     steps += [Primitive(f"b{i}", PrimitiveKind.CODE_EXEC, cpu_millicores=6000, work_seconds=1.4,
                         depends_on=["root"], output_megabytes=0.0) for i in range(3)]
     steps.append(Primitive("join", PrimitiveKind.TOOL_CALL, work_seconds=1.0, depends_on=["b0", "b1", "b2"]))
-    engine = Engine(two_cpu_nodes(), [Workflow("fan", steps)], seed=0, stochastic=False)
+    engine = Engine(two_cpu_nodes(), [Workflow("fan", steps)], seed=0, stochastic=False,
+                    rule=PlacementRule.NODE_QUEUES)
     while engine.next_decision() is not None:
         engine.apply(0)
     tool, code = COLD_START_SECONDS[PrimitiveKind.TOOL_CALL], COLD_START_SECONDS[PrimitiveKind.CODE_EXEC]

@@ -1,0 +1,105 @@
+"""The one placement pipeline of the simulator, the trainer and the operator: filter, score, pick.
+
+A placement *rule* says which nodes a ready primitive may be given now:
+
+- ``late-binding`` (the default): ready primitives wait in one cluster-wide queue ordered by the
+  scheduler's priority; a primitive is placed only on a node that has its requests free now
+  (kube-scheduler's filter), so nothing is ever bound to a full node.
+- ``node-queues``: the policy may pick a busy node; the primitive is then planned for that node
+  and waits in the node's own queue until room frees there (reservation).
+
+The engine dispatches and the operator binds by the same rule through the functions below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # the Scheduler protocol and the Observation import this module
+    from .features import Observation
+    from .schedulers import Scheduler
+    from .state import ClusterState
+    from .workflow import Primitive
+
+
+class PlacementRule(StrEnum):
+    LATE_BINDING = "late-binding"
+    NODE_QUEUES = "node-queues"
+
+
+DEFAULT_RULE = PlacementRule.LATE_BINDING
+# the help text of every command's --rule (simulate, evaluate, train, operator run)
+RULE_HELP = ("Placement rule: late-binding (wait in the cluster-wide queue, placed only where there is room "
+             "now) or node-queues (may be planned for a busy node and wait in its queue). Simulator, trainer "
+             "and operator implement both identically.")
+
+
+def parse_rule(name: str | PlacementRule) -> PlacementRule:
+    """The rule of that name; ValueError listing the valid names otherwise."""
+    try:
+        return PlacementRule(name)
+    except ValueError:
+        valid = ", ".join(rule.value for rule in PlacementRule)
+        raise ValueError(f"unknown placement rule {name!r}; choose from {valid}") from None
+
+
+def room_now(primitive: Primitive, state: ClusterState) -> np.ndarray:
+    """[N] nodes whose free allocatable holds the primitive's requests right now (the fit-now predicate)."""
+    return ((primitive.cpu_millicores <= state.free_cpu) & (primitive.memory_bytes <= state.free_memory)
+            & (primitive.gpus <= state.free_gpus))
+
+
+def candidates(primitive: Primitive, state: ClusterState, feasible: np.ndarray, rule: PlacementRule) -> np.ndarray:
+    """[N] the nodes the primitive may be given under ``rule`` (``feasible``: those that can ever run it)."""
+    if rule is PlacementRule.NODE_QUEUES:
+        return feasible
+    return feasible & room_now(primitive, state)
+
+
+def pick(scores: np.ndarray, allowed: np.ndarray) -> int:
+    """The allowed node with the highest score; ties go to the lowest index (deterministic)."""
+    return int(np.argmax(np.where(allowed, scores, -np.inf)))
+
+
+def place(scheduler: Scheduler, observation: Observation) -> int | None:
+    """The node the scheduler picks among ``observation.candidates``; None when there is none."""
+    if not observation.candidates.any():
+        return None
+    return scheduler.choose(observation)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A ready primitive in the cluster-wide queue, as a scheduler's ``priority`` sees it."""
+
+    primitive: Primitive
+    downstream_seconds: float  # longest chain of estimated work after it (HEFT's upward rank minus itself)
+    workflow_remaining_seconds: float  # mean estimated work of its workflow's primitives not started yet
+    sequence: int  # order of arrival in the queue: first come, first served among equals
+
+
+def queue_key(priority: Callable[[Waiting], float], waiting: Waiting) -> tuple[float, float, int]:
+    """Sort key of the queue (smallest first): the scheduler's priority, then upward rank, then arrival."""
+    return (-priority(waiting), -waiting.downstream_seconds, waiting.sequence)
+
+
+def extender_scores(preference: np.ndarray, maximum: int) -> np.ndarray:
+    """Preferences mapped onto kube-scheduler's integer extender range [0, maximum], best = maximum.
+
+    Only the order survives a linear map onto a small range, so rank-preserving min-max is used; nodes
+    without a finite preference get 0."""
+    finite = np.isfinite(preference)
+    scores = np.zeros(preference.shape, dtype=np.int64)
+    if not finite.any():
+        return scores
+    low, high = float(preference[finite].min()), float(preference[finite].max())
+    if high - low <= 0:
+        scores[finite] = maximum
+        return scores
+    scores[finite] = np.rint((preference[finite] - low) / (high - low) * maximum).astype(np.int64)
+    return scores
