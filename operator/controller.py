@@ -41,6 +41,7 @@ from scale_scheduler.simulator.cluster import NodeSpec
 from scale_scheduler.simulator.estimates import workflow_estimates
 from scale_scheduler.simulator.manifests import workflow_from_manifest
 from scale_scheduler.simulator.node_model import feasible
+from scale_scheduler.simulator.placement import Waiting, queue_key
 from scale_scheduler.simulator.schedulers import Scheduler
 from scale_scheduler.simulator.workflow import Primitive, Workflow, WorkflowValidationError, validate
 
@@ -67,6 +68,7 @@ class WorkflowPlan:
     raw: dict[str, dict[str, Any]]  # spec entry per primitive name (image, command)
     downstream_seconds: dict[str, float]  # per primitive: the longest chain of mean estimated work after it
     lower_bound_seconds: float  # critical path on the fastest feasible nodes (slowdown's denominator)
+    mean_seconds: dict[str, float]  # per primitive: the estimate averaged over the nodes that can run it
 
     @property
     def by_name(self) -> dict[str, Primitive]:
@@ -114,7 +116,8 @@ def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
     raw = {entry["name"]: entry for entry in body["spec"]["primitives"]}
     estimates = workflow_estimates(workflow, state)  # the simulator engine's own per-workflow preparation
     return WorkflowPlan(body["metadata"]["uid"], workflow, raw, estimates.downstream_seconds(workflow),
-                        estimates.lower_bound_seconds)
+                        estimates.lower_bound_seconds,
+                        {p.name: estimates.mean[i] for i, p in enumerate(workflow.primitives)})
 
 
 def _fits_now(primitive: Primitive, state: Any, index: int) -> bool:
@@ -311,8 +314,10 @@ class WorkflowController:
                 evicted = True
         if evicted:
             return None  # re-derive progress first: the evicted primitives are ready again
-        ready = sorted(progress.ready, key=lambda name: -self.scheduler.priority(
-            plan.by_name[name], plan.downstream_seconds[name]))  # stable: topological among equals
+        # the engine's queue order (placement.queue_key): SRPT-like priorities need the work not started yet
+        remaining = sum(plan.mean_seconds[name] for name, entry in progress.primitives.items() if not entry.node)
+        ready = sorted(progress.ready, key=lambda name: queue_key(self.scheduler.priority, Waiting(
+            plan.by_name[name], plan.downstream_seconds[name], remaining, 0)))  # stable: topological among equals
         # Decide one after another without yielding (each decision sees the pods assumed before it), then
         # create and bind the pods concurrently: the API round trips, not the decisions, are the slow part.
         attempts = [attempt for name in ready if (attempt := self._plan_attempt(body, plan, progress, name))]

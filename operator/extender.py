@@ -86,23 +86,8 @@ def primitive_from_pod(pod: dict[str, Any]) -> Primitive:
 
 
 def policy_preference(scheduler: Scheduler, observation: Observation) -> np.ndarray:
-    """[N] how much the policy likes each node (higher is better; only the order and spacing matter).
-
-    Learned policies give their logits; heuristics their ``scores``; a policy with neither (round-robin)
-    prefers just the node it would choose.
-    """
-    logits = getattr(scheduler, "logits", None)
-    if logits is not None:
-        return np.asarray(logits(observation), dtype=np.float64)
-    scores = getattr(scheduler, "scores", None)
-    if scores is not None:
-        try:
-            return np.asarray(scores(observation), dtype=np.float64)
-        except NotImplementedError:
-            pass
-    preference = np.zeros(observation.state.num_nodes)
-    preference[scheduler.choose(observation)] = 1.0
-    return preference
+    """[N] how much the policy likes each node (higher is better): its ``scores`` (a learned policy's logits)."""
+    return np.asarray(scheduler.scores(observation), dtype=np.float64)
 
 
 def extender_scores(preference: np.ndarray) -> np.ndarray:

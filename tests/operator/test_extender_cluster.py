@@ -130,7 +130,7 @@ def policy_choice(harness: ExtenderHarness, pod: dict[str, Any]) -> str:
     """The node the shipped SCALE policy picks for ``pod`` among nodes it fits on now, from the same view."""
     scheduler = harness.advise.scheduler
     observation = harness.live.observation(primitive_from_pod(pod), [], now=time.time())
-    preference = scheduler.logits(observation)
+    preference = scheduler.scores(observation)
     fits = observation.mask & (observation.state.free_gpus >= 1) & (observation.state.free_cpu >= 2000)
     names = harness.live.node_names()
     return max((names[i] for i in range(len(names)) if fits[i]), key=lambda name: preference[names.index(name)])
