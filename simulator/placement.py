@@ -20,9 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # the Scheduler protocol and the Observation import this module
-    from .features import Observation
-    from .schedulers import Scheduler
+if TYPE_CHECKING:  # the Observation imports this module
     from .state import ClusterState
     from .workflow import Primitive
 
@@ -66,13 +64,6 @@ def pick(scores: np.ndarray, allowed: np.ndarray) -> int:
     return int(np.argmax(np.where(allowed, scores, -np.inf)))
 
 
-def place(scheduler: Scheduler, observation: Observation) -> int | None:
-    """The node the scheduler picks among ``observation.candidates``; None when there is none."""
-    if not observation.candidates.any():
-        return None
-    return scheduler.choose(observation)
-
-
 @dataclass(frozen=True)
 class Waiting:
     """A ready primitive in the cluster-wide queue, as a scheduler's ``priority`` sees it."""
@@ -86,20 +77,3 @@ class Waiting:
 def queue_key(priority: Callable[[Waiting], float], waiting: Waiting) -> tuple[float, float, int]:
     """Sort key of the queue (smallest first): the scheduler's priority, then upward rank, then arrival."""
     return (-priority(waiting), -waiting.downstream_seconds, waiting.sequence)
-
-
-def extender_scores(preference: np.ndarray, maximum: int) -> np.ndarray:
-    """Preferences mapped onto kube-scheduler's integer extender range [0, maximum], best = maximum.
-
-    Only the order survives a linear map onto a small range, so rank-preserving min-max is used; nodes
-    without a finite preference get 0."""
-    finite = np.isfinite(preference)
-    scores = np.zeros(preference.shape, dtype=np.int64)
-    if not finite.any():
-        return scores
-    low, high = float(preference[finite].min()), float(preference[finite].max())
-    if high - low <= 0:
-        scores[finite] = maximum
-        return scores
-    scores[finite] = np.rint((preference[finite] - low) / (high - low) * maximum).astype(np.int64)
-    return scores
