@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, parse_rule
 
 console = Console(stderr=True)
 ALGOS = ("scale", "crossattn", "ppo-mlp", "ppo-mlp-srr", "sac")
@@ -167,6 +168,7 @@ def evaluate(
     checkpoint: list[str] = typer.Option([], help="NAME=PATH: another checkpoint for a learned method, or a new name"),
     pair: list[str] = typer.Option(["scale:crossattn"], help="A:B paired comparisons to report (A - B per N)"),
     out: Path | None = typer.Option(None, help="write CSV, markdown tables, JSON and PNG plots here"),
+    rule: str = typer.Option(DEFAULT_RULE.value, help=RULE_HELP),
     as_json: bool = typer.Option(False, "--json", help="print {'results': [...]} as JSON on stdout"),
 ) -> None:
     """Run every method on identical workloads per (N, regime, seed) and compare them with 95% CIs."""
@@ -187,7 +189,12 @@ def evaluate(
 
     torch.set_num_threads(1)
     overrides = _parse_checkpoints(checkpoint)
-    plan = EvaluationPlan(_split(methods), [int(n) for n in _split(nodes)], seeds, workflows, load)
+    try:
+        placement_rule = parse_rule(rule)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--rule") from None
+    plan = EvaluationPlan(_split(methods), [int(n) for n in _split(nodes)], seeds, workflows, load,
+                          rule=placement_rule)
     with _progress() as progress:
         task = progress.add_task("evaluate", total=plan.episodes())
         results = run_evaluation(plan, lambda m: make_scheduler(m, overrides.get(m)),
@@ -205,7 +212,7 @@ def evaluate(
                                                   "completed_primitives", "avg_slowdown")} for row in summary],
                 "paired": paired, "scale_vs_best_heuristic": versus_heuristic,
                 "config": {"methods": plan.methods, "nodes": plan.nodes, "seeds": seeds, "workflows": workflows,
-                           "load": load, "checkpoints": overrides}}
+                           "load": load, "rule": placement_rule.value, "checkpoints": overrides}}
     if out is not None:
         _write_evaluation(out, plan, results_as_dicts(results), summary, document,
                           markdown_table(summary), markdown_paired(paired + versus_heuristic), overrides)

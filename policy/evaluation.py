@@ -17,6 +17,7 @@ import numpy as np
 from scale_scheduler.simulator.cluster import heterogeneous
 from scale_scheduler.simulator.engine import simulate
 from scale_scheduler.simulator.generators import arrival_rate_for_load, generate_workload
+from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule
 from scale_scheduler.simulator.schedulers import Scheduler
 from scipy import stats
 
@@ -44,6 +45,7 @@ class EvaluationPlan:
     workflows: int
     load: float = 0.7
     base_nodes: int = 16
+    rule: PlacementRule = DEFAULT_RULE
 
     def cells(self) -> Iterator[tuple[int, str, int]]:
         """(N, regime, seed) of every distinct experiment; the base size is run once."""
@@ -72,7 +74,7 @@ def run_evaluation(plan: EvaluationPlan, make: Callable[[str], Scheduler],
         cluster, workflows = workload_for(plan, nodes, regime, seed)
         for method, scheduler in schedulers.items():
             scheduler.reset(seed)
-            outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed)
+            outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed, rule=plan.rule)
             regimes = REGIMES if nodes == plan.base_nodes else (regime,)
             for name in regimes:
                 result = EpisodeResult(method, nodes, name, seed, *(float(getattr(outcome, m)) for m in METRICS))
