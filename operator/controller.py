@@ -41,7 +41,7 @@ from scale_scheduler.simulator.cluster import NodeSpec
 from scale_scheduler.simulator.estimates import workflow_estimates
 from scale_scheduler.simulator.manifests import workflow_from_manifest
 from scale_scheduler.simulator.node_model import feasible
-from scale_scheduler.simulator.placement import Waiting, queue_key
+from scale_scheduler.simulator.placement import Waiting, queue_key, room_now
 from scale_scheduler.simulator.schedulers import Scheduler
 from scale_scheduler.simulator.workflow import Primitive, Workflow, WorkflowValidationError, validate
 
@@ -118,11 +118,6 @@ def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
     return WorkflowPlan(body["metadata"]["uid"], workflow, raw, estimates.downstream_seconds(workflow),
                         estimates.lower_bound_seconds,
                         {p.name: estimates.mean[i] for i, p in enumerate(workflow.primitives)})
-
-
-def _fits_now(primitive: Primitive, state: Any, index: int) -> bool:
-    return bool(primitive.cpu_millicores <= state.free_cpu[index] and primitive.memory_bytes <= state.free_memory[index]
-                and primitive.gpus <= state.free_gpus[index])
 
 
 class WorkflowController:
@@ -357,8 +352,7 @@ class WorkflowController:
         if not observation.mask.any():
             raise LookupError(f"no schedulable node in the cluster can run primitive {primitive.name!r}")
         state = observation.state
-        room = observation.mask & (primitive.cpu_millicores <= state.free_cpu) & (
-            primitive.memory_bytes <= state.free_memory) & (primitive.gpus <= state.free_gpus)
+        room = observation.candidates  # the late-binding rule: nodes with its requests free now
         if not room.any():
             raise NoRoom(f"0/{state.num_nodes} nodes are available: none of the nodes that can run "
                          f"{primitive.kind.value} has cpu {primitive.cpu_millicores}m, memory {primitive.memory_bytes}"
@@ -429,7 +423,7 @@ class WorkflowController:
         planned = (meta.get("annotations") or {}).get(labels.PLANNED_NODE_ANNOTATION, "")
         if planned and self.live.has_node(planned):
             state = self.live.snapshot()
-            if _fits_now(primitive, state, state.index_of(planned)):
+            if room_now(primitive, state)[state.index_of(planned)]:
                 return await self._bind(body, pod, None, planned)
         try:
             decision = self._decide(body, plan, progress, primitive)

@@ -41,6 +41,7 @@ from scale_scheduler.operator.metrics import EXTENDER_REQUESTS, record_decision
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, PROFILES
 from scale_scheduler.simulator.features import Observation
 from scale_scheduler.simulator.node_model import LLM_OVERHEAD_SECONDS
+from scale_scheduler.simulator.placement import room_now
 from scale_scheduler.simulator.primitives import PrimitiveKind
 from scale_scheduler.simulator.schedulers import Scheduler
 from scale_scheduler.simulator.workflow import Primitive
@@ -180,7 +181,7 @@ class Extender:
                 call: ExtenderCall) -> tuple[list[str], dict[str, str], dict[str, str]]:
         started = time.perf_counter()
         observation = self._observation(pod)
-        p, state = observation.primitive, observation.state
+        p, room = observation.primitive, room_now(observation.primitive, observation.state)
         index = {name: i for i, name in enumerate(self.live.node_names())}
         passed: list[str] = []
         failed: dict[str, str] = {}
@@ -191,8 +192,7 @@ class Extender:
                 failed[name] = "not in SCALE's live view (unknown node class, unschedulable, NotReady or tainted)"
             elif not observation.mask[i]:
                 unresolvable[name] = f"node cannot run a {p.kind.value} primitive with these requests"
-            elif (p.cpu_millicores > state.free_cpu[i] or p.memory_bytes > state.free_memory[i]
-                  or p.gpus > state.free_gpus[i]):
+            elif not room[i]:
                 failed[name] = "not enough free cpu, memory or nvidia.com/gpu now"
             else:
                 passed.append(name)

@@ -181,10 +181,14 @@ class Engine:
             task.sequence = self._sequence
             self._ready.append(task)
 
+    def _queue_key(self, task: _Task) -> tuple[float, float, int]:
+        # re-derived at every sort: SRPT-like priorities change as the workflow's other primitives start
+        return queue_key(self.priority, Waiting(self._primitive(task), task.downstream_seconds,
+                                                self._unstarted_seconds[task.workflow], task.sequence))
+
     def _next_placeable(self) -> _Task | None:
         """The first primitive of the queue, in priority order, that some node may take now."""
-        self._ready.sort(key=lambda t: queue_key(self.priority, Waiting(
-            self._primitive(t), t.downstream_seconds, self._unstarted_seconds[t.workflow], t.sequence)))
+        self._ready.sort(key=self._queue_key)
         for task in self._ready:
             allowed = candidates(self._primitive(task), self.state, task.mask, self.rule)
             if allowed.any():
@@ -301,8 +305,7 @@ class Engine:
         queue = self._queues[node]
         if not queue:
             return
-        queue.sort(key=lambda t: queue_key(self.priority, Waiting(
-            self._primitive(t), t.downstream_seconds, self._unstarted_seconds[t.workflow], t.sequence)))
+        queue.sort(key=self._queue_key)
         s = self.state
         while queue and self._fits(queue[0], node):
             head = queue.pop(0)

@@ -41,7 +41,7 @@ class _Heuristic:
         pass
 
     def priority(self, waiting: Waiting) -> float:
-        return 0.0  # first come, first served (then upward rank: placement.queue_key)
+        return 0.0  # no preference: placement.queue_key falls back to upward rank, then arrival
 
     def scores(self, observation: Observation) -> np.ndarray:
         raise NotImplementedError
@@ -132,13 +132,8 @@ class HeftScheduler(_Heuristic):
         return waiting.downstream_seconds
 
     def scores(self, observation: Observation) -> np.ndarray:
-        return earliest_finish_scores(observation)
-
-
-def earliest_finish_scores(observation: Observation) -> np.ndarray:
-    """Minus the estimated finish, cold start left out (see HeftScheduler)."""
-    o = observation
-    return -np.where(o.mask, o.estimated_wait + o.transfer + o.estimated_duration, np.inf)
+        o = observation
+        return -np.where(o.mask, o.estimated_wait + o.transfer + o.estimated_duration, np.inf)
 
 
 class ShortestRemainingScheduler(HeftScheduler):
