@@ -70,9 +70,10 @@ class OptimalityRow:
 
 
 def optimality_report(methods: Sequence[str], make: Callable[[str], Scheduler], instances: Sequence[Instance],
-                      time_limit_s: float, simulate_kwargs: dict[str, Any] | None = None) -> list[OptimalityRow]:
+                      time_limit_s: float, simulate_kwargs: dict[str, Any] | None = None,
+                      work_limit: float | None = None) -> list[OptimalityRow]:
     """Every method (a fresh ``make(method)`` per instance) simulated on every instance, beside the bounds and
-    CP-SAT's optimum of that instance's episode."""
+    CP-SAT's optimum of that instance's episode (``time_limit_s``, ``work_limit``: see ``yardsticks.optimum``)."""
     rows = []
     for instance in instances:
         times = {}
@@ -82,7 +83,8 @@ def optimality_report(methods: Sequence[str], make: Callable[[str], Scheduler], 
             times[method] = result.avg_response_time
         rows.append(OptimalityRow(
             instance.name, lower_bound(instance.cluster, instance.workflows, instance.seed),
-            optimum(instance.cluster, instance.workflows, instance.seed, time_limit_s=time_limit_s), times,
+            optimum(instance.cluster, instance.workflows, instance.seed, time_limit_s=time_limit_s,
+                    work_limit=work_limit), times,
         ))
     return rows
 

@@ -11,6 +11,7 @@ minus the total response time.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import math
 from collections.abc import Callable, Iterable
@@ -81,7 +82,10 @@ class _Task:
     node: int = -1
     ready: float = 0.0
     start: float = 0.0
+    setup: float = 0.0  # transfer + cold start paid before it runs
     estimated_finish: float = 0.0
+    started: bool = False
+    finished: bool = False
 
 
 class Engine:
@@ -109,6 +113,8 @@ class Engine:
         self._remaining: list[int] = []
         self._unstarted_seconds: list[float] = []  # per workflow: mean estimated work not started yet
         self._response: dict[int, float] = {}
+        self._in_flight: set[int] = set()  # arrived, not finished: the workflows whose tasks change
+        self._borrowed: set[int] = set()  # not arrived yet; their tasks are shared with a fork: copy on arrival
         self._lower_bound: list[float] = []
         self._placements: list[Placement] = []
         self._unfinished = 0
@@ -168,7 +174,11 @@ class Engine:
             while self._events and self._events[0][0] == time:
                 _, _, kind, w, i = heapq.heappop(self._events)
                 if kind == _ARRIVAL:
+                    if w in self._borrowed:
+                        self._borrowed.discard(w)
+                        self._tasks[w] = [copy.copy(t) for t in self._tasks[w]]
                     self._unfinished += 1
+                    self._in_flight.add(w)
                     self._enqueue(t for t in self._tasks[w] if not t.parents)
                 else:
                     self._enqueue(self._finish(self._tasks[w][i]))
@@ -207,7 +217,7 @@ class Engine:
         observation = Observation(
             now=self.now, primitive=self._primitive(task), state=self.state, parent_outputs=parent_outputs,
             downstream_seconds=task.downstream_seconds, workflow_elapsed=self.now - workflow.arrival_time,
-            rule=self.rule,
+            rule=self.rule, fork=self.fork,
         )
         # prime the lazy fields the engine already computed once per primitive (hot loop)
         observation.__dict__["estimated_duration"] = task.raw_estimate
@@ -257,7 +267,7 @@ class Engine:
         cold = 0.0 if s.warm[node, kind] else cold_start_seconds(p.kind)
         s.warm[node, kind] = True
         duration = float(task.estimated_seconds[node] * task.duration_factor[node])
-        task.start = self.now
+        task.start, task.setup, task.started = self.now, transfer + cold, True
         finish = self.now + transfer + cold + duration
         task.estimated_finish = self.now + transfer + cold + float(task.estimated_seconds[node])
         self._running_finish[node].append(task.estimated_finish)
@@ -283,6 +293,7 @@ class Engine:
         self._running_finish[node].remove(task.estimated_finish)
         s.next_release[node] = min(self._running_finish[node], default=math.inf)
         self._completed_primitives += 1
+        task.finished = True
         workflow = self.workflows[task.workflow]
         self._placements.append(Placement(workflow.name, p.name, self.cluster.nodes[node].name, task.ready,
                                           task.start, self.now))
@@ -290,6 +301,7 @@ class Engine:
         self._remaining[task.workflow] -= 1
         if self._remaining[task.workflow] == 0:
             self._unfinished -= 1
+            self._in_flight.discard(task.workflow)
             self._response[task.workflow] = self.now - workflow.arrival_time
         ready = []
         for child in task.children:
@@ -316,6 +328,84 @@ class Engine:
     def reward_since_last(self) -> float:
         reward, self._cost = -self._cost, 0.0
         return reward
+
+    # -- what-if copies (rollouts) -----------------------------------------------------------------
+    def fork(self, future_seed: int | None = None) -> Engine:
+        """An independent copy at this very point, a pending decision included, far cheaper than a deepcopy.
+
+        Only what changes is copied: the live state's dynamic arrays, the event heap and the tasks of the
+        workflows in flight. Finished workflows are shared; those still to arrive are shared until they arrive
+        and copied then, by whichever engine gets there first.
+
+        ``future_seed`` None: the copy has this engine's future (true durations, arrivals), so it replays to
+        exactly this engine's results. A number: the copy keeps only what a scheduler can know now (see
+        ``_forget_future``), with the unknowns drawn by that number: the same number gives the same draws
+        whatever is decided next (common random numbers between the candidates of one decision).
+        """
+        if not self._unfinished and not self._events:
+            raise RuntimeError("cannot fork a finished engine: every workflow is done (fork before the end)")
+        clone = copy.copy(self)  # shares the fixed parts: cluster, workflows, priority, rule, bounds
+        clone.state = self.state.copy()
+        clone._events = list(self._events)
+        clone._used = self._used.copy()
+        clone._running_finish = [list(finishes) for finishes in self._running_finish]
+        clone._remaining = list(self._remaining)
+        clone._unstarted_seconds = list(self._unstarted_seconds)
+        clone._response = dict(self._response)
+        clone._placements = list(self._placements)
+        clone._in_flight = set(self._in_flight)
+        clone._tasks = list(self._tasks)
+        copies: dict[int, _Task] = {}
+        for w in self._in_flight:
+            clone._tasks[w] = [copy.copy(task) for task in self._tasks[w]]
+            copies.update(zip(map(id, self._tasks[w]), clone._tasks[w], strict=True))
+        clone._ready = [copies[id(task)] for task in self._ready]
+        clone._queues = [[copies[id(task)] for task in queue] for queue in self._queues]
+        clone._pending = copies[id(self._pending)] if self._pending is not None else None
+        self._borrowed = {w for _, _, kind, w, _ in self._events if kind == _ARRIVAL}
+        clone._borrowed = set(self._borrowed)
+        if future_seed is not None:
+            clone._forget_future(np.random.default_rng([self.seed, future_seed]))
+        return clone
+
+    def _forget_future(self, rng: np.random.Generator) -> None:
+        """Replace what no scheduler knows by draws: no arrivals to come, and a fresh mean-one lognormal draw
+        (the engine's own noise model) for the true duration of every primitive in flight, running ones
+        included (those end no earlier than now)."""
+        finishes = []
+        for _, sequence, kind, w, i in self._events:
+            if kind == _ARRIVAL:
+                continue
+            task = self._tasks[w][i]
+            factor = rng.lognormal(-0.5 * DURATION_SIGMA**2, DURATION_SIGMA) if self.stochastic else 1.0
+            drawn = task.start + task.setup + float(task.estimated_seconds[task.node]) * factor
+            finishes.append((max(drawn, self.now), sequence, kind, w, i))
+        heapq.heapify(finishes)
+        self._events, self._borrowed = finishes, set()
+        n = self.state.num_nodes
+        for w in sorted(self._in_flight):  # sorted: the draws must not depend on set order
+            tasks = self._tasks[w]
+            if not self.stochastic:
+                continue
+            factors = rng.lognormal(-0.5 * DURATION_SIGMA**2, DURATION_SIGMA, size=(len(tasks), n))
+            for task, drawn in zip(tasks, factors, strict=True):
+                if not task.started:
+                    task.duration_factor = drawn
+
+    def estimated_remaining_response(self) -> float:
+        """Summed over the workflows in flight, the estimated seconds until each could finish if nothing waited
+        again: its longest chain of unfinished primitives, running ones by their estimated finish and the
+        others by their mean estimate. A rollout's value of the state it stops in."""
+        total = 0.0
+        for w in self._in_flight:
+            longest = 0.0
+            for task in self._tasks[w]:
+                if task.finished:
+                    continue
+                own = max(task.estimated_finish - self.now, 0.0) if task.started else task.mean_seconds
+                longest = max(longest, own + task.downstream_seconds)
+            total += longest
+        return total
 
     def result(self) -> SimulationResult:
         times = np.array(list(self._response.values())) if self._response else np.zeros(1)

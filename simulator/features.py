@@ -7,8 +7,10 @@ allocatable, and cross-node terms are relative to the mean over feasible nodes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +19,9 @@ from .placement import DEFAULT_RULE, PlacementRule, candidates, room_now
 from .primitives import GIB, KIND_INDEX, KINDS
 from .state import NODE_CLASSES, ClusterState
 from .workflow import Primitive
+
+if TYPE_CHECKING:  # the engine builds observations
+    from .engine import Engine
 
 PRIMITIVE_FEATURES = len(KINDS) + 7
 NODE_FEATURES = 15 + len(NODE_CLASSES)
@@ -35,6 +40,8 @@ class Observation:
     downstream_seconds: float = 0.0
     workflow_elapsed: float = 0.0
     rule: PlacementRule = DEFAULT_RULE
+    # in the simulator, Engine.fork at this decision (lookahead schedulers); None on a live cluster
+    fork: Callable[[int | None], Engine] | None = None
 
     @cached_property
     def mask(self) -> np.ndarray:

@@ -6,6 +6,7 @@ and Pod objects. Features and heuristics read only this, so both see the same cl
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +15,7 @@ from .cluster import PROFILES, ClusterSpec
 from .primitives import KIND_INDEX, KINDS, PrimitiveKind
 
 NODE_CLASSES: tuple[str, ...] = tuple(PROFILES)
+_DYNAMIC = ("free_cpu", "free_memory", "free_gpus", "running", "queue_length", "queued_seconds", "next_release", "warm")
 
 
 @dataclass
@@ -62,6 +64,13 @@ class ClusterState:
         self.queued_seconds = np.zeros(n, dtype=np.float64)
         self.next_release = np.full(n, np.inf)
         self.warm = np.zeros((n, len(KINDS)), dtype=bool)
+
+    def copy(self) -> ClusterState:
+        """A copy with dynamic arrays of its own; the static ones, fixed by the spec, are shared."""
+        clone = copy.copy(self)
+        for name in _DYNAMIC:
+            setattr(clone, name, getattr(self, name).copy())
+        return clone
 
     @property
     def num_nodes(self) -> int:

@@ -164,7 +164,7 @@ class OptimumResult:
 
 
 def optimum(cluster: ClusterSpec, workflows: Sequence[Workflow], seed: int, time_limit_s: float = 10.0,
-            workers: int = 1) -> OptimumResult:
+            workers: int = 1, work_limit: float | None = None) -> OptimumResult:
     """The clairvoyant offline optimum of the mean response time by OR-Tools CP-SAT.
 
     The model knows every arrival and every true duration and plays by the engine's rules: each primitive
@@ -181,7 +181,8 @@ def optimum(cluster: ClusterSpec, workflows: Sequence[Workflow], seed: int, time
     its times floored, is a model schedule no worse): ``best_bound`` is at most any engine run's mean
     response time, and so is ``objective`` when OPTIMAL. When the time limit stops the search, ``objective``
     is only the best schedule found and can be worse than a heuristic's. Deterministic for a seed with one
-    worker unless the wall-clock limit cuts the search."""
+    worker unless the wall-clock limit cuts the search; ``work_limit`` (CP-SAT's deterministic time, the same
+    on a busy machine as on an idle one) cuts it reproducibly."""
     from ortools.sat.python import cp_model  # lazy: the simulator stays importable without OR-Tools loaded
 
     _check_size(cluster, workflows)
@@ -192,6 +193,8 @@ def optimum(cluster: ClusterSpec, workflows: Sequence[Workflow], seed: int, time
     plan = _build(model, tasks, episode)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit_s
+    if work_limit is not None:
+        solver.parameters.max_deterministic_time = work_limit
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
     status = solver.solve(model)

@@ -64,7 +64,7 @@ def test_hand_computed_case_bounds_and_optimum() -> None:
     assert critical_path_bound(cluster, workflows, seed) == pytest.approx((short + long) / 2)
     # SRPT on the node's cpu: the shorter first, the longer waits for it; no cold start in the bound
     assert capacity_bound(cluster, workflows, seed) == pytest.approx((2 * short + long) / 2)
-    result = optimum(cluster, workflows, seed, time_limit_s=5.0)
+    result = optimum(cluster, workflows, seed, time_limit_s=300.0, work_limit=20.0)
     assert result.status == "OPTIMAL"
     # the shorter first, paying the cold start the other then waits for too
     assert result.objective == pytest.approx((2 * (cold + short) + long) / 2, abs=2 * TIME_STEP_SECONDS)
@@ -89,8 +89,10 @@ def test_lower_bounds_never_exceed_a_heuristic(seed: int, rule: PlacementRule) -
 @pytest.fixture(scope="module")
 def solved() -> list[tuple[Instance, OptimumResult]]:
     instances = [small_instance(seed, nodes=4, workflows=4) for seed in range(3)]
-    return [(instance, optimum(instance.cluster, instance.workflows, instance.seed, time_limit_s=10.0))
-            for instance in instances]
+    # a deterministic work limit (these need at most ~1.7 units), the wall-clock one only as a safety net: a
+    # busy 2-core machine once stopped a 10 s search short of its proof
+    return [(instance, optimum(instance.cluster, instance.workflows, instance.seed, time_limit_s=300.0,
+                               work_limit=20.0)) for instance in instances]
 
 
 def test_optimum_lies_between_the_lower_bound_and_heft(solved: list[tuple[Instance, OptimumResult]]) -> None:
@@ -162,7 +164,8 @@ def test_oversize_instance_is_refused_naming_the_limit() -> None:
 
 def test_report_compares_each_method_with_bound_and_optimum() -> None:
     instance = small_instance(1, nodes=4, workflows=3)
-    rows = optimality_report(["heft", "least-loaded"], make_heuristic, [instance], time_limit_s=10.0)
+    rows = optimality_report(["heft", "least-loaded"], make_heuristic, [instance], time_limit_s=300.0,
+                             work_limit=20.0)
     (row,) = rows
     assert row.optimum.status == "OPTIMAL"
     for method in ("heft", "least-loaded"):
