@@ -169,9 +169,19 @@ def evaluate(
     pair: list[str] = typer.Option(["scale:crossattn"], help="A:B paired comparisons to report (A - B per N)"),
     out: Path | None = typer.Option(None, help="write CSV, markdown tables, JSON and PNG plots here"),
     rule: str = typer.Option(DEFAULT_RULE.value, help=RULE_HELP),
+    suite: str | None = typer.Option(
+        None, help="'ood' for every out-of-distribution scenario, or comma-separated scenario names "
+        "(simulator/scenarios.py): each method per scenario with its ratio to that scenario's best heuristic, "
+        "instead of the N sweep (--nodes, --workflows, --load and --pair do not apply)"),
+    size: str = typer.Option("default", help="--suite only: scenario size, default, tiny or a factor on the "
+                             "number of workflows"),
+    optimality: int = typer.Option(0, min=0, help="also run every method on this many small instances "
+                                   "(6 nodes, 6 workflows) beside max(LB1, LB2) and the CP-SAT optimum"),
+    cp_sat_seconds: float = typer.Option(30.0, min=0.1, help="CP-SAT's time limit per small instance"),
     as_json: bool = typer.Option(False, "--json", help="print {'results': [...]} as JSON on stdout"),
 ) -> None:
-    """Run every method on identical workloads per (N, regime, seed) and compare them with 95% CIs."""
+    """Run every method on identical workloads per (N, regime, seed) and compare them with 95% CIs; with --suite,
+    per out-of-distribution scenario against the best heuristic."""
     import torch
     from scale_scheduler.simulator.schedulers import HEURISTICS
 
@@ -185,20 +195,21 @@ def evaluate(
         run_evaluation,
         summarise,
     )
-    from .registry import make_scheduler
-
     torch.set_num_threads(1)
     overrides = _parse_checkpoints(checkpoint)
     try:
         placement_rule = parse_rule(rule)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--rule") from None
+    make = _method_maker(overrides)
+    if suite is not None:
+        _evaluate_suite(suite, _split(methods), seeds, size, placement_rule, make, out, as_json)
+        return
     plan = EvaluationPlan(_split(methods), [int(n) for n in _split(nodes)], seeds, workflows, load,
                           rule=placement_rule)
     with _progress() as progress:
         task = progress.add_task("evaluate", total=plan.episodes())
-        results = run_evaluation(plan, lambda m: make_scheduler(m, overrides.get(m)),
-                                 on_episode=lambda _: progress.advance(task))
+        results = run_evaluation(plan, make, on_episode=lambda _: progress.advance(task))
     summary = summarise(results)
     paired = []
     for comparison in pair:
@@ -209,13 +220,20 @@ def evaluate(
     versus_heuristic = best_heuristic_comparison(results, "scale", heuristics) if "scale" in plan.methods else []
     document = {"results": [{k: row[k] for k in ("method", "nodes", "regime", "avg_response_time",
                                                   "avg_response_time_ci95", "p95_response_time",
-                                                  "completed_primitives", "avg_slowdown")} for row in summary],
+                                                  "completed_primitives", "avg_slowdown", "lower_bound",
+                                                  "ratio_to_lower_bound")} for row in summary],
                 "paired": paired, "scale_vs_best_heuristic": versus_heuristic,
                 "config": {"methods": plan.methods, "nodes": plan.nodes, "seeds": seeds, "workflows": workflows,
                            "load": load, "rule": placement_rule.value, "checkpoints": overrides}}
+    optimality_markdown = ""
+    if optimality:
+        document["optimality"], optimality_markdown = _optimality(plan.methods, make, optimality, cp_sat_seconds,
+                                                                  placement_rule)
     if out is not None:
         _write_evaluation(out, plan, results_as_dicts(results), summary, document,
                           markdown_table(summary), markdown_paired(paired + versus_heuristic), overrides)
+        if optimality_markdown:
+            (out / "optimality.md").write_text(optimality_markdown + "\n")
     if as_json:
         print(json.dumps(document))
         return
@@ -230,6 +248,90 @@ def evaluate(
     Console().print(table)
     if paired or versus_heuristic:
         Console().print(markdown_paired(paired + versus_heuristic))
+    if optimality_markdown:
+        Console().print(optimality_markdown)
+
+
+def _method_maker(overrides: dict[str, str]) -> Any:  # Callable[[str], Scheduler]; the simulator loads lazily
+    from .registry import make_scheduler
+
+    def make(method: str) -> Any:
+        try:
+            return make_scheduler(method, overrides.get(method))
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--methods") from None
+
+    return make
+
+
+def _optimality(methods: list[str], make: Any, instances: int, cp_sat_seconds: float,
+                rule: Any) -> tuple[dict[str, Any], str]:
+    """Every method on ``instances`` small instances (seeds 0..K-1) beside max(LB1, LB2) and CP-SAT's optimum."""
+    from .optimality import optimality_report, optimality_table, small_instances
+
+    console.print(f"CP-SAT on {instances} small instances (up to {cp_sat_seconds:g} s each) ...")
+    rows = optimality_report(methods, make, small_instances(range(instances)), time_limit_s=cp_sat_seconds,
+                             simulate_kwargs={"rule": rule})
+    document = {
+        "instances": [{"instance": row.instance, "lb1": row.lower_bound.critical_path,
+                       "lb2": row.lower_bound.capacity, "cp_sat_objective": row.optimum.objective,
+                       "cp_sat_bound": row.optimum.best_bound, "cp_sat_status": row.optimum.status,
+                       "cp_sat_proven_gap": row.optimum.proven_gap, "response_times": row.response_times}
+                      for row in rows],
+        "mean_gap_to_cp_sat": {m: float(sum(row.gap_to_optimum(m) for row in rows) / len(rows)) for m in methods},
+        "mean_ratio_to_lower_bound": {m: float(sum(row.ratio_to_bound(m) for row in rows) / len(rows))
+                                      for m in methods},
+    }
+    return document, optimality_table(rows)
+
+
+def _scenario_size(text: str) -> str | float:
+    """"default", "tiny", or a factor on the number of workflows (the scenario checks it is positive)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _evaluate_suite(suite: str, methods: list[str], seeds: int, size: str, rule: Any, make: Any, out: Path | None,
+                    as_json: bool) -> None:
+    from scale_scheduler.simulator.scenarios import SCENARIOS, get_scenario
+
+    from .suite import markdown_suite_table, plot_suite_ratios, run_suite, summarise_suite
+
+    names = list(SCENARIOS) if suite == "ood" else _split(suite)
+    try:
+        scenarios = [get_scenario(name) for name in names]
+    except ValueError as error:
+        raise typer.BadParameter(f"{error} (or 'ood' for all of them)", param_hint="--suite") from None
+    scale = _scenario_size(size)
+    try:
+        for scenario in scenarios:
+            scenario.size(scale)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--size") from None
+    schedulers = {method: make(method) for method in methods}  # an unknown method fails before any simulation
+    total = len(names) * seeds * len(methods)
+    with _progress() as progress:
+        task = progress.add_task("suite", total=total)
+        episodes = run_suite(names, methods, range(seeds), schedulers.__getitem__, size=scale,
+                             simulate_kwargs={"rule": rule},
+                             on_episode=lambda e: progress.update(task, advance=1,
+                                                                  description=f"{e.scenario} {e.method}"))
+    summary = summarise_suite(episodes)
+    table = markdown_suite_table(summary)
+    document = {"suite": summary, "config": {"scenarios": names, "methods": methods, "seeds": seeds,
+                                             "size": size, "rule": rule.value}}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "suite.json").write_text(json.dumps(document, indent=2) + "\n")
+        (out / "suite.md").write_text(table)
+        plot_suite_ratios(summary, out / "suite_ratios.png")
+        console.print(f"wrote {out}/: suite.json suite.md suite_ratios.png")
+    if as_json:
+        print(json.dumps(document))
+    else:
+        Console().print(table)
 
 
 def _write_evaluation(out: Path, plan: Any, raw: list[dict[str, Any]], summary: list[dict[str, Any]],

@@ -9,6 +9,7 @@ At the base size the two are the same experiment, run once and reported under bo
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from scale_scheduler.simulator.engine import simulate
 from scale_scheduler.simulator.generators import arrival_rate_for_load, generate_workload
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule
 from scale_scheduler.simulator.schedulers import Scheduler
+from scale_scheduler.simulator.yardsticks import lower_bound
 from scipy import stats
 
 REGIMES: tuple[str, ...] = ("per-node", "total-rate")
@@ -35,6 +37,7 @@ class EpisodeResult:
     p95_response_time: float
     completed_primitives: float
     avg_slowdown: float
+    lower_bound: float = math.nan  # max(LB1, LB2) of the episode: no method can have a lower avg response time
 
 
 @dataclass
@@ -72,12 +75,14 @@ def run_evaluation(plan: EvaluationPlan, make: Callable[[str], Scheduler],
     results = []
     for nodes, regime, seed in plan.cells():
         cluster, workflows = workload_for(plan, nodes, regime, seed)
+        bound = lower_bound(cluster, workflows, seed).value
         for method, scheduler in schedulers.items():
             scheduler.reset(seed)
             outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed, rule=plan.rule)
             regimes = REGIMES if nodes == plan.base_nodes else (regime,)
             for name in regimes:
-                result = EpisodeResult(method, nodes, name, seed, *(float(getattr(outcome, m)) for m in METRICS))
+                result = EpisodeResult(method, nodes, name, seed, *(float(getattr(outcome, m)) for m in METRICS),
+                                       lower_bound=bound)
                 results.append(result)
             if on_episode:
                 on_episode(result)
@@ -104,6 +109,8 @@ def summarise(results: list[EpisodeResult]) -> list[dict[str, Any]]:
             row[metric] = float(np.mean([getattr(e, metric) for e in episodes]))
         low, high = confidence_interval(np.array([e.avg_response_time for e in episodes]))
         row["avg_response_time_ci95"] = [low, high]
+        row["lower_bound"] = float(np.mean([e.lower_bound for e in episodes]))
+        row["ratio_to_lower_bound"] = float(np.mean([e.avg_response_time / e.lower_bound for e in episodes]))
         rows.append(row)
     return rows
 
@@ -151,15 +158,16 @@ def results_as_dicts(results: list[EpisodeResult]) -> list[dict[str, Any]]:
 
 def markdown_table(summary: list[dict[str, Any]]) -> str:
     lines = [
-        "| N | regime | method | avg response time (s) [95% CI] | p95 (s) | completed primitives | slowdown |",
-        "|---|---|---|---|---|---|---|",
+        "| N | regime | method | avg response time (s) [95% CI] | p95 (s) | completed primitives | slowdown "
+        "| max(LB1, LB2) (s) | / LB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in sorted(summary, key=lambda r: (r["nodes"], REGIMES.index(r["regime"]), r["avg_response_time"])):
         low, high = row["avg_response_time_ci95"]
         lines.append(
             f"| {row['nodes']} | {row['regime']} | {row['method']} | {row['avg_response_time']:.2f} "
             f"[{low:.2f}, {high:.2f}] | {row['p95_response_time']:.2f} | {row['completed_primitives']:.1f} | "
-            f"{row['avg_slowdown']:.2f} |"
+            f"{row['avg_slowdown']:.2f} | {row['lower_bound']:.2f} | {row['ratio_to_lower_bound']:.2f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -1,14 +1,15 @@
-"""Every scheduling method by name: the simulator's heuristics and our learned policies.
+"""Every scheduling method by name: the simulator's heuristics, its lookahead references and our learned policies.
 
 Learned policies load the checkpoint shipped in policy/checkpoints/<name>/ unless given another.
 """
 
 from __future__ import annotations
 
+from scale_scheduler.simulator.rollout import LOOKAHEAD
 from scale_scheduler.simulator.schedulers import HEURISTICS, Scheduler, make_heuristic
 
 LEARNED_METHODS: tuple[str, ...] = ("scale", "crossattn", "ppo-mlp", "ppo-mlp-srr", "sac")
-METHODS: tuple[str, ...] = LEARNED_METHODS + tuple(HEURISTICS)
+METHODS: tuple[str, ...] = LEARNED_METHODS + tuple(HEURISTICS) + tuple(LOOKAHEAD)
 
 
 def make_scheduler(name: str, checkpoint: str | None = None) -> Scheduler:
@@ -16,10 +17,10 @@ def make_scheduler(name: str, checkpoint: str | None = None) -> Scheduler:
 
     Any other name is accepted with a checkpoint, so two runs of one algorithm can be compared side by side.
     """
-    if name in HEURISTICS:
+    if name in HEURISTICS or name in LOOKAHEAD:
         if checkpoint is not None:
             raise ValueError(f"{name!r} is a heuristic and takes no checkpoint")
-        return make_heuristic(name)
+        return LOOKAHEAD[name]() if name in LOOKAHEAD else make_heuristic(name)
     if name not in LEARNED_METHODS and checkpoint is None:
         raise ValueError(
             f"unknown scheduler {name!r}; choose from {', '.join(METHODS)} (or name any trained run with a checkpoint)"

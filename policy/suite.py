@@ -18,6 +18,7 @@ import numpy as np
 from scale_scheduler.simulator.engine import simulate
 from scale_scheduler.simulator.scenarios import get_scenario
 from scale_scheduler.simulator.schedulers import HEURISTICS, Scheduler
+from scale_scheduler.simulator.yardsticks import lower_bound
 
 from .evaluation import confidence_interval
 
@@ -35,6 +36,7 @@ class SuiteEpisode:
     p95_response_time: float
     completed_workflows: int
     workflows: int
+    lower_bound: float  # max(LB1, LB2) of the (scenario, seed) episode
 
 
 def run_suite(names: Sequence[str], methods: Sequence[str], seeds: Sequence[int], make: Callable[[str], Scheduler],
@@ -48,11 +50,13 @@ def run_suite(names: Sequence[str], methods: Sequence[str], seeds: Sequence[int]
     for scenario in scenarios:
         for seed in seeds:
             cluster, workflows = scenario.build(seed, size)
+            bound = lower_bound(cluster, workflows, seed).value
             for method, scheduler in schedulers.items():
                 scheduler.reset(seed)
                 outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed, **(simulate_kwargs or {}))
                 episode = SuiteEpisode(scenario.name, method, seed, float(outcome.avg_response_time),
-                                       float(outcome.p95_response_time), outcome.completed_workflows, len(workflows))
+                                       float(outcome.p95_response_time), outcome.completed_workflows, len(workflows),
+                                       bound)
                 episodes.append(episode)
                 if on_episode:
                     on_episode(episode)
@@ -86,6 +90,8 @@ def summarise_suite(episodes: Iterable[SuiteEpisode], heuristics: Iterable[str] 
             "best_heuristic": best[scenario],
             "ratio_to_best_heuristic": means[(scenario, method)] / means[(scenario, best[scenario])],
             "completed_fraction": sum(e.completed_workflows for e in group) / sum(e.workflows for e in group),
+            "lower_bound": float(np.mean([e.lower_bound for e in group])),
+            "ratio_to_lower_bound": float(np.mean([e.avg_response_time / e.lower_bound for e in group])),
         })
     worst: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -104,8 +110,8 @@ def markdown_suite_table(summary: dict[str, Any]) -> str:
     methods = _ordered(summary, "method")
     cells = {(r["scenario"], r["method"]): r for r in summary["rows"]}
     lines = [
-        "| scenario | " + " | ".join(methods) + " | best heuristic |",
-        "|---|" + "---|" * (len(methods) + 1),
+        "| scenario | " + " | ".join(methods) + " | best heuristic | max(LB1, LB2) |",
+        "|---|" + "---|" * (len(methods) + 2),
     ]
     for scenario in _ordered(summary, "scenario"):
         row = [scenario]
@@ -117,7 +123,8 @@ def markdown_suite_table(summary: dict[str, Any]) -> str:
             low, high = cell["avg_response_time_ci95"]
             ratio = cell["ratio_to_best_heuristic"]
             row.append(f"{cell['avg_response_time']:.2f} [{low:.2f}, {high:.2f}] (×{ratio:.2f})")
-        row.append(next(r["best_heuristic"] for r in summary["rows"] if r["scenario"] == scenario))
+        first = next(r for r in summary["rows"] if r["scenario"] == scenario)
+        row += [first["best_heuristic"], f"{first['lower_bound']:.2f}"]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     lines += [f"- {w['method']}: worst scenario {w['scenario']} (×{w['ratio']:.2f} the best heuristic)"

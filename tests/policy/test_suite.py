@@ -25,7 +25,7 @@ TIMES = {
 
 
 def hand_episodes() -> list[SuiteEpisode]:
-    return [SuiteEpisode(scenario, method, seed, time, 2 * time, 5, 5)
+    return [SuiteEpisode(scenario, method, seed, time, 2 * time, 5, 5, lower_bound=8.0)
             for (scenario, method), times in TIMES.items() for seed, time in enumerate(times)]
 
 
@@ -38,6 +38,8 @@ def test_summary_ratio_of_the_best_heuristic_is_exactly_one_and_others_are_relat
     assert rows[("a", "scale")]["best_heuristic"] == "heft"
     assert rows[("a", "heft")]["avg_response_time_ci95"] == list(confidence_interval(np.array([10.0, 12.0])))
     assert rows[("a", "heft")]["completed_fraction"] == 1.0
+    assert rows[("a", "heft")]["lower_bound"] == 8.0
+    assert rows[("a", "heft")]["ratio_to_lower_bound"] == pytest.approx((10 / 8 + 12 / 8) / 2)
 
 
 def test_worst_scenario_per_method_is_its_highest_ratio() -> None:
@@ -49,9 +51,9 @@ def test_worst_scenario_per_method_is_its_highest_ratio() -> None:
 def test_markdown_has_a_row_per_scenario_a_column_per_method_and_the_worst_lines() -> None:
     table = markdown_suite_table(summarise_suite(hand_episodes()))
     lines = table.splitlines()
-    assert lines[0] == "| scenario | heft | least-loaded | scale | best heuristic |"
+    assert lines[0] == "| scenario | heft | least-loaded | scale | best heuristic | max(LB1, LB2) |"
     assert lines[2].startswith("| a | 11.00 [") and "(×1.00)" in lines[2] and "(×2.00)" in lines[2]
-    assert lines[2].endswith("| heft |") and lines[3].endswith("| least-loaded |")
+    assert lines[2].endswith("| heft | 8.00 |") and lines[3].endswith("| least-loaded | 8.00 |")
     assert "- scale: worst scenario a (×2.00 the best heuristic)" in lines
     assert "- heft: worst scenario b (×2.00 the best heuristic)" in lines
 
