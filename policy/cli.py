@@ -68,6 +68,8 @@ def train(
     rollouts: int = typer.Option(4, help="PPO: rollouts per arrival sequence"),
     eval_interval: int = typer.Option(5, help="PPO: iterations between validations/checkpoints"),
     threads: int = typer.Option(1, help="torch CPU threads (1 lets two runs share a 2-core machine)"),
+    rule: str = typer.Option(DEFAULT_RULE.value, help=RULE_HELP + " Training episodes run under it; the "
+                             "checkpoint records it."),
     srr_decorrelation: float | None = typer.Option(
         None, min=0.0, help="SRR: weight of the decorrelation loss (scale, ppo-mlp-srr) [default: 0.1, policy/srr.py]"),
     srr_kl: float | None = typer.Option(
@@ -87,16 +89,21 @@ def train(
     if srr_weights and not (algo in PPO_ALGOS and PPO_ALGOS[algo][1]):
         raise typer.BadParameter(f"{algo!r} trains without SRR; the SRR weights apply to scale and ppo-mlp-srr",
                                  param_hint="--srr-decorrelation/--srr-kl")
+    try:
+        placement_rule = parse_rule(rule).value
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--rule") from None
     torch.set_num_threads(threads)
     command = "scale-sched " + " ".join(sys.argv[1:])
     if algo == "sac":
         trainer: Trainer | SACTrainer = SACTrainer(
-            SACConfig(seed=seed, nodes=nodes, total_steps=steps, workflows_per_episode=workflows), out, command
+            SACConfig(seed=seed, nodes=nodes, total_steps=steps, workflows_per_episode=workflows, rule=placement_rule),
+            out, command
         )
     else:
         config = PPOConfig.for_algo(algo, seed=seed, nodes=nodes, total_steps=steps, workflows_per_episode=workflows,
                                     groups=groups, rollouts_per_group=rollouts, eval_interval=eval_interval,
-                                    **srr_weights)
+                                    rule=placement_rule, **srr_weights)
         trainer = Trainer(config, out, command)
     if trainer.resume():
         console.print(f"resuming {out} at decision {trainer.global_step}")

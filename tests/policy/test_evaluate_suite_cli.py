@@ -60,3 +60,17 @@ def test_standard_table_has_the_bound_and_optimality_reports_cp_sat_gaps(tmp_pat
     assert set(optimality["mean_gap_to_cp_sat"]) == {"heft", "least-loaded"}
     assert "max(LB1, LB2)" in (tmp_path / "table.md").read_text()
     assert "heft vs CP-SAT" in (tmp_path / "optimality.md").read_text()
+
+
+def test_train_takes_the_placement_rule_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    done = subprocess.run([*SCALE_SCHED, "train", "--algo", "crossattn", "--nodes", "4", "--workflows", "2",
+                           "--groups", "1", "--rollouts", "2", "--eval-interval", "1", "--steps", "40",
+                           "--rule", "node-queues", "--out", str(tmp_path / "run"), "--json"],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["training"]["train_config"]["rule"] == "node-queues"
+    refused = subprocess.run([*SCALE_SCHED, "train", "--rule", "nearest", "--out", str(tmp_path / "nope")],
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode == 2
+    assert "unknown placement rule 'nearest'; choose from late-binding, node-queues" in _message(refused)
+    assert not (tmp_path / "nope").exists()
