@@ -22,7 +22,8 @@ from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, parse_r
 
 console = Console(stderr=True)
 ALGOS = ("scale", "crossattn", "ppo-mlp", "ppo-mlp-srr", "sac")
-DEFAULT_EVAL_METHODS = "scale,crossattn,ppo-mlp,ppo-mlp-srr,sac,heft,least-loaded,k8s-default,round-robin,random"
+DEFAULT_EVAL_METHODS = ("scale,crossattn,ppo-mlp,ppo-mlp-srr,sac,heft,srpt-eft,least-loaded,k8s-default,round-robin,"
+                        "random")
 TRAINING_FILES = ("model.pt", "config.json", "metrics.jsonl", "TRAINING.md", "TRAINING.json")
 
 

@@ -16,6 +16,7 @@ import heapq
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 
@@ -330,7 +331,7 @@ class Engine:
         return reward
 
     # -- what-if copies (rollouts) -----------------------------------------------------------------
-    def fork(self, future_seed: int | None = None) -> Engine:
+    def fork(self, future_seed: int | None = None, arrivals: int = 0) -> Engine:
         """An independent copy at this very point, a pending decision included, far cheaper than a deepcopy.
 
         Only what changes is copied: the live state's dynamic arrays, the event heap and the tasks of the
@@ -339,11 +340,14 @@ class Engine:
 
         ``future_seed`` None: the copy has this engine's future (true durations, arrivals), so it replays to
         exactly this engine's results. A number: the copy keeps only what a scheduler can know now (see
-        ``_forget_future``), with the unknowns drawn by that number: the same number gives the same draws
-        whatever is decided next (common random numbers between the candidates of one decision).
+        ``_forget_future``), with the unknowns drawn by that number, ``arrivals`` workflows to come among them:
+        the same number gives the same draws whatever is decided next (common random numbers between the
+        candidates of one decision).
         """
         if not self._unfinished and not self._events:
             raise RuntimeError("cannot fork a finished engine: every workflow is done (fork before the end)")
+        if arrivals and future_seed is None:
+            raise ValueError("sampled arrivals need a future_seed: the true future has its own arrivals")
         clone = copy.copy(self)  # shares the fixed parts: cluster, workflows, priority, rule, bounds
         clone.state = self.state.copy()
         clone._events = list(self._events)
@@ -365,21 +369,22 @@ class Engine:
         self._borrowed = {w for _, _, kind, w, _ in self._events if kind == _ARRIVAL}
         clone._borrowed = set(self._borrowed)
         if future_seed is not None:
-            clone._forget_future(np.random.default_rng([self.seed, future_seed]))
+            clone._forget_future(np.random.default_rng([self.seed, future_seed]), arrivals)
         return clone
 
-    def _forget_future(self, rng: np.random.Generator) -> None:
-        """Replace what no scheduler knows by draws: no arrivals to come, and a fresh mean-one lognormal draw
-        (the engine's own noise model) for the true duration of every primitive in flight, running ones
-        included (those end no earlier than now)."""
+    def _forget_future(self, rng: np.random.Generator, arrivals: int) -> None:
+        """Replace what no scheduler knows by draws: a fresh mean-one lognormal draw (the engine's own noise
+        model) for the true duration of every primitive in flight, running ones included (those end no earlier
+        than now), and instead of the true arrivals to come, ``arrivals`` sampled ones (``_sample_arrivals``)."""
         finishes = []
         for _, sequence, kind, w, i in self._events:
             if kind == _ARRIVAL:
                 continue
             task = self._tasks[w][i]
-            factor = rng.lognormal(-0.5 * DURATION_SIGMA**2, DURATION_SIGMA) if self.stochastic else 1.0
-            drawn = task.start + task.setup + float(task.estimated_seconds[task.node]) * factor
-            finishes.append((max(drawn, self.now), sequence, kind, w, i))
+            estimate = float(task.estimated_seconds[task.node])
+            ran = self.now - task.start - task.setup  # seconds of its true duration already behind it
+            factor = _factor_beyond(ran / estimate, rng) if self.stochastic else 1.0
+            finishes.append((max(task.start + task.setup + estimate * factor, self.now), sequence, kind, w, i))
         heapq.heapify(finishes)
         self._events, self._borrowed = finishes, set()
         n = self.state.num_nodes
@@ -391,6 +396,37 @@ class Engine:
             for task, drawn in zip(tasks, factors, strict=True):
                 if not task.started:
                     task.duration_factor = drawn
+        if arrivals:
+            self._sample_arrivals(rng, arrivals)
+
+    def _sample_arrivals(self, rng: np.random.Generator, count: int) -> None:
+        """``count`` arrivals as the past suggests: a Poisson process at the rate seen so far, each a copy of a
+        workflow that has arrived, drawn uniformly (its shape, tokens and estimates; fresh true durations)."""
+        arrived = sorted(self._in_flight | set(self._response))
+        if len(arrived) < 2:
+            return  # no rate to go by yet
+        times = [self.workflows[w].arrival_time for w in arrived]
+        rate = (len(arrived) - 1) / max(max(times) - min(times), 1e-9)
+        self.workflows, self._lower_bound = list(self.workflows), list(self._lower_bound)
+        self._tasks, self._remaining, self._unstarted_seconds = list(self._tasks), list(self._remaining), \
+            list(self._unstarted_seconds)
+        when = self.now
+        for template in rng.choice(arrived, size=count):
+            when += float(rng.exponential(1.0 / rate))
+            source = self.workflows[template]
+            w = len(self.workflows)
+            self.workflows.append(Workflow(f"{source.name}~{w}", source.primitives, arrival_time=when))
+            factors = rng.lognormal(-0.5 * DURATION_SIGMA**2, DURATION_SIGMA, size=(len(source.primitives),
+                                                                                   self.state.num_nodes))
+            tasks = [_Task(w, t.index, t.parents, t.children, t.estimated_seconds, t.raw_estimate, t.mask,
+                           factor if self.stochastic else t.duration_factor, t.downstream_seconds,
+                           t.mean_seconds, missing_parents=len(t.parents))
+                     for t, factor in zip(self._tasks[template], factors, strict=True)]
+            self._tasks.append(tasks)
+            self._remaining.append(len(tasks))
+            self._unstarted_seconds.append(float(sum(t.mean_seconds for t in tasks)))
+            self._lower_bound.append(self._lower_bound[template])
+            self._push(when, _ARRIVAL, w, -1)
 
     def estimated_remaining_response(self) -> float:
         """Summed over the workflows in flight, the estimated seconds until each could finish if nothing waited
@@ -425,6 +461,18 @@ class Engine:
             node_utilisation=node_utilisation, avg_slowdown=float(np.mean(slowdown)) if slowdown else 0.0,
             placements=self._placements,
         )
+
+
+_LOG_MEAN = -0.5 * DURATION_SIGMA**2  # of the duration factor's logarithm: the factor's mean is one
+_NORMAL = NormalDist()
+
+
+def _factor_beyond(low: float, rng: np.random.Generator) -> float:
+    """A duration factor drawn from the engine's lognormal given that it exceeds ``low`` (a running primitive's
+    share of its estimate already run): by inverse transform from the upper tail."""
+    floor = _NORMAL.cdf((math.log(low) - _LOG_MEAN) / DURATION_SIGMA) if low > 0 else 0.0
+    tail = floor + (1.0 - floor) * float(rng.random())
+    return math.exp(_LOG_MEAN + DURATION_SIGMA * _NORMAL.inv_cdf(min(max(tail, 1e-12), 1.0 - 1e-12)))
 
 
 def simulate(cluster: ClusterSpec, workflows: list[Workflow], scheduler: Scheduler, seed: int,

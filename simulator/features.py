@@ -41,7 +41,7 @@ class Observation:
     workflow_elapsed: float = 0.0
     rule: PlacementRule = DEFAULT_RULE
     # in the simulator, Engine.fork at this decision (lookahead schedulers); None on a live cluster
-    fork: Callable[[int | None], Engine] | None = None
+    fork: Callable[..., Engine] | None = None
 
     @cached_property
     def mask(self) -> np.ndarray:

@@ -10,11 +10,15 @@ decision sees the same draws (common random numbers), so their difference is the
 HEFT's own choice is always among the candidates and wins ties, so with exact rollouts this is never worse
 than HEFT (Bertsekas' cost improvement); with sampled ones only on average. It needs the simulator: on a live
 cluster there is nothing to fork.
+
+``rollout-heft-clairvoyant`` rolls out the episode's true future instead (its arrivals and true durations, one
+rollout per candidate): no scheduler can know that, so it is a ceiling for lookahead, not a method to deploy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -34,11 +38,18 @@ HORIZON_DECISIONS = 32
 class RolloutHeftScheduler(HeftScheduler):
     name = "rollout-heft"
 
-    def __init__(self, top_k: int = TOP_K, samples: int = SAMPLES, horizon: int = HORIZON_DECISIONS) -> None:
-        if top_k < 1 or samples < 1 or horizon < 0:
-            raise ValueError(f"rollout-heft needs top_k >= 1, samples >= 1, horizon >= 0 "
-                             f"(got {top_k}, {samples}, {horizon})")
-        self.top_k, self.samples, self.horizon = top_k, samples, horizon
+    def __init__(self, top_k: int = TOP_K, samples: int = SAMPLES, horizon: int = HORIZON_DECISIONS,
+                 arrivals: int = 0, clairvoyant: bool = False) -> None:
+        if top_k < 1 or samples < 1 or horizon < 0 or arrivals < 0:
+            raise ValueError(f"rollout-heft needs top_k >= 1, samples >= 1, horizon >= 0, arrivals >= 0 "
+                             f"(got {top_k}, {samples}, {horizon}, {arrivals})")
+        if clairvoyant and arrivals:
+            raise ValueError("a clairvoyant rollout plays the true arrivals; sampled ones do not apply")
+        self.top_k, self.horizon, self.arrivals = top_k, horizon, arrivals
+        self.clairvoyant = clairvoyant
+        self.samples = 1 if clairvoyant else samples  # the true future is one: nothing to average
+        if clairvoyant:
+            self.name = "rollout-heft-clairvoyant"
         self.base = HeftScheduler()
         self.decisions = 0  # numbers each decision's draws: reproducible per episode
         self.rollouts = 0  # forks run, for cost reports
@@ -59,9 +70,9 @@ class RolloutHeftScheduler(HeftScheduler):
             return heft
         costs = np.zeros(len(top))
         for sample in range(self.samples):
-            future = self.decisions * self.samples + sample  # the same draws for every candidate
+            future = None if self.clairvoyant else self.decisions * self.samples + sample  # same draws per candidate
             for j, node in enumerate(top):
-                costs[j] += self._rollout(observation.fork(future), int(node))
+                costs[j] += self._rollout(observation.fork(future, self.arrivals), int(node))
         self.rollouts += len(top) * self.samples
         # every other candidate scores below the worst of the top; ties go to HEFT's order
         scores = np.where(observation.candidates, heft - heft[top].min() - costs.max() - 1.0, -np.inf)
@@ -81,4 +92,7 @@ class RolloutHeftScheduler(HeftScheduler):
 
 
 # schedulers that look ahead in the simulator: offered wherever the simulator runs, never on a live cluster
-LOOKAHEAD: dict[str, Callable[[], Scheduler]] = {"rollout-heft": RolloutHeftScheduler}
+LOOKAHEAD: dict[str, Callable[[], Scheduler]] = {
+    "rollout-heft": RolloutHeftScheduler,
+    "rollout-heft-clairvoyant": partial(RolloutHeftScheduler, clairvoyant=True),
+}

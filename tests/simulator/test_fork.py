@@ -55,10 +55,17 @@ def test_a_fork_of_a_fork_and_a_sampled_future_are_reproducible() -> None:
     other = engine.fork(future_seed=8)
     play(other, "heft")
     assert summary(other.result()) != outcomes[0]
-    # a sampled future has no arrivals to come: fewer workflows complete than in the true one
+    # a sampled future has no arrivals to come unless asked for: fewer workflows complete than in the true one
     true_future = engine.fork()
     play(true_future, "heft")
     assert outcomes[0][2] < true_future.result().completed_primitives
+    quiet, busier = engine.fork(future_seed=7), engine.fork(future_seed=7, arrivals=3)
+    for fork in (quiet, busier):
+        play(fork, "heft")
+    assert busier.result().completed_workflows == quiet.result().completed_workflows + 3
+    assert len(engine.workflows) == 30  # the sampled workflows live in the fork alone
+    with pytest.raises(ValueError, match="need a future_seed"):
+        engine.fork(arrivals=3)
 
 
 def test_forking_a_finished_engine_is_an_error() -> None:
