@@ -31,6 +31,8 @@ from .state import ClusterState
 from .workflow import Workflow, validate
 
 _ARRIVAL, _FINISH = 0, 1
+_LOG_MEAN = -0.5 * DURATION_SIGMA**2  # of the duration factor's logarithm: the factor's mean is one
+_NORMAL = NormalDist()
 
 
 @dataclass
@@ -283,7 +285,7 @@ class Engine:
         if not self.stochastic:
             return np.ones((count, n))
         rng = np.random.default_rng([self.seed, w])
-        return rng.lognormal(mean=-0.5 * DURATION_SIGMA**2, sigma=DURATION_SIGMA, size=(count, n))
+        return rng.lognormal(mean=_LOG_MEAN, sigma=DURATION_SIGMA, size=(count, n))
 
     def _finish(self, task: _Task) -> list[_Task]:
         p, s, node = self._primitive(task), self.state, task.node
@@ -392,10 +394,12 @@ class Engine:
             tasks = self._tasks[w]
             if not self.stochastic:
                 continue
-            factors = rng.lognormal(-0.5 * DURATION_SIGMA**2, DURATION_SIGMA, size=(len(tasks), n))
+            # one factor per primitive, whatever its node: each node's duration keeps the model's distribution,
+            # and two rollouts that place it differently still share its luck (what makes their costs comparable)
+            factors = rng.lognormal(_LOG_MEAN, DURATION_SIGMA, size=len(tasks))
             for task, drawn in zip(tasks, factors, strict=True):
                 if not task.started:
-                    task.duration_factor = drawn
+                    task.duration_factor = np.full(n, drawn)
         if arrivals:
             self._sample_arrivals(rng, arrivals)
 
@@ -416,10 +420,9 @@ class Engine:
             source = self.workflows[template]
             w = len(self.workflows)
             self.workflows.append(Workflow(f"{source.name}~{w}", source.primitives, arrival_time=when))
-            factors = rng.lognormal(-0.5 * DURATION_SIGMA**2, DURATION_SIGMA, size=(len(source.primitives),
-                                                                                   self.state.num_nodes))
+            factors = rng.lognormal(_LOG_MEAN, DURATION_SIGMA, size=len(source.primitives))
             tasks = [_Task(w, t.index, t.parents, t.children, t.estimated_seconds, t.raw_estimate, t.mask,
-                           factor if self.stochastic else t.duration_factor, t.downstream_seconds,
+                           np.full(self.state.num_nodes, factor if self.stochastic else 1.0), t.downstream_seconds,
                            t.mean_seconds, missing_parents=len(t.parents))
                      for t, factor in zip(self._tasks[template], factors, strict=True)]
             self._tasks.append(tasks)
@@ -461,10 +464,6 @@ class Engine:
             node_utilisation=node_utilisation, avg_slowdown=float(np.mean(slowdown)) if slowdown else 0.0,
             placements=self._placements,
         )
-
-
-_LOG_MEAN = -0.5 * DURATION_SIGMA**2  # of the duration factor's logarithm: the factor's mean is one
-_NORMAL = NormalDist()
 
 
 def _factor_beyond(low: float, rng: np.random.Generator) -> float:
