@@ -87,8 +87,9 @@ class BindingQueue:
         """``pod`` was given its node: it leaves the queue and its work leaves its workflow's remaining work."""
         entry = self._entries.get(pod)
         if entry is not None:
+            remaining = self._remaining[entry.workflow] - entry.mean_seconds
             self._drop(pod)
-            self._set_remaining(entry.workflow, self._remaining.get(entry.workflow, 0.0) - entry.mean_seconds)
+            self._set_remaining(entry.workflow, remaining)
 
     def discard(self, pod: PodKey) -> None:
         """``pod`` is gone (deleted)."""
@@ -99,7 +100,6 @@ class BindingQueue:
         """``workflow`` is finished or gone: none of its pods waits any more."""
         for pod in [pod for pod, entry in self._entries.items() if entry.workflow == workflow]:
             self._drop(pod)
-        self._remaining.pop(workflow, None)
 
     # -- what the reconciles ask ------------------------------------------------------------------
     def key(self, entry: WaitingPod) -> tuple[float, float, int]:
@@ -146,13 +146,18 @@ class BindingQueue:
 
     # -- internals --------------------------------------------------------------------------------
     def _drop(self, pod: PodKey) -> None:
-        del self._entries[pod]
+        workflow = self._entries.pop(pod).workflow
         del self._keys[pod]
+        if not any(entry.workflow == workflow for entry in self._entries.values()):
+            self._remaining.pop(workflow, None)  # known again from the workflow's next sync
 
     def _set_remaining(self, workflow: WorkflowKey, seconds: float) -> None:
         # SRPT-like priorities change as a workflow's primitives start: re-key its entries, as the engine re-sorts
+        entries = [entry for entry in self._entries.values() if entry.workflow == workflow]
+        if not entries:
+            self._remaining.pop(workflow, None)
+            return
         self._remaining[workflow] = seconds
-        for entry in self._entries.values():
-            if entry.workflow == workflow:
-                self._keys[entry.pod] = queue_key(self._priority, Waiting(
-                    entry.primitive, entry.downstream_seconds, seconds, entry.sequence))
+        for entry in entries:
+            self._keys[entry.pod] = queue_key(self._priority, Waiting(
+                entry.primitive, entry.downstream_seconds, seconds, entry.sequence))
