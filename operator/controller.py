@@ -252,27 +252,27 @@ class WorkflowController:
     async def reconcile(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            self._pending.discard(key)
-            # The workflow and its pods in one round trip, not two: each serial API call is paid on every DAG
-            # step (parent Succeeded -> child created), which at --time-scale 10 is ten times as long in
-            # simulated seconds. Both reads are issued after this process's previous writes have completed
-            # (the lock), so each sees them; the pods are filtered by owner once the uid is known.
-            body, labelled = await asyncio.gather(self.api.get_workflow(namespace, name),
-                                                  self.api.list_workflow_pods(namespace, label_value(name)))
-            if body is None:
-                self._forget(key)
-                return
-            await self._reconcile(body, owned_by(labelled, body["metadata"]["uid"]))
-            self._reconciled_at[key] = time.monotonic()
-        for waiting in self._deferred.pop(key, ()):  # they yielded to this workflow's pods: their turn now
-            self.trigger(*waiting)
+        try:
+            async with lock:
+                self._pending.discard(key)
+                # The workflow and its pods in one round trip, not two: each serial API call is paid on every DAG
+                # step (parent Succeeded -> child created), which at --time-scale 10 is ten times as long in
+                # simulated seconds. Both reads are issued after this process's previous writes have completed
+                # (the lock), so each sees them; the pods are filtered by owner once the uid is known.
+                body, labelled = await asyncio.gather(self.api.get_workflow(namespace, name),
+                                                      self.api.list_workflow_pods(namespace, label_value(name)))
+                if body is None:
+                    self._forget(key)
+                    return
+                await self._reconcile(body, owned_by(labelled, body["metadata"]["uid"]))
+                self._reconciled_at[key] = time.monotonic()
+        finally:
+            for waiting in self._deferred.pop(key, ()):  # they yielded to this workflow's pods: their turn now
+                self.trigger(*waiting)
 
     def _forget(self, key: tuple[str, str]) -> None:
         self._phases.pop(key, None)
         self.queue.forget(key)
-        for waiting in self._deferred.pop(key, ()):
-            self.trigger(*waiting)
         self._plans.pop(key, None)
         self._locks.pop(key, None)
         self._reconciled_at.pop(key, None)
@@ -446,32 +446,36 @@ class WorkflowController:
                     self._deferred.setdefault(ahead.workflow, set()).add(entry.workflow)
                     self.trigger(*ahead.workflow)
                     return Step(entry, pod, create, {}, None, None)
-        annotations = self._placement_annotations(body, primitive, attempt, decision, pod)
         if rule is PlacementRule.NODE_QUEUES:
             self.queue.plan(entry.pod, decision.node.name)
-            admitted = self.queue.admitted(decision.index, state)
-            for other in admitted:  # pods ahead of it that start now too: their workflows bind them
+            admitted = {other.pod: other for other in self.queue.admitted(decision.index, state)}
+            for other in admitted.values():  # pods ahead of it that start now too: their own workflows bind them
                 if other.workflow != entry.workflow:
                     self.trigger(*other.workflow)
-            if entry.pod not in {other.pod for other in admitted}:
-                # it waits in the node's queue, counted there by the live view (queue_length, queued_seconds)
-                annotations = {labels.PLANNED_NODE_ANNOTATION: decision.node.name,
-                               labels.ESTIMATED_DURATION_ANNOTATION: go_duration(
-                                   (decision.estimate - decision.setup) / self.time_scale)}
-                annotations = {k: v for k, v in annotations.items()
-                               if (pod["metadata"].get("annotations") or {}).get(k) != v}
-                pod = _annotated(pod, annotations)
-                self.live.apply_pod_event("MODIFIED", pod)
-                return Step(entry, pod, create, annotations, None,
-                            f"planned for node {decision.node.name} by policy {self.policy} (placement rule "
-                            f"node-queues): waiting in its queue behind {self.queue.ahead_on_node(entry.pod)} "
-                            f"pod(s) for cpu "
-                            f"{primitive.cpu_millicores}m, memory {primitive.memory_bytes} and nvidia.com/gpu "
-                            f"{primitive.gpus} to free up there")
+            if entry.pod not in admitted:
+                return self._wait_in_node_queue(entry, pod, create, decision)
+        annotations = self._placement_annotations(body, primitive, attempt, decision, pod)
         pod = _annotated(pod, annotations)
         self.live.assume(pod, decision.node.name)
         self.queue.started(entry.pod)
         return Step(entry, pod, create, annotations, decision.node.name, None)
+
+    def _wait_in_node_queue(self, entry: WaitingPod, pod: dict[str, Any], create: bool, decision: Decision) -> Step:
+        """Node-queues: the pod waits in its node's queue, planned there (the annotation outlives a restart) and
+        counted by the live view in that node's queue_length and queued_seconds (its estimated run time there;
+        transfer and cold start are charged when it starts, as in the engine)."""
+        primitive, node = entry.primitive, decision.node.name
+        wanted = {labels.PLANNED_NODE_ANNOTATION: node,
+                  labels.ESTIMATED_DURATION_ANNOTATION: go_duration((decision.estimate - decision.setup)
+                                                                    / self.time_scale)}
+        existing = pod["metadata"].get("annotations") or {}
+        annotations = {key: value for key, value in wanted.items() if existing.get(key) != value}
+        pod = _annotated(pod, annotations)
+        self.live.apply_pod_event("MODIFIED", pod)
+        reason = (f"planned for node {node} by policy {self.policy} (placement rule node-queues): waiting in its "
+                  f"queue behind {self.queue.ahead_on_node(entry.pod)} pod(s) for cpu {primitive.cpu_millicores}m, "
+                  f"memory {primitive.memory_bytes} and nvidia.com/gpu {primitive.gpus} to free up there")
+        return Step(entry, pod, create, annotations, None, reason)
 
     def _placement_annotations(self, body: dict[str, Any], primitive: Primitive, attempt: int, decision: Decision,
                                pod: dict[str, Any]) -> dict[str, str]:
