@@ -1,5 +1,8 @@
 """The WorkflowDAG controller: validate, create a pod per ready primitive, place it with the policy, bind it.
 
+Placement follows the live view's rule (``--rule``: late-binding or node-queues) exactly as the simulator's
+engine does, with the waiting pods of all workflows in one queue in the engine's order (``operator/binding.py``).
+
 Only the WorkflowDAG has state-changing kopf handlers (create, resume, a timer); Nodes and Pods are
 followed with ``on.event``, which persists nothing, and feed the live cluster view the policy reads.
 Every reconcile re-derives the workflow's progress from its pods and its recorded status, so an
@@ -89,7 +92,6 @@ class Decision:
 class Step:
     """What one waiting pod gets from this reconcile, decided before any API call is made."""
 
-    entry: WaitingPod
     pod: dict[str, Any]  # the pod as it stands, or the manifest of the attempt's pod to create
     create: bool
     annotations: dict[str, str]  # placement annotations to add (already in ``pod`` when it is to be created)
@@ -436,7 +438,7 @@ class WorkflowController:
             try:
                 decision = self._decide(body, plan, progress, primitive)
             except NoRoom as error:
-                return Step(entry, pod, create, {}, None, str(error))
+                return Step(pod, create, {}, None, str(error))
             except LookupError as error:
                 log.info("WorkflowDAG %s/%s: %s; retrying on resync", meta["namespace"], meta["name"], error)
                 return None
@@ -445,7 +447,7 @@ class WorkflowController:
                 if ahead is not None:  # the engine would place that pod first: its workflow's turn, then ours
                     self._deferred.setdefault(ahead.workflow, set()).add(entry.workflow)
                     self.trigger(*ahead.workflow)
-                    return Step(entry, pod, create, {}, None, None)
+                    return Step(pod, create, {}, None, None)
         if rule is PlacementRule.NODE_QUEUES:
             self.queue.plan(entry.pod, decision.node.name)
             admitted = {other.pod: other for other in self.queue.admitted(decision.index, state)}
@@ -458,7 +460,7 @@ class WorkflowController:
         pod = _annotated(pod, annotations)
         self.live.assume(pod, decision.node.name)
         self.queue.started(entry.pod)
-        return Step(entry, pod, create, annotations, decision.node.name, None)
+        return Step(pod, create, annotations, decision.node.name, None)
 
     def _wait_in_node_queue(self, entry: WaitingPod, pod: dict[str, Any], create: bool, decision: Decision) -> Step:
         """Node-queues: the pod waits in its node's queue, planned there (the annotation outlives a restart) and
@@ -475,7 +477,7 @@ class WorkflowController:
         reason = (f"planned for node {node} by policy {self.policy} (placement rule node-queues): waiting in its "
                   f"queue behind {self.queue.ahead_on_node(entry.pod)} pod(s) for cpu {primitive.cpu_millicores}m, "
                   f"memory {primitive.memory_bytes} and nvidia.com/gpu {primitive.gpus} to free up there")
-        return Step(entry, pod, create, annotations, None, reason)
+        return Step(pod, create, annotations, None, reason)
 
     def _placement_annotations(self, body: dict[str, Any], primitive: Primitive, attempt: int, decision: Decision,
                                pod: dict[str, Any]) -> dict[str, str]:
