@@ -136,7 +136,7 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
         await check_peering(api, peering, namespace)
     live = LiveCluster(tolerated_taints={KWOK_TOLERATION["key"]}, time_scale=time_scale, rule=rule)
     log.info("placing WorkflowDAG pods with policy %s under the %s placement rule (%s)", policy_name, rule.value,
-             namespace and f"namespace {namespace}" or "all namespaces")
+             f"namespace {namespace}" if namespace else "all namespaces")
     controller = WorkflowController(api, live, scheduler, policy_name, time_scale, namespace=namespace,
                                     fallback_warning=warning)
 
