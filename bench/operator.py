@@ -8,14 +8,15 @@ brings its own local cluster up (``localcluster.kwok.up``, the simulator's heter
     operator run --policy least-loaded`` (it creates and binds every pod); (b) kube-scheduler: as many
     plain pods with the same requests, created by this script from eight threads. Both: pods per second
     from the first pod seen by a watch to the last seen bound. least-loaded, because binding throughput
-    is only comparable while every pod fits somewhere now: SCALE may keep a pod waiting for room on the
-    node it prefers (the simulator's per-node queue), which kube-scheduler never does.
+    is only comparable while every pod fits somewhere now: under ``--rule node-queues`` a policy may keep
+    a pod waiting for room on the node it prefers, which kube-scheduler never does.
     Decision latency p50/p99 comes from the operator's own histogram
     (``scale_sched_decision_latency_seconds{source="operator"}``, interpolated within its buckets), for
     every operator run; the headline figures are the SCALE policy's, from its run in (c).
 (c) a fixed batch of ``--workflows`` workflows from ``simulator.generators`` (seed ``--seed``, load ``--load``)
     submitted at their arrival times divided by ``--time-scale``, once per policy (scale, least-loaded) with a
-    fresh operator and no pods left over (so every node starts cold, as in the simulator). Response time =
+    fresh operator and no pods left over (so every node starts cold, as in the simulator), all under the
+    placement rule ``--rule`` (recorded in the JSON as ``rule``). Response time =
     when this script's watch sees the workflow Succeeded minus when it created it, times ``--time-scale``
     (simulated seconds). The simulator runs the same workflows and arrivals on the ClusterSpec read back
     from the cluster's Node objects (what the operator sees), averaged over ``--sim-seeds`` duration draws.
@@ -52,6 +53,7 @@ from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
 from scale_scheduler.simulator.engine import simulate
 from scale_scheduler.simulator.generators import generate_workload
 from scale_scheduler.simulator.manifests import workflow_to_manifest
+from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, PlacementRule, parse_rule
 from scale_scheduler.simulator.primitives import PrimitiveKind
 from scale_scheduler.simulator.workflow import Primitive, Workflow
 
@@ -148,11 +150,12 @@ def wait_no_pods(core: client.CoreV1Api, namespace: str, timeout: float = 180.0)
 
 
 @contextmanager
-def running_operator(kubeconfig: Path, policy: str, time_scale: float, log_path: Path) -> Iterator[int]:
+def running_operator(kubeconfig: Path, policy: str, time_scale: float, rule: PlacementRule,
+                     log_path: Path) -> Iterator[int]:
     """``scale-sched operator run`` as a subprocess; yields its metrics port once kopf answers /healthz."""
     metrics_port, health_port = free_port(), free_port()
     command = [*SCALE_SCHED, "operator", "run", "--kubeconfig", str(kubeconfig), "--policy", policy,
-               "--time-scale", str(time_scale), "--metrics-port", str(metrics_port),
+               "--time-scale", str(time_scale), "--rule", rule.value, "--metrics-port", str(metrics_port),
                "--health-port", str(health_port), "--extender-port", "0", "--log-level", "warning"]
     with log_path.open("w") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
@@ -254,12 +257,13 @@ def measured_latency(metrics_port: int) -> Iterator[list[Latency]]:
 
 
 def operator_throughput(core: client.CoreV1Api, custom: client.CustomObjectsApi, kubeconfig: Path, pods: int,
-                        work: Path) -> tuple[float, Latency]:
+                        rule: PlacementRule, work: Path) -> tuple[float, Latency]:
     """(pods per second, decision latency) of the operator (least-loaded) placing and binding ``pods`` pods."""
     namespace = "bench-operator"
     create_namespace(core, namespace)
     widths = [pods // THROUGHPUT_WORKFLOWS + (i < pods % THROUGHPUT_WORKFLOWS) for i in range(THROUGHPUT_WORKFLOWS)]
-    with (running_operator(kubeconfig, THROUGHPUT_POLICY, 1.0, work / "operator-throughput.log") as metrics_port,
+    with (running_operator(kubeconfig, THROUGHPUT_POLICY, 1.0, rule, work / "operator-throughput.log")
+          as metrics_port,
           measured_latency(metrics_port) as latency):
         times = BindTimes()
         follower = Follower(core.list_namespaced_pod, times.on_event, namespace=namespace).start()
@@ -298,7 +302,7 @@ class ResponseRun:
 
 
 def cluster_response_times(core: client.CoreV1Api, custom: client.CustomObjectsApi, kubeconfig: Path,
-                           workflows: list[Workflow], policy: str, time_scale: float,
+                           workflows: list[Workflow], policy: str, time_scale: float, rule: PlacementRule,
                            work: Path) -> tuple[list[float], list[float], Latency]:
     namespace = f"bench-response-{policy}"
     create_namespace(core, namespace)
@@ -313,7 +317,7 @@ def cluster_response_times(core: client.CoreV1Api, custom: client.CustomObjectsA
         elif status.get("phase") == "Failed" and name not in failed:
             failed.append(name)
 
-    with (running_operator(kubeconfig, policy, time_scale, work / f"operator-{policy}.log") as metrics_port,
+    with (running_operator(kubeconfig, policy, time_scale, rule, work / f"operator-{policy}.log") as metrics_port,
           measured_latency(metrics_port) as latency):
         follower = Follower(custom.list_namespaced_custom_object, on_event, group=labels.GROUP,
                             version=labels.VERSION, namespace=namespace, plural=labels.PLURAL).start()
@@ -341,12 +345,13 @@ def cluster_response_times(core: client.CoreV1Api, custom: client.CustomObjectsA
     return cluster, status, latency[0]
 
 
-def simulator_response_times(spec: ClusterSpec, workflows: list[Workflow], policy: str, seeds: int) -> list[float]:
+def simulator_response_times(spec: ClusterSpec, workflows: list[Workflow], policy: str, seeds: int,
+                             rule: PlacementRule) -> list[float]:
     results = []
     for seed in range(seeds):
         scheduler = make_scheduler(policy)
         scheduler.reset(seed)
-        results.append(simulate(spec, copy.deepcopy(workflows), scheduler, seed=seed).avg_response_time)
+        results.append(simulate(spec, copy.deepcopy(workflows), scheduler, seed=seed, rule=rule).avg_response_time)
     return results
 
 
@@ -367,15 +372,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log(f"kube-scheduler binding {args.pods} plain pods ...")
             kube_rate = kube_scheduler_throughput(core, args.pods)
             log(f"operator (policy {THROUGHPUT_POLICY}) placing and binding {args.pods} pods ...")
-            operator_rate, throughput_latency = operator_throughput(core, custom, info.kubeconfig, args.pods, work)
+            operator_rate, throughput_latency = operator_throughput(core, custom, info.kubeconfig, args.pods,
+                                                                    args.rule, work)
             workflows = generate_workload(spec, args.workflows, load=args.load, seed=args.seed)
             runs = []
             for policy in POLICIES:
                 log(f"{args.workflows} workflows under --policy {policy} at --time-scale {args.time_scale} ...")
                 cluster, status, latency = cluster_response_times(
-                    core, custom, info.kubeconfig, copy.deepcopy(workflows), policy, args.time_scale, work)
+                    core, custom, info.kubeconfig, copy.deepcopy(workflows), policy, args.time_scale, args.rule, work)
                 runs.append(ResponseRun(policy, cluster, status,
-                                        simulator_response_times(spec, workflows, policy, args.sim_seeds), latency))
+                                        simulator_response_times(spec, workflows, policy, args.sim_seeds, args.rule),
+                                        latency))
     finally:
         log(f"stopping cluster {name} ...")
         kwok.down(name)
@@ -391,6 +398,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             **{f"{run.policy} (response-time run)": asdict(run.latency) for run in runs},
         },
         "workflows": args.workflows, "time_scale": args.time_scale, "load": args.load, "seed": args.seed,
+        "rule": args.rule.value,  # the placement rule of the operator and of the simulator alike
         # headline: the SCALE policy's; per policy below
         "sim_vs_cluster_response_time_ratio": runs[0].simulator_mean / runs[0].cluster_mean,
         "response_time": {
@@ -421,7 +429,8 @@ def print_table(result: dict[str, Any]) -> None:
         latency.add_row(run, str(row["decisions"]), f"{row['p50_ms']:.2f} ms", f"{row['p99_ms']:.2f} ms")
     console.print(latency)
     response = Table(title=f"avg workflow response time, {result['workflows']} workflows, load {result['load']}, "
-                           f"seed {result['seed']}, time scale {result['time_scale']} (simulated seconds)")
+                           f"seed {result['seed']}, time scale {result['time_scale']}, rule {result['rule']} "
+                           "(simulated seconds)")
     for column in ("policy", "cluster", "operator status", "simulator", "sim / cluster"):
         response.add_column(column, justify="right")
     for policy, row in result["response_time"].items():
@@ -440,9 +449,12 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="simulated seconds per wall second of the operator (pods run 1/time-scale as long)")
     parser.add_argument("--sim-seeds", type=int, default=5, help="simulator duration draws averaged")
+    parser.add_argument("--rule", choices=[rule.value for rule in PlacementRule], default=DEFAULT_RULE.value,
+                        help=RULE_HELP)
     parser.add_argument("--logs", help="keep the operators' logs in this folder")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    args.rule = parse_rule(args.rule)
     result = run(args)
     if args.json:
         print(json.dumps(result))

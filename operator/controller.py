@@ -1,5 +1,8 @@
 """The WorkflowDAG controller: validate, create a pod per ready primitive, place it with the policy, bind it.
 
+Placement follows the live view's rule (``--rule``: late-binding or node-queues) exactly as the simulator's
+engine does, with the waiting pods of all workflows in one queue in the engine's order (``operator/binding.py``).
+
 Only the WorkflowDAG has state-changing kopf handlers (create, resume, a timer); Nodes and Pods are
 followed with ``on.event``, which persists nothing, and feed the live cluster view the policy reads.
 Every reconcile re-derives the workflow's progress from its pods and its recorded status, so an
@@ -22,9 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-import numpy as np
 from scale_scheduler.operator import labels, metrics
-from scale_scheduler.operator.extender import policy_preference
+from scale_scheduler.operator.binding import Arrival, BindingQueue, PodKey, WaitingPod, WorkflowKey
 from scale_scheduler.operator.kubeapi import BindOutcome, KubeApi, owned_by
 from scale_scheduler.operator.livestate import LiveCluster
 from scale_scheduler.operator.progress import (
@@ -36,12 +38,13 @@ from scale_scheduler.operator.progress import (
     workflow_progress,
     workflow_status,
 )
-from scale_scheduler.operator.workflow_pods import go_duration, label_value, pod_manifest, run_seconds
+from scale_scheduler.operator.workflow_pods import go_duration, label_value, pod_manifest, pod_name, run_seconds
 from scale_scheduler.simulator.cluster import NodeSpec
 from scale_scheduler.simulator.estimates import workflow_estimates
+from scale_scheduler.simulator.features import Observation
 from scale_scheduler.simulator.manifests import workflow_from_manifest
 from scale_scheduler.simulator.node_model import feasible
-from scale_scheduler.simulator.placement import Waiting, queue_key, room_now
+from scale_scheduler.simulator.placement import PlacementRule, room_now
 from scale_scheduler.simulator.schedulers import Scheduler
 from scale_scheduler.simulator.workflow import Primitive, Workflow, WorkflowValidationError, validate
 
@@ -77,25 +80,41 @@ class WorkflowPlan:
 
 @dataclass(frozen=True)
 class Decision:
-    """Where the policy placed an attempt, with the simulated seconds the simulator would charge there."""
+    """A node for an attempt, with the simulated seconds the simulator would charge there if it started now."""
 
+    index: int  # in the live view's node order
     node: NodeSpec
     setup: float  # transfer of the parents' outputs plus any cold start
     estimate: float  # setup plus the node model's expected run time
 
 
 @dataclass(frozen=True)
-class Attempt:
-    """One pod about to be created; ``decision`` None when no node had room for it at that moment."""
+class Step:
+    """What one waiting pod gets from this reconcile, decided before any API call is made."""
 
-    primitive: str
-    attempt: int
-    manifest: dict[str, Any]
-    decision: Decision | None
+    pod: dict[str, Any]  # the pod as it stands, or the manifest of the attempt's pod to create
+    create: bool
+    annotations: dict[str, str]  # placement annotations to add (already in ``pod`` when it is to be created)
+    node: str | None  # bind it there now; None: it waits
+    reason: str | None  # why it waits, told once as kube-scheduler tells it; None: nothing to tell (a short wait)
 
 
 class NoRoom(LookupError):
     """Nodes can run the primitive, but none has its requests free right now."""
+
+
+def _decision(observation: Observation, index: int) -> Decision:
+    setup = float(observation.transfer[index] + observation.cold_start[index])
+    return Decision(index, observation.state.spec.nodes[index], setup,
+                    setup + float(observation.estimated_duration[index]))
+
+
+def _annotated(pod: dict[str, Any], annotations: dict[str, str]) -> dict[str, Any]:
+    """``pod`` with ``annotations`` added (a copy; the original is left as the API gave it)."""
+    if not annotations:
+        return pod
+    meta = pod["metadata"]
+    return {**pod, "metadata": {**meta, "annotations": {**(meta.get("annotations") or {}), **annotations}}}
 
 
 def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
@@ -137,7 +156,10 @@ class WorkflowController:
         self._warned: set[str] = set()  # uids told about the policy fallback
         self._unschedulable_told: set[str] = set()  # pod uids with a FailedScheduling already posted
         self._nodes: set[str] = set()  # every Node that exists (eligible or not)
-        self._waiting: set[tuple[str, str]] = set()  # workflows with a pod no node had room for
+        # every workflow's pods waiting for a node, in the engine's queue order (placement.queue_key)
+        self.queue = BindingQueue(scheduler.priority)
+        # workflow -> workflows that yielded to one of its pods: reconciled again once it has been
+        self._deferred: dict[WorkflowKey, set[WorkflowKey]] = {}
         self._event_slots = asyncio.Semaphore(EVENT_POSTS_IN_FLIGHT)
         self._reconciled_at: dict[tuple[str, str], float] = {}  # monotonic time of the last complete reconcile
 
@@ -186,8 +208,11 @@ class WorkflowController:
     def on_pod_event(self, event_type: str | None, pod: dict[str, Any]) -> None:
         self.live.apply_pod_event(event_type, pod)
         meta = pod["metadata"]
+        if event_type == "DELETED":
+            self.queue.discard((meta.get("namespace", ""), meta.get("name", "")))
+            self._unschedulable_told.discard(meta.get("uid", ""))
         if event_type == "DELETED" or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            for key in list(self._waiting):  # room may have been freed: look again now, not at the next resync
+            for key in self.queue.workflows():  # room may have been freed: look again now, not at the next resync
                 self.trigger(*key)
         value = (meta.get("labels") or {}).get(labels.WORKFLOW_LABEL)
         owner = next((ref["name"] for ref in meta.get("ownerReferences") or [] if ref.get("kind") == labels.KIND),
@@ -229,23 +254,27 @@ class WorkflowController:
     async def reconcile(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            self._pending.discard(key)
-            # The workflow and its pods in one round trip, not two: each serial API call is paid on every DAG
-            # step (parent Succeeded -> child created), which at --time-scale 10 is ten times as long in
-            # simulated seconds. Both reads are issued after this process's previous writes have completed
-            # (the lock), so each sees them; the pods are filtered by owner once the uid is known.
-            body, labelled = await asyncio.gather(self.api.get_workflow(namespace, name),
-                                                  self.api.list_workflow_pods(namespace, label_value(name)))
-            if body is None:
-                self._forget(key)
-                return
-            await self._reconcile(body, owned_by(labelled, body["metadata"]["uid"]))
-            self._reconciled_at[key] = time.monotonic()
+        try:
+            async with lock:
+                self._pending.discard(key)
+                # The workflow and its pods in one round trip, not two: each serial API call is paid on every DAG
+                # step (parent Succeeded -> child created), which at --time-scale 10 is ten times as long in
+                # simulated seconds. Both reads are issued after this process's previous writes have completed
+                # (the lock), so each sees them; the pods are filtered by owner once the uid is known.
+                body, labelled = await asyncio.gather(self.api.get_workflow(namespace, name),
+                                                      self.api.list_workflow_pods(namespace, label_value(name)))
+                if body is None:
+                    self._forget(key)
+                    return
+                await self._reconcile(body, owned_by(labelled, body["metadata"]["uid"]))
+                self._reconciled_at[key] = time.monotonic()
+        finally:
+            for waiting in self._deferred.pop(key, ()):  # they yielded to this workflow's pods: their turn now
+                self.trigger(*waiting)
 
     def _forget(self, key: tuple[str, str]) -> None:
         self._phases.pop(key, None)
-        self._waiting.discard(key)
+        self.queue.forget(key)
         self._plans.pop(key, None)
         self._locks.pop(key, None)
         self._reconciled_at.pop(key, None)
@@ -255,8 +284,8 @@ class WorkflowController:
     async def _reconcile(self, body: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         meta, status = body["metadata"], body.get("status") or {}
         key = (meta["namespace"], meta["name"])
-        self._waiting.discard(key)  # added again below if a pod still finds no room
         if status.get("phase") in TERMINAL:
+            self.queue.forget(key)
             self._set_phase(key, status["phase"])
             return
         uid = meta["uid"]
@@ -288,7 +317,8 @@ class WorkflowController:
         log.warning("WorkflowDAG %s/%s rejected (%s): %s", meta["namespace"], meta["name"], error.reason, error)
         total = len((body.get("spec") or {}).get("primitives") or [])
         status = failed_status(error.reason, str(error), total=total, now=datetime.now(UTC), policy=self.policy,
-                               generation=meta.get("generation"), previous=body.get("status") or {})
+                               placement_rule=self.live.rule.value, generation=meta.get("generation"),
+                               previous=body.get("status") or {})
         await self.api.patch_workflow_status(meta["namespace"], meta["name"], status)
         await self.api.event(body, labels.KIND, error.reason, str(error), event_type="Warning")
         self._set_phase((meta["namespace"], meta["name"]), "Failed")
@@ -309,22 +339,43 @@ class WorkflowController:
                 evicted = True
         if evicted:
             return None  # re-derive progress first: the evicted primitives are ready again
-        # the engine's queue order (placement.queue_key): SRPT-like priorities need the work not started yet
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        # Every pod of the workflow that waits for a node joins the cluster-wide queue (the engine's order,
+        # placement.queue_key); SRPT-like priorities read the workflow's work not started yet.
+        waiting = self._waiting_pods(body, plan, progress)
         remaining = sum(plan.mean_seconds[name] for name, entry in progress.primitives.items() if not entry.node)
-        ready = sorted(progress.ready, key=lambda name: queue_key(self.scheduler.priority, Waiting(
-            plan.by_name[name], plan.downstream_seconds[name], remaining, 0)))  # stable: topological among equals
-        # Decide one after another without yielding (each decision sees the pods assumed before it), then
-        # create and bind the pods concurrently: the API round trips, not the decisions, are the slow part.
-        attempts = [attempt for name in ready if (attempt := self._plan_attempt(body, plan, progress, name))]
-        results = list(await asyncio.gather(*(self._launch(body, plan, progress, attempt) for attempt in attempts)))
-        for entry in progress.primitives.values():
-            pod = entry.live_pod
-            if pod is not None and not (pod.get("spec") or {}).get("nodeName"):
-                results.append(await self._bind_waiting(body, plan, progress, pod))
+        entries = self.queue.sync(key, [arrival for arrival, _ in waiting.values()], remaining)
+        # Decide one after another without yielding (each decision sees the pods assumed and planned before it, and
+        # the queue as it stands), then create and bind the pods concurrently: the API round trips are the slow part.
+        steps = [step for entry in entries
+                 if (step := self._step(body, plan, progress, entry, waiting[entry.pod][1])) is not None]
+        results = list(await asyncio.gather(*(self._carry_out(body, step) for step in steps)))
         if any(pod is None for pod in results):
             return None
         fresh = {pod["metadata"]["name"]: pod for pod in results if pod is not None}
         return [fresh.pop(pod["metadata"]["name"], pod) for pod in pods] + list(fresh.values())
+
+    def _waiting_pods(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress
+                      ) -> dict[PodKey, tuple[Arrival, dict[str, Any] | None]]:
+        """The workflow's pods that wait for a node, in topological order: (queue arrival, the unbound pod, or None
+        for a ready primitive whose next attempt's pod does not exist yet)."""
+        meta = body["metadata"]
+        ready = set(progress.ready)
+        waiting: dict[PodKey, tuple[Arrival, dict[str, Any] | None]] = {}
+        for primitive in plan.workflow.primitives:
+            entry = progress.primitives[primitive.name]
+            pod = entry.live_pod
+            if primitive.name in ready:
+                name, pod, planned = pod_name(meta["name"], primitive.name, entry.attempts), None, ""
+            elif pod is not None and not (pod.get("spec") or {}).get("nodeName"):
+                name = pod["metadata"]["name"]
+                planned = str((pod["metadata"].get("annotations") or {}).get(labels.PLANNED_NODE_ANNOTATION, ""))
+            else:
+                continue
+            arrival = Arrival((meta["namespace"], name), primitive, plan.downstream_seconds[primitive.name],
+                              plan.mean_seconds[primitive.name], planned)
+            waiting[arrival.pod] = (arrival, pod)
+        return waiting
 
     async def _evict(self, body: dict[str, Any], pod: dict[str, Any], node: str) -> None:
         meta = pod["metadata"]
@@ -335,57 +386,108 @@ class WorkflowController:
                              f"node {node} is gone: deleted pod {meta['name']} of primitive {primitive!r}; "
                              "it runs again elsewhere (this does not use up a retry)", event_type="Warning")
 
-    def _decide(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-                primitive: Primitive) -> Decision:
-        """The node for one attempt: the policy's favourite among the nodes that can run the primitive and have
-        its requests free now (kube-scheduler's filter, then the policy's score), assumed there at once so the
-        next decision sees it. LookupError (NoRoom when nodes are merely full) if there is none."""
+    # -- placement: the rule's pipeline (placement.candidates, Scheduler.choose), as the engine runs it --------
+    def _observe(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
+                 primitive: Primitive) -> Observation:
+        """The policy's input for one primitive of this workflow, from the live view."""
         now = time.time()
         created = parse_time(body["metadata"]["creationTimestamp"]) or datetime.now(UTC)
         parents = [(progress.primitives[parent].node or "", plan.by_name[parent].output_megabytes)
                    for parent in primitive.depends_on]
-        started = time.perf_counter()
-        observation = self.live.observation(
-            primitive, parents, now=now * self.time_scale,
-            downstream_seconds=plan.downstream_seconds[primitive.name],
+        return self.live.observation(
+            primitive, parents, now=now * self.time_scale, downstream_seconds=plan.downstream_seconds[primitive.name],
             workflow_elapsed=max(now - created.timestamp(), 0.0) * self.time_scale)
+
+    def _decide(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
+                primitive: Primitive) -> Decision:
+        """The policy's node for one attempt among the rule's candidates (``Observation.candidates``: under
+        late-binding the nodes that can run it and have its requests free now, kube-scheduler's filter; under
+        node-queues every node that can run it). LookupError (NoRoom when nodes are merely full) if there is none."""
+        started = time.perf_counter()
+        observation = self._observe(body, plan, progress, primitive)
         if not observation.mask.any():
             raise LookupError(f"no schedulable node in the cluster can run primitive {primitive.name!r}")
-        state = observation.state
-        room = observation.candidates  # the late-binding rule: nodes with its requests free now
-        if not room.any():
-            raise NoRoom(f"0/{state.num_nodes} nodes are available: none of the nodes that can run "
+        if not observation.candidates.any():
+            raise NoRoom(f"0/{observation.state.num_nodes} nodes are available: none of the nodes that can run "
                          f"{primitive.kind.value} has cpu {primitive.cpu_millicores}m, memory {primitive.memory_bytes}"
                          f" and nvidia.com/gpu {primitive.gpus} free; waiting for running pods to finish")
-        # The policy scores every node it may ever use (what it saw in training); we take its best with room.
-        index = int(np.argmax(np.where(room, policy_preference(self.scheduler, observation), -np.inf)))
+        index = self.scheduler.choose(observation)  # the engine's call: the policy's best candidate
         metrics.record_decision(self.policy, "operator", time.perf_counter() - started)
-        setup = float(observation.transfer[index] + observation.cold_start[index])
-        return Decision(state.spec.nodes[index], setup, setup + float(observation.estimated_duration[index]))
+        return _decision(observation, index)
 
-    def _plan_attempt(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-                      name: str) -> Attempt | None:
-        """The next attempt's pod for a ready primitive, on the node the policy picks (assumed there at once, so
-        the next decision sees it), or unplanned when no node has room now; None if no node can run it at all."""
-        primitive, entry, meta = plan.by_name[name], progress.primitives[name], body["metadata"]
-        try:
-            decision: Decision | None = self._decide(body, plan, progress, primitive)
-        except NoRoom:
-            decision = None
-        except LookupError as error:
-            log.info("WorkflowDAG %s/%s: %s; retrying on resync", meta["namespace"], meta["name"], error)
-            return None
-        manifest = pod_manifest(workflow=body, primitive=primitive, raw_primitive=plan.raw[name],
-                                attempt=entry.attempts, policy=self.policy)
-        if decision is not None:
-            manifest["metadata"]["annotations"].update(self._placement_annotations(
-                body, primitive, entry.attempts, decision))
-            self.live.assume(manifest, decision.node.name)
-        return Attempt(name, entry.attempts, manifest, decision)
+    def _step(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress, entry: WaitingPod,
+              pod: dict[str, Any] | None) -> Step | None:
+        """Where one waiting pod goes now under the rule, or why it waits; placements are assumed (or, under
+        node-queues, planned) in the live view at once, so the next decision sees them. None when no node of the
+        cluster can run it at all (logged; looked at again on resync)."""
+        meta = body["metadata"]
+        primitive, attempt = entry.primitive, progress.primitives[entry.primitive.name].attempts
+        if pod is None:
+            pod = pod_manifest(workflow=body, primitive=primitive, raw_primitive=plan.raw[primitive.name],
+                               attempt=attempt, policy=self.policy)
+            create = True
+        else:
+            attempt, create = int(pod["metadata"]["labels"].get(labels.ATTEMPT_LABEL, "0")), False
+        rule, state = self.live.rule, self.live.snapshot()
+        planned = entry.planned_node if self.live.has_node(entry.planned_node) else ""  # a node gone: choose again
+        if planned and rule is PlacementRule.LATE_BINDING and not room_now(primitive, state)[state.index_of(planned)]:
+            planned = ""  # decided before but never bound (a failed bind, a restart), and full since: choose again
+        if planned:
+            decision = _decision(self._observe(body, plan, progress, primitive), state.index_of(planned))
+        else:
+            try:
+                decision = self._decide(body, plan, progress, primitive)
+            except NoRoom as error:
+                return Step(pod, create, {}, None, str(error))
+            except LookupError as error:
+                log.info("WorkflowDAG %s/%s: %s; retrying on resync", meta["namespace"], meta["name"], error)
+                return None
+            if rule is PlacementRule.LATE_BINDING:
+                ahead = self.queue.ahead_with_room(entry.pod, decision.index, state)
+                if ahead is not None:  # the engine would place that pod first: its workflow's turn, then ours
+                    self._deferred.setdefault(ahead.workflow, set()).add(entry.workflow)
+                    self.trigger(*ahead.workflow)
+                    return Step(pod, create, {}, None, None)
+        if rule is PlacementRule.NODE_QUEUES:
+            self.queue.plan(entry.pod, decision.node.name)
+            admitted = {other.pod: other for other in self.queue.admitted(decision.index, state)}
+            for other in admitted.values():  # pods ahead of it that start now too: their own workflows bind them
+                if other.workflow != entry.workflow:
+                    self.trigger(*other.workflow)
+            if entry.pod not in admitted:
+                return self._wait_in_node_queue(entry, pod, create, decision)
+        annotations = self._placement_annotations(body, primitive, attempt, decision, pod)
+        pod = _annotated(pod, annotations)
+        self.live.assume(pod, decision.node.name)
+        self.queue.started(entry.pod)
+        return Step(pod, create, annotations, decision.node.name, None)
 
-    def _placement_annotations(self, body: dict[str, Any], primitive: Primitive, attempt: int,
-                               decision: Decision) -> dict[str, str]:
-        """Planned node, and the run time drawn for it (what KWOK waits) and estimated (what the view predicts)."""
+    def _wait_in_node_queue(self, entry: WaitingPod, pod: dict[str, Any], create: bool, decision: Decision) -> Step:
+        """Node-queues: the pod waits in its node's queue, planned there (the annotation outlives a restart) and
+        counted by the live view in that node's queue_length and queued_seconds (its estimated run time there;
+        transfer and cold start are charged when it starts, as in the engine)."""
+        primitive, node = entry.primitive, decision.node.name
+        wanted = {labels.PLANNED_NODE_ANNOTATION: node,
+                  labels.ESTIMATED_DURATION_ANNOTATION: go_duration((decision.estimate - decision.setup)
+                                                                    / self.time_scale)}
+        existing = pod["metadata"].get("annotations") or {}
+        annotations = {key: value for key, value in wanted.items() if existing.get(key) != value}
+        pod = _annotated(pod, annotations)
+        self.live.apply_pod_event("MODIFIED", pod)
+        reason = (f"planned for node {node} by policy {self.policy} (placement rule node-queues): waiting in its "
+                  f"queue behind {self.queue.ahead_on_node(entry.pod)} pod(s) for cpu {primitive.cpu_millicores}m, "
+                  f"memory {primitive.memory_bytes} and nvidia.com/gpu {primitive.gpus} to free up there")
+        return Step(pod, create, annotations, None, reason)
+
+    def _placement_annotations(self, body: dict[str, Any], primitive: Primitive, attempt: int, decision: Decision,
+                               pod: dict[str, Any]) -> dict[str, str]:
+        """Planned node, and the run time drawn for it (what KWOK waits) and estimated (what the view predicts),
+        with the transfer and cold start of starting there now; none when the pod already has them for that node
+        (decided before a restart or a failed bind: the drawn time stands)."""
+        existing = pod["metadata"].get("annotations") or {}
+        if (existing.get(labels.PLANNED_NODE_ANNOTATION) == decision.node.name
+                and labels.DURATION_ANNOTATION in existing):
+            return {}
         seconds = run_seconds(primitive, decision.node, body["metadata"]["uid"], attempt, decision.setup)
         return {
             labels.PLANNED_NODE_ANNOTATION: decision.node.name,
@@ -393,60 +495,41 @@ class WorkflowController:
             labels.ESTIMATED_DURATION_ANNOTATION: go_duration(decision.estimate / self.time_scale),
         }
 
-    async def _launch(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-                      attempt: Attempt) -> dict[str, Any] | None:
-        """Create the attempt's pod and bind it (or leave it Unschedulable until a node has room).
+    async def _carry_out(self, body: dict[str, Any], step: Step) -> dict[str, Any] | None:
+        """Create the step's pod if it is new, annotate it, then bind it or tell why it waits.
 
         The pod as it stands afterwards; None when only a fresh list can tell."""
-        pod, created = await self.api.create_pod(attempt.manifest)
-        owners = {ref.get("uid") for ref in pod["metadata"].get("ownerReferences") or []}
-        if body["metadata"]["uid"] not in owners:
-            # a pod of that name left by a deleted WorkflowDAG of the same name: wait for the garbage collector
-            self.live.apply_pod_event("DELETED", attempt.manifest)
-            self.live.apply_pod_event("MODIFIED", pod)
-            return None
-        if (pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
-            return pod
-        if created and attempt.decision is not None:
-            return await self._bind(body, pod, attempt.decision)
-        # no room when decided, or a previous incarnation's pod of that name: check afresh
-        return await self._bind_waiting(body, plan, progress, pod)
+        pod = step.pod
+        if step.create:
+            pod, created = await self.api.create_pod(step.pod)
+            owners = {ref.get("uid") for ref in pod["metadata"].get("ownerReferences") or []}
+            if body["metadata"]["uid"] not in owners:
+                # a pod of that name left by a deleted WorkflowDAG of the same name: wait for the garbage collector
+                self.live.apply_pod_event("DELETED", step.pod)
+                self.live.apply_pod_event("MODIFIED", pod)
+                return None
+            if (pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
+                return pod
+            if not created and step.annotations:  # a previous incarnation's pod of that name: make it this one
+                pod = await self.api.patch_pod_annotations(pod["metadata"]["namespace"], pod["metadata"]["name"],
+                                                           step.annotations)
+        elif step.annotations:
+            pod = await self.api.patch_pod_annotations(pod["metadata"]["namespace"], pod["metadata"]["name"],
+                                                       step.annotations)
+        if step.node is not None:
+            return await self._bind(body, pod, step.node)
+        uid = pod["metadata"].get("uid", "")
+        if step.reason and uid not in self._unschedulable_told:
+            self._unschedulable_told.add(uid)
+            await self.api.mark_unschedulable(pod["metadata"]["namespace"], pod["metadata"]["name"], step.reason)
+            await self.api.event(pod, "Pod", "FailedScheduling", step.reason, event_type="Warning")
+        return pod
 
-    async def _bind_waiting(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-                            pod: dict[str, Any]) -> dict[str, Any] | None:
-        """Bind an unbound pod: on its planned node if that still has room, else wherever the policy now prefers
-        (re-annotated for that node), else mark it Unschedulable as kube-scheduler would.
-
-        The pod as it stands afterwards (still unbound when no node has room); None when only a list can tell."""
-        meta = pod["metadata"]
-        primitive = plan.by_name[meta["labels"][labels.PRIMITIVE_LABEL]]
-        planned = (meta.get("annotations") or {}).get(labels.PLANNED_NODE_ANNOTATION, "")
-        if planned and self.live.has_node(planned):
-            state = self.live.snapshot()
-            if room_now(primitive, state)[state.index_of(planned)]:
-                return await self._bind(body, pod, None, planned)
-        try:
-            decision = self._decide(body, plan, progress, primitive)
-        except LookupError as error:
-            self._waiting.add((meta["namespace"], body["metadata"]["name"]))
-            if meta.get("uid") not in self._unschedulable_told:
-                self._unschedulable_told.add(meta.get("uid", ""))
-                await self.api.mark_unschedulable(meta["namespace"], meta["name"], str(error))
-                await self.api.event(pod, "Pod", "FailedScheduling", str(error), event_type="Warning")
-            return pod
-        attempt = int(meta["labels"].get(labels.ATTEMPT_LABEL, "0"))
-        self.live.assume(pod, decision.node.name)
-        patched = await self.api.patch_pod_annotations(
-            meta["namespace"], meta["name"], self._placement_annotations(body, primitive, attempt, decision))
-        return await self._bind(body, patched, decision)
-
-    async def _bind(self, body: dict[str, Any], pod: dict[str, Any], decision: Decision | None,
-                    planned: str | None = None) -> dict[str, Any] | None:
+    async def _bind(self, body: dict[str, Any], pod: dict[str, Any], node: str) -> dict[str, Any] | None:
         """Assume the pod on the node (with its real uid) and POST the binding.
 
         The pod as bound by us; None when it was not (bound before, to a node only a list can tell, or gone)."""
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-        node = decision.node.name if decision is not None else str(planned)
         self.live.assume(pod, node)
         outcome = await self.api.bind(namespace, name, node)
         if outcome in (BindOutcome.FAILED, BindOutcome.GONE):
@@ -480,7 +563,8 @@ class WorkflowController:
         created = parse_time(meta["creationTimestamp"]) or datetime.now(UTC)
         status = workflow_status(plan.workflow, progress, created=created, now=datetime.now(UTC),
                                  time_scale=self.time_scale, lower_bound_seconds=plan.lower_bound_seconds,
-                                 policy=self.policy, generation=meta.get("generation"), previous=previous)
+                                 policy=self.policy, placement_rule=self.live.rule.value,
+                                 generation=meta.get("generation"), previous=previous)
         patch = status_patch(previous, status)
         if not patch:
             self._set_phase((meta["namespace"], meta["name"]), status["phase"])
@@ -493,10 +577,12 @@ class WorkflowController:
                                  f"all {len(plan.workflow.primitives)} primitives succeeded; response time "
                                  f"{status['responseTimeSeconds']:.2f}s, slowdown {status['slowdown']:.2f}")
             self._plans.pop((meta["namespace"], meta["name"]), None)
+            self.queue.forget((meta["namespace"], meta["name"]))
         elif status["phase"] == "Failed":
             condition = next(c for c in status["conditions"] if c["type"] == "Complete")
             await self.api.event(body, labels.KIND, condition["reason"], condition["message"], event_type="Warning")
             self._plans.pop((meta["namespace"], meta["name"]), None)
+            self.queue.forget((meta["namespace"], meta["name"]))
 
     def _set_phase(self, key: tuple[str, str], phase: str) -> None:
         if self._phases.get(key) != phase:

@@ -13,12 +13,14 @@ Wire format (kube-scheduler's extender structs have no JSON tags, hence PascalCa
 ``[{"Host": name, "Score": 0..10}]``. No bind verb: kube-scheduler binds.
 
 What the policy sees: the pod turned into a simulator ``Primitive`` (``primitive_from_pod``) and the
-``LiveCluster`` observation, the same features as in training. filter keeps the nodes that could run
-the primitive and have its requests free now (nodes outside the live view fail with a reason). With
-``decide=True`` (the default, what the chart's configuration and docs/extender.md assume) filter then
-keeps only the policy's choice among them, so the policy decides rather than advises: kube-scheduler
-never calls prioritize when one node is left. With ``decide=False`` filter keeps them all and
-prioritize maps the policy's preference over the candidates linearly onto 0..10 (best 10, worst 0),
+``LiveCluster`` observation, the same features as in training. filter keeps the nodes the placement rule
+lets the policy pick (``Observation.candidates``: under late-binding those with the primitive's requests
+free now; kube-scheduler's own filter has already dropped full nodes under either rule); nodes outside the
+live view fail with a reason. With ``decide=True`` (the default, what the chart's configuration and
+docs/extender.md assume) filter then keeps only the policy's choice among them (``placement.pick`` over
+``Scheduler.scores``, as the engine and the controller pick), so the policy decides rather than advises:
+kube-scheduler never calls prioritize when one node is left. With ``decide=False`` filter keeps them all
+and prioritize maps the policy's scores over the candidates linearly onto 0..10 (best 10, worst 0),
 which kube-scheduler weighs against its own plugins' scores.
 
 Errors never crash the server: filter answers 200 with ``Error`` set (kube-scheduler fails that
@@ -41,7 +43,7 @@ from scale_scheduler.operator.metrics import EXTENDER_REQUESTS, record_decision
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, PROFILES
 from scale_scheduler.simulator.features import Observation
 from scale_scheduler.simulator.node_model import LLM_OVERHEAD_SECONDS
-from scale_scheduler.simulator.placement import room_now
+from scale_scheduler.simulator.placement import pick
 from scale_scheduler.simulator.primitives import PrimitiveKind
 from scale_scheduler.simulator.schedulers import Scheduler
 from scale_scheduler.simulator.workflow import Primitive
@@ -84,11 +86,6 @@ def primitive_from_pod(pod: dict[str, Any]) -> Primitive:
         else:
             primitive.work_seconds = seconds
     return primitive
-
-
-def policy_preference(scheduler: Scheduler, observation: Observation) -> np.ndarray:
-    """[N] how much the policy likes each node (higher is better): its ``scores`` (a learned policy's logits)."""
-    return np.asarray(scheduler.scores(observation), dtype=np.float64)
 
 
 def extender_scores(preference: np.ndarray) -> np.ndarray:
@@ -172,17 +169,17 @@ class Extender:
         return self.live.observation(primitive_from_pod(pod), [], now=time.time())
 
     def _candidate_preference(self, observation: Observation, names: list[str]) -> np.ndarray:
-        """The policy's preference for each candidate in ``names`` (-inf where it can never run)."""
-        preference = np.where(observation.mask, policy_preference(self.scheduler, observation), -np.inf)
-        index = {name: i for i, name in enumerate(self.live.node_names())}
+        """The policy's scores for each node in ``names`` (-inf where the placement rule does not let it pick)."""
+        preference = np.where(observation.candidates, self.scheduler.scores(observation), -np.inf)
+        index = {name: i for i, name in enumerate(node.name for node in observation.state.spec.nodes)}
         return np.array([preference[index[name]] if name in index else -np.inf for name in names])
 
     def _filter(self, pod: dict[str, Any], names: list[str],
                 call: ExtenderCall) -> tuple[list[str], dict[str, str], dict[str, str]]:
         started = time.perf_counter()
         observation = self._observation(pod)
-        p, room = observation.primitive, room_now(observation.primitive, observation.state)
-        index = {name: i for i, name in enumerate(self.live.node_names())}
+        p = observation.primitive
+        index = {name: i for i, name in enumerate(node.name for node in observation.state.spec.nodes)}
         passed: list[str] = []
         failed: dict[str, str] = {}
         unresolvable: dict[str, str] = {}
@@ -192,13 +189,15 @@ class Extender:
                 failed[name] = "not in SCALE's live view (unknown node class, unschedulable, NotReady or tainted)"
             elif not observation.mask[i]:
                 unresolvable[name] = f"node cannot run a {p.kind.value} primitive with these requests"
-            elif not room[i]:
+            elif not observation.candidates[i]:
                 failed[name] = "not enough free cpu, memory or nvidia.com/gpu now"
             else:
                 passed.append(name)
         if self.decide and passed:
-            preference = self._candidate_preference(observation, passed)
-            chosen = passed[int(np.argmax(preference))]
+            # the engine's pick (placement.pick: ties to the lowest node index) among the nodes that passed
+            allowed = np.zeros(observation.state.num_nodes, dtype=bool)
+            allowed[[index[name] for name in passed]] = True
+            chosen = observation.state.spec.nodes[pick(self.scheduler.scores(observation), allowed)].name
             record_decision(self.scheduler.name, "extender", time.perf_counter() - started)
             call.scores = {chosen: MAX_EXTENDER_SCORE}
             for name in passed:

@@ -15,9 +15,12 @@ Conventions:
 - A pod holds its node's resources and counts as running there from the moment it is bound
   (``spec.nodeName``) until it is Succeeded, Failed or deleted (kube-scheduler's accounting; a bound
   pod starts as soon as the kubelet sees it, because it was bound only where it fits).
-- The simulator's per-node queue (assigned, waiting for room) is the operator's pods that carry
+- The placement rule (``placement.PlacementRule``) is the view's: observations carry it, so
+  ``Observation.candidates`` are the nodes the rule lets a policy pick. Under ``node-queues`` the
+  simulator's per-node queue (planned, waiting for room) is the operator's pods that carry
   ``PLANNED_NODE_ANNOTATION`` and are not bound yet: they count in ``queue_length``/``queued_seconds``
-  of the planned node and hold nothing. Other unbound pods are not counted anywhere.
+  (from ``ESTIMATED_DURATION_ANNOTATION``) of the planned node and hold nothing. Under ``late-binding``
+  nothing is ever queued on a node (as in the engine), and unbound pods are not counted anywhere.
 - A running pod's expected end is its start (when the view first saw it bound) plus
   ``ESTIMATED_DURATION_ANNOTATION`` (else ``DURATION_ANNOTATION``); a pod with neither gives no
   estimate (runs "forever", like a service).
@@ -53,6 +56,7 @@ from scale_scheduler.operator.labels import (
 )
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, ClusterSpec, NodeSpec, node_spec_from_object, parse_quantity
 from scale_scheduler.simulator.features import Observation
+from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule, parse_rule
 from scale_scheduler.simulator.primitives import KIND_INDEX, PrimitiveKind
 from scale_scheduler.simulator.state import ClusterState
 from scale_scheduler.simulator.workflow import Primitive
@@ -182,8 +186,10 @@ class LiveCluster:
     node heartbeats cost nothing.
     """
 
-    def __init__(self, tolerated_taints: frozenset[str] | set[str] | tuple[str, ...] = (), time_scale: float = 1.0):
+    def __init__(self, tolerated_taints: frozenset[str] | set[str] | tuple[str, ...] = (), time_scale: float = 1.0,
+                 rule: PlacementRule = DEFAULT_RULE):
         self._tolerated_taints = frozenset(tolerated_taints)
+        self.rule = parse_rule(rule)
         # Simulated seconds per wall-clock second (the operator's --time-scale): pods' duration annotations
         # are wall-clock, so waits are scaled back to the simulator's seconds, the unit of every estimate.
         self._time_scale = time_scale
@@ -309,7 +315,7 @@ class LiveCluster:
             state = self._snapshot()
             parents = [(self._index[name], megabytes) for name, megabytes in parent_outputs if name in self._index]
         return Observation(now=now, primitive=primitive, state=state, parent_outputs=parents,
-                           downstream_seconds=downstream_seconds, workflow_elapsed=workflow_elapsed)
+                           downstream_seconds=downstream_seconds, workflow_elapsed=workflow_elapsed, rule=self.rule)
 
     # -- internals -------------------------------------------------------------------------------
     def _signature(self, node: dict[str, Any]) -> tuple[Any, ...]:
@@ -365,7 +371,8 @@ class LiveCluster:
         operations over all pods (a Python loop per pod cost ~2 ms at 300 pods: decision latency)."""
         n, nan = len(self._names), math.nan
         bound = [(i, r) for r in self._pods.values() if (i := self._index.get(r.node)) is not None]
-        queued = [(i, r) for r in self._pods.values() if (i := self._index.get(r.planned_node)) is not None]
+        queued = [] if self.rule is PlacementRule.LATE_BINDING else [
+            (i, r) for r in self._pods.values() if (i := self._index.get(r.planned_node)) is not None]
         node = np.fromiter((i for i, _ in bound), dtype=np.int64, count=len(bound))
 
         def column(rows: list[tuple[int, _PodRecord]], value: Callable[[_PodRecord], float | None]) -> np.ndarray:

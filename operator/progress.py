@@ -167,8 +167,8 @@ def condition(kind: str, status: bool, reason: str, message: str, previous: list
 
 
 def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: datetime, now: datetime,
-                    time_scale: float, lower_bound_seconds: float, policy: str, generation: int | None,
-                    previous: dict[str, Any]) -> dict[str, Any]:
+                    time_scale: float, lower_bound_seconds: float, policy: str, placement_rule: str,
+                    generation: int | None, previous: dict[str, Any]) -> dict[str, Any]:
     """The WorkflowDAG status for this progress (compact: a few fields per primitive).
 
     Slowdown = response time x time scale / the critical path with every primitive on its fastest
@@ -195,6 +195,7 @@ def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: 
         "phase": phase,
         "done": f"{progress.succeeded}/{total}",
         "policy": policy,
+        "placementRule": placement_rule,
         "timeScale": time_scale,
         "conditions": [valid, complete],
         "primitives": {
@@ -223,14 +224,15 @@ def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: 
     return status
 
 
-def failed_status(reason: str, message: str, *, total: int, now: datetime, policy: str, generation: int | None,
-                  previous: dict[str, Any]) -> dict[str, Any]:
+def failed_status(reason: str, message: str, *, total: int, now: datetime, policy: str, placement_rule: str,
+                  generation: int | None, previous: dict[str, Any]) -> dict[str, Any]:
     """Status of a WorkflowDAG that was rejected before anything ran (bad DAG, nothing fits)."""
     conditions = list(previous.get("conditions") or [])
     status: dict[str, Any] = {
         "phase": "Failed",
         "done": f"0/{total}",
         "policy": policy,
+        "placementRule": placement_rule,
         "completionTime": format_time(now),
         "conditions": [
             condition("Valid", False, reason, message, conditions, now, generation),

@@ -15,6 +15,7 @@ import socket
 from pathlib import Path
 
 import typer
+from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, PlacementRule, parse_rule
 
 log = logging.getLogger("scale_scheduler.operator")
 
@@ -116,8 +117,9 @@ async def check_peering(api, name: str, namespace: str | None) -> None:  # noqa:
             param_hint="--peering") from None
 
 
-async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, time_scale: float, health_port: int,
-                metrics_port: int, extender_port: int, peering: str | None) -> None:
+async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, time_scale: float,
+                rule: PlacementRule, health_port: int, metrics_port: int, extender_port: int,
+                peering: str | None) -> None:
     import kopf
     from kubernetes import client
     from scale_scheduler.operator import metrics
@@ -132,7 +134,9 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     api = KubeApi(client.ApiClient())
     if peering:
         await check_peering(api, peering, namespace)
-    live = LiveCluster(tolerated_taints={KWOK_TOLERATION["key"]}, time_scale=time_scale)
+    live = LiveCluster(tolerated_taints={KWOK_TOLERATION["key"]}, time_scale=time_scale, rule=rule)
+    log.info("placing WorkflowDAG pods with policy %s under the %s placement rule (%s)", policy_name, rule.value,
+             f"namespace {namespace}" if namespace else "all namespaces")
     controller = WorkflowController(api, live, scheduler, policy_name, time_scale, namespace=namespace,
                                     fallback_warning=warning)
 
@@ -180,6 +184,7 @@ def run(
     checkpoint: str | None = typer.Option(None, help="Checkpoint (run directory) for a learned policy."),
     time_scale: float = typer.Option(1.0, min=0.001, help="Simulated seconds per wall-clock second: pods' "
                                                            "durations are divided by it (KWOK clusters)."),
+    rule: str = typer.Option(DEFAULT_RULE.value, help=RULE_HELP),
     health_port: int = typer.Option(8080, help="Port of GET /healthz (liveness)."),
     metrics_port: int = typer.Option(9090, help="Port of GET /metrics (Prometheus); 0 = off."),
     extender_port: int = typer.Option(8888, help="Port of the kube-scheduler extender; 0 = off."),
@@ -191,6 +196,10 @@ def run(
     """Run the operator until SIGTERM/SIGINT."""
     if namespace and all_namespaces:
         raise typer.BadParameter("give --namespace or --all-namespaces, not both", param_hint="--namespace")
+    try:
+        placement_rule = parse_rule(rule)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--rule") from None
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
         raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
@@ -201,8 +210,8 @@ def run(
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     load_kube_config(kubeconfig)
     asyncio.run(serve(namespace=namespace, policy=policy, checkpoint=checkpoint, time_scale=time_scale,
-                      health_port=health_port, metrics_port=metrics_port, extender_port=extender_port,
-                      peering=peering))
+                      rule=placement_rule, health_port=health_port, metrics_port=metrics_port,
+                      extender_port=extender_port, peering=peering))
 
 
 def register(app: typer.Typer) -> None:

@@ -34,6 +34,12 @@ def test_unknown_policy_is_rejected_by_the_schema() -> None:
     assert "policy" in result.stderr and "scale" in result.stderr
 
 
+def test_unknown_placement_rule_is_rejected_by_the_schema() -> None:
+    result = helm("template", "t", str(CHART_DIR), "--set", "placementRule=eager", check=False)
+    assert result.returncode != 0
+    assert "placementRule" in result.stderr and "late-binding" in result.stderr
+
+
 def test_several_replicas_without_peering_are_refused() -> None:
     result = helm("template", "t", str(CHART_DIR), "--set", "replicas=2", check=False)
     assert result.returncode != 0
@@ -63,10 +69,10 @@ def test_deployment_is_hardened_and_probed() -> None:
 
 def test_values_reach_the_operator_command_line() -> None:
     (deployment,) = by_kind(template("policy=heft", "timeScale=20", "logLevel=debug", "checkpoint=/ckpt/model.pt",
-                                     "extender.enabled=true"), "Deployment")
+                                     "extender.enabled=true", "placementRule=node-queues"), "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[:2] == ["operator", "run"]
-    for expected in ("--all-namespaces", "--policy=heft", "--time-scale=20", "--log-level=debug",
+    for expected in ("--all-namespaces", "--policy=heft", "--rule=node-queues", "--time-scale=20", "--log-level=debug",
                      "--checkpoint=/ckpt/model.pt", "--extender-port=8888", "--health-port=8080",
                      "--metrics-port=9090"):
         assert expected in args
@@ -76,6 +82,7 @@ def test_extender_off_means_port_zero_and_no_extender_service_port() -> None:
     docs = template()
     (deployment,) = by_kind(docs, "Deployment")
     assert "--extender-port=0" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--rule=late-binding" in deployment["spec"]["template"]["spec"]["containers"][0]["args"], "the default"
     (service,) = by_kind(docs, "Service")
     assert [port["name"] for port in service["spec"]["ports"]] == ["metrics"]
 

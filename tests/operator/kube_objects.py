@@ -16,6 +16,7 @@ from scale_scheduler.operator.labels import (
 )
 from scale_scheduler.operator.livestate import LiveCluster
 from scale_scheduler.simulator.cluster import heterogeneous
+from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule
 
 SPEC = heterogeneous(8, seed=0)
 
@@ -52,9 +53,9 @@ def pod_object(name: str, *, node: str = "", phase: str = "Pending", cpu: str = 
     }
 
 
-def live_view() -> LiveCluster:
-    """A LiveCluster that has seen every node of SPEC added."""
-    cluster = LiveCluster()
+def live_view(rule: PlacementRule = DEFAULT_RULE) -> LiveCluster:
+    """A LiveCluster (under ``rule``) that has seen every node of SPEC added."""
+    cluster = LiveCluster(rule=rule)
     for node in SPEC.nodes:
         cluster.apply_node_event("ADDED", node_object(node.name))
     return cluster

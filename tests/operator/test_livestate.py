@@ -11,6 +11,7 @@ from kube_objects import SPEC, live_view, node_object, pod_object
 from scale_scheduler.operator.livestate import LiveCluster, parse_go_duration, pod_requests
 from scale_scheduler.simulator.cluster import NODE_CLASS_LABEL, PROFILES
 from scale_scheduler.simulator.features import Observation
+from scale_scheduler.simulator.placement import PlacementRule
 from scale_scheduler.simulator.primitives import GIB, KIND_INDEX, KINDS, PrimitiveKind
 from scale_scheduler.simulator.state import ClusterState
 from scale_scheduler.simulator.workflow import Primitive
@@ -64,7 +65,10 @@ def test_deleted_pod_releases_its_node(live: LiveCluster) -> None:
     assert live.snapshot().free_cpu[i] == 64000
 
 
-def test_next_release_and_queued_seconds_come_from_duration_annotations(live: LiveCluster) -> None:
+@pytest.mark.parametrize(("rule", "queued"), [(PlacementRule.NODE_QUEUES, 2), (PlacementRule.LATE_BINDING, 0)])
+def test_next_release_and_queued_seconds_come_from_duration_annotations(rule: PlacementRule, queued: int) -> None:
+    """Planned, unbound pods wait in their node's queue under node-queues only (as in the engine)."""
+    live = live_view(rule)
     node = "cpu-large-003"
     i = live.node_names().index(node)
     live.apply_pod_event(None, pod_object("a", node=node, phase="Running", duration="30s",
@@ -77,8 +81,8 @@ def test_next_release_and_queued_seconds_come_from_duration_annotations(live: Li
     state = live.snapshot()
     start = 1893456000.0  # 2030-01-01T00:00:00Z
     assert state.next_release[i] == pytest.approx(start + 10.0), "the estimate wins over the true duration"
-    assert (state.queue_length[i], state.queued_seconds[i]) == (2, pytest.approx(100.0))
-    assert state.queue_length.sum() == 2, "an unbound pod without a planned node is in no queue"
+    assert (state.queue_length[i], state.queued_seconds[i]) == (queued, pytest.approx(50.0 * queued))
+    assert state.queue_length.sum() == queued, "an unbound pod without a planned node is in no queue"
     assert state.free_cpu[i] == 64000 - 2000, "queued pods hold nothing"
     assert np.isinf(state.next_release[live.node_names().index("cpu-small-005")])
 

@@ -94,7 +94,8 @@ def test_status_of_a_succeeded_workflow_has_response_time_slowdown_and_done() ->
     workflow = _diamond()
     progress = workflow_progress(workflow, pods)
     status = workflow_status(workflow, progress, created=T0, now=T0 + timedelta(seconds=11), time_scale=10.0,
-                             lower_bound_seconds=50.0, policy="heft", generation=1, previous={})
+                             lower_bound_seconds=50.0, policy="heft", placement_rule="late-binding",
+                             generation=1, previous={})
     assert status["phase"] == "Succeeded" and status["done"] == "4/4"
     assert status["responseTimeSeconds"] == 10.0  # creation -> last finish, wall clock
     assert status["slowdown"] == 2.0  # 10 s x time scale 10 / 50 simulated seconds
@@ -111,14 +112,17 @@ def test_response_time_uses_the_operators_sub_second_sightings_when_it_was_watch
     workflow = _diamond()
     progress = workflow_progress(workflow, pods)
     first = workflow_status(workflow, workflow_progress(workflow, []), created=T0, now=T0 + timedelta(seconds=0.1),
-                            time_scale=20.0, lower_bound_seconds=1.0, policy="heft", generation=1, previous={})
+                            time_scale=20.0, lower_bound_seconds=1.0, policy="heft", placement_rule="late-binding",
+                            generation=1, previous={})
     assert first["receivedTime"] == "2026-01-01T00:00:00.100000Z"
     done = workflow_status(workflow, progress, created=T0, now=T0 + timedelta(seconds=0.85), time_scale=20.0,
-                           lower_bound_seconds=1.0, policy="heft", generation=1, previous=first)
+                           lower_bound_seconds=1.0, policy="heft", placement_rule="late-binding",
+                           generation=1, previous=first)
     assert done["responseTimeSeconds"] == 0.75 and done["receivedTime"] == first["receivedTime"]
     # An operator that started late (or came back after the end) saw neither moment: whole seconds it is.
     late = workflow_status(workflow, progress, created=T0, now=T0 + timedelta(seconds=30), time_scale=20.0,
-                           lower_bound_seconds=1.0, policy="heft", generation=1, previous={})
+                           lower_bound_seconds=1.0, policy="heft", placement_rule="late-binding",
+                           generation=1, previous={})
     assert late["responseTimeSeconds"] == 0.0
 
 
@@ -126,7 +130,8 @@ def test_status_of_an_exhausted_workflow_names_the_primitive() -> None:
     pods = [_pod("a", 0, "Succeeded", start=0, finish=1), _pod("b", 0, "Failed", start=1, finish=2)]
     workflow = _diamond()
     status = workflow_status(workflow, workflow_progress(workflow, pods), created=T0, now=T0, time_scale=1.0,
-                             lower_bound_seconds=1.0, policy="heft", generation=1, previous={})
+                             lower_bound_seconds=1.0, policy="heft", placement_rule="late-binding",
+                             generation=1, previous={})
     complete = next(c for c in status["conditions"] if c["type"] == "Complete")
     assert status["phase"] == "Failed" and complete["reason"] == "RetriesExhausted" and "'b'" in complete["message"]
     assert "responseTimeSeconds" not in status
@@ -142,10 +147,11 @@ def test_condition_keeps_its_transition_time_while_its_status_holds() -> None:
 
 def test_failed_status_carries_the_validation_reason() -> None:
     status = failed_status("Cycle", "primitive 'b' is part of a dependency cycle", total=4, now=T0, policy="heft",
-                           generation=2, previous={})
+                           placement_rule="node-queues", generation=2, previous={})
     valid = next(c for c in status["conditions"] if c["type"] == "Valid")
     assert status["phase"] == "Failed" and valid["status"] == "False" and valid["reason"] == "Cycle"
     assert "'b'" in valid["message"] and status["observedGeneration"] == 2 and status["done"] == "0/4"
+    assert status["placementRule"] == "node-queues"
 
 
 def test_status_patch_is_empty_when_nothing_changed_and_nulls_fields_that_no_longer_apply() -> None:

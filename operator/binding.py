@@ -1,0 +1,163 @@
+"""The operator's queue of pods waiting for a node, across all workflows, in the engine's order.
+
+A reconcile sees one workflow; this queue lets it see every other workflow's waiting pods, so that pods are
+served in the order the simulator's engine serves its ready primitives (``placement.queue_key``):
+
+- late-binding: a pod that found room yields to a pod of another workflow ahead of it in the queue that has
+  room on the same node now (the engine would have placed that one first); its workflow is then reconciled.
+- node-queues: the pods planned for a node wait in that node's queue in the same order; ``admitted`` says which
+  of them fit now, head first: the head keeps its reservation and nothing behind it jumps ahead.
+
+Entries live only while their pod waits: they go when the pod is placed or deleted, or their workflow is
+reconciled without them or forgotten. Nothing here talks to the API server.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from scale_scheduler.simulator.node_model import feasible
+from scale_scheduler.simulator.placement import Waiting, queue_key, room_now
+from scale_scheduler.simulator.state import ClusterState
+from scale_scheduler.simulator.workflow import Primitive
+
+WorkflowKey = tuple[str, str]  # (namespace, WorkflowDAG name)
+PodKey = tuple[str, str]  # (namespace, pod name): names are deterministic, so a pod not created yet has one too
+
+
+@dataclass(frozen=True)
+class WaitingPod:
+    """One pod (or a ready primitive's pod about to be created) in the queue."""
+
+    workflow: WorkflowKey
+    pod: PodKey
+    primitive: Primitive
+    downstream_seconds: float  # the plan's longest chain of mean estimated work after it
+    mean_seconds: float  # its mean estimated work, which leaves the workflow's remaining work when it starts
+    sequence: int  # order of arrival in the queue (first come, first served among equals)
+    planned_node: str = ""  # node-queues: the node whose queue it waits in; "" while no node is chosen
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What a reconcile reports of one of its waiting pods (``BindingQueue.sync``)."""
+
+    pod: PodKey
+    primitive: Primitive
+    downstream_seconds: float
+    mean_seconds: float
+    planned_node: str
+
+
+class BindingQueue:
+    """Waiting pods of every workflow, ordered by ``placement.queue_key`` under the scheduler's ``priority``."""
+
+    def __init__(self, priority: Callable[[Waiting], float]) -> None:
+        self._priority = priority
+        self._entries: dict[PodKey, WaitingPod] = {}
+        self._keys: dict[PodKey, tuple[float, float, int]] = {}
+        # per workflow: mean estimated work not started yet (what SRPT-like priorities read), as the engine keeps it
+        self._remaining: dict[WorkflowKey, float] = {}
+        self._sequence = 0
+
+    # -- what the reconciles report ---------------------------------------------------------------
+    def sync(self, workflow: WorkflowKey, waiting: list[Arrival], remaining_seconds: float) -> list[WaitingPod]:
+        """Make ``workflow``'s entries exactly ``waiting`` (those already queued keep their place); its entries
+        in queue order."""
+        listed = {arrival.pod for arrival in waiting}
+        for pod in [pod for pod, entry in self._entries.items() if entry.workflow == workflow and pod not in listed]:
+            self._drop(pod)
+        for arrival in waiting:
+            entry = self._entries.get(arrival.pod)
+            if entry is None:
+                self._sequence += 1
+                entry = WaitingPod(workflow, arrival.pod, arrival.primitive, arrival.downstream_seconds,
+                                   arrival.mean_seconds, self._sequence)
+            self._entries[arrival.pod] = replace(entry, planned_node=arrival.planned_node)
+        self._set_remaining(workflow, remaining_seconds)
+        return sorted((e for e in self._entries.values() if e.workflow == workflow), key=self.key)
+
+    def plan(self, pod: PodKey, node: str) -> None:
+        """Node-queues: ``pod`` now waits in ``node``'s queue ("" takes it out of every node's queue)."""
+        self._entries[pod] = replace(self._entries[pod], planned_node=node)
+
+    def started(self, pod: PodKey) -> None:
+        """``pod`` was given its node: it leaves the queue and its work leaves its workflow's remaining work."""
+        entry = self._entries.get(pod)
+        if entry is not None:
+            remaining = self._remaining[entry.workflow] - entry.mean_seconds
+            self._drop(pod)
+            self._set_remaining(entry.workflow, remaining)
+
+    def discard(self, pod: PodKey) -> None:
+        """``pod`` is gone (deleted)."""
+        if pod in self._entries:
+            self._drop(pod)
+
+    def forget(self, workflow: WorkflowKey) -> None:
+        """``workflow`` is finished or gone: none of its pods waits any more."""
+        for pod in [pod for pod, entry in self._entries.items() if entry.workflow == workflow]:
+            self._drop(pod)
+
+    # -- what the reconciles ask ------------------------------------------------------------------
+    def key(self, entry: WaitingPod) -> tuple[float, float, int]:
+        return self._keys[entry.pod]
+
+    def workflows(self) -> set[WorkflowKey]:
+        """Workflows with a pod waiting: room freed anywhere may concern them."""
+        return {entry.workflow for entry in self._entries.values()}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def ahead_with_room(self, pod: PodKey, node: int, state: ClusterState) -> WaitingPod | None:
+        """Late-binding: the first pod of another workflow, ahead of ``pod`` in the queue, that could run on
+        ``node`` and has room there now (the engine would place it before ``pod``); None if there is none."""
+        own, spec = self._entries[pod], state.spec.nodes[node]
+        ahead = sorted((e for e in self._entries.values()
+                        if e.workflow != own.workflow and self._keys[e.pod] < self._keys[pod]), key=self.key)
+        return next((e for e in ahead if feasible(e.primitive, spec) and room_now(e.primitive, state)[node]), None)
+
+    def ahead_on_node(self, pod: PodKey) -> int:
+        """Node-queues: how many pods wait ahead of ``pod`` in its planned node's queue."""
+        own = self._entries[pod]
+        return sum(e.planned_node == own.planned_node and self._keys[e.pod] < self._keys[pod]
+                   for e in self._entries.values())
+
+    def admitted(self, node: int, state: ClusterState) -> list[WaitingPod]:
+        """Node-queues: the pods planned for ``node`` that start now, head first: each fits in the room left by
+        those before it; the first that does not fit keeps its place and stops the rest (the engine's rule)."""
+        name = state.spec.nodes[node].name
+        queue = sorted((e for e in self._entries.values() if e.planned_node == name), key=self.key)
+        room = copy.copy(state)  # the free resources are used up in queue order: fresh copies of those arrays
+        room.free_cpu, room.free_memory, room.free_gpus = (state.free_cpu.copy(), state.free_memory.copy(),
+                                                           state.free_gpus.copy())
+        admitted = []
+        for entry in queue:
+            if not room_now(entry.primitive, room)[node]:
+                break
+            room.free_cpu[node] -= entry.primitive.cpu_millicores
+            room.free_memory[node] -= entry.primitive.memory_bytes
+            room.free_gpus[node] -= entry.primitive.gpus
+            admitted.append(entry)
+        return admitted
+
+    # -- internals --------------------------------------------------------------------------------
+    def _drop(self, pod: PodKey) -> None:
+        workflow = self._entries.pop(pod).workflow
+        del self._keys[pod]
+        if not any(entry.workflow == workflow for entry in self._entries.values()):
+            self._remaining.pop(workflow, None)  # known again from the workflow's next sync
+
+    def _set_remaining(self, workflow: WorkflowKey, seconds: float) -> None:
+        # SRPT-like priorities change as a workflow's primitives start: re-key its entries, as the engine re-sorts
+        entries = [entry for entry in self._entries.values() if entry.workflow == workflow]
+        if not entries:
+            self._remaining.pop(workflow, None)
+            return
+        self._remaining[workflow] = seconds
+        for entry in entries:
+            self._keys[entry.pod] = queue_key(self._priority, Waiting(
+                entry.primitive, entry.downstream_seconds, seconds, entry.sequence))

@@ -1,0 +1,167 @@
+"""The controller serves waiting pods of all workflows in the engine's queue order, under either placement rule.
+
+An in-memory stand-in for the API server (``FakeApi``) answers the calls a reconcile makes; the live view is fed
+by hand, as the watches would feed it. HEFT orders the queue by upward rank: a primitive with work after it (``a1``
+of workflow ``a``) goes before one without (``b1`` of workflow ``b``), whichever workflow is reconciled first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+from typing import Any
+
+from kube_objects import SPEC, live_view, node_object, pod_object
+from scale_scheduler.operator import labels
+from scale_scheduler.operator.controller import WorkflowController
+from scale_scheduler.operator.kubeapi import BindOutcome
+from scale_scheduler.operator.livestate import LiveCluster
+from scale_scheduler.simulator.placement import PlacementRule
+from scale_scheduler.simulator.schedulers import HeftScheduler
+
+NAMESPACE = "ns"
+GPU_NODE = "gpu-large-000"  # 4 GPUs
+ROOM_NODE = "cpu-large-003"
+
+
+class FakeApi:
+    """The API calls of a reconcile, on dicts in memory: pods are created, annotated and bound as asked."""
+
+    def __init__(self, workflows: list[dict[str, Any]]) -> None:
+        self.workflows = {(w["metadata"]["namespace"], w["metadata"]["name"]): w for w in workflows}
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.unschedulable: dict[str, str] = {}
+        self._uids = itertools.count()
+
+    async def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.workflows.get((namespace, name)))
+
+    async def list_workflow_pods(self, namespace: str, selector_value: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(pod) for pod in self.pods.values()
+                if pod["metadata"]["labels"][labels.WORKFLOW_LABEL] == selector_value]
+
+    async def create_pod(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        name = manifest["metadata"]["name"]
+        if name in self.pods:
+            return copy.deepcopy(self.pods[name]), False
+        pod = copy.deepcopy(manifest)
+        pod["metadata"]["uid"] = f"uid-{next(self._uids)}"
+        pod["status"] = {"phase": "Pending"}
+        self.pods[name] = pod
+        return copy.deepcopy(pod), True
+
+    async def patch_pod_annotations(self, namespace: str, name: str, annotations: dict[str, str]) -> dict[str, Any]:
+        self.pods[name]["metadata"]["annotations"].update(annotations)
+        return copy.deepcopy(self.pods[name])
+
+    async def bind(self, namespace: str, name: str, node: str) -> str:
+        assert not self.pods[name]["spec"].get("nodeName"), f"{name} bound twice"
+        self.pods[name]["spec"]["nodeName"] = node
+        return BindOutcome.BOUND
+
+    async def mark_unschedulable(self, namespace: str, name: str, message: str) -> None:
+        self.unschedulable[name] = message
+
+    async def event(self, obj: dict[str, Any], kind: str, reason: str, message: str, *,
+                    event_type: str = "Normal") -> None:
+        pass
+
+    async def patch_workflow_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.workflows[(namespace, name)].setdefault("status", {}).update(status)
+
+
+def _workflow(name: str, primitives: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": labels.KIND,
+            "metadata": {"name": name, "namespace": NAMESPACE, "uid": f"uid-{name}", "generation": 1,
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"primitives": primitives}}
+
+
+def _two_workflows(kind: str) -> list[dict[str, Any]]:
+    """``a``: a1 then a2 (a1 has work after it); ``b``: b1 alone. One ``kind`` primitive each goes first."""
+    first = {"kind": kind, **({"outputTokens": 100} if kind == "llm_generate" else {"workSeconds": 2.0})}
+    return [_workflow("a", [{"name": "a1", **first}, {"name": "a2", "kind": "tool_call", "dependsOn": ["a1"]}]),
+            _workflow("b", [{"name": "b1", **first}])]
+
+
+def _controller(api: FakeApi, live: LiveCluster) -> WorkflowController:
+    controller = WorkflowController(api, live, HeftScheduler(), "heft", time_scale=1.0)  # type: ignore[arg-type]
+    for node in SPEC.nodes:
+        controller.on_node_event("ADDED", node_object(node.name))
+    return controller
+
+
+async def _settle(controller: WorkflowController) -> None:
+    """Run every reconcile the controller triggered (and the ones those trigger) to the end."""
+    while controller._tasks:
+        await asyncio.gather(*list(controller._tasks))
+
+
+def _hog(node: str, cpu: str, gpus: int = 0, name: str | None = None) -> dict[str, Any]:
+    return pod_object(name or f"hog-{node}", node=node, phase="Running", cpu=cpu, memory="1Gi", gpus=gpus)
+
+
+def test_late_binding_a_pod_yields_to_another_workflows_pod_ahead_of_it_with_room_on_its_node() -> None:
+    async def scenario() -> FakeApi:
+        api = FakeApi(_two_workflows("tool_call"))
+        live = live_view(PlacementRule.LATE_BINDING)
+        controller = _controller(api, live)
+        for node in SPEC.nodes:  # every node full
+            controller.on_pod_event(None, _hog(node.name, f"{node.cpu_millicores}m"))
+        await controller.reconcile(NAMESPACE, "a")
+        await controller.reconcile(NAMESPACE, "b")
+        await _settle(controller)
+        assert set(api.unschedulable) == {"a-a1-0", "b-b1-0"}, "no room anywhere: both wait, unplanned"
+        assert len(controller.queue) == 2
+        # room for one tool call frees on one node; b is reconciled first, yet a1 is ahead in the queue
+        controller.on_pod_event("MODIFIED", _hog(ROOM_NODE, f"{64000 - 300}m"))
+        await controller.reconcile(NAMESPACE, "b")
+        await _settle(controller)
+        return api
+
+    api = asyncio.run(scenario())
+    assert api.pods["a-a1-0"]["spec"].get("nodeName") == ROOM_NODE
+    assert not api.pods["b-b1-0"]["spec"].get("nodeName"), "b1 took the room a1 was ahead for"
+
+
+def test_node_queues_pods_wait_on_their_planned_node_head_first_and_bind_there_when_room_frees() -> None:
+    async def scenario() -> None:
+        api = FakeApi(_two_workflows("llm_generate"))
+        live = live_view(PlacementRule.NODE_QUEUES)
+        controller = _controller(api, live)
+        for node in ("gpu-small-001", "gpu-small-002"):  # one GPU node in the view: every LLM call plans on it
+            controller.on_node_event("MODIFIED", node_object(node, unschedulable=True))
+        controller.on_pod_event(None, _hog(GPU_NODE, "1", gpus=1, name="hog-1"))
+        controller.on_pod_event(None, _hog(GPU_NODE, "1", gpus=3, name="hog-3"))
+        await controller.reconcile(NAMESPACE, "b")
+        await controller.reconcile(NAMESPACE, "a")
+        await _settle(controller)
+        for pod in ("a-a1-0", "b-b1-0"):
+            annotations = api.pods[pod]["metadata"]["annotations"]
+            assert annotations[labels.PLANNED_NODE_ANNOTATION] == GPU_NODE and not api.pods[pod]["spec"].get("nodeName")
+            assert labels.DURATION_ANNOTATION not in annotations, "the run time is drawn when it starts"
+            assert "planned for node gpu-large-000" in api.unschedulable[pod]
+        state = live.snapshot()
+        assert state.queue_length[state.index_of(GPU_NODE)] == 2, "the view counts them in the node's queue"
+
+        # another GPU node appears with room: planned pods keep their reservation (the engine does not move them)
+        controller.on_node_event("MODIFIED", node_object("gpu-small-001"))
+        await controller.reconcile(NAMESPACE, "b")
+        assert not api.pods["b-b1-0"]["spec"].get("nodeName")
+
+        # one GPU frees on the planned node: the head (a1, upward rank) starts there, b1 behind it waits
+        controller.on_pod_event("DELETED", _hog(GPU_NODE, "1", gpus=1, name="hog-1"))
+        await _settle(controller)
+        assert api.pods["a-a1-0"]["spec"].get("nodeName") == GPU_NODE
+        assert labels.DURATION_ANNOTATION in api.pods["a-a1-0"]["metadata"]["annotations"]
+        assert not api.pods["b-b1-0"]["spec"].get("nodeName")
+        live.apply_pod_event("MODIFIED", {**api.pods["a-a1-0"], "status": {"phase": "Running"}})
+
+        # the rest frees: b1 starts on its planned node
+        controller.on_pod_event("DELETED", _hog(GPU_NODE, "1", gpus=3, name="hog-3"))
+        await _settle(controller)
+        assert api.pods["b-b1-0"]["spec"].get("nodeName") == GPU_NODE
+        assert len(controller.queue) == 0
+
+    asyncio.run(scenario())

@@ -1,0 +1,15 @@
+"""``scale-sched operator run``'s own checks of its options, before it ever reaches a cluster."""
+
+from __future__ import annotations
+
+import typer
+from scale_scheduler.operator.run_cli import register
+from typer.testing import CliRunner
+
+
+def test_an_unknown_placement_rule_is_refused_with_the_valid_ones() -> None:
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["operator", "run", "--rule", "eager"])
+    assert result.exit_code == 2
+    assert "--rule" in result.output and "late-binding" in result.output and "node-queues" in result.output
