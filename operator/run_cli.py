@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, PlacementRule, parse_rule
+from scale_scheduler.simulator.rollout import LOOKAHEAD
 
 log = logging.getLogger("scale_scheduler.operator")
 
@@ -200,6 +201,9 @@ def run(
         placement_rule = parse_rule(rule)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--rule") from None
+    if policy in LOOKAHEAD:
+        raise typer.BadParameter(f"{policy!r} looks ahead in the simulator and cannot place pods on a live cluster; "
+                                 "use heft or a learned policy", param_hint="--policy")
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
         raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")

@@ -13,3 +13,11 @@ def test_an_unknown_placement_rule_is_refused_with_the_valid_ones() -> None:
     result = CliRunner().invoke(app, ["operator", "run", "--rule", "eager"])
     assert result.exit_code == 2
     assert "--rule" in result.output and "late-binding" in result.output and "node-queues" in result.output
+
+
+def test_a_lookahead_reference_is_refused_as_a_live_policy() -> None:
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["operator", "run", "--policy", "rollout-heft"])
+    assert result.exit_code == 2
+    assert "cannot place pods on a live cluster" in " ".join(result.output.replace("│", " ").split())
