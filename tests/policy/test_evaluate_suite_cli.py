@@ -47,7 +47,7 @@ def test_unknown_suite_scenario_size_or_method_is_refused_naming_the_valid_ones(
 
 def test_standard_table_has_the_bound_and_optimality_reports_cp_sat_gaps(tmp_path: Path) -> None:
     done = _evaluate("--methods", "heft,least-loaded", "--nodes", "4", "--seeds", "2", "--workflows", "4",
-                     "--pair", "heft:least-loaded", "--optimality", "1", "--cp-sat-seconds", "20",
+                     "--pair", "heft:least-loaded", "--optimality", "1", "--cp-sat-work", "20",
                      "--out", str(tmp_path), "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     document = json.loads(done.stdout.strip().splitlines()[-1])
