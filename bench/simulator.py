@@ -6,7 +6,8 @@ node-queues} x N, the reference loop's decisions/s at each N and the ratio of th
 counts on a shared machine: both run in the same process, interleaved, best of ``--repeats``), the cost of
 ``Engine.fork()`` against ``copy.deepcopy`` mid-episode, and rollout-heft's decisions/s (informative).
 Workload generation is outside the timed part; building the engine (per-primitive estimates, duration
-draws) is inside it, as the reference's own per-workflow set-up is inside its.
+draws) is inside it, as the reference's own per-workflow set-up is inside its. Times are the process's CPU
+time (``time.process_time``), not wall time: on a shared machine that is the time the work itself took.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from rich.table import Table
 from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
 from scale_scheduler.simulator.engine import Engine
 from scale_scheduler.simulator.generators import generate_workload
-from scale_scheduler.simulator.node_model import estimated_duration
 from scale_scheduler.simulator.placement import PlacementRule
+from scale_scheduler.simulator.primitives import PrimitiveKind
 from scale_scheduler.simulator.rollout import RolloutHeftScheduler
 from scale_scheduler.simulator.schedulers import make_heuristic
 from scale_scheduler.simulator.workflow import Workflow
@@ -33,18 +34,21 @@ SIZES = (16, 48, 256, 1024)
 SCHEDULERS = ("least-loaded", "heft")
 FORK_SIZES = (48, 1024)
 LOAD = 0.7
+LLM = PrimitiveKind.LLM_GENERATE
 
 
 def reference_decisions_per_second(cluster: ClusterSpec, workload: list[Workflow], seed: int) -> float:
     """A minimal discrete-event simulator of the same kind, as one would write it from scratch: DAGs arrive,
     ready primitives wait in a FIFO queue, each goes to the least-loaded node (dominant cpu/memory share) with
-    its cpu and memory free now, runs a lognormal duration around its reference-node estimate, events on a
-    heap. No features, no GPUs, no transfers or cold starts: the floor an engine with features is held to."""
+    its cpu and memory free now, runs a lognormal duration around its work (LLM calls: tokens at the GPU node's
+    rates), events on a heap. No features, no GPUs, no transfers or cold starts: the floor an engine with
+    features is held to."""
     rng = np.random.default_rng(seed)
     alloc_cpu = np.array([n.cpu_millicores for n in cluster.nodes], dtype=float)
     alloc_memory = np.array([n.memory_bytes for n in cluster.nodes], dtype=float)
-    reference_node = max(cluster.nodes, key=lambda n: n.gpus)  # runs every kind
-    started = time.perf_counter()
+    gpu_node = max(cluster.nodes, key=lambda n: n.gpus)  # LLM calls run at its token rates
+    prefill, decode = gpu_node.prefill_tokens_per_second, gpu_node.decode_tokens_per_second
+    started = time.process_time()
     free_cpu, free_memory = alloc_cpu.copy(), alloc_memory.copy()
     events = [(w.arrival_time, k, k, -1) for k, w in enumerate(workload)]
     heapq.heapify(events)
@@ -64,7 +68,8 @@ def reference_decisions_per_second(cluster: ClusterSpec, workload: list[Workflow
             for k, p in enumerate(primitives):
                 for parent in p.depends_on:
                     children[w][index[parent]].append(k)
-            requests[w] = [(p.cpu_millicores, p.memory_bytes, estimated_duration(p, reference_node))
+            requests[w] = [(p.cpu_millicores, p.memory_bytes,
+                            p.input_tokens / prefill + p.output_tokens / decode if p.kind is LLM else p.work_seconds)
                            for p in primitives]
             ready += [(w, k) for k, count in enumerate(missing[w]) if count == 0]
         else:  # finish: free the node, release the children
@@ -92,7 +97,7 @@ def reference_decisions_per_second(cluster: ClusterSpec, workload: list[Workflow
             heapq.heappush(events, (now + seconds * rng.lognormal(-0.045, 0.3), sequence, *task))
             decisions += 1
         ready = waiting
-    return decisions / (time.perf_counter() - started)
+    return decisions / (time.process_time() - started)
 
 
 def engine_decisions_per_second(cluster: ClusterSpec, workload: list[Workflow], method: str, rule: PlacementRule,
@@ -100,13 +105,13 @@ def engine_decisions_per_second(cluster: ClusterSpec, workload: list[Workflow], 
     scheduler = make_heuristic(method)
     scheduler.reset(seed)
     workload = copy.deepcopy(workload)  # the engine validates in place: every run starts from the same input
-    started = time.perf_counter()
+    started = time.process_time()
     engine = Engine(cluster, workload, seed, priority=scheduler.priority, rule=rule)
     decisions = 0
     while (observation := engine.next_decision()) is not None:
         engine.apply(scheduler.choose(observation))
         decisions += 1
-    return decisions / (time.perf_counter() - started)
+    return decisions / (time.process_time() - started)
 
 
 def fork_microseconds(nodes: int, workflows: int, seed: int) -> dict[str, float]:
@@ -120,10 +125,10 @@ def fork_microseconds(nodes: int, workflows: int, seed: int) -> dict[str, float]
     engine.next_decision()
     timings = {}
     for name, copier, count in (("fork", engine.fork, 2000), ("deepcopy", lambda: copy.deepcopy(engine), 5)):
-        started = time.perf_counter()
+        started = time.process_time()
         for _ in range(count):
             copier()
-        timings[name] = (time.perf_counter() - started) / count * 1e6
+        timings[name] = (time.process_time() - started) / count * 1e6
     return {"fork_us": timings["fork"], "deepcopy_us": timings["deepcopy"],
             "deepcopy_over_fork": timings["deepcopy"] / timings["fork"]}
 
@@ -134,13 +139,13 @@ def rollout_heft_rates(nodes: int, workflows: int, seed: int) -> dict[str, float
     cluster = heterogeneous(nodes, seed=seed)
     workload = generate_workload(cluster, workflows, load=LOAD, seed=seed)
     scheduler = RolloutHeftScheduler()
-    started = time.perf_counter()
+    started = time.process_time()
     engine = Engine(cluster, workload, seed, priority=scheduler.priority)
     decisions = 0
     while (observation := engine.next_decision()) is not None:
         engine.apply(scheduler.choose(observation))
         decisions += 1
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     return {"nodes": nodes, "workflows": workflows, "decisions_per_second": decisions / elapsed,
             "rollouts_per_second": scheduler.rollouts / elapsed}
 
@@ -212,7 +217,8 @@ def main() -> None:
     console.print(forks)
     rollout = report["rollout_heft"]
     console.print(f"rollout-heft at N={rollout['nodes']}, {rollout['workflows']} workflows: "
-                  f"{rollout['decisions_per_second']:,.1f} decisions/s, {rollout['rollouts_per_second']:,.0f} rollouts/s")
+                  f"{rollout['decisions_per_second']:,.1f} decisions/s, "
+                  f"{rollout['rollouts_per_second']:,.0f} rollouts/s")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def candidates(primitive: Primitive, state: ClusterState, feasible: np.ndarray, 
 
 def pick(scores: np.ndarray, allowed: np.ndarray) -> int:
     """The allowed node with the highest score; ties go to the lowest index (deterministic)."""
-    return int(np.argmax(np.where(allowed, scores, -np.inf)))
+    return int(np.where(allowed, scores, -np.inf).argmax())
 
 
 @dataclass(frozen=True)

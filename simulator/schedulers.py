@@ -88,9 +88,11 @@ def node_load(observation: Observation) -> np.ndarray:
     """Dominant-resource share in use per node, plus queued primitives (each counts as a full node)."""
     s = observation.state
     used = np.maximum(1.0 - s.free_cpu / s.alloc_cpu, 1.0 - s.free_memory / s.alloc_memory)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gpu_used = np.where(s.alloc_gpus > 0, 1.0 - s.free_gpus / s.alloc_gpus, 0.0)
-    return np.maximum(used, gpu_used) + s.queue_length
+    # nodes without GPUs use none of them: their free/alloc is taken as 1 (no division by zero to silence)
+    gpu_free = np.divide(s.free_gpus, s.alloc_gpus, out=np.ones(s.num_nodes), where=s.alloc_gpus > 0)
+    np.maximum(used, 1.0 - gpu_free, out=used)
+    used += s.queue_length
+    return used
 
 
 class LeastLoadedScheduler(_Heuristic):
