@@ -3,7 +3,7 @@
 A benchmark, not a test: ``python bench/simulator.py`` prints tables, ``--json`` one JSON object with
 decisions/s of the engine (features and heuristic included) for {least-loaded, heft} x {late-binding,
 node-queues} x N, the reference loop's decisions/s at each N and the ratio of the two (the figure that
-counts on a shared machine: both run in the same process, interleaved, best of ``--repeats``), the cost of
+counts on a shared machine: each engine run is paired with a reference run, medians of ``--repeats`` pairs), the cost of
 ``Engine.fork()`` against ``copy.deepcopy`` mid-episode, and rollout-heft's decisions/s (informative).
 Workload generation is outside the timed part; building the engine (per-primitive estimates, duration
 draws) is inside it, as the reference's own per-workflow set-up is inside its. Times are the process's CPU
@@ -16,6 +16,7 @@ import argparse
 import copy
 import heapq
 import json
+import statistics
 import time
 
 import numpy as np
@@ -151,25 +152,25 @@ def rollout_heft_rates(nodes: int, workflows: int, seed: int) -> dict[str, float
 
 
 def measure(sizes: tuple[int, ...], workflows: int, repeats: int, seed: int) -> dict[str, object]:
+    """Each engine run is paired with a reference run just before it, and the ratio taken per pair: a busy
+    spell on a shared machine slows both of a pair alike. Figures are medians over ``repeats`` pairs."""
     engine_rates: dict[str, dict[str, dict[str, float]]] = {m: {r.value: {} for r in PlacementRule} for m in SCHEDULERS}
+    ratio: dict[str, dict[str, dict[str, float]]] = {m: {r.value: {} for r in PlacementRule} for m in SCHEDULERS}
     reference: dict[str, float] = {}
     for n in sizes:
         cluster = heterogeneous(n, seed=seed)
         workload = generate_workload(cluster, workflows, load=LOAD, seed=seed)
-        best: dict[tuple[str, str], float] = {}
-        for _ in range(repeats):  # interleaved, so a busy spell on the machine hits every column alike
-            best["reference", ""] = max(best.get(("reference", ""), 0.0),
-                                        reference_decisions_per_second(cluster, workload, seed))
-            for method in SCHEDULERS:
-                for rule in PlacementRule:
-                    rate = engine_decisions_per_second(cluster, workload, method, rule, seed)
-                    best[method, rule.value] = max(best.get((method, rule.value), 0.0), rate)
-        reference[str(n)] = best["reference", ""]
+        reference_rates = []
         for method in SCHEDULERS:
             for rule in PlacementRule:
-                engine_rates[method][rule.value][str(n)] = best[method, rule.value]
-    ratio = {m: {r: {n: rate / reference[n] for n, rate in by_n.items()} for r, by_n in by_rule.items()}
-             for m, by_rule in engine_rates.items()}
+                pairs = []
+                for _ in range(repeats):
+                    reference_rates.append(reference_decisions_per_second(cluster, workload, seed))
+                    pairs.append((engine_decisions_per_second(cluster, workload, method, rule, seed),
+                                  reference_rates[-1]))
+                engine_rates[method][rule.value][str(n)] = statistics.median(rate for rate, _ in pairs)
+                ratio[method][rule.value][str(n)] = statistics.median(rate / base for rate, base in pairs)
+        reference[str(n)] = statistics.median(reference_rates)
     return {
         "workflows": workflows, "load": LOAD, "repeats": repeats,
         "decisions_per_second": engine_rates, "reference_decisions_per_second": reference,
@@ -181,9 +182,9 @@ def measure(sizes: tuple[int, ...], workflows: int, repeats: int, seed: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workflows", type=int, default=400, help="workflows per run (~6 decisions each)")
+    parser.add_argument("--workflows", type=int, default=200, help="workflows per run (~6 decisions each)")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="node counts, comma-separated")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per figure, the best kept")
+    parser.add_argument("--repeats", type=int, default=5, help="engine/reference pairs per figure (medians)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
@@ -193,7 +194,7 @@ def main() -> None:
         print(json.dumps(report))
         return
     console = Console()
-    table = Table(title=f"decisions/s, {args.workflows} workflows, load {LOAD}, best of {args.repeats} "
+    table = Table(title=f"decisions/s, {args.workflows} workflows, load {LOAD}, medians of {args.repeats} "
                         "(ratio to the reference loop in brackets)")
     table.add_column("nodes", justify="right")
     table.add_column("reference", justify="right")

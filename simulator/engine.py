@@ -22,8 +22,8 @@ import numpy as np
 from .cluster import ClusterSpec
 from .estimates import WorkflowEstimates, workflows_estimates
 from .features import Observation
-from .node_model import DURATION_SIGMA, cold_start_seconds, transfer_seconds
-from .placement import DEFAULT_RULE, PlacementRule, Waiting, candidates, parse_rule, queue_key
+from .node_model import DURATION_LOG_MEAN, DURATION_SIGMA, cold_start_seconds, duration_factor, transfer_seconds
+from .placement import DEFAULT_RULE, PlacementRule, Waiting, candidates, parse_rule, queue_key, room_now
 from .primitives import KIND_INDEX
 from .schedulers import Scheduler
 from .state import ClusterState
@@ -79,7 +79,9 @@ class _Task:
     estimated_seconds: np.ndarray  # [N] estimated duration per node (inf where it cannot run)
     raw_estimate: np.ndarray  # [N] the node model's estimate, as Observation.estimated_duration computes it
     mask: np.ndarray  # [N] nodes that can ever run it (same rule as Observation.mask)
-    duration_factor: np.ndarray  # [N] true duration / estimate if placed on each node
+    # [N] standard normal draws fixing the true duration on each node (node_model.duration_factor); None: the
+    # engine is not stochastic (true = estimated)
+    duration_normal: np.ndarray | None
     downstream_seconds: float = 0.0
     mean_seconds: float = 0.0  # the estimate averaged over the nodes that can run it (SRPT's work)
     missing_parents: int = 0
@@ -95,7 +97,7 @@ class _Task:
 
     def copy(self) -> _Task:
         return _Task(self.workflow, self.index, self.primitive, self.parents, self.children, self.estimated_seconds,
-                     self.raw_estimate, self.mask, self.duration_factor, self.downstream_seconds, self.mean_seconds,
+                     self.raw_estimate, self.mask, self.duration_normal, self.downstream_seconds, self.mean_seconds,
                      self.missing_parents, self.status, self.sequence, self.key, self.node, self.ready, self.start,
                      self.setup, self.estimated_finish, self.finished)
 
@@ -111,7 +113,9 @@ class Engine:
         self.cluster, self.seed, self.horizon, self.stochastic = cluster, seed, horizon, stochastic
         self.rule = parse_rule(rule)
         self.state = ClusterState(cluster)
-        self.workflows = [validate(w, cluster.nodes) for w in workflows]
+        # validation asks whether some node fits each request: one node of each shape answers that
+        shapes = list({(n.cpu_millicores, n.memory_bytes, n.gpus): n for n in cluster.nodes}.values())
+        self.workflows = [validate(w, shapes) for w in workflows]
         # order of the cluster-wide queue: the scheduler's, else upward rank (HEFT)
         self.priority = priority or (lambda waiting: waiting.downstream_seconds)
         self.now = 0.0
@@ -125,6 +129,7 @@ class Engine:
         self._blocked: list[_Task] = []
         self._pending: _Task | None = None  # the primitive the current decision is for: the head of the heap
         self._pending_candidates = np.zeros(0, dtype=bool)
+        self._pending_room: np.ndarray | None = None  # late-binding: placement.room_now of the pending primitive
         # per node, only where there are any (a fork copies these, so it costs what is busy, not N):
         self._queues: dict[int, list[_Task]] = {}  # node-queues rule: the primitives planned there
         self._running_finish: dict[int, list[float]] = {}  # estimated finishes of those running there
@@ -149,14 +154,13 @@ class Engine:
 
     # -- setup ---------------------------------------------------------------------------------
     def _prepare(self, w: int, workflow: Workflow, est: WorkflowEstimates) -> None:
-        index = {p.name: i for i, p in enumerate(workflow.primitives)}
-        factors = self._duration_factors(w, len(workflow.primitives))
+        normals = self._duration_normals(w, len(workflow.primitives))
         tasks = []
         for i, p in enumerate(workflow.primitives):
-            parents = [index[name] for name in dict.fromkeys(p.depends_on)]
-            tasks.append(_Task(w, i, p, parents, [], est.estimates[i], est.raw[i], est.feasible[i], factors[i],
-                               downstream_seconds=est.downstream[i], mean_seconds=est.mean[i],
-                               missing_parents=len(parents)))
+            parents = est.parents[i]
+            tasks.append(_Task(w, i, p, parents, [], est.estimates[i], est.raw[i], est.feasible[i],
+                               None if normals is None else normals[i],
+                               est.downstream[i], est.mean[i], len(parents)))
         for task in tasks:
             for parent in task.parents:
                 tasks[parent].children.append(task.index)
@@ -172,7 +176,13 @@ class Engine:
     def true_durations(self) -> list[np.ndarray]:
         """Per workflow, [P, N] the seconds each primitive would really run on each node (inf where it
         cannot): what a clairvoyant scheduler would know (transfers and cold starts come on top)."""
-        return [np.array([t.estimated_seconds * t.duration_factor for t in tasks]) for tasks in self._tasks]
+        return [np.array([t.estimated_seconds * self._factors(t) for t in tasks]) for tasks in self._tasks]
+
+    @staticmethod
+    def _factors(task: _Task) -> np.ndarray:
+        if task.duration_normal is None:
+            return np.ones(len(task.estimated_seconds))
+        return np.array([duration_factor(z) for z in task.duration_normal.tolist()])
 
     # -- the loop ------------------------------------------------------------------------------
     def _advance(self, time: float) -> None:
@@ -237,9 +247,11 @@ class Engine:
             if task.status != _QUEUED or task.key is not key:
                 heapq.heappop(queue)
                 continue
-            allowed = candidates(task.primitive, self.state, task.mask, self.rule)
-            if allowed.any():
-                self._pending_candidates = allowed
+            # late binding: no node queues, so room now is also where it fits now (primed into the observation)
+            room = room_now(task.primitive, self.state) if self.rule is PlacementRule.LATE_BINDING else None
+            allowed = candidates(task.primitive, self.state, task.mask, self.rule, room=room)
+            if np.count_nonzero(allowed):
+                self._pending_candidates, self._pending_room = allowed, room
                 return task
             heapq.heappop(queue)
             task.status = _BLOCKED
@@ -248,11 +260,9 @@ class Engine:
 
     def _unblock(self, node: int) -> None:
         """Room just grew on ``node``: blocked primitives that fit there now rejoin the queue."""
-        s, still = self.state, []
+        still = []
         for task in self._blocked:
-            p = task.primitive
-            if (task.mask[node] and p.cpu_millicores <= s.free_cpu[node] and p.memory_bytes <= s.free_memory[node]
-                    and p.gpus <= s.free_gpus[node]):
+            if task.mask.item(node) and self._fits(task, node):
                 task.status = _QUEUED
                 heapq.heappush(self._queue, (task.key, task))
             else:
@@ -271,6 +281,8 @@ class Engine:
         observation.__dict__["estimated_duration"] = task.raw_estimate
         observation.__dict__["mask"] = task.mask
         observation.__dict__["candidates"] = self._pending_candidates
+        if self._pending_room is not None:
+            observation.__dict__["fits_now"] = self._pending_room
         return observation
 
     def apply(self, node: int) -> None:
@@ -285,68 +297,73 @@ class Engine:
         self._pending = None
         heapq.heappop(self._queue)  # the pending task, still at the head
         task.node = node
-        if node not in self._queues and self._fits(task, node):
+        # late binding: a candidate has room now (and there are no node queues)
+        if node not in self._queues and (self._pending_room is not None or self._fits(task, node)):
             self._start(task)
         else:
             task.status = _PLANNED
             self._queues.setdefault(node, []).append(task)
-            self.state.queue_length[node] += 1
-            self.state.queued_seconds[node] += task.estimated_seconds[node]
+            s = self.state
+            s.queue_length[node] = s.queue_length.item(node) + 1
+            s.queued_seconds[node] = s.queued_seconds.item(node) + task.estimated_seconds.item(node)
 
+    # Scalar reads and writes of the state's arrays below go through .item(): Python floats, not numpy scalars,
+    # whose arithmetic costs several times as much (the same IEEE operations either way).
     def _fits(self, task: _Task, node: int) -> bool:
         p, s = task.primitive, self.state
-        return bool(p.cpu_millicores <= s.free_cpu[node] and p.memory_bytes <= s.free_memory[node]
-                    and p.gpus <= s.free_gpus[node])
+        return (p.cpu_millicores <= s.free_cpu.item(node) and p.memory_bytes <= s.free_memory.item(node)
+                and p.gpus <= s.free_gpus.item(node))
 
     def _start(self, task: _Task) -> None:
         p, s, node, w = task.primitive, self.state, task.node, task.workflow
         task.status = _STARTED
         self._unstarted_seconds[w] -= task.mean_seconds
         self._rekey(w)
-        s.free_cpu[node] -= p.cpu_millicores
-        s.free_memory[node] -= p.memory_bytes
-        s.free_gpus[node] -= p.gpus
-        s.running[node] += 1
+        s.free_cpu[node] = s.free_cpu.item(node) - p.cpu_millicores
+        s.free_memory[node] = s.free_memory.item(node) - p.memory_bytes
+        s.free_gpus[node] = s.free_gpus.item(node) - p.gpus
+        s.running[node] = s.running.item(node) + 1
         transfer = 0.0
         tasks = self._tasks[w]
         for parent in task.parents:
             source = tasks[parent].node
             megabytes = tasks[parent].primitive.output_megabytes
             if source != node and megabytes > 0:
-                transfer = max(transfer, float(transfer_seconds(megabytes, s.bandwidth_gbps[source],
-                                                                s.bandwidth_gbps[node])))
+                transfer = max(transfer, float(transfer_seconds(megabytes, s.bandwidth_gbps.item(source),
+                                                                s.bandwidth_gbps.item(node))))
         kind = KIND_INDEX[p.kind]
-        cold = 0.0 if s.warm[node, kind] else cold_start_seconds(p.kind)
+        cold = 0.0 if s.warm.item(node, kind) else cold_start_seconds(p.kind)
         s.warm[node, kind] = True
-        estimate = float(task.estimated_seconds[node])
-        duration = float(task.estimated_seconds[node] * task.duration_factor[node])
-        task.start, task.setup = self.now, transfer + cold
-        finish = self.now + transfer + cold + duration
-        task.estimated_finish = self.now + transfer + cold + estimate
+        estimate = task.estimated_seconds.item(node)
+        normal = task.duration_normal
+        duration = estimate if normal is None else estimate * duration_factor(normal.item(node))
+        now = self.now
+        task.start, task.setup = now, transfer + cold
+        finish = now + transfer + cold + duration
+        task.estimated_finish = now + transfer + cold + estimate
         finishes = self._running_finish.setdefault(node, [])
         finishes.append(task.estimated_finish)
         s.next_release[node] = min(finishes)
-        used, seconds = self._used[node], finish - self.now
-        used[0] += seconds * p.cpu_millicores
-        used[1] += seconds * p.memory_bytes
-        used[2] += seconds * p.gpus
+        used, seconds = self._used, finish - now
+        used[node, 0] = used.item(node, 0) + seconds * p.cpu_millicores
+        used[node, 1] = used.item(node, 1) + seconds * p.memory_bytes
+        used[node, 2] = used.item(node, 2) + seconds * p.gpus
         self._push(finish, _FINISH, w, task.index)
 
-    def _duration_factors(self, w: int, count: int) -> np.ndarray:
-        """[primitives, N] mean-one lognormal factors drawn from (seed, workflow) only: the same true
-        durations for the same placement whatever order decisions come in, so policies compare fairly."""
-        n = self.state.num_nodes
+    def _duration_normals(self, w: int, count: int) -> np.ndarray | None:
+        """[primitives, N] the standard normals of mean-one lognormal factors drawn from (seed, workflow) only:
+        the same true durations for the same placement whatever order decisions come in, so policies compare
+        fairly."""
         if not self.stochastic:
-            return np.ones((count, n))
-        rng = np.random.default_rng([self.seed, w])
-        return rng.lognormal(mean=-0.5 * DURATION_SIGMA**2, sigma=DURATION_SIGMA, size=(count, n))
+            return None
+        return np.random.default_rng([self.seed, w]).standard_normal(size=(count, self.state.num_nodes))
 
     def _finish(self, task: _Task) -> list[_Task]:
         p, s, node, w = task.primitive, self.state, task.node, task.workflow
-        s.free_cpu[node] += p.cpu_millicores
-        s.free_memory[node] += p.memory_bytes
-        s.free_gpus[node] += p.gpus
-        s.running[node] -= 1
+        s.free_cpu[node] = s.free_cpu.item(node) + p.cpu_millicores
+        s.free_memory[node] = s.free_memory.item(node) + p.memory_bytes
+        s.free_gpus[node] = s.free_gpus.item(node) + p.gpus
+        s.running[node] = s.running.item(node) - 1
         finishes = self._running_finish[node]
         finishes.remove(task.estimated_finish)
         if finishes:
@@ -384,8 +401,8 @@ class Engine:
         s = self.state
         while queue and self._fits(queue[0], node):
             head = queue.pop(0)
-            s.queue_length[node] -= 1
-            s.queued_seconds[node] = max(s.queued_seconds[node] - head.estimated_seconds[node], 0.0)
+            s.queue_length[node] = s.queue_length.item(node) - 1
+            s.queued_seconds[node] = max(s.queued_seconds.item(node) - head.estimated_seconds.item(node), 0.0)
             self._start(head)
         if not queue:
             del self._queues[node]
@@ -446,7 +463,7 @@ class Engine:
             if kind == _ARRIVAL:
                 continue
             task = self._tasks[w][i]
-            factor = rng.lognormal(-0.5 * DURATION_SIGMA**2, DURATION_SIGMA) if self.stochastic else 1.0
+            factor = rng.lognormal(DURATION_LOG_MEAN, DURATION_SIGMA) if self.stochastic else 1.0
             drawn = task.start + task.setup + float(task.estimated_seconds[task.node]) * factor
             finishes.append((max(drawn, self.now), sequence, kind, w, i))
         heapq.heapify(finishes)
@@ -456,10 +473,10 @@ class Engine:
             tasks = self._tasks[w]
             if not self.stochastic:
                 continue
-            factors = rng.lognormal(-0.5 * DURATION_SIGMA**2, DURATION_SIGMA, size=(len(tasks), n))
-            for task, drawn in zip(tasks, factors, strict=True):
+            normals = rng.standard_normal(size=(len(tasks), n))  # the draws of lognormal(size=...) (node_model)
+            for task, drawn in zip(tasks, normals, strict=True):
                 if task.status != _STARTED:
-                    task.duration_factor = drawn
+                    task.duration_normal = drawn
 
     def estimated_remaining_response(self) -> float:
         """Summed over the workflows in flight, the estimated seconds until each could finish if nothing waited

@@ -27,6 +27,7 @@ class WorkflowEstimates:
     mean: list[float]  # per primitive, the estimate averaged over the nodes that can run it
     downstream: list[float]  # per primitive, in the workflow's order
     lower_bound_seconds: float
+    parents: list[list[int]]  # per primitive, the indices of the primitives it depends on (each once)
 
     def downstream_seconds(self, workflow: Workflow) -> dict[str, float]:
         return {p.name: self.downstream[i] for i, p in enumerate(workflow.primitives)}
@@ -77,18 +78,23 @@ def _batch_estimates(workflows: list[Workflow], state: ClusterState) -> list[Wor
         rows = slice(first, first + count)
         mean, fastest = means[rows], fastest_all[rows]
         index = {p.name: i for i, p in enumerate(workflow.primitives)}
-        parents = [[index[name] for name in p.depends_on] for p in workflow.primitives]
-        children: list[list[int]] = [[] for _ in range(count)]
-        for i, of in enumerate(parents):
-            for parent in of:
-                children[parent].append(i)
+        parents = [[index[name] for name in dict.fromkeys(p.depends_on)] for p in workflow.primitives]
+        # topological order: each primitive's parents come before it, so one pass each way (plain loops: this
+        # runs for every workflow of every episode)
         downstream = [0.0] * count
         for i in reversed(range(count)):
-            downstream[i] = max((mean[c] + downstream[c] for c in children[i]), default=0.0)
+            through = mean[i] + downstream[i]
+            for parent in parents[i]:
+                if through > downstream[parent]:
+                    downstream[parent] = through
         finish = [0.0] * count
         for i in range(count):
-            finish[i] = fastest[i] + max((finish[parent] for parent in parents[i]), default=0.0)
-        results.append(WorkflowEstimates(raw=raw[rows], estimates=estimates[rows], feasible=feasible[rows], mean=mean,
-                                         downstream=downstream, lower_bound_seconds=max(finish, default=0.0)))
+            before = 0.0
+            for parent in parents[i]:
+                if finish[parent] > before:
+                    before = finish[parent]
+            finish[i] = fastest[i] + before
+        results.append(WorkflowEstimates(raw[rows], estimates[rows], feasible[rows], mean, downstream,
+                                         max(finish, default=0.0), parents))
         first += count
     return results

@@ -65,9 +65,22 @@ def estimated_durations(primitive: Primitive, speed: np.ndarray, prefill_tps: np
     return np.where(runs, duration, math.inf)
 
 
+# numpy's Generator.lognormal(mean, sigma) is exp(mean + sigma * z) of one standard normal draw z, in the same
+# order from the same stream: the engine draws the normals of every primitive on every node up front (what fixes
+# the true durations) and exponentiates only the one of the node a primitive runs on (exp is most of the cost
+# of a lognormal draw); tests/simulator check the two agree bit for bit.
+DURATION_LOG_MEAN = -0.5 * DURATION_SIGMA**2
+
+
+def duration_factor(standard_normal: float) -> float:
+    """True duration / estimate for one standard normal draw: mean-one lognormal, exactly what
+    ``Generator.lognormal(DURATION_LOG_MEAN, DURATION_SIGMA)`` gives for that draw."""
+    return math.exp(DURATION_LOG_MEAN + DURATION_SIGMA * standard_normal)
+
+
 def sample_duration(primitive: Primitive, node: NodeSpec, rng: np.random.Generator) -> float:
     """The true, stochastic run time: the estimate times a mean-one lognormal factor."""
-    factor = rng.lognormal(mean=-0.5 * DURATION_SIGMA**2, sigma=DURATION_SIGMA)
+    factor = rng.lognormal(mean=DURATION_LOG_MEAN, sigma=DURATION_SIGMA)
     return estimated_duration(primitive, node) * float(factor)
 
 
