@@ -134,7 +134,7 @@ class Engine:
         self._queues: dict[int, list[_Task]] = {}  # node-queues rule: the primitives planned there
         self._running_finish: dict[int, list[float]] = {}  # estimated finishes of those running there
         # resource-seconds used per node, columns cpu, memory, gpu: utilisation is the dominant resource's share
-        self._used = np.zeros((len(cluster.nodes), 3))
+        self._used = [0.0] * (3 * len(cluster.nodes))  # flat: node i at 3i..3i+2 (Python floats: cheap to add to)
         self._tasks: list[list[_Task]] = []
         self._remaining: list[int] = []
         self._unstarted_seconds: list[float] = []  # per workflow: mean estimated work not started yet
@@ -332,8 +332,10 @@ class Engine:
                 transfer = max(transfer, float(transfer_seconds(megabytes, s.bandwidth_gbps.item(source),
                                                                 s.bandwidth_gbps.item(node))))
         kind = KIND_INDEX[p.kind]
-        cold = 0.0 if s.warm.item(node, kind) else cold_start_seconds(p.kind)
-        s.warm[node, kind] = True
+        cold = 0.0
+        if not s.warm.item(node, kind):
+            cold = cold_start_seconds(p.kind)
+            s.warm[node, kind] = True
         estimate = task.estimated_seconds.item(node)
         normal = task.duration_normal
         duration = estimate if normal is None else estimate * duration_factor(normal.item(node))
@@ -344,10 +346,10 @@ class Engine:
         finishes = self._running_finish.setdefault(node, [])
         finishes.append(task.estimated_finish)
         s.next_release[node] = min(finishes)
-        used, seconds = self._used, finish - now
-        used[node, 0] = used.item(node, 0) + seconds * p.cpu_millicores
-        used[node, 1] = used.item(node, 1) + seconds * p.memory_bytes
-        used[node, 2] = used.item(node, 2) + seconds * p.gpus
+        used, seconds, column = self._used, finish - now, 3 * node
+        used[column] += seconds * p.cpu_millicores
+        used[column + 1] += seconds * p.memory_bytes
+        used[column + 2] += seconds * p.gpus
         self._push(finish, _FINISH, w, task.index)
 
     def _duration_normals(self, w: int, count: int) -> np.ndarray | None:
@@ -429,7 +431,7 @@ class Engine:
         clone = copy.copy(self)  # shares the fixed parts: cluster, workflows, priority, rule, bounds
         clone.state = self.state.copy()
         clone._events = list(self._events)
-        clone._used = self._used.copy()
+        clone._used = list(self._used)
         clone._running_finish = {node: list(finishes) for node, finishes in self._running_finish.items()}
         clone._remaining = list(self._remaining)
         clone._unstarted_seconds = list(self._unstarted_seconds)
@@ -503,7 +505,8 @@ class Engine:
         elapsed = max(self.now, 1e-9)
         s = self.state
         capacity = np.stack([s.alloc_cpu, s.alloc_memory, s.alloc_gpus], axis=1).astype(float) * elapsed
-        shares = np.divide(self._used, capacity, out=np.zeros_like(self._used), where=capacity > 0)
+        used = np.array(self._used).reshape(-1, 3)
+        shares = np.divide(used, capacity, out=np.zeros_like(used), where=capacity > 0)
         node_utilisation = shares.max(axis=1).tolist()
         return SimulationResult(
             avg_response_time=float(times.mean()), p50_response_time=float(np.percentile(times, 50)),

@@ -64,8 +64,10 @@ def _batch_estimates(workflows: list[Workflow], state: ClusterState) -> list[Wor
     primitives = [p for workflow in workflows for p in workflow.primitives]
     raw = estimated_durations_matrix(primitives, state.speed, state.prefill_tps, state.decode_tps)  # [P, N]
     requests = np.array([(p.cpu_millicores, p.memory_bytes, p.gpus) for p in primitives], dtype=float)
-    fits = ((requests[:, 0:1] <= state.alloc_cpu) & (requests[:, 1:2] <= state.alloc_memory)
-            & (requests[:, 2:3] <= state.alloc_gpus))
+    # a handful of request shapes (one per kind unless set by hand): fit each shape once, then per primitive
+    shapes, shape_of = np.unique(requests, axis=0, return_inverse=True)
+    fits = ((shapes[:, 0:1] <= state.alloc_cpu) & (shapes[:, 1:2] <= state.alloc_memory)
+            & (shapes[:, 2:3] <= state.alloc_gpus))[shape_of.reshape(-1)]
     estimates = np.where(fits, raw, math.inf)
     feasible = np.isfinite(estimates)
     counts = np.maximum(feasible.sum(axis=1), 1)

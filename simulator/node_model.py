@@ -101,17 +101,24 @@ def transfer_seconds(megabytes: float, source_gbps: float | np.ndarray,
 def estimated_durations_matrix(primitives: list[Primitive], speed: np.ndarray, prefill_tps: np.ndarray,
                                decode_tps: np.ndarray) -> np.ndarray:
     """[P, N] ``estimated_durations`` of many primitives at once (speed is [N, K] over KINDS), in a few
-    numpy operations instead of several per primitive: the engine prepares every workflow this way."""
-    kinds = np.array([KIND_INDEX[p.kind] for p in primitives])
-    is_llm = np.array([p.kind is PrimitiveKind.LLM_GENERATE for p in primitives])
-    embed_tokens = np.array([p.kind is PrimitiveKind.LLM_EMBED and p.input_tokens > 0 for p in primitives])
-    inputs = np.array([p.input_tokens for p in primitives], dtype=np.float64)
-    outputs = np.array([p.output_tokens for p in primitives], dtype=np.float64)
-    work = np.where(embed_tokens, inputs / EMBED_TOKENS_PER_SECOND,
-                    np.array([p.work_seconds for p in primitives], dtype=np.float64))
-    node_speed = speed[:, kinds].T  # [P, N]
+    numpy operations instead of several per primitive: the engine prepares every workflow this way. Each row
+    gets only its own kind's formula (LLM calls: tokens at the node's rates; others: work over speed)."""
+    is_llm = np.array([p.kind is PrimitiveKind.LLM_GENERATE for p in primitives], dtype=bool)
+    durations = np.empty((len(primitives), len(prefill_tps)))
     with np.errstate(divide="ignore", invalid="ignore"):
-        llm = LLM_OVERHEAD_SECONDS + inputs[:, None] / prefill_tps + outputs[:, None] / decode_tps
-        other = work[:, None] / node_speed
-    llm_runs = (node_speed > 0) & (prefill_tps > 0) & (decode_tps > 0)
-    return np.where(is_llm[:, None], np.where(llm_runs, llm, math.inf), np.where(node_speed > 0, other, math.inf))
+        if is_llm.any():
+            rows = np.flatnonzero(is_llm)
+            inputs = np.array([primitives[i].input_tokens for i in rows], dtype=np.float64)
+            outputs = np.array([primitives[i].output_tokens for i in rows], dtype=np.float64)
+            runs = (speed[:, KIND_INDEX[PrimitiveKind.LLM_GENERATE]] > 0) & (prefill_tps > 0) & (decode_tps > 0)
+            llm = LLM_OVERHEAD_SECONDS + inputs[:, None] / prefill_tps + outputs[:, None] / decode_tps
+            durations[rows] = np.where(runs, llm, math.inf)
+        if not is_llm.all():
+            rows = np.flatnonzero(~is_llm)
+            others = [primitives[i] for i in rows]
+            work = np.array([p.input_tokens / EMBED_TOKENS_PER_SECOND
+                             if p.kind is PrimitiveKind.LLM_EMBED and p.input_tokens > 0 else p.work_seconds
+                             for p in others], dtype=np.float64)
+            node_speed = speed[:, [KIND_INDEX[p.kind] for p in others]].T  # [rows, N]
+            durations[rows] = np.where(node_speed > 0, work[:, None] / node_speed, math.inf)
+    return durations

@@ -88,9 +88,7 @@ def node_load(observation: Observation) -> np.ndarray:
     """Dominant-resource share in use per node, plus queued primitives (each counts as a full node)."""
     s = observation.state
     used = np.maximum(1.0 - s.free_cpu / s.alloc_cpu, 1.0 - s.free_memory / s.alloc_memory)
-    # nodes without GPUs use none of them: their free/alloc is taken as 1 (no division by zero to silence)
-    gpu_free = np.divide(s.free_gpus, s.alloc_gpus, out=np.ones(s.num_nodes), where=s.alloc_gpus > 0)
-    np.maximum(used, 1.0 - gpu_free, out=used)
+    np.maximum(used, (1.0 - s.free_gpus / s.gpu_divisor) * s.gpu_weight, out=used)  # 0 on nodes without GPUs
     used += s.queue_length
     return used
 
