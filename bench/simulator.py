@@ -182,7 +182,7 @@ def measure(sizes: tuple[int, ...], workflows: int, repeats: int, seed: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workflows", type=int, default=200, help="workflows per run (~6 decisions each)")
+    parser.add_argument("--workflows", type=int, default=400, help="workflows per run (~6 decisions each)")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="node counts, comma-separated")
     parser.add_argument("--repeats", type=int, default=5, help="engine/reference pairs per figure (medians)")
     parser.add_argument("--seed", type=int, default=1)
