@@ -193,7 +193,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(report))
         return
-    console = Console()
+    console = Console(width=max(Console().width, 100))  # the table is ~95 columns: no wrapped cells
     table = Table(title=f"decisions/s, {args.workflows} workflows, load {LOAD}, medians of {args.repeats} "
                         "(ratio to the reference loop in brackets)")
     table.add_column("nodes", justify="right")
