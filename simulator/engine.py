@@ -180,6 +180,7 @@ class Engine:
 
     @staticmethod
     def _factors(task: _Task) -> np.ndarray:
+        """[N] true duration / estimate on each node (exactly the factors _start applies)."""
         if task.duration_normal is None:
             return np.ones(len(task.estimated_seconds))
         return np.array([duration_factor(z) for z in task.duration_normal.tolist()])
@@ -298,7 +299,7 @@ class Engine:
         heapq.heappop(self._queue)  # the pending task, still at the head
         task.node = node
         # late binding: a candidate has room now (and there are no node queues)
-        if node not in self._queues and (self._pending_room is not None or self._fits(task, node)):
+        if node not in self._queues and (self.rule is PlacementRule.LATE_BINDING or self._fits(task, node)):
             self._start(task)
         else:
             task.status = _PLANNED
