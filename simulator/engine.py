@@ -14,24 +14,23 @@ from __future__ import annotations
 import copy
 import heapq
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
 
 import numpy as np
 
 from .cluster import ClusterSpec
-from .estimates import workflow_estimates
+from .estimates import WorkflowEstimates, workflows_estimates
 from .features import Observation
-from .node_model import DURATION_SIGMA, cold_start_seconds, transfer_seconds
-from .placement import DEFAULT_RULE, PlacementRule, Waiting, candidates, parse_rule, queue_key
+from .node_model import DURATION_LOG_MEAN, DURATION_SIGMA, cold_start_seconds, duration_factor, transfer_seconds
+from .placement import DEFAULT_RULE, PlacementRule, Waiting, candidates, parse_rule, queue_key, room_now
 from .primitives import KIND_INDEX
 from .schedulers import Scheduler
 from .state import ClusterState
-from .workflow import Workflow, validate
+from .workflow import Primitive, Workflow, validate
 
 _ARRIVAL, _FINISH = 0, 1
-_LOG_MEAN = -0.5 * DURATION_SIGMA**2  # of the duration factor's logarithm: the factor's mean is one
 _NORMAL = NormalDist()
 
 
@@ -66,29 +65,47 @@ class SimulationResult:
         return data
 
 
-@dataclass
+# where a task stands in the engine's queues
+_UNREADY, _QUEUED, _BLOCKED, _PLANNED, _STARTED = range(5)
+
+
+@dataclass(slots=True)
 class _Task:
     """One primitive of one workflow, with the engine's bookkeeping."""
 
     workflow: int
     index: int
+    primitive: Primitive
     parents: list[int]
     children: list[int]
     estimated_seconds: np.ndarray  # [N] estimated duration per node (inf where it cannot run)
     raw_estimate: np.ndarray  # [N] the node model's estimate, as Observation.estimated_duration computes it
     mask: np.ndarray  # [N] nodes that can ever run it (same rule as Observation.mask)
-    duration_factor: np.ndarray  # [N] true duration / estimate if placed on each node
+    # [N] standard normal draws fixing the true duration on each node (node_model.duration_factor); None: the
+    # engine is not stochastic (true = estimated)
+    duration_normal: np.ndarray | None
     downstream_seconds: float = 0.0
     mean_seconds: float = 0.0  # the estimate averaged over the nodes that can run it (SRPT's work)
     missing_parents: int = 0
+    status: int = _UNREADY
     sequence: int = 0  # when it joined the cluster-wide queue
+    key: tuple[float, float, int] = (0.0, 0.0, 0)  # its place in the queue (placement.queue_key), kept current
     node: int = -1
     ready: float = 0.0
     start: float = 0.0
     setup: float = 0.0  # transfer + cold start paid before it runs
     estimated_finish: float = 0.0
-    started: bool = False
     finished: bool = False
+
+    def copy(self) -> _Task:
+        return _Task(self.workflow, self.index, self.primitive, self.parents, self.children, self.estimated_seconds,
+                     self.raw_estimate, self.mask, self.duration_normal, self.downstream_seconds, self.mean_seconds,
+                     self.missing_parents, self.status, self.sequence, self.key, self.node, self.ready, self.start,
+                     self.setup, self.estimated_finish, self.finished)
+
+
+def _key_of(task: _Task) -> tuple[float, float, int]:
+    return task.key
 
 
 class Engine:
@@ -98,20 +115,28 @@ class Engine:
         self.cluster, self.seed, self.horizon, self.stochastic = cluster, seed, horizon, stochastic
         self.rule = parse_rule(rule)
         self.state = ClusterState(cluster)
-        self.workflows = [validate(w, cluster.nodes) for w in workflows]
+        # validation asks whether some node fits each request: one node of each shape answers that
+        shapes = list({(n.cpu_millicores, n.memory_bytes, n.gpus): n for n in cluster.nodes}.values())
+        self.workflows = [validate(w, shapes) for w in workflows]
         # order of the cluster-wide queue: the scheduler's, else upward rank (HEFT)
         self.priority = priority or (lambda waiting: waiting.downstream_seconds)
         self.now = 0.0
         self._events: list[tuple[float, int, int, int, int]] = []
         self._sequence = 0
-        self._ready: list[_Task] = []  # the cluster-wide queue, unordered (ordered when dispatching)
-        self._pending: _Task | None = None  # the primitive the current decision is for
+        # the cluster-wide queue: a heap of (key, task); an entry whose task has left the queue or got a new key
+        # since is stale and skipped when it comes up
+        self._queue: list[tuple[tuple[float, float, int], _Task]] = []
+        # queued tasks that no node can take now: they rejoin the heap when room frees on a node they fit
+        # (room grows only when a primitive finishes), so a full cluster is not rescanned at every decision
+        self._blocked: list[_Task] = []
+        self._pending: _Task | None = None  # the primitive the current decision is for: the head of the heap
         self._pending_candidates = np.zeros(0, dtype=bool)
-        self._dispatchable = False  # room or queue changed since the queue was last found stuck
-        self._queues: list[list[_Task]] = [[] for _ in cluster.nodes]  # node-queues rule: planned per node
-        self._running_finish: list[list[float]] = [[] for _ in cluster.nodes]
+        self._pending_room: np.ndarray | None = None  # late-binding: placement.room_now of the pending primitive
+        # per node, only where there are any (a fork copies these, so it costs what is busy, not N):
+        self._queues: dict[int, list[_Task]] = {}  # node-queues rule: the primitives planned there
+        self._running_finish: dict[int, list[float]] = {}  # estimated finishes of those running there
         # resource-seconds used per node, columns cpu, memory, gpu: utilisation is the dominant resource's share
-        self._used = np.zeros((len(cluster.nodes), 3))
+        self._used = [0.0] * (3 * len(cluster.nodes))  # flat: node i at 3i..3i+2 (Python floats: cheap to add to)
         self._tasks: list[list[_Task]] = []
         self._remaining: list[int] = []
         self._unstarted_seconds: list[float] = []  # per workflow: mean estimated work not started yet
@@ -119,25 +144,25 @@ class Engine:
         self._in_flight: set[int] = set()  # arrived, not finished: the workflows whose tasks change
         self._borrowed: set[int] = set()  # not arrived yet; their tasks are shared with a fork: copy on arrival
         self._lower_bound: list[float] = []
-        self._placements: list[Placement] = []
+        # (workflow, primitive, node, ready, start, finish) per finished primitive; Placement objects in result()
+        self._placements: list[tuple[int, int, int, float, float, float]] = []
         self._unfinished = 0
         self._cost = 0.0
         self._completed_primitives = 0
-        for w, workflow in enumerate(self.workflows):
-            self._prepare(w, workflow)
+        for w, (workflow, estimates) in enumerate(zip(self.workflows, workflows_estimates(self.workflows, self.state),
+                                                      strict=True)):
+            self._prepare(w, workflow, estimates)
             self._push(workflow.arrival_time, _ARRIVAL, w, -1)
 
     # -- setup ---------------------------------------------------------------------------------
-    def _prepare(self, w: int, workflow: Workflow) -> None:
-        index = {p.name: i for i, p in enumerate(workflow.primitives)}
-        factors = self._duration_factors(w, len(workflow.primitives))
-        est = workflow_estimates(workflow, self.state)
+    def _prepare(self, w: int, workflow: Workflow, est: WorkflowEstimates) -> None:
+        normals = self._duration_normals(w, len(workflow.primitives))
         tasks = []
         for i, p in enumerate(workflow.primitives):
-            parents = [index[name] for name in dict.fromkeys(p.depends_on)]
-            tasks.append(_Task(w, i, parents, [], est.estimates[i], est.raw[i], est.feasible[i], factors[i],
-                               downstream_seconds=est.downstream[i], mean_seconds=est.mean[i],
-                               missing_parents=len(parents)))
+            parents = est.parents[i]
+            tasks.append(_Task(w, i, p, parents, [], est.estimates[i], est.raw[i], est.feasible[i],
+                               None if normals is None else normals[i],
+                               est.downstream[i], est.mean[i], len(parents)))
         for task in tasks:
             for parent in task.parents:
                 tasks[parent].children.append(task.index)
@@ -153,7 +178,14 @@ class Engine:
     def true_durations(self) -> list[np.ndarray]:
         """Per workflow, [P, N] the seconds each primitive would really run on each node (inf where it
         cannot): what a clairvoyant scheduler would know (transfers and cold starts come on top)."""
-        return [np.array([t.estimated_seconds * t.duration_factor for t in tasks]) for tasks in self._tasks]
+        return [np.array([t.estimated_seconds * self._factors(t) for t in tasks]) for tasks in self._tasks]
+
+    @staticmethod
+    def _factors(task: _Task) -> np.ndarray:
+        """[N] true duration / estimate on each node (exactly the factors _start applies)."""
+        if task.duration_normal is None:
+            return np.ones(len(task.estimated_seconds))
+        return np.array([duration_factor(z) for z in task.duration_normal.tolist()])
 
     # -- the loop ------------------------------------------------------------------------------
     def _advance(self, time: float) -> None:
@@ -164,10 +196,9 @@ class Engine:
         """Run events until a waiting primitive can be given a node under the rule; None when every
         workflow is done (or at the horizon)."""
         while True:
-            if self._dispatchable and (task := self._next_placeable()) is not None:
+            if (task := self._next_placeable()) is not None:
                 self._pending = task
                 return self._observation(task)
-            self._dispatchable = False
             if not self._events or (self.horizon is not None and self._events[0][0] > self.horizon):
                 if self.horizon is not None and self.now < self.horizon and self._unfinished:
                     self._advance(self.horizon)
@@ -179,53 +210,82 @@ class Engine:
                 if kind == _ARRIVAL:
                     if w in self._borrowed:
                         self._borrowed.discard(w)
-                        self._tasks[w] = [copy.copy(t) for t in self._tasks[w]]
+                        self._tasks[w] = [t.copy() for t in self._tasks[w]]
                     self._unfinished += 1
                     self._in_flight.add(w)
-                    self._enqueue(t for t in self._tasks[w] if not t.parents)
+                    for task in self._tasks[w]:
+                        if not task.parents:
+                            self._enqueue(task)
                 else:
-                    self._enqueue(self._finish(self._tasks[w][i]))
-            self._dispatchable = True
+                    for task in self._finish(self._tasks[w][i]):
+                        self._enqueue(task)
 
-    def _enqueue(self, tasks: Iterable[_Task]) -> None:
-        for task in tasks:
-            task.ready = self.now
-            self._sequence += 1
-            task.sequence = self._sequence
-            self._ready.append(task)
+    def _enqueue(self, task: _Task) -> None:
+        task.ready = self.now
+        self._sequence += 1
+        task.sequence = self._sequence
+        task.status = _QUEUED
+        task.key = self._queue_key(task)
+        heapq.heappush(self._queue, (task.key, task))
 
     def _queue_key(self, task: _Task) -> tuple[float, float, int]:
-        # re-derived at every sort: SRPT-like priorities change as the workflow's other primitives start
-        return queue_key(self.priority, Waiting(self._primitive(task), task.downstream_seconds,
+        return queue_key(self.priority, Waiting(task.primitive, task.downstream_seconds,
                                                 self._unstarted_seconds[task.workflow], task.sequence))
 
+    def _rekey(self, w: int) -> None:
+        """New queue keys for the waiting primitives of workflow ``w``: its work not started yet just changed,
+        and SRPT-like priorities depend on it. Entries under the old key go stale."""
+        for task in self._tasks[w]:
+            if task.status in (_QUEUED, _BLOCKED, _PLANNED) and (key := self._queue_key(task)) != task.key:
+                task.key = key
+                if task.status == _QUEUED:
+                    heapq.heappush(self._queue, (key, task))
+
     def _next_placeable(self) -> _Task | None:
-        """The first primitive of the queue, in priority order, that some node may take now."""
-        self._ready.sort(key=self._queue_key)
-        for task in self._ready:
-            allowed = candidates(self._primitive(task), self.state, task.mask, self.rule)
-            if allowed.any():
-                self._pending_candidates = allowed
+        """The first primitive of the queue, in priority order, that some node may take now (left at the head of
+        the heap); those before it that no node may take are set aside as blocked."""
+        queue = self._queue
+        while queue:
+            key, task = queue[0]
+            if task.status != _QUEUED or task.key is not key:
+                heapq.heappop(queue)
+                continue
+            # late binding: no node queues, so room now is also where it fits now (primed into the observation)
+            room = room_now(task.primitive, self.state) if self.rule is PlacementRule.LATE_BINDING else None
+            allowed = candidates(task.primitive, self.state, task.mask, self.rule, room=room)
+            if np.count_nonzero(allowed):
+                self._pending_candidates, self._pending_room = allowed, room
                 return task
+            heapq.heappop(queue)
+            task.status = _BLOCKED
+            self._blocked.append(task)
         return None
 
-    def _primitive(self, task: _Task):  # noqa: ANN202
-        return self.workflows[task.workflow].primitives[task.index]
+    def _unblock(self, node: int) -> None:
+        """Room just grew on ``node``: blocked primitives that fit there now rejoin the queue."""
+        still = []
+        for task in self._blocked:
+            if task.mask.item(node) and self._fits(task, node):
+                task.status = _QUEUED
+                heapq.heappush(self._queue, (task.key, task))
+            else:
+                still.append(task)
+        self._blocked = still
 
     def _observation(self, task: _Task) -> Observation:
-        workflow = self.workflows[task.workflow]
-        parent_outputs = [
-            (self._tasks[task.workflow][p].node, workflow.primitives[p].output_megabytes) for p in task.parents
-        ]
+        tasks = self._tasks[task.workflow]
+        parent_outputs = [(tasks[p].node, tasks[p].primitive.output_megabytes) for p in task.parents]
         observation = Observation(
-            now=self.now, primitive=self._primitive(task), state=self.state, parent_outputs=parent_outputs,
-            downstream_seconds=task.downstream_seconds, workflow_elapsed=self.now - workflow.arrival_time,
-            rule=self.rule, fork=self.fork,
+            now=self.now, primitive=task.primitive, state=self.state, parent_outputs=parent_outputs,
+            downstream_seconds=task.downstream_seconds,
+            workflow_elapsed=self.now - self.workflows[task.workflow].arrival_time, rule=self.rule, fork=self.fork,
         )
         # prime the lazy fields the engine already computed once per primitive (hot loop)
         observation.__dict__["estimated_duration"] = task.raw_estimate
         observation.__dict__["mask"] = task.mask
         observation.__dict__["candidates"] = self._pending_candidates
+        if self._pending_room is not None:
+            observation.__dict__["fits_now"] = self._pending_room
         return observation
 
     def apply(self, node: int) -> None:
@@ -235,80 +295,102 @@ class Engine:
         if task is None:
             raise RuntimeError("apply() without a pending decision: call next_decision() first")
         if not (0 <= node < self.state.num_nodes) or not self._pending_candidates[node]:
-            raise ValueError(f"node {node} is not a candidate for primitive {self._primitive(task).name!r} under "
+            raise ValueError(f"node {node} is not a candidate for primitive {task.primitive.name!r} under "
                              f"the {self.rule.value} rule (use observation.candidates)")
         self._pending = None
-        self._ready.remove(task)
+        heapq.heappop(self._queue)  # the pending task, still at the head
         task.node = node
-        if not self._queues[node] and self._fits(task, node):
+        # late binding: a candidate has room now (and there are no node queues)
+        if node not in self._queues and (self.rule is PlacementRule.LATE_BINDING or self._fits(task, node)):
             self._start(task)
         else:
-            self._queues[node].append(task)
-            self.state.queue_length[node] += 1
-            self.state.queued_seconds[node] += task.estimated_seconds[node]
+            task.status = _PLANNED
+            self._queues.setdefault(node, []).append(task)
+            s = self.state
+            s.queue_length[node] = s.queue_length.item(node) + 1
+            s.queued_seconds[node] = s.queued_seconds.item(node) + task.estimated_seconds.item(node)
 
+    # Scalar reads and writes of the state's arrays below go through .item(): Python floats, not numpy scalars,
+    # whose arithmetic costs several times as much (the same IEEE operations either way).
     def _fits(self, task: _Task, node: int) -> bool:
-        p, s = self._primitive(task), self.state
-        return bool(p.cpu_millicores <= s.free_cpu[node] and p.memory_bytes <= s.free_memory[node]
-                    and p.gpus <= s.free_gpus[node])
+        p, s = task.primitive, self.state
+        return (p.cpu_millicores <= s.free_cpu.item(node) and p.memory_bytes <= s.free_memory.item(node)
+                and p.gpus <= s.free_gpus.item(node))
 
     def _start(self, task: _Task) -> None:
-        p, s, node = self._primitive(task), self.state, task.node
-        self._unstarted_seconds[task.workflow] -= task.mean_seconds
-        s.free_cpu[node] -= p.cpu_millicores
-        s.free_memory[node] -= p.memory_bytes
-        s.free_gpus[node] -= p.gpus
-        s.running[node] += 1
+        p, s, node, w = task.primitive, self.state, task.node, task.workflow
+        task.status = _STARTED
+        self._unstarted_seconds[w] -= task.mean_seconds
+        self._rekey(w)
+        s.free_cpu[node] = s.free_cpu.item(node) - p.cpu_millicores
+        s.free_memory[node] = s.free_memory.item(node) - p.memory_bytes
+        s.free_gpus[node] = s.free_gpus.item(node) - p.gpus
+        s.running[node] = s.running.item(node) + 1
         transfer = 0.0
+        tasks = self._tasks[w]
         for parent in task.parents:
-            source = self._tasks[task.workflow][parent].node
-            megabytes = self.workflows[task.workflow].primitives[parent].output_megabytes
+            source = tasks[parent].node
+            megabytes = tasks[parent].primitive.output_megabytes
             if source != node and megabytes > 0:
-                transfer = max(transfer, float(transfer_seconds(megabytes, s.bandwidth_gbps[source],
-                                                                s.bandwidth_gbps[node])))
+                transfer = max(transfer, float(transfer_seconds(megabytes, s.bandwidth_gbps.item(source),
+                                                                s.bandwidth_gbps.item(node))))
         kind = KIND_INDEX[p.kind]
-        cold = 0.0 if s.warm[node, kind] else cold_start_seconds(p.kind)
-        s.warm[node, kind] = True
-        duration = float(task.estimated_seconds[node] * task.duration_factor[node])
-        task.start, task.setup, task.started = self.now, transfer + cold, True
-        finish = self.now + transfer + cold + duration
-        task.estimated_finish = self.now + transfer + cold + float(task.estimated_seconds[node])
-        self._running_finish[node].append(task.estimated_finish)
-        s.next_release[node] = min(self._running_finish[node])
-        self._used[node] += (finish - self.now) * np.array([p.cpu_millicores, p.memory_bytes, p.gpus])
-        self._push(finish, _FINISH, task.workflow, task.index)
+        cold = 0.0
+        if not s.warm.item(node, kind):
+            cold = cold_start_seconds(p.kind)
+            s.warm[node, kind] = True
+        estimate = task.estimated_seconds.item(node)
+        normal = task.duration_normal
+        duration = estimate if normal is None else estimate * duration_factor(normal.item(node))
+        now = self.now
+        task.start, task.setup = now, transfer + cold
+        finish = now + transfer + cold + duration
+        task.estimated_finish = now + transfer + cold + estimate
+        finishes = self._running_finish.setdefault(node, [])
+        finishes.append(task.estimated_finish)
+        s.next_release[node] = min(finishes)
+        used, seconds, column = self._used, finish - now, 3 * node
+        used[column] += seconds * p.cpu_millicores
+        used[column + 1] += seconds * p.memory_bytes
+        used[column + 2] += seconds * p.gpus
+        self._push(finish, _FINISH, w, task.index)
 
-    def _duration_factors(self, w: int, count: int) -> np.ndarray:
-        """[primitives, N] mean-one lognormal factors drawn from (seed, workflow) only: the same true
-        durations for the same placement whatever order decisions come in, so policies compare fairly."""
-        n = self.state.num_nodes
+    def _duration_normals(self, w: int, count: int) -> np.ndarray | None:
+        """[primitives, N] the standard normals of mean-one lognormal factors drawn from (seed, workflow) only:
+        the same true durations for the same placement whatever order decisions come in, so policies compare
+        fairly."""
         if not self.stochastic:
-            return np.ones((count, n))
-        rng = np.random.default_rng([self.seed, w])
-        return rng.lognormal(mean=_LOG_MEAN, sigma=DURATION_SIGMA, size=(count, n))
+            return None
+        return np.random.default_rng([self.seed, w]).standard_normal(size=(count, self.state.num_nodes))
 
     def _finish(self, task: _Task) -> list[_Task]:
-        p, s, node = self._primitive(task), self.state, task.node
-        s.free_cpu[node] += p.cpu_millicores
-        s.free_memory[node] += p.memory_bytes
-        s.free_gpus[node] += p.gpus
-        s.running[node] -= 1
-        self._running_finish[node].remove(task.estimated_finish)
-        s.next_release[node] = min(self._running_finish[node], default=math.inf)
+        p, s, node, w = task.primitive, self.state, task.node, task.workflow
+        s.free_cpu[node] = s.free_cpu.item(node) + p.cpu_millicores
+        s.free_memory[node] = s.free_memory.item(node) + p.memory_bytes
+        s.free_gpus[node] = s.free_gpus.item(node) + p.gpus
+        s.running[node] = s.running.item(node) - 1
+        finishes = self._running_finish[node]
+        finishes.remove(task.estimated_finish)
+        if finishes:
+            s.next_release[node] = min(finishes)
+        else:
+            del self._running_finish[node]
+            s.next_release[node] = math.inf
         self._completed_primitives += 1
         task.finished = True
-        workflow = self.workflows[task.workflow]
-        self._placements.append(Placement(workflow.name, p.name, self.cluster.nodes[node].name, task.ready,
-                                          task.start, self.now))
+        self._placements.append((w, task.index, node, task.ready, task.start, self.now))
         self._start_planned(node)
-        self._remaining[task.workflow] -= 1
-        if self._remaining[task.workflow] == 0:
+        if self._blocked:
+            self._unblock(node)
+        self._remaining[w] -= 1
+        if self._remaining[w] == 0:
             self._unfinished -= 1
-            self._in_flight.discard(task.workflow)
-            self._response[task.workflow] = self.now - workflow.arrival_time
+            self._in_flight.discard(w)
+            self._response[w] = self.now - self.workflows[w].arrival_time
         ready = []
+        tasks = self._tasks[w]
         for child in task.children:
-            child_task = self._tasks[task.workflow][child]
+            child_task = tasks[child]
             child_task.missing_parents -= 1
             if child_task.missing_parents == 0:
                 ready.append(child_task)
@@ -317,16 +399,18 @@ class Engine:
     def _start_planned(self, node: int) -> None:
         """Start the primitives planned for ``node`` in queue order while the head fits (the head keeps its
         reservation: nothing behind it jumps ahead)."""
-        queue = self._queues[node]
-        if not queue:
+        queue = self._queues.get(node)
+        if queue is None:
             return
-        queue.sort(key=self._queue_key)
+        queue.sort(key=_key_of)
         s = self.state
         while queue and self._fits(queue[0], node):
             head = queue.pop(0)
-            s.queue_length[node] -= 1
-            s.queued_seconds[node] = max(s.queued_seconds[node] - head.estimated_seconds[node], 0.0)
+            s.queue_length[node] = s.queue_length.item(node) - 1
+            s.queued_seconds[node] = max(s.queued_seconds.item(node) - head.estimated_seconds.item(node), 0.0)
             self._start(head)
+        if not queue:
+            del self._queues[node]
 
     def reward_since_last(self) -> float:
         reward, self._cost = -self._cost, 0.0
@@ -336,9 +420,9 @@ class Engine:
     def fork(self, future_seed: int | None = None, arrivals: int = 0) -> Engine:
         """An independent copy at this very point, a pending decision included, far cheaper than a deepcopy.
 
-        Only what changes is copied: the live state's dynamic arrays, the event heap and the tasks of the
-        workflows in flight. Finished workflows are shared; those still to arrive are shared until they arrive
-        and copied then, by whichever engine gets there first.
+        Only what changes is copied: the live state's dynamic arrays, the event heap and queues, and the
+        unfinished tasks of the workflows in flight. Finished tasks are shared; workflows still to arrive are
+        shared until they arrive and copied then, by whichever engine gets there first.
 
         ``future_seed`` None: the copy has this engine's future (true durations, arrivals), so it replays to
         exactly this engine's results. A number: the copy keeps only what a scheduler can know now (see
@@ -353,8 +437,8 @@ class Engine:
         clone = copy.copy(self)  # shares the fixed parts: cluster, workflows, priority, rule, bounds
         clone.state = self.state.copy()
         clone._events = list(self._events)
-        clone._used = self._used.copy()
-        clone._running_finish = [list(finishes) for finishes in self._running_finish]
+        clone._used = list(self._used)
+        clone._running_finish = {node: list(finishes) for node, finishes in self._running_finish.items()}
         clone._remaining = list(self._remaining)
         clone._unstarted_seconds = list(self._unstarted_seconds)
         clone._response = dict(self._response)
@@ -362,11 +446,15 @@ class Engine:
         clone._in_flight = set(self._in_flight)
         clone._tasks = list(self._tasks)
         copies: dict[int, _Task] = {}
-        for w in self._in_flight:
-            clone._tasks[w] = [copy.copy(task) for task in self._tasks[w]]
+        for w in self._in_flight:  # finished tasks never change again: shared
+            clone._tasks[w] = [task if task.finished else task.copy() for task in self._tasks[w]]
             copies.update(zip(map(id, self._tasks[w]), clone._tasks[w], strict=True))
-        clone._ready = [copies[id(task)] for task in self._ready]
-        clone._queues = [[copies[id(task)] for task in queue] for queue in self._queues]
+        # the live entries only (stale ones may name tasks of finished workflows): the pending task stays the head
+        clone._queue = [(key, copies[id(task)]) for key, task in self._queue if task.status == _QUEUED
+                        and task.key is key]
+        heapq.heapify(clone._queue)
+        clone._blocked = [copies[id(task)] for task in self._blocked]
+        clone._queues = {node: [copies[id(task)] for task in queue] for node, queue in self._queues.items()}
         clone._pending = copies[id(self._pending)] if self._pending is not None else None
         self._borrowed = {w for _, _, kind, w, _ in self._events if kind == _ARRIVAL}
         clone._borrowed = set(self._borrowed)
@@ -394,12 +482,12 @@ class Engine:
             tasks = self._tasks[w]
             if not self.stochastic:
                 continue
-            # one factor per primitive, whatever its node: each node's duration keeps the model's distribution,
-            # and two rollouts that place it differently still share its luck (what makes their costs comparable)
-            factors = rng.lognormal(_LOG_MEAN, DURATION_SIGMA, size=len(tasks))
-            for task, drawn in zip(tasks, factors, strict=True):
-                if not task.started:
-                    task.duration_factor = np.full(n, drawn)
+            # one draw per primitive, whatever its node: each node's duration keeps the model's distribution, and
+            # two rollouts that place it differently still share its luck (what makes their costs comparable)
+            normals = rng.standard_normal(size=len(tasks))
+            for task, drawn in zip(tasks, normals, strict=True):
+                if task.status != _STARTED:
+                    task.duration_normal = np.full(n, drawn)
         if arrivals:
             self._sample_arrivals(rng, arrivals)
 
@@ -412,19 +500,19 @@ class Engine:
         times = [self.workflows[w].arrival_time for w in arrived]
         rate = (len(arrived) - 1) / max(max(times) - min(times), 1e-9)
         self.workflows, self._lower_bound = list(self.workflows), list(self._lower_bound)
-        self._tasks, self._remaining, self._unstarted_seconds = list(self._tasks), list(self._remaining), \
-            list(self._unstarted_seconds)
-        when = self.now
+        self._tasks, self._remaining = list(self._tasks), list(self._remaining)
+        self._unstarted_seconds = list(self._unstarted_seconds)
+        n, when = self.state.num_nodes, self.now
         for template in rng.choice(arrived, size=count):
             when += float(rng.exponential(1.0 / rate))
             source = self.workflows[template]
             w = len(self.workflows)
             self.workflows.append(Workflow(f"{source.name}~{w}", source.primitives, arrival_time=when))
-            factors = rng.lognormal(_LOG_MEAN, DURATION_SIGMA, size=len(source.primitives))
-            tasks = [_Task(w, t.index, t.parents, t.children, t.estimated_seconds, t.raw_estimate, t.mask,
-                           np.full(self.state.num_nodes, factor if self.stochastic else 1.0), t.downstream_seconds,
-                           t.mean_seconds, missing_parents=len(t.parents))
-                     for t, factor in zip(self._tasks[template], factors, strict=True)]
+            normals = rng.standard_normal(size=len(source.primitives))
+            tasks = [_Task(w, t.index, t.primitive, t.parents, t.children, t.estimated_seconds, t.raw_estimate,
+                           t.mask, np.full(n, z) if self.stochastic else None, t.downstream_seconds, t.mean_seconds,
+                           len(t.parents))
+                     for t, z in zip(self._tasks[template], normals, strict=True)]
             self._tasks.append(tasks)
             self._remaining.append(len(tasks))
             self._unstarted_seconds.append(float(sum(t.mean_seconds for t in tasks)))
@@ -441,7 +529,7 @@ class Engine:
             for task in self._tasks[w]:
                 if task.finished:
                     continue
-                own = max(task.estimated_finish - self.now, 0.0) if task.started else task.mean_seconds
+                own = max(task.estimated_finish - self.now, 0.0) if task.status == _STARTED else task.mean_seconds
                 longest = max(longest, own + task.downstream_seconds)
             total += longest
         return total
@@ -449,11 +537,15 @@ class Engine:
     def result(self) -> SimulationResult:
         times = np.array(list(self._response.values())) if self._response else np.zeros(1)
         slowdown = [self._response[w] / max(self._lower_bound[w], 1e-9) for w in self._response]
-        primitive_times = [pl.finish - pl.ready for pl in self._placements]
+        placements = [Placement(self.workflows[w].name, self.workflows[w].primitives[i].name,
+                                self.cluster.nodes[node].name, ready, start, finish)
+                      for w, i, node, ready, start, finish in self._placements]
+        primitive_times = [pl.finish - pl.ready for pl in placements]
         elapsed = max(self.now, 1e-9)
         s = self.state
         capacity = np.stack([s.alloc_cpu, s.alloc_memory, s.alloc_gpus], axis=1).astype(float) * elapsed
-        shares = np.divide(self._used, capacity, out=np.zeros_like(self._used), where=capacity > 0)
+        used = np.array(self._used).reshape(-1, 3)
+        shares = np.divide(used, capacity, out=np.zeros_like(used), where=capacity > 0)
         node_utilisation = shares.max(axis=1).tolist()
         return SimulationResult(
             avg_response_time=float(times.mean()), p50_response_time=float(np.percentile(times, 50)),
@@ -462,16 +554,16 @@ class Engine:
             completed_primitives=self._completed_primitives, completed_workflows=len(self._response),
             throughput=len(self._response) / elapsed, utilisation=float(np.mean(node_utilisation)),
             node_utilisation=node_utilisation, avg_slowdown=float(np.mean(slowdown)) if slowdown else 0.0,
-            placements=self._placements,
+            placements=placements,
         )
 
 
 def _factor_beyond(low: float, rng: np.random.Generator) -> float:
     """A duration factor drawn from the engine's lognormal given that it exceeds ``low`` (a running primitive's
     share of its estimate already run): by inverse transform from the upper tail."""
-    floor = _NORMAL.cdf((math.log(low) - _LOG_MEAN) / DURATION_SIGMA) if low > 0 else 0.0
+    floor = _NORMAL.cdf((math.log(low) - DURATION_LOG_MEAN) / DURATION_SIGMA) if low > 0 else 0.0
     tail = floor + (1.0 - floor) * float(rng.random())
-    return math.exp(_LOG_MEAN + DURATION_SIGMA * _NORMAL.inv_cdf(min(max(tail, 1e-12), 1.0 - 1e-12)))
+    return math.exp(DURATION_LOG_MEAN + DURATION_SIGMA * _NORMAL.inv_cdf(min(max(tail, 1e-12), 1.0 - 1e-12)))
 
 
 def simulate(cluster: ClusterSpec, workflows: list[Workflow], scheduler: Scheduler, seed: int,

@@ -9,6 +9,7 @@ workflow's critical-path lower bound on the fastest feasible nodes (the denomina
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ class WorkflowEstimates:
     mean: list[float]  # per primitive, the estimate averaged over the nodes that can run it
     downstream: list[float]  # per primitive, in the workflow's order
     lower_bound_seconds: float
+    parents: list[list[int]]  # per primitive, the indices of the primitives it depends on (each once)
 
     def downstream_seconds(self, workflow: Workflow) -> dict[str, float]:
         return {p.name: self.downstream[i] for i, p in enumerate(workflow.primitives)}
@@ -33,25 +35,68 @@ class WorkflowEstimates:
 
 def workflow_estimates(workflow: Workflow, state: ClusterState) -> WorkflowEstimates:
     """Estimates for a validated workflow (primitives in topological order) on the cluster ``state``."""
-    primitives = workflow.primitives
-    # [P, N] at once: one numpy op per workflow instead of several per primitive
-    raw = estimated_durations_matrix(primitives, state.speed, state.prefill_tps, state.decode_tps)
+    return workflows_estimates([workflow], state)[0]
+
+
+# rows of [P, N] computed per batch: a few MB per array at N=1024, while small workflows still share the
+# numpy calls (per-workflow calls on [6, 48] arrays cost more in call overhead than in arithmetic)
+_BATCH_ELEMENTS = 1 << 18
+
+
+def workflows_estimates(workflows: Sequence[Workflow], state: ClusterState) -> list[WorkflowEstimates]:
+    """``workflow_estimates`` of many workflows, the node model run over their primitives in batches."""
+    results: list[WorkflowEstimates] = []
+    rows_per_batch = max(_BATCH_ELEMENTS // max(state.num_nodes, 1), 1)
+    batch: list[Workflow] = []
+    rows = 0
+    for workflow in workflows:
+        batch.append(workflow)
+        rows += len(workflow.primitives)
+        if rows >= rows_per_batch:
+            results += _batch_estimates(batch, state)
+            batch, rows = [], 0
+    if batch:
+        results += _batch_estimates(batch, state)
+    return results
+
+
+def _batch_estimates(workflows: list[Workflow], state: ClusterState) -> list[WorkflowEstimates]:
+    primitives = [p for workflow in workflows for p in workflow.primitives]
+    raw = estimated_durations_matrix(primitives, state.speed, state.prefill_tps, state.decode_tps)  # [P, N]
     requests = np.array([(p.cpu_millicores, p.memory_bytes, p.gpus) for p in primitives], dtype=float)
-    fits = ((requests[:, 0:1] <= state.alloc_cpu) & (requests[:, 1:2] <= state.alloc_memory)
-            & (requests[:, 2:3] <= state.alloc_gpus))
+    # a handful of request shapes (one per kind unless set by hand): fit each shape once, then per primitive
+    shapes, shape_of = np.unique(requests, axis=0, return_inverse=True)
+    fits = ((shapes[:, 0:1] <= state.alloc_cpu) & (shapes[:, 1:2] <= state.alloc_memory)
+            & (shapes[:, 2:3] <= state.alloc_gpus))[shape_of.reshape(-1)]
     estimates = np.where(fits, raw, math.inf)
     feasible = np.isfinite(estimates)
     counts = np.maximum(feasible.sum(axis=1), 1)
-    mean = (np.where(feasible, estimates, 0.0).sum(axis=1) / counts).tolist()
-    fastest = np.where(feasible.any(axis=1), estimates.min(axis=1), 0.0).tolist()
-    index = {p.name: i for i, p in enumerate(primitives)}
-    children = workflow.children()
-    downstream = [0.0] * len(primitives)
-    for i in reversed(range(len(primitives))):
-        downstream[i] = max((mean[index[c]] + downstream[index[c]] for c in children[primitives[i].name]),
-                            default=0.0)
-    finish = [0.0] * len(primitives)
-    for i, p in enumerate(primitives):
-        finish[i] = fastest[i] + max((finish[index[parent]] for parent in p.depends_on), default=0.0)
-    return WorkflowEstimates(raw=raw, estimates=estimates, feasible=feasible, mean=mean, downstream=downstream,
-                             lower_bound_seconds=max(finish, default=0.0))
+    means = (np.where(feasible, estimates, 0.0).sum(axis=1) / counts).tolist()
+    fastest_all = np.where(feasible.any(axis=1), estimates.min(axis=1), 0.0).tolist()
+    results = []
+    first = 0
+    for workflow in workflows:
+        count = len(workflow.primitives)
+        rows = slice(first, first + count)
+        mean, fastest = means[rows], fastest_all[rows]
+        index = {p.name: i for i, p in enumerate(workflow.primitives)}
+        parents = [[index[name] for name in dict.fromkeys(p.depends_on)] for p in workflow.primitives]
+        # topological order: each primitive's parents come before it, so one pass each way (plain loops: this
+        # runs for every workflow of every episode)
+        downstream = [0.0] * count
+        for i in reversed(range(count)):
+            through = mean[i] + downstream[i]
+            for parent in parents[i]:
+                if through > downstream[parent]:
+                    downstream[parent] = through
+        finish = [0.0] * count
+        for i in range(count):
+            before = 0.0
+            for parent in parents[i]:
+                if finish[parent] > before:
+                    before = finish[parent]
+            finish[i] = fastest[i] + before
+        results.append(WorkflowEstimates(raw[rows], estimates[rows], feasible[rows], mean, downstream,
+                                         max(finish, default=0.0), parents))
+        first += count
+    return results

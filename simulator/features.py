@@ -77,22 +77,24 @@ class Observation:
         """Seconds before the primitive could start: 0 if it fits now, else the earliest release plus
         the queued work spread over the node's running slots (an estimate, as a real scheduler has)."""
         s = self.state
-        until_release = np.maximum(np.where(np.isfinite(s.next_release), s.next_release - self.now, 0.0), 0.0)
-        backlog = until_release + s.queued_seconds / np.maximum(s.running, 1)
+        backlog = np.maximum(np.where(np.isfinite(s.next_release), s.next_release - self.now, 0.0), 0.0)
+        if np.count_nonzero(s.queued_seconds):  # else (always under late binding) the queued term adds zeros
+            backlog = backlog + s.queued_seconds / np.maximum(s.running, 1)
         return np.where(self.fits_now, 0.0, backlog)
 
     @cached_property
     def transfer(self) -> np.ndarray:
         """Seconds to pull every parent's output to each node (0 for outputs already there)."""
         s = self.state
-        total = np.zeros(s.num_nodes)
+        total = None
         for node, megabytes in self.parent_outputs:
             if megabytes <= 0:
                 continue
-            seconds = np.array(transfer_seconds(megabytes, s.bandwidth_gbps[node], s.bandwidth_gbps))
+            seconds = np.asarray(transfer_seconds(megabytes, s.bandwidth_gbps.item(node), s.bandwidth_gbps))
             seconds[node] = 0.0
-            total = np.maximum(total, seconds)  # parents' outputs are pulled in parallel
-        return total
+            # parents' outputs are pulled in parallel; every term is >= 0, so the first is the running maximum
+            total = seconds if total is None else np.maximum(total, seconds)
+        return np.zeros(s.num_nodes) if total is None else total
 
     @cached_property
     def cold_start(self) -> np.ndarray:

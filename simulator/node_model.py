@@ -65,9 +65,22 @@ def estimated_durations(primitive: Primitive, speed: np.ndarray, prefill_tps: np
     return np.where(runs, duration, math.inf)
 
 
+# numpy's Generator.lognormal(mean, sigma) is exp(mean + sigma * z) of one standard normal draw z, in the same
+# order from the same stream: the engine draws the normals of every primitive on every node up front (what fixes
+# the true durations) and exponentiates only the one of the node a primitive runs on (exp is most of the cost
+# of a lognormal draw); tests/simulator check the two agree bit for bit.
+DURATION_LOG_MEAN = -0.5 * DURATION_SIGMA**2
+
+
+def duration_factor(standard_normal: float) -> float:
+    """True duration / estimate for one standard normal draw: mean-one lognormal, exactly what
+    ``Generator.lognormal(DURATION_LOG_MEAN, DURATION_SIGMA)`` gives for that draw."""
+    return math.exp(DURATION_LOG_MEAN + DURATION_SIGMA * standard_normal)
+
+
 def sample_duration(primitive: Primitive, node: NodeSpec, rng: np.random.Generator) -> float:
     """The true, stochastic run time: the estimate times a mean-one lognormal factor."""
-    factor = rng.lognormal(mean=-0.5 * DURATION_SIGMA**2, sigma=DURATION_SIGMA)
+    factor = rng.lognormal(mean=DURATION_LOG_MEAN, sigma=DURATION_SIGMA)
     return estimated_duration(primitive, node) * float(factor)
 
 
@@ -88,17 +101,24 @@ def transfer_seconds(megabytes: float, source_gbps: float | np.ndarray,
 def estimated_durations_matrix(primitives: list[Primitive], speed: np.ndarray, prefill_tps: np.ndarray,
                                decode_tps: np.ndarray) -> np.ndarray:
     """[P, N] ``estimated_durations`` of many primitives at once (speed is [N, K] over KINDS), in a few
-    numpy operations instead of several per primitive: the engine prepares every workflow this way."""
-    kinds = np.array([KIND_INDEX[p.kind] for p in primitives])
-    is_llm = np.array([p.kind is PrimitiveKind.LLM_GENERATE for p in primitives])
-    embed_tokens = np.array([p.kind is PrimitiveKind.LLM_EMBED and p.input_tokens > 0 for p in primitives])
-    inputs = np.array([p.input_tokens for p in primitives], dtype=np.float64)
-    outputs = np.array([p.output_tokens for p in primitives], dtype=np.float64)
-    work = np.where(embed_tokens, inputs / EMBED_TOKENS_PER_SECOND,
-                    np.array([p.work_seconds for p in primitives], dtype=np.float64))
-    node_speed = speed[:, kinds].T  # [P, N]
+    numpy operations instead of several per primitive: the engine prepares every workflow this way. Each row
+    gets only its own kind's formula (LLM calls: tokens at the node's rates; others: work over speed)."""
+    is_llm = np.array([p.kind is PrimitiveKind.LLM_GENERATE for p in primitives], dtype=bool)
+    durations = np.empty((len(primitives), len(prefill_tps)))
     with np.errstate(divide="ignore", invalid="ignore"):
-        llm = LLM_OVERHEAD_SECONDS + inputs[:, None] / prefill_tps + outputs[:, None] / decode_tps
-        other = work[:, None] / node_speed
-    llm_runs = (node_speed > 0) & (prefill_tps > 0) & (decode_tps > 0)
-    return np.where(is_llm[:, None], np.where(llm_runs, llm, math.inf), np.where(node_speed > 0, other, math.inf))
+        if is_llm.any():
+            rows = np.flatnonzero(is_llm)
+            inputs = np.array([primitives[i].input_tokens for i in rows], dtype=np.float64)
+            outputs = np.array([primitives[i].output_tokens for i in rows], dtype=np.float64)
+            runs = (speed[:, KIND_INDEX[PrimitiveKind.LLM_GENERATE]] > 0) & (prefill_tps > 0) & (decode_tps > 0)
+            llm = LLM_OVERHEAD_SECONDS + inputs[:, None] / prefill_tps + outputs[:, None] / decode_tps
+            durations[rows] = np.where(runs, llm, math.inf)
+        if not is_llm.all():
+            rows = np.flatnonzero(~is_llm)
+            others = [primitives[i] for i in rows]
+            work = np.array([p.input_tokens / EMBED_TOKENS_PER_SECOND
+                             if p.kind is PrimitiveKind.LLM_EMBED and p.input_tokens > 0 else p.work_seconds
+                             for p in others], dtype=np.float64)
+            node_speed = speed[:, [KIND_INDEX[p.kind] for p in others]].T  # [rows, N]
+            durations[rows] = np.where(node_speed > 0, work[:, None] / node_speed, math.inf)
+    return durations

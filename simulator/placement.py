@@ -14,9 +14,8 @@ The engine dispatches and the operator binds by the same rule through the functi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -52,21 +51,23 @@ def room_now(primitive: Primitive, state: ClusterState) -> np.ndarray:
             & (primitive.gpus <= state.free_gpus))
 
 
-def candidates(primitive: Primitive, state: ClusterState, feasible: np.ndarray, rule: PlacementRule) -> np.ndarray:
-    """[N] the nodes the primitive may be given under ``rule`` (``feasible``: those that can ever run it)."""
+def candidates(primitive: Primitive, state: ClusterState, feasible: np.ndarray, rule: PlacementRule,
+               room: np.ndarray | None = None) -> np.ndarray:
+    """[N] the nodes the primitive may be given under ``rule`` (``feasible``: those that can ever run it;
+    ``room``: ``room_now(primitive, state)`` where the caller has it already)."""
     if rule is PlacementRule.NODE_QUEUES:
         return feasible
-    return feasible & room_now(primitive, state)
+    return feasible & (room_now(primitive, state) if room is None else room)
 
 
 def pick(scores: np.ndarray, allowed: np.ndarray) -> int:
     """The allowed node with the highest score; ties go to the lowest index (deterministic)."""
-    return int(np.argmax(np.where(allowed, scores, -np.inf)))
+    return int(np.where(allowed, scores, -np.inf).argmax())
 
 
-@dataclass(frozen=True)
-class Waiting:
-    """A ready primitive in the cluster-wide queue, as a scheduler's ``priority`` sees it."""
+class Waiting(NamedTuple):
+    """A ready primitive in the cluster-wide queue, as a scheduler's ``priority`` sees it (a tuple: the engine
+    makes one per queued primitive whenever its key may change, and a frozen dataclass costs 3x as much)."""
 
     primitive: Primitive
     downstream_seconds: float  # longest chain of estimated work after it (HEFT's upward rank minus itself)

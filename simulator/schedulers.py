@@ -88,9 +88,9 @@ def node_load(observation: Observation) -> np.ndarray:
     """Dominant-resource share in use per node, plus queued primitives (each counts as a full node)."""
     s = observation.state
     used = np.maximum(1.0 - s.free_cpu / s.alloc_cpu, 1.0 - s.free_memory / s.alloc_memory)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gpu_used = np.where(s.alloc_gpus > 0, 1.0 - s.free_gpus / s.alloc_gpus, 0.0)
-    return np.maximum(used, gpu_used) + s.queue_length
+    np.maximum(used, (1.0 - s.free_gpus / s.gpu_divisor) * s.gpu_weight, out=used)  # 0 on nodes without GPUs
+    used += s.queue_length
+    return used
 
 
 class LeastLoadedScheduler(_Heuristic):

@@ -30,6 +30,10 @@ class ClusterState:
     decode_tps: np.ndarray = field(init=False)
     bandwidth_gbps: np.ndarray = field(init=False)
     node_class: np.ndarray = field(init=False)  # [N] index into NODE_CLASSES
+    # [N] the GPU share's divisor and weight: alloc_gpus and 1.0 on GPU nodes, 1.0 and 0.0 elsewhere, so that
+    # (1 - free_gpus / gpu_divisor) * gpu_weight is the share in use without a division by zero to mask
+    gpu_divisor: np.ndarray = field(init=False)
+    gpu_weight: np.ndarray = field(init=False)
     # dynamic
     free_cpu: np.ndarray = field(init=False)
     free_memory: np.ndarray = field(init=False)
@@ -52,6 +56,9 @@ class ClusterState:
         self.node_class = np.array(
             [NODE_CLASSES.index(n.node_class) if n.node_class in NODE_CLASSES else 0 for n in nodes]
         )
+        has_gpus = self.alloc_gpus > 0
+        self.gpu_divisor = np.where(has_gpus, self.alloc_gpus, 1.0)
+        self.gpu_weight = has_gpus.astype(np.float64)
         self.reset()
 
     def reset(self) -> None:

@@ -18,10 +18,20 @@ def _bench(script: str, *args: str) -> dict:
     return json.loads(done.stdout)
 
 
-def test_simulator_bench_reports_decisions_per_second_at_each_size() -> None:
-    report = _bench("simulator.py", "--workflows", "10")
-    assert set(report["decisions_per_second"]) == {"16", "48", "256", "1024"}
-    assert all(rate > 0 for rate in report["decisions_per_second"].values())
+def test_simulator_bench_reports_rates_ratios_and_fork_costs_at_each_size() -> None:
+    report = _bench("simulator.py", "--workflows", "10", "--repeats", "1")
+    sizes = {"16", "48", "256", "1024"}
+    assert set(report["reference_decisions_per_second"]) == sizes
+    assert all(rate > 0 for rate in report["reference_decisions_per_second"].values())
+    for key in ("decisions_per_second", "ratio_to_reference"):
+        assert set(report[key]) == {"least-loaded", "heft"}
+        for by_rule in report[key].values():
+            assert set(by_rule) == {"late-binding", "node-queues"}
+            assert all(set(by_size) == sizes and all(v > 0 for v in by_size.values()) for by_size in by_rule.values())
+    assert set(report["fork"]) == {"48", "1024"}
+    for cost in report["fork"].values():
+        assert cost["fork_us"] > 0 and cost["deepcopy_us"] > 0 and cost["deepcopy_over_fork"] > 0
+    assert report["rollout_heft"]["decisions_per_second"] > 0
 
 
 def test_policy_bench_reports_latencies_and_batched_rate() -> None:
