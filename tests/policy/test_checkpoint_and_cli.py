@@ -66,7 +66,7 @@ def test_evaluate_json_has_the_documented_keys(tmp_path: Path) -> None:
     document = json.loads(result.stdout.strip().splitlines()[-1])
     rows = document["results"]
     assert {"method", "nodes", "regime", "avg_response_time", "avg_response_time_ci95", "p95_response_time",
-            "completed_primitives", "avg_slowdown"} == set(rows[0])
+            "completed_primitives", "avg_slowdown", "lower_bound", "ratio_to_lower_bound"} == set(rows[0])
     assert {(r["nodes"], r["regime"]) for r in rows} == {
         (16, "per-node"), (16, "total-rate"), (20, "per-node"), (20, "total-rate")
     }
