@@ -17,12 +17,14 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from scale_scheduler.operator.operator_process import SCALE_SCHED
+from scale_scheduler.policy.labels import generate_labels
 from scale_scheduler.policy.network import NetworkConfig
 from scale_scheduler.policy.parallel import RAY_MISSING, Workers, WorkersUnavailable, connected, run_units
-from scale_scheduler.policy.ppo import PPOConfig, Trainer
+from scale_scheduler.policy.ppo import PPOConfig, Trainer, sample_episode
 
 EVALUATE = ("evaluate", "--methods", "heft,random,scale,rollout-heft", "--nodes", "4,16", "--seeds", "2",
             "--workflows", "3", "--json")
@@ -113,6 +115,16 @@ def test_ppo_rollouts_on_two_workers_train_the_same_model(ray_address: str, tmp_
         assert alone.rollout_and_update() == spread.rollout_and_update()
     for (name, ours), theirs in zip(alone.model.state_dict().items(), spread.model.state_dict().values(), strict=True):
         assert torch.equal(ours, theirs), name
+
+
+def test_rollout_heft_labels_are_its_choices_and_the_same_on_two_workers(ray_address: str) -> None:
+    rng = np.random.default_rng(5)
+    episodes = [sample_episode(rng, 4, 2, 0.7) for _ in range(3)]
+    alone, spread = generate_labels(episodes), generate_labels(episodes, workers=Workers(2))
+    for ours, theirs in zip(alone, spread, strict=True):
+        assert ours.action == theirs.action and len(ours.action) > 0
+        assert all(mask[action] for mask, action in zip(ours.mask, ours.action, strict=True))
+        assert all(np.array_equal(a, b) for a, b in zip(ours.nodes, theirs.nodes, strict=True))
 
 
 def _free_port() -> int:
