@@ -1,7 +1,8 @@
 """PPO for SCALE and its baselines, CleanRL-style: one config, then rollout, GAE and update in order.
 
-K = groups x rollouts_per_group simulator engines are stepped in lock-step with one batched forward
-per step. Rollouts of a group replay the same arrival sequence with the same duration seed, so the
+Each group's rollouts_per_group simulator engines are stepped in lock-step with one batched forward
+per step, sampling from the group's own seed, so groups can run anywhere (``--workers``) with the same
+result. Rollouts of a group replay the same arrival sequence with the same duration seed, so the
 advantage of a decision is measured against other rollouts of the same input (an input-driven
 baseline) on top of the critic. SRR is added to the loss in the same backward pass.
 """
