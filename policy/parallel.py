@@ -131,7 +131,9 @@ def run_units(setup: Callable[[], Context], work: Callable[[Context, Unit], Resu
         raise RuntimeError("run_units with workers needs Ray connected: wrap the call in parallel.connected(workers)")
     remote = _remote_run_unit()
     setup_ref, work_ref = ray.put(setup), ray.put(work)
-    limit = workers.count or len(units)
+    # a local Ray has exactly ``count`` CPUs and queues the rest itself, so the next unit is waiting the moment a
+    # worker frees up; on a cluster ``count`` caps the units in flight
+    limit = workers.count if workers.address is not None and workers.count else len(units)
     pending: dict[Any, int] = {}  # ObjectRef -> unit index
     done: dict[int, Result] = {}
     submitted = 0
