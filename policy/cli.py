@@ -22,6 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, parse_rule
 
+from .parallel import Workers, WorkersUnavailable, connected  # light: Ray itself is imported only when asked for
+
 console = Console(stderr=True)
 ALGOS = ("scale", "crossattn", "ppo-mlp", "ppo-mlp-srr", "sac")
 DEFAULT_EVAL_METHODS = ("scale,crossattn,ppo-mlp,ppo-mlp-srr,sac,heft,srpt-eft,least-loaded,k8s-default,round-robin,"
@@ -46,11 +48,9 @@ def _git_commit() -> str:
 
 
 @contextmanager
-def _connected(workers: Any) -> Iterator[None]:  # parallel.Workers
+def _connected(workers: Workers) -> Iterator[None]:
     """Ray for --workers/--ray-address (nothing otherwise); entered before anything is written, so that a refusal
     (one line, exit code 2) leaves nothing behind."""
-    from .parallel import WorkersUnavailable, connected
-
     try:
         with connected(workers):
             yield
@@ -100,7 +100,6 @@ def train(
     """Train a policy at N=NODES with PPO (scale, crossattn, ppo-mlp, ppo-mlp-srr) or discrete SAC (sac)."""
     import torch
 
-    from .parallel import Workers
     from .ppo import PPO_ALGOS, PPOConfig, Trainer
     from .sac import SACConfig, SACTrainer
 
@@ -231,8 +230,6 @@ def evaluate(
         run_evaluation,
         summarise,
     )
-    from .parallel import Workers
-
     torch.set_num_threads(1)
     overrides = _parse_checkpoints(checkpoint)
     try:
@@ -338,7 +335,7 @@ def _scenario_size(text: str) -> str | float:
 
 
 def _evaluate_suite(suite: str, methods: list[str], seeds: int, size: str, rule: Any, make: Any, out: Path | None,
-                    as_json: bool, workers: Any) -> None:
+                    as_json: bool, workers: Workers) -> None:
     from scale_scheduler.simulator.scenarios import SCENARIOS, get_scenario
 
     from .suite import markdown_suite_table, plot_suite_ratios, run_suite, summarise_suite

@@ -90,7 +90,7 @@ def connected(workers: Workers) -> Iterator[None]:
         options = {"address": "local", "num_cpus": workers.count, "object_store_memory": LOCAL_OBJECT_STORE_BYTES}
     try:
         ray.init(**options, include_dashboard=False, logging_level=logging.WARNING)
-    except Exception as error:  # noqa: BLE001 (Ray raises ConnectionError, RuntimeError, ValueError ...)
+    except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError ... by case
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise WorkersUnavailable(f"cannot start or join Ray at {workers.address or 'a local instance'}: "
                                  f"{message}") from None
