@@ -92,8 +92,11 @@ def connected(workers: Workers) -> Iterator[None]:
         ray.init(**options, include_dashboard=False, logging_level=logging.WARNING)
     except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError ... by case
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise WorkersUnavailable(f"cannot start or join Ray at {workers.address or 'a local instance'}: "
-                                 f"{message}") from None
+        # `ray start --head` turns token authentication on (Ray 2.60); a driver without the token is refused with
+        # nothing but "failed to connect" in the exception, so say what usually fixes it
+        hint = " (a cluster with token authentication needs RAY_AUTH_MODE=token and its token: docs/scale-out.md)"
+        raise WorkersUnavailable(f"cannot start or join Ray at {workers.address or 'a local instance'}: {message}"
+                                 + (hint if "Failed to connect" in message else "")) from None
     try:
         yield
     finally:
