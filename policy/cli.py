@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, parse_rule
 
+from .parallel import Workers, WorkersUnavailable, connected  # light: Ray itself is imported only when asked for
+
 console = Console(stderr=True)
 ALGOS = ("scale", "crossattn", "ppo-mlp", "ppo-mlp-srr", "sac")
 DEFAULT_EVAL_METHODS = ("scale,crossattn,ppo-mlp,ppo-mlp-srr,sac,heft,srpt-eft,least-loaded,k8s-default,round-robin,"
                         "random")
 TRAINING_FILES = ("model.pt", "config.json", "metrics.jsonl", "TRAINING.md", "TRAINING.json")
+WORKERS_HELP = ("run the work on Ray, at most this many units at a time (a local Ray of this many CPUs unless "
+                "--ray-address); unset or 1: in this process. Same numbers either way (docs/scale-out.md)")
+RAY_ADDRESS_HELP = "a running Ray cluster to run on: host:port of `ray start --head`, ray://host:port or auto"
 
 
 def _progress() -> Progress:
@@ -38,6 +45,17 @@ def _git_commit() -> str:
                               cwd=Path(__file__).parent).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+@contextmanager
+def _connected(workers: Workers) -> Iterator[None]:
+    """Ray for --workers/--ray-address (nothing otherwise); entered before anything is written, so that a refusal
+    (one line, exit code 2) leaves nothing behind."""
+    try:
+        with connected(workers):
+            yield
+    except WorkersUnavailable as error:
+        raise typer.BadParameter(str(error), param_hint="--workers/--ray-address") from None
 
 
 def _split(text: str) -> list[str]:
@@ -75,6 +93,8 @@ def train(
         None, min=0.0, help="SRR: weight of the decorrelation loss (scale, ppo-mlp-srr) [default: 0.1, policy/srr.py]"),
     srr_kl: float | None = typer.Option(
         None, min=0.0, help="SRR: weight of the KL penalty toward N(0, 1) (scale, ppo-mlp-srr) [default: 0.1]"),
+    workers: int | None = typer.Option(None, min=1, help="PPO: " + WORKERS_HELP + "; the gradient step stays here"),
+    ray_address: str | None = typer.Option(None, help=RAY_ADDRESS_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the final metrics as JSON"),
 ) -> None:
     """Train a policy at N=NODES with PPO (scale, crossattn, ppo-mlp, ppo-mlp-srr) or discrete SAC (sac)."""
@@ -94,8 +114,12 @@ def train(
         placement_rule = parse_rule(rule).value
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--rule") from None
+    if algo == "sac" and ((workers or 1) > 1 or ray_address):
+        raise typer.BadParameter("sac updates after every decision of one engine: no rollouts to fan out "
+                                 "(--workers and --ray-address apply to the PPO algos)", param_hint="--workers")
     torch.set_num_threads(threads)
     command = "scale-sched " + " ".join(sys.argv[1:])
+    rollout_workers = Workers(workers, ray_address)
     if algo == "sac":
         trainer: Trainer | SACTrainer = SACTrainer(
             SACConfig(seed=seed, nodes=nodes, total_steps=steps, workflows_per_episode=workflows, rule=placement_rule),
@@ -105,10 +129,10 @@ def train(
         config = PPOConfig.for_algo(algo, seed=seed, nodes=nodes, total_steps=steps, workflows_per_episode=workflows,
                                     groups=groups, rollouts_per_group=rollouts, eval_interval=eval_interval,
                                     rule=placement_rule, **srr_weights)
-        trainer = Trainer(config, out, command)
+        trainer = Trainer(config, out, command, rollout_workers)
     if trainer.resume():
         console.print(f"resuming {out} at decision {trainer.global_step}")
-    with _progress() as progress:
+    with _connected(rollout_workers), _progress() as progress:
         task = progress.add_task(f"train {algo}", total=steps, completed=trainer.global_step)
 
         def on_progress(step: int, stats: dict[str, float]) -> None:
@@ -187,6 +211,9 @@ def evaluate(
                                    "(6 nodes, 6 workflows) beside max(LB1, LB2) and the CP-SAT optimum"),
     cp_sat_work: float = typer.Option(20.0, min=0.1, help="CP-SAT's deterministic work limit per small instance "
                                       "(roughly seconds on one idle core; the same result on a busy machine)"),
+    workers: int | None = typer.Option(None, min=1, help=WORKERS_HELP + "; a unit is one (N, regime, seed) cell, "
+                                       "or with --suite one (scenario, seed)"),
+    ray_address: str | None = typer.Option(None, help=RAY_ADDRESS_HELP),
     as_json: bool = typer.Option(False, "--json", help="print {'results': [...]} as JSON on stdout"),
 ) -> None:
     """Run every method on identical workloads per (N, regime, seed) and compare them with 95% CIs; with --suite,
@@ -211,14 +238,17 @@ def evaluate(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--rule") from None
     make = _method_maker(overrides)
+    chosen = Workers(workers, ray_address)
     if suite is not None:
-        _evaluate_suite(suite, _split(methods), seeds, size, placement_rule, make, out, as_json)
+        _evaluate_suite(suite, _split(methods), seeds, size, placement_rule, make, out, as_json, chosen)
         return
     plan = EvaluationPlan(_split(methods), [int(n) for n in _split(nodes)], seeds, workflows, load,
                           rule=placement_rule)
-    with _progress() as progress:
+    for method in plan.methods:  # an unknown method or checkpoint fails here, not in a worker
+        make(method)
+    with _connected(chosen), _progress() as progress:
         task = progress.add_task("evaluate", total=plan.episodes())
-        results = run_evaluation(plan, make, on_episode=lambda _: progress.advance(task))
+        results = run_evaluation(plan, make, on_episode=lambda _: progress.advance(task), workers=chosen)
     summary = summarise(results)
     paired = []
     for comparison in pair:
@@ -262,11 +292,14 @@ def evaluate(
 
 
 def _method_maker(overrides: dict[str, str]) -> Any:  # Callable[[str], Scheduler]; the simulator loads lazily
+    """Schedulers by name; it pickles (names and absolute checkpoint paths), so Ray workers build their own."""
     from .registry import make_scheduler
+
+    checkpoints = {name: str(Path(path).resolve()) for name, path in overrides.items()}
 
     def make(method: str) -> Any:
         try:
-            return make_scheduler(method, overrides.get(method))
+            return make_scheduler(method, checkpoints.get(method))
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="--methods") from None
 
@@ -304,7 +337,7 @@ def _scenario_size(text: str) -> str | float:
 
 
 def _evaluate_suite(suite: str, methods: list[str], seeds: int, size: str, rule: Any, make: Any, out: Path | None,
-                    as_json: bool) -> None:
+                    as_json: bool, workers: Workers) -> None:
     from scale_scheduler.simulator.scenarios import SCENARIOS, get_scenario
 
     from .suite import markdown_suite_table, plot_suite_ratios, run_suite, summarise_suite
@@ -320,14 +353,15 @@ def _evaluate_suite(suite: str, methods: list[str], seeds: int, size: str, rule:
             scenario.size(scale)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--size") from None
-    schedulers = {method: make(method) for method in methods}  # an unknown method fails before any simulation
+    for method in methods:  # an unknown method fails before any simulation
+        make(method)
     total = len(names) * seeds * len(methods)
-    with _progress() as progress:
+    with _connected(workers), _progress() as progress:
         task = progress.add_task("suite", total=total)
-        episodes = run_suite(names, methods, range(seeds), schedulers.__getitem__, size=scale,
-                             simulate_kwargs={"rule": rule},
+        episodes = run_suite(names, methods, range(seeds), make, size=scale, simulate_kwargs={"rule": rule},
                              on_episode=lambda e: progress.update(task, advance=1,
-                                                                  description=f"{e.scenario} {e.method}"))
+                                                                  description=f"{e.scenario} {e.method}"),
+                             workers=workers)
     summary = summarise_suite(episodes)
     table = markdown_suite_table(summary)
     document = {"suite": summary, "config": {"scenarios": names, "methods": methods, "seeds": seeds,

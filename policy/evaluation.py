@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,8 @@ from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule
 from scale_scheduler.simulator.schedulers import Scheduler
 from scale_scheduler.simulator.yardsticks import lower_bound
 from scipy import stats
+
+from .parallel import IN_PROCESS, Workers, run_units
 
 REGIMES: tuple[str, ...] = ("per-node", "total-rate")
 METRICS: tuple[str, ...] = ("avg_response_time", "p95_response_time", "completed_primitives", "avg_slowdown")
@@ -69,23 +72,43 @@ def workload_for(plan: EvaluationPlan, nodes: int, regime: str, seed: int):  # n
     return cluster, generate_workload(cluster, plan.workflows, plan.load, seed=seed)
 
 
-def run_evaluation(plan: EvaluationPlan, make: Callable[[str], Scheduler],
-                   on_episode: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
-    schedulers = {method: make(method) for method in plan.methods}
+def evaluate_cell(plan: EvaluationPlan, schedulers: Mapping[str, Scheduler],
+                  cell: tuple[int, str, int]) -> list[EpisodeResult]:
+    """Every method on one (N, regime, seed) workload, in ``plan.methods`` order: the unit ``--workers`` fans out."""
+    nodes, regime, seed = cell
+    cluster, workflows = workload_for(plan, nodes, regime, seed)
+    bound = lower_bound(cluster, workflows, seed).value
     results = []
-    for nodes, regime, seed in plan.cells():
-        cluster, workflows = workload_for(plan, nodes, regime, seed)
-        bound = lower_bound(cluster, workflows, seed).value
-        for method, scheduler in schedulers.items():
-            scheduler.reset(seed)
-            outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed, rule=plan.rule)
-            regimes = REGIMES if nodes == plan.base_nodes else (regime,)
-            for name in regimes:
-                result = EpisodeResult(method, nodes, name, seed, *(float(getattr(outcome, m)) for m in METRICS),
-                                       lower_bound=bound)
-                results.append(result)
-            if on_episode:
-                on_episode(result)
+    for method in plan.methods:
+        scheduler = schedulers[method]
+        scheduler.reset(seed)
+        outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed, rule=plan.rule)
+        results.append(EpisodeResult(method, nodes, regime, seed, *(float(getattr(outcome, m)) for m in METRICS),
+                                     lower_bound=bound))
+    return results
+
+
+def make_schedulers(make: Callable[[str], Scheduler], methods: Sequence[str]) -> dict[str, Scheduler]:
+    return {method: make(method) for method in methods}
+
+
+def run_evaluation(plan: EvaluationPlan, make: Callable[[str], Scheduler],
+                   on_episode: Callable[[EpisodeResult], None] | None = None,
+                   workers: Workers = IN_PROCESS) -> list[EpisodeResult]:
+    """Every cell of ``plan``; with ``workers``, cells run on Ray and ``make`` builds the schedulers in each worker
+    (so it must pickle: names and checkpoint paths, not models)."""
+
+    def report(cell: list[EpisodeResult]) -> None:
+        for result in cell:
+            on_episode(result)
+
+    cells = run_units(partial(make_schedulers, make, plan.methods), partial(evaluate_cell, plan), list(plan.cells()),
+                      workers, report if on_episode else None)
+    results = []
+    for result in (result for cell in cells for result in cell):
+        results.append(result)
+        if result.nodes == plan.base_nodes:  # the base size is one experiment reported under both regimes
+            results.append(replace(result, regime=REGIMES[1]))
     return results
 
 

@@ -1,7 +1,8 @@
 """PPO for SCALE and its baselines, CleanRL-style: one config, then rollout, GAE and update in order.
 
-K = groups x rollouts_per_group simulator engines are stepped in lock-step with one batched forward
-per step. Rollouts of a group replay the same arrival sequence with the same duration seed, so the
+Each group's rollouts_per_group simulator engines are stepped in lock-step with one batched forward
+per step, sampling from the group's own seed, so groups can run anywhere (``--workers``) with the same
+result. Rollouts of a group replay the same arrival sequence with the same duration seed, so the
 advantage of a decision is measured against other rollouts of the same input (an input-driven
 baseline) on top of the critic. SRR is added to the loss in the same backward pass.
 """
@@ -13,6 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from .batching import batch_observations, pad_arrays
 from .checkpoint import save_model
 from .learned import LearnedScheduler
 from .network import NetworkConfig, build_network, masked_distribution_terms
+from .parallel import IN_PROCESS, Workers, run_units
 from .srr import DEFAULT_DECORRELATION_COEF, DEFAULT_KL_COEF, srr_loss
 
 # algo name -> (architecture, SRR on)
@@ -166,14 +169,33 @@ def average_response_time(episodes: list[EpisodeSpec], scheduler_factory: Callab
     return float(np.mean(times))
 
 
-def collect_rollouts(model: nn.Module, episodes: list[EpisodeSpec], rollouts_per_group: int,
-                     generator: torch.Generator, rule: PlacementRule = DEFAULT_RULE,
-                     ) -> tuple[list[Trajectory], list[float]]:
-    """Run every episode ``rollouts_per_group`` times, all engines in lock-step, sampling actions."""
-    engines = [
-        Engine(episode.cluster, copy.deepcopy(episode.workflows), seed=episode.duration_seed, rule=rule)
-        for episode in episodes for _ in range(rollouts_per_group)
-    ]
+@dataclass
+class PolicySnapshot:
+    """A policy's architecture and weights: what each rollout worker builds its own copy of the model from."""
+
+    network: NetworkConfig
+    weights: dict[str, torch.Tensor]
+
+    @classmethod
+    def of(cls, model: nn.Module, network: NetworkConfig) -> PolicySnapshot:
+        return cls(network, {name: value.detach().clone() for name, value in model.state_dict().items()})
+
+    def build(self) -> nn.Module:
+        # the initial weights drawn here are overwritten at once: leave the caller's global RNG as it was
+        with torch.random.fork_rng(devices=[]):
+            model = build_network(self.network)
+        model.load_state_dict(self.weights)
+        return model.eval()
+
+
+def collect_group(rollouts: int, rule: PlacementRule, model: nn.Module,
+                  unit: tuple[EpisodeSpec, int]) -> tuple[list[Trajectory], list[float]]:
+    """Run one episode ``rollouts`` times, the engines in lock-step with one batched forward per step, sampling
+    actions from a generator seeded with the unit's seed: the same trajectories wherever the group runs."""
+    episode, seed = unit
+    generator = torch.Generator().manual_seed(seed)
+    engines = [Engine(episode.cluster, copy.deepcopy(episode.workflows), seed=episode.duration_seed, rule=rule)
+               for _ in range(rollouts)]
     trajectories = [Trajectory() for _ in engines]
     observations = [engine.next_decision() for engine in engines]
     while True:
@@ -198,8 +220,18 @@ def collect_rollouts(model: nn.Module, episodes: list[EpisodeSpec], rollouts_per
             observations[i] = engine.next_decision()
             # the cost (unfinished workflows x time) accrued until the next decision, or the drain
             trajectory.reward.append(engine.reward_since_last())
-    response_times = [engine.result().avg_response_time for engine in engines]
-    return trajectories, response_times
+    return trajectories, [engine.result().avg_response_time for engine in engines]
+
+
+def collect_rollouts(policy: PolicySnapshot, episodes: list[EpisodeSpec], seeds: list[int], rollouts_per_group: int,
+                     rule: PlacementRule = DEFAULT_RULE, workers: Workers = IN_PROCESS,
+                     ) -> tuple[list[Trajectory], list[float]]:
+    """Every episode ``rollouts_per_group`` times, one group per (episode, seed) and per unit of ``workers``;
+    trajectories in episode order, each group's rollouts together."""
+    groups = run_units(policy.build, partial(collect_group, rollouts_per_group, rule),
+                       list(zip(episodes, seeds, strict=True)), workers)
+    return ([trajectory for trajectories, _ in groups for trajectory in trajectories],
+            [time for _, times in groups for time in times])
 
 
 def advantages_and_returns(trajectories: list[Trajectory], rollouts_per_group: int, reward_scale: float,
@@ -244,8 +276,10 @@ def discounted_returns(trajectories: list[Trajectory], gamma: float) -> np.ndarr
 class Trainer:
     """Owns the model, optimiser, RNGs and run directory; ``train`` runs until ``total_steps``."""
 
-    def __init__(self, config: PPOConfig, out: str | Path, command: str = ""):
+    def __init__(self, config: PPOConfig, out: str | Path, command: str = "", workers: Workers = IN_PROCESS):
+        """``workers``: where rollouts run (inside ``parallel.connected(workers)``); the results do not depend on it."""
         self.config = config
+        self.workers = workers
         self.out = Path(out)
         self.command = command
         torch.manual_seed(config.seed)
@@ -327,9 +361,10 @@ class Trainer:
                            float(self.rng.uniform(config.load_low, config.load_high)))
             for _ in range(config.groups)
         ]
-        self.model.eval()
-        trajectories, response_times = collect_rollouts(self.model, episodes, config.rollouts_per_group,
-                                                        self.generator, self.rule)
+        # each group samples its actions from its own seed, so a group's rollouts do not depend on where it runs
+        seeds = [int(seed) for seed in self.rng.integers(2**63, size=config.groups)]
+        trajectories, response_times = collect_rollouts(PolicySnapshot.of(self.model, config.network), episodes,
+                                                        seeds, config.rollouts_per_group, self.rule, self.workers)
         self.return_scale.update(discounted_returns(trajectories, config.gamma))
         advantages, returns = advantages_and_returns(
             trajectories, config.rollouts_per_group, self.return_scale.std, config.gamma, config.gae_lambda

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from scale_scheduler.simulator.scenarios import get_scenario
 from scale_scheduler.simulator.schedulers import HEURISTICS, Scheduler
 from scale_scheduler.simulator.yardsticks import lower_bound
 
-from .evaluation import confidence_interval
+from .evaluation import confidence_interval, make_schedulers
+from .parallel import IN_PROCESS, Workers, run_units
 
 matplotlib.use("Agg")  # headless: CI and servers have no display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -39,28 +41,41 @@ class SuiteEpisode:
     lower_bound: float  # max(LB1, LB2) of the (scenario, seed) episode
 
 
+def suite_cell(methods: Sequence[str], size: str | float, simulate_kwargs: Mapping[str, Any],
+               schedulers: Mapping[str, Scheduler], cell: tuple[str, int]) -> list[SuiteEpisode]:
+    """Every method on one (scenario, seed)'s cluster and workload: the unit ``--workers`` fans out."""
+    scenario, seed = get_scenario(cell[0]), cell[1]
+    cluster, workflows = scenario.build(seed, size)
+    bound = lower_bound(cluster, workflows, seed).value
+    episodes = []
+    for method in methods:
+        scheduler = schedulers[method]
+        scheduler.reset(seed)
+        outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed, **simulate_kwargs)
+        episodes.append(SuiteEpisode(scenario.name, method, seed, float(outcome.avg_response_time),
+                                     float(outcome.p95_response_time), outcome.completed_workflows, len(workflows),
+                                     bound))
+    return episodes
+
+
 def run_suite(names: Sequence[str], methods: Sequence[str], seeds: Sequence[int], make: Callable[[str], Scheduler],
               size: str | float = "default", simulate_kwargs: Mapping[str, Any] | None = None,
-              on_episode: Callable[[SuiteEpisode], None] | None = None) -> list[SuiteEpisode]:
+              on_episode: Callable[[SuiteEpisode], None] | None = None,
+              workers: Workers = IN_PROCESS) -> list[SuiteEpisode]:
     """Each method on the identical cluster and workload per (scenario, seed); ``simulate_kwargs`` go to
-    ``simulate`` unchanged (e.g. the placement rule)."""
+    ``simulate`` unchanged (e.g. the placement rule). With ``workers``, (scenario, seed) cells run on Ray and
+    ``make`` builds the schedulers in each worker (so it must pickle: names and checkpoint paths, not models)."""
     scenarios = [get_scenario(name) for name in names]  # an unknown name fails before any simulation
-    schedulers = {method: make(method) for method in methods}
-    episodes = []
-    for scenario in scenarios:
-        for seed in seeds:
-            cluster, workflows = scenario.build(seed, size)
-            bound = lower_bound(cluster, workflows, seed).value
-            for method, scheduler in schedulers.items():
-                scheduler.reset(seed)
-                outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed, **(simulate_kwargs or {}))
-                episode = SuiteEpisode(scenario.name, method, seed, float(outcome.avg_response_time),
-                                       float(outcome.p95_response_time), outcome.completed_workflows, len(workflows),
-                                       bound)
-                episodes.append(episode)
-                if on_episode:
-                    on_episode(episode)
-    return episodes
+
+    def report(cell: list[SuiteEpisode]) -> None:
+        for episode in cell:
+            on_episode(episode)
+
+    cells = run_units(partial(make_schedulers, make, methods),
+                      partial(suite_cell, list(methods), size, dict(simulate_kwargs or {})),
+                      [(scenario.name, seed) for scenario in scenarios for seed in seeds], workers,
+                      report if on_episode else None)
+    return [episode for cell in cells for episode in cell]
 
 
 def summarise_suite(episodes: Iterable[SuiteEpisode], heuristics: Iterable[str] | None = None) -> dict[str, Any]:

@@ -38,3 +38,13 @@ def test_policy_bench_reports_latencies_and_batched_rate() -> None:
     report = _bench("policy.py", "--nodes", "16,48", "--calls", "10", "--batch", "4")
     for key in ("single_decision_p50_ms", "single_decision_p99_ms", "batched_decisions_per_second"):
         assert set(report[key]) == {"16", "48"} and all(v > 0 for v in report[key].values())
+
+
+def test_training_bench_reports_rollout_and_label_rates_and_the_speedup_of_two_workers() -> None:
+    report = _bench("training.py", "--workers", "1,2", "--nodes", "4", "--groups", "2", "--rollouts", "2",
+                    "--workflows", "2", "--label-episodes", "2", "--label-workflows", "1")
+    for key in ("rollout_decisions_per_second", "label_decisions_per_second"):
+        assert set(report[key]) == {"1", "2"} and all(rate > 0 for rate in report[key].values())
+    assert set(report["speedup"]) == {"rollout", "label"}
+    assert report["speedup"]["rollout"]["1"] == 1.0 and report["speedup"]["label"]["2"] > 0
+    assert set(report["ray_start_seconds"]) == {"2"}
