@@ -49,7 +49,7 @@ def register(app: typer.Typer, make_scheduler: Callable[[str], Scheduler] = make
     def simulate(
         nodes: int = typer.Option(16, help="Nodes of the generated heterogeneous cluster."),
         policy: str = typer.Option("least-loaded", help="Scheduler: random, round-robin, least-loaded, "
-                                   "k8s-default, heft, srpt-eft (or a learned policy where registered)."),
+                                   "k8s-default, heft, srpt-eft, rollout-heft (or a learned policy where registered)."),
         rule: str = typer.Option(DEFAULT_RULE.value, help=RULE_HELP),
         workflows: int = typer.Option(500, help="Workflows to generate."),
         load: float = typer.Option(0.7, help="Offered load as a fraction of the bottleneck resource's capacity."),
