@@ -463,9 +463,9 @@ class Engine:
         return clone
 
     def _forget_future(self, rng: np.random.Generator, arrivals: int) -> None:
-        """Replace what no scheduler knows by draws: a fresh mean-one lognormal draw (the engine's own noise
-        model) for the true duration of every primitive in flight, running ones included (those end no earlier
-        than now), and instead of the true arrivals to come, ``arrivals`` sampled ones (``_sample_arrivals``)."""
+        """Replace what no scheduler knows by draws from the engine's own noise model: one fresh duration factor
+        per primitive in flight (running ones from the tail beyond what they have run, ending no earlier than
+        now), and instead of the true arrivals to come, ``arrivals`` sampled ones (``_sample_arrivals``)."""
         finishes = []
         for _, sequence, kind, w, i in self._events:
             if kind == _ARRIVAL:
@@ -478,10 +478,8 @@ class Engine:
         heapq.heapify(finishes)
         self._events, self._borrowed = finishes, set()
         n = self.state.num_nodes
-        for w in sorted(self._in_flight):  # sorted: the draws must not depend on set order
+        for w in sorted(self._in_flight) if self.stochastic else ():  # sorted: draws independent of set order
             tasks = self._tasks[w]
-            if not self.stochastic:
-                continue
             # one draw per primitive, whatever its node: each node's duration keeps the model's distribution, and
             # two rollouts that place it differently still share its luck (what makes their costs comparable)
             normals = rng.standard_normal(size=len(tasks))
