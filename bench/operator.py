@@ -45,9 +45,9 @@ from kubernetes import client, config, watch
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
-from scale_scheduler.operator import labels
-from scale_scheduler.operator.localcluster import kwok
-from scale_scheduler.operator.operator_process import SCALE_SCHED, free_port, wait_healthy
+from scale_scheduler.operator.dev.localcluster import kwok
+from scale_scheduler.operator.dev.operator_process import SCALE_SCHED, free_port, wait_healthy
+from scale_scheduler.operator.kube import labels
 from scale_scheduler.policy.registry import make_scheduler
 from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
 from scale_scheduler.simulator.engine import simulate

@@ -26,13 +26,13 @@ def _register() -> None:
     from scale_scheduler.policy import cli as policy_cli
 
     policy_cli.register(app)
-    from scale_scheduler.operator.localcluster import cli as cluster_cli
+    from scale_scheduler.operator.dev.localcluster import cli as cluster_cli
 
     cluster_cli.register(app)
-    from scale_scheduler.operator import run_cli
+    from scale_scheduler.operator.serve import run as run_cli
 
     run_cli.register(app)
-    from scale_scheduler.operator import demo
+    from scale_scheduler.operator.dev import demo
 
     demo.register(app)
 

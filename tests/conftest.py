@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from scale_scheduler.operator.localcluster import kwok
+from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.simulator.cluster import heterogeneous
 
 ClusterFactory = Callable[..., kwok.ClusterInfo]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from scale_scheduler.operator.localcluster import kwok
+from scale_scheduler.operator.dev.localcluster import kwok
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "scale-scheduler"

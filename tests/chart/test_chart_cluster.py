@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 from rich.console import Console
-from scale_scheduler.operator import demo
-from scale_scheduler.operator.localcluster import kwok
+from scale_scheduler.operator.dev import demo
+from scale_scheduler.operator.dev.localcluster import kwok
 
 from .helmtools import CHART_DIR, REPO_ROOT, helm
 

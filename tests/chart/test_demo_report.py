@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scale_scheduler.operator import demo, labels
+from scale_scheduler.operator.dev import demo
+from scale_scheduler.operator.kube import labels
 
 
 def _pod(workflow: str, primitive: str, kind: str, node: str, started: str, finished: str | None) -> dict[str, Any]:

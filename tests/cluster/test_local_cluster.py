@@ -13,9 +13,9 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
-from scale_scheduler.operator import labels
-from scale_scheduler.operator.localcluster import kwok
-from scale_scheduler.operator.operator_process import SCALE_SCHED
+from scale_scheduler.operator.dev.localcluster import kwok
+from scale_scheduler.operator.dev.operator_process import SCALE_SCHED
+from scale_scheduler.operator.kube import labels
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, heterogeneous, parse_quantity
 
 pytestmark = pytest.mark.cluster

@@ -6,8 +6,8 @@ import json
 
 import pytest
 import yaml
-from scale_scheduler.operator.localcluster import kind, kwok
-from scale_scheduler.operator.localcluster.nodes import KWOK_TAINT, node_objects
+from scale_scheduler.operator.dev.localcluster import kind, kwok
+from scale_scheduler.operator.dev.localcluster.nodes import KWOK_TAINT, node_objects
 from scale_scheduler.simulator.cluster import heterogeneous
 
 

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from scale_scheduler.operator.localcluster import kwok
-from scale_scheduler.operator.operator_process import SCALE_SCHED
+from scale_scheduler.operator.dev.localcluster import kwok
+from scale_scheduler.operator.dev.operator_process import SCALE_SCHED
 from scale_scheduler.simulator.cluster import heterogeneous
 
 pytestmark = pytest.mark.cluster

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from scale_scheduler.operator.labels import (
+from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.kube.labels import (
     DURATION_ANNOTATION,
     ESTIMATED_DURATION_ANNOTATION,
     PLANNED_NODE_ANNOTATION,
     PRIMITIVE_KIND_LABEL,
 )
-from scale_scheduler.operator.livestate import LiveCluster
 from scale_scheduler.simulator.cluster import heterogeneous
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule
 

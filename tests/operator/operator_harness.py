@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from scale_scheduler.operator import labels
-from scale_scheduler.operator.localcluster import kwok
-from scale_scheduler.operator.operator_process import SCALE_SCHED, free_port, wait_healthy
+from scale_scheduler.operator.dev.localcluster import kwok
+from scale_scheduler.operator.dev.operator_process import SCALE_SCHED, free_port, wait_healthy
+from scale_scheduler.operator.kube import labels
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD = REPO_ROOT / "charts" / "scale-scheduler" / "crds" / "workflowdags.agentic.scale.dev.yaml"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kube_objects import live_view, pod_object
-from scale_scheduler.operator.binding import Arrival, BindingQueue
+from scale_scheduler.operator.core.binding import Arrival, BindingQueue
 from scale_scheduler.simulator.placement import Waiting
 from scale_scheduler.simulator.primitives import PrimitiveKind
 from scale_scheduler.simulator.schedulers import HeftScheduler, ShortestRemainingScheduler

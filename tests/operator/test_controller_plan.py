@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from kube_objects import SPEC, node_object
-from scale_scheduler.operator.controller import plan_workflow
-from scale_scheduler.operator.livestate import LiveCluster
+from scale_scheduler.operator.core.controller import plan_workflow
+from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.simulator.workflow import WorkflowValidationError
 
 

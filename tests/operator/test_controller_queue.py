@@ -13,10 +13,10 @@ import itertools
 from typing import Any
 
 from kube_objects import SPEC, live_view, node_object, pod_object
-from scale_scheduler.operator import labels
-from scale_scheduler.operator.controller import WorkflowController
-from scale_scheduler.operator.kubeapi import BindOutcome
-from scale_scheduler.operator.livestate import LiveCluster
+from scale_scheduler.operator.core.controller import WorkflowController
+from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.api import BindOutcome
 from scale_scheduler.simulator.placement import PlacementRule
 from scale_scheduler.simulator.schedulers import HeftScheduler
 

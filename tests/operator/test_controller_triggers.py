@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from scale_scheduler.operator import labels
-from scale_scheduler.operator.controller import RESYNC_SECONDS, WorkflowController
-from scale_scheduler.operator.kubeapi import KubeApi
-from scale_scheduler.operator.livestate import LiveCluster
+from scale_scheduler.operator.core.controller import RESYNC_SECONDS, WorkflowController
+from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.api import KubeApi
 from scale_scheduler.policy.registry import make_scheduler
 
 KEY = ("ns", "wf")

@@ -12,14 +12,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from kube_objects import SPEC, live_view, node_object, pod_object
 from prometheus_client import REGISTRY
-from scale_scheduler.operator.extender import (
+from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.kube.labels import DURATION_ANNOTATION, PRIMITIVE_KIND_LABEL
+from scale_scheduler.operator.serve.extender import (
     Extender,
     extender_scores,
     make_app,
     primitive_from_pod,
 )
-from scale_scheduler.operator.labels import DURATION_ANNOTATION, PRIMITIVE_KIND_LABEL
-from scale_scheduler.operator.livestate import LiveCluster
 from scale_scheduler.policy.registry import make_scheduler
 from scale_scheduler.simulator.primitives import PrimitiveKind
 from scale_scheduler.simulator.schedulers import LeastLoadedScheduler

@@ -20,10 +20,10 @@ import pytest
 import yaml
 from aiohttp import web
 from kubernetes import client, config, watch
-from scale_scheduler.operator.extender import EXTENDER_KEY, Extender, primitive_from_pod, start_extender
-from scale_scheduler.operator.livestate import LiveCluster
-from scale_scheduler.operator.localcluster import kwok
-from scale_scheduler.operator.operator_process import free_port
+from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.dev.localcluster import kwok
+from scale_scheduler.operator.dev.operator_process import free_port
+from scale_scheduler.operator.serve.extender import EXTENDER_KEY, Extender, primitive_from_pod, start_extender
 from scale_scheduler.policy.registry import make_scheduler
 from scale_scheduler.simulator.cluster import GPU_RESOURCE
 

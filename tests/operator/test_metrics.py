@@ -5,8 +5,8 @@ from __future__ import annotations
 import urllib.request
 
 from prometheus_client import REGISTRY
-from scale_scheduler.operator.metrics import BIND_ERRORS, record_decision, start_metrics_server
-from scale_scheduler.operator.operator_process import free_port
+from scale_scheduler.operator.core.metrics import BIND_ERRORS, record_decision, start_metrics_server
+from scale_scheduler.operator.dev.operator_process import free_port
 
 
 def _sample(name: str, labels: dict[str, str]) -> float:

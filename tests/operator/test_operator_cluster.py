@@ -18,8 +18,8 @@ from operator_harness import (
     wait_for_phase,
     workflow_pods,
 )
-from scale_scheduler.operator import labels
-from scale_scheduler.operator.progress import pod_times
+from scale_scheduler.operator.core.progress import pod_times
+from scale_scheduler.operator.kube import labels
 from scale_scheduler.simulator.cluster import node_spec_from_object
 from scale_scheduler.simulator.manifests import workflow_from_manifest
 from scale_scheduler.simulator.node_model import feasible

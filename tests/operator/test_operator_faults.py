@@ -28,10 +28,10 @@ from operator_harness import (
     workflow,
     workflow_pods,
 )
-from scale_scheduler.operator import labels
-from scale_scheduler.operator.controller import RESYNC_SECONDS
-from scale_scheduler.operator.localcluster import kwok
-from scale_scheduler.operator.localcluster.kwok import ClusterError
+from scale_scheduler.operator.core.controller import RESYNC_SECONDS
+from scale_scheduler.operator.dev.localcluster import kwok
+from scale_scheduler.operator.dev.localcluster.kwok import ClusterError
+from scale_scheduler.operator.kube import labels
 
 pytestmark = pytest.mark.cluster
 NODES = 16

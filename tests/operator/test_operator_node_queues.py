@@ -19,9 +19,9 @@ from operator_harness import (
     workflow,
     workflow_pods,
 )
-from scale_scheduler.operator import labels
-from scale_scheduler.operator.livestate import pod_requests
-from scale_scheduler.operator.localcluster import kwok
+from scale_scheduler.operator.core.livestate import pod_requests
+from scale_scheduler.operator.dev.localcluster import kwok
+from scale_scheduler.operator.kube import labels
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, parse_quantity
 
 pytestmark = pytest.mark.cluster

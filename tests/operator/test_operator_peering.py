@@ -19,9 +19,9 @@ from operator_harness import (
     wait_for_phase,
     workflow_pods,
 )
-from scale_scheduler.operator.localcluster import kwok
-from scale_scheduler.operator.operator_process import SCALE_SCHED
-from scale_scheduler.operator.run_cli import peering_priority
+from scale_scheduler.operator.dev.localcluster import kwok
+from scale_scheduler.operator.dev.operator_process import SCALE_SCHED
+from scale_scheduler.operator.serve.run import peering_priority
 
 pytestmark = pytest.mark.cluster
 PEERING_CRDS = REPO_ROOT / "charts" / "scale-scheduler" / "crds" / "kopf-peerings.yaml"

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from kube_objects import live_view, node_object, pod_object
 from kubernetes import client
-from scale_scheduler.operator import labels
-from scale_scheduler.operator.controller import WorkflowController, plan_workflow
-from scale_scheduler.operator.extender import Extender
-from scale_scheduler.operator.kubeapi import KubeApi
-from scale_scheduler.operator.livestate import LiveCluster
-from scale_scheduler.operator.progress import workflow_progress
-from scale_scheduler.operator.workflow_pods import pod_manifest
+from scale_scheduler.operator.core.controller import WorkflowController, plan_workflow
+from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.core.progress import workflow_progress
+from scale_scheduler.operator.core.workflow_pods import pod_manifest
+from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.api import KubeApi
+from scale_scheduler.operator.serve.extender import Extender
 from scale_scheduler.simulator.engine import Engine
 from scale_scheduler.simulator.features import Observation
 from scale_scheduler.simulator.generators import generate_workload

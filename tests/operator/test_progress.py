@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scale_scheduler.operator import labels
-from scale_scheduler.operator.progress import (
+from scale_scheduler.operator.core.progress import (
     condition,
     failed_status,
     status_patch,
     workflow_progress,
     workflow_status,
 )
+from scale_scheduler.operator.kube import labels
 from scale_scheduler.simulator.primitives import PrimitiveKind
 from scale_scheduler.simulator.workflow import Primitive, Workflow, validate
 

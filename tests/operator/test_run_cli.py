@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typer
-from scale_scheduler.operator.run_cli import register
+from scale_scheduler.operator.serve.run import register
 from typer.testing import CliRunner
 
 

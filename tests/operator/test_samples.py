@@ -1,9 +1,9 @@
-"""manifests/samples/ is what operator/samples.py generates: one valid WorkflowDAG per simulator shape."""
+"""manifests/samples/ is what operator/dev/samples.py generates: one valid WorkflowDAG per simulator shape."""
 
 from __future__ import annotations
 
 import yaml
-from scale_scheduler.operator.samples import SAMPLES_DIR, render, sample_manifests
+from scale_scheduler.operator.dev.samples import SAMPLES_DIR, render, sample_manifests
 from scale_scheduler.simulator.generators import SHAPES
 from scale_scheduler.simulator.manifests import workflow_from_manifest
 from scale_scheduler.simulator.workflow import validate
@@ -12,9 +12,9 @@ from scale_scheduler.simulator.workflow import validate
 def test_committed_samples_are_current() -> None:
     for file_name, manifest in sample_manifests().items():
         path = SAMPLES_DIR / file_name
-        assert path.is_file(), f"{path} missing: run python -m scale_scheduler.operator.samples"
+        assert path.is_file(), f"{path} missing: run python -m scale_scheduler.operator.dev.samples"
         assert path.read_text() == render(manifest, file_name.removesuffix(".yaml")), (
-            f"{path} is stale: run python -m scale_scheduler.operator.samples")
+            f"{path} is stale: run python -m scale_scheduler.operator.dev.samples")
 
 
 def test_one_valid_sample_per_shape() -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from scale_scheduler.operator import labels
-from scale_scheduler.operator.workflow_pods import (
+from scale_scheduler.operator.core.workflow_pods import (
     DEFAULT_IMAGE,
     go_duration,
     label_value,
@@ -11,6 +10,7 @@ from scale_scheduler.operator.workflow_pods import (
     pod_name,
     run_seconds,
 )
+from scale_scheduler.operator.kube import labels
 from scale_scheduler.simulator.cluster import heterogeneous
 from scale_scheduler.simulator.node_model import estimated_duration
 from scale_scheduler.simulator.primitives import PrimitiveKind

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from scale_scheduler.operator.operator_process import SCALE_SCHED
+from scale_scheduler.operator.dev.operator_process import SCALE_SCHED
 
 TRAIN = ["train", "--algo", "scale", "--nodes", "4", "--seed", "3", "--workflows", "3", "--groups", "2",
          "--rollouts", "2", "--eval-interval", "1", "--json"]

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from scale_scheduler.operator.operator_process import SCALE_SCHED
+from scale_scheduler.operator.dev.operator_process import SCALE_SCHED
 
 
 def _evaluate(*args: str) -> subprocess.CompletedProcess[str]:

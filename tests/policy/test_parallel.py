@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from scale_scheduler.operator.operator_process import SCALE_SCHED
+from scale_scheduler.operator.dev.operator_process import SCALE_SCHED
 from scale_scheduler.policy.labels import generate_labels
 from scale_scheduler.policy.network import NetworkConfig
 from scale_scheduler.policy.parallel import RAY_MISSING, Workers, WorkersUnavailable, connected, run_units

@@ -8,7 +8,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from scale_scheduler.operator.operator_process import SCALE_SCHED
+from scale_scheduler.operator.dev.operator_process import SCALE_SCHED
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

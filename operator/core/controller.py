@@ -1,7 +1,7 @@
 """The WorkflowDAG controller: validate, create a pod per ready primitive, place it with the policy, bind it.
 
 Placement follows the live view's rule (``--rule``: late-binding or node-queues) exactly as the simulator's
-engine does, with the waiting pods of all workflows in one queue in the engine's order (``operator/binding.py``).
+engine does, with the waiting pods of all workflows in one queue in the engine's order (``operator/core/binding.py``).
 
 Only the WorkflowDAG has state-changing kopf handlers (create, resume, a timer); Nodes and Pods are
 followed with ``on.event``, which persists nothing, and feed the live cluster view the policy reads.
@@ -25,11 +25,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-from scale_scheduler.operator import labels, metrics
-from scale_scheduler.operator.binding import Arrival, BindingQueue, PodKey, WaitingPod, WorkflowKey
-from scale_scheduler.operator.kubeapi import BindOutcome, KubeApi, owned_by
-from scale_scheduler.operator.livestate import LiveCluster
-from scale_scheduler.operator.progress import (
+from scale_scheduler.operator.core import metrics
+from scale_scheduler.operator.core.binding import Arrival, BindingQueue, PodKey, WaitingPod, WorkflowKey
+from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.core.progress import (
     PHASES,
     WorkflowProgress,
     failed_status,
@@ -38,7 +37,9 @@ from scale_scheduler.operator.progress import (
     workflow_progress,
     workflow_status,
 )
-from scale_scheduler.operator.workflow_pods import go_duration, label_value, pod_manifest, pod_name, run_seconds
+from scale_scheduler.operator.core.workflow_pods import go_duration, label_value, pod_manifest, pod_name, run_seconds
+from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.api import BindOutcome, KubeApi, owned_by
 from scale_scheduler.simulator.cluster import NodeSpec
 from scale_scheduler.simulator.estimates import workflow_estimates
 from scale_scheduler.simulator.features import Observation

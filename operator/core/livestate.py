@@ -48,7 +48,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from scale_scheduler.operator.labels import (
+from scale_scheduler.operator.kube.labels import (
     DURATION_ANNOTATION,
     ESTIMATED_DURATION_ANNOTATION,
     PLANNED_NODE_ANNOTATION,

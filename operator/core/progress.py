@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scale_scheduler.operator import labels
+from scale_scheduler.operator.kube import labels
 from scale_scheduler.simulator.workflow import Workflow
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed")

@@ -123,11 +123,11 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
                 peering: str | None) -> None:
     import kopf
     from kubernetes import client
-    from scale_scheduler.operator import metrics
-    from scale_scheduler.operator.controller import WorkflowController, build_registry
-    from scale_scheduler.operator.kubeapi import COMPONENT, KubeApi
-    from scale_scheduler.operator.livestate import LiveCluster
-    from scale_scheduler.operator.workflow_pods import KWOK_TOLERATION
+    from scale_scheduler.operator.core import metrics
+    from scale_scheduler.operator.core.controller import WorkflowController, build_registry
+    from scale_scheduler.operator.core.livestate import LiveCluster
+    from scale_scheduler.operator.core.workflow_pods import KWOK_TOLERATION
+    from scale_scheduler.operator.kube.api import COMPONENT, KubeApi
 
     scheduler, warning = load_policy(policy, checkpoint)
     scheduler.reset(seed=0)
@@ -157,7 +157,7 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     metrics.start_metrics_server(metrics_port)
     extender = None
     if extender_port:
-        from scale_scheduler.operator.extender import start_extender
+        from scale_scheduler.operator.serve.extender import start_extender
 
         # decide: filter keeps only the policy's node (what the chart's scheduler configuration assumes)
         extender = await start_extender(live, scheduler, extender_port, decide=True)

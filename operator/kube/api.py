@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from scale_scheduler.operator import labels
+from scale_scheduler.operator.kube import labels
 
 log = logging.getLogger(__name__)
 

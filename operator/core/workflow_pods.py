@@ -10,7 +10,7 @@ import hashlib
 from typing import Any
 
 import numpy as np
-from scale_scheduler.operator import labels
+from scale_scheduler.operator.kube import labels
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, NodeSpec
 from scale_scheduler.simulator.node_model import sample_duration
 from scale_scheduler.simulator.workflow import Primitive
@@ -19,7 +19,7 @@ from scale_scheduler.simulator.workflow import Primitive
 DEFAULT_IMAGE = "registry.k8s.io/pause:3.10"
 CONTAINER_NAME = "primitive"
 MAX_NAME = 63
-# kwok's fake nodes carry this taint on clusters with real nodes (operator/localcluster/nodes.py).
+# kwok's fake nodes carry this taint on clusters with real nodes (operator/dev/localcluster/nodes.py).
 KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
 
 

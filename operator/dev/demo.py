@@ -25,20 +25,20 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from scale_scheduler.operator import labels
-from scale_scheduler.operator.operator_process import (
+from scale_scheduler.operator.core.progress import parse_time, pod_times
+from scale_scheduler.operator.dev.operator_process import (
     SCALE_SCHED,
     OperatorStartError,
     free_port,
     log_tail,
     wait_healthy,
 )
-from scale_scheduler.operator.progress import parse_time, pod_times
+from scale_scheduler.operator.dev.repo import REPO_ROOT
+from scale_scheduler.operator.dev.samples import SAMPLES_DIR
+from scale_scheduler.operator.kube import labels
 from scale_scheduler.simulator.cluster import NODE_CLASS_LABEL
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CHART_DIR = REPO_ROOT / "charts" / "scale-scheduler"
-SAMPLES_DIR = REPO_ROOT / "manifests" / "samples"
 RELEASE = "scale-scheduler"
 RELEASE_NAMESPACE = "scale-scheduler"
 TERMINAL_PHASES = {"succeeded", "completed", "failed"}

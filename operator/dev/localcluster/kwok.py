@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from scale_scheduler.operator.dev.repo import REPO_ROOT
 from scale_scheduler.simulator.cluster import ClusterSpec
 
 from .nodes import node_list
 
 STAGES_FILE = Path(__file__).with_name("stages.yaml")
-BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "hack" / "cluster" / "build.sh"
+BUILD_SCRIPT = REPO_ROOT / "hack" / "cluster" / "build.sh"
 INFO_FILE = "scale-sched.json"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
 
