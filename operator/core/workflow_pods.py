@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import kopf
 import numpy as np
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, NodeSpec
@@ -88,7 +89,7 @@ def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitiv
     }
     if raw_primitive.get("command"):
         container["command"] = list(raw_primitive["command"])
-    return {
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -102,14 +103,6 @@ def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitiv
                 labels.ATTEMPT_LABEL: str(attempt),
             },
             "annotations": {labels.POLICY_ANNOTATION: policy},
-            "ownerReferences": [{
-                "apiVersion": f"{labels.GROUP}/{labels.VERSION}",
-                "kind": labels.KIND,
-                "name": meta["name"],
-                "uid": meta["uid"],
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }],
         },
         "spec": {
             "schedulerName": labels.SCHEDULER_NAME,
@@ -120,3 +113,8 @@ def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitiv
             "tolerations": [dict(KWOK_TOLERATION)],
         },
     }
+    # Owned by the WorkflowDAG (the garbage collector removes the pod with it); the identity is spelled out
+    # because kopf reads it from the owner and a listed object carries no apiVersion or kind.
+    owner = {"apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": labels.KIND, "metadata": meta}
+    kopf.append_owner_reference(pod, owner=kopf.Body(owner), controller=True, block_owner_deletion=True)
+    return pod

@@ -63,9 +63,8 @@ class FakeApi:
     async def mark_unschedulable(self, namespace: str, name: str, message: str) -> None:
         self.unschedulable[name] = message
 
-    async def event(self, obj: dict[str, Any], kind: str, reason: str, message: str, *,
-                    event_type: str = "Normal") -> None:
-        pass
+    def post_event(self, obj: dict[str, Any], kind: str, reason: str, message: str, warning: bool) -> None:
+        pass  # kopf's poster needs a running operator; these tests read pods and status, not Events
 
     async def patch_workflow_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.workflows[(namespace, name)].setdefault("status", {}).update(status)
@@ -86,7 +85,8 @@ def _two_workflows(kind: str) -> list[dict[str, Any]]:
 
 
 def _controller(api: FakeApi, live: LiveCluster) -> WorkflowController:
-    controller = WorkflowController(api, live, HeftScheduler(), "heft", time_scale=1.0)  # type: ignore[arg-type]
+    controller = WorkflowController(api, live, HeftScheduler(), "heft", time_scale=1.0,  # type: ignore[arg-type]
+                                    post_event=api.post_event)
     for node in SPEC.nodes:
         controller.on_node_event("ADDED", node_object(node.name))
     return controller
@@ -94,8 +94,8 @@ def _controller(api: FakeApi, live: LiveCluster) -> WorkflowController:
 
 async def _settle(controller: WorkflowController) -> None:
     """Run every reconcile the controller triggered (and the ones those trigger) to the end."""
-    while controller._tasks:
-        await asyncio.gather(*list(controller._tasks))
+    while controller.reconciles.tasks:
+        await asyncio.gather(*list(controller.reconciles.tasks))
 
 
 def _hog(node: str, cpu: str, gpus: int = 0, name: str | None = None) -> dict[str, Any]:
