@@ -8,7 +8,7 @@ operator's context; code that runs without one (unit tests) is handed another ``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from scale_scheduler.operator.kube import labels
@@ -28,5 +28,5 @@ def reference(obj: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def post_event(obj: dict[str, Any], kind: str, reason: str, message: str, warning: bool = False) -> None:
     """Queue an Event on ``obj`` (a Pod or a WorkflowDAG) for kopf's poster."""
-    kopf.event(reference(obj, kind), type="Warning" if warning else "Normal", reason=reason,
-               message=message[:MESSAGE_LIMIT])
+    body = kopf.Body(cast("kopf.RawBody", reference(obj, kind)))
+    kopf.event(body, type="Warning" if warning else "Normal", reason=reason, message=message[:MESSAGE_LIMIT])

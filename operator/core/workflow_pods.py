@@ -7,7 +7,7 @@ previous incarnation made, and a second create of the same attempt is a harmless
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import numpy as np
@@ -116,5 +116,6 @@ def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitiv
     # Owned by the WorkflowDAG (the garbage collector removes the pod with it); the identity is spelled out
     # because kopf reads it from the owner and a listed object carries no apiVersion or kind.
     owner = {"apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": labels.KIND, "metadata": meta}
-    kopf.append_owner_reference(pod, owner=kopf.Body(owner), controller=True, block_owner_deletion=True)
+    kopf.append_owner_reference(pod, owner=kopf.Body(cast("kopf.RawBody", owner)), controller=True,
+                                block_owner_deletion=True)
     return pod

@@ -84,7 +84,9 @@ class Kube:
         return _run([self.kubectl, "--kubeconfig", self.kubeconfig, *args], what, timeout)
 
     def get_json(self, *args: str) -> dict[str, Any]:
-        return json.loads(self.kubectl_run("get", *args, "-o", "json", what=f"kubectl get {' '.join(args)}"))
+        reply: dict[str, Any] = json.loads(self.kubectl_run("get", *args, "-o", "json",
+                                                            what=f"kubectl get {' '.join(args)}"))
+        return reply
 
     def helm_install(self, values: list[str], timeout: float) -> str:
         if not CHART_DIR.is_dir():

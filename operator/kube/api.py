@@ -95,7 +95,7 @@ class KubeApi:
         if response.status >= 400:
             error = ApiException(status=response.status, reason=response.reason,
                                  body=data.decode("utf-8", "replace") if data else "")
-            error.headers = response.getheaders()
+            error.headers = response.getheaders()  # type: ignore[no-untyped-call]
             raise error
         reply: dict[str, Any] = json.loads(data) if data else {}
         return reply

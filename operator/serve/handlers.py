@@ -28,20 +28,22 @@ def build_registry(controller: WorkflowController,
 
     @kopf.on.create(labels.GROUP, labels.VERSION, labels.PLURAL, registry=registry)
     @kopf.on.resume(labels.GROUP, labels.VERSION, labels.PLURAL, registry=registry)
-    async def start(namespace: str, name: str, **_: Any) -> None:
+    async def start(namespace: str | None, name: str, **_: Any) -> None:
+        assert namespace is not None  # WorkflowDAGs are namespaced
         await controller.reconcile(namespace, name)
 
     @kopf.timer(labels.GROUP, labels.VERSION, labels.PLURAL, interval=RESYNC_SECONDS, registry=registry,
                 when=lambda status, **_: status.get("phase") not in TERMINAL)
-    async def resync(namespace: str, name: str, **_: Any) -> None:
+    async def resync(namespace: str | None, name: str, **_: Any) -> None:
+        assert namespace is not None
         controller.resync(namespace, name)
 
     @kopf.on.event("", "v1", "nodes", registry=registry)
-    async def node_event(event: dict[str, Any], **_: Any) -> None:  # async: runs in the loop, not a thread
-        controller.on_node_event(event.get("type"), event["object"])
+    async def node_event(event: kopf.RawEvent, **_: Any) -> None:  # async: runs in the loop, not a thread
+        controller.on_node_event(event.get("type"), dict(event["object"]))
 
     @kopf.on.event("", "v1", "pods", registry=registry)
-    async def pod_event(event: dict[str, Any], **_: Any) -> None:
-        controller.on_pod_event(event.get("type"), event["object"])
+    async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.on_pod_event(event.get("type"), dict(event["object"]))
 
     return registry
