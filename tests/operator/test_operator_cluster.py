@@ -24,8 +24,6 @@ from scale_scheduler.simulator.cluster import node_spec_from_object
 from scale_scheduler.simulator.manifests import workflow_from_manifest
 from scale_scheduler.simulator.node_model import feasible
 
-pytestmark = pytest.mark.cluster
-
 
 def assert_placements_valid(info: Any, namespace: str, manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """Every pod of the workflow on a node that fits it and runs its kind; each started after its parents ended."""

@@ -32,7 +32,6 @@ from scale_scheduler.operator.dev.localcluster.kwok import ClusterError
 from scale_scheduler.operator.dev.operator_process import OperatorProcess, running_operator
 from scale_scheduler.operator.kube import labels
 
-pytestmark = pytest.mark.cluster
 NODES = 16
 
 

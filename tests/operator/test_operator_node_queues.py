@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import pytest
 from operator_harness import (
     apply,
     events_for,
@@ -24,7 +23,6 @@ from scale_scheduler.operator.kube import labels
 from scale_scheduler.operator.kube.objects import pod_requests
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, parse_quantity
 
-pytestmark = pytest.mark.cluster
 NODES = 16  # 16 GPUs in all
 WORKFLOWS = 5  # each fans out to 4 LLM calls at once: 20 > 16 GPUs, so some are planned for busy nodes
 RESOURCES = ("cpu", "memory", GPU_RESOURCE)

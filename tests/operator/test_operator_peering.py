@@ -22,7 +22,6 @@ from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.operator_process import SCALE_SCHED, OperatorProcess
 from scale_scheduler.operator.serve.run import peering_priority
 
-pytestmark = pytest.mark.cluster
 PEERING_CRDS = REPO_ROOT / "charts" / "scale-scheduler" / "crds" / "kopf-peerings.yaml"
 PEERING = "scale-scheduler-test"
 
