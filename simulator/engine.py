@@ -24,7 +24,7 @@ from .cluster import ClusterSpec
 from .estimates import WorkflowEstimates, workflows_estimates
 from .features import Observation
 from .node_model import DURATION_LOG_MEAN, DURATION_SIGMA, cold_start_seconds, duration_factor, transfer_seconds
-from .placement import DEFAULT_RULE, PlacementRule, Waiting, candidates, parse_rule, queue_key, room_now
+from .placement import DEFAULT_RULE, PlacementRule, Waiting, candidates, parse_rule, queue_key, request_fits, room_now
 from .primitives import KIND_INDEX
 from .schedulers import Scheduler
 from .state import ClusterState
@@ -131,7 +131,11 @@ class Engine:
         self._blocked: list[_Task] = []
         self._pending: _Task | None = None  # the primitive the current decision is for: the head of the heap
         self._pending_candidates = np.zeros(0, dtype=bool)
-        self._pending_room: np.ndarray | None = None  # late-binding: placement.room_now of the pending primitive
+        self._pending_room = np.zeros(0, dtype=bool)  # placement.room_now of the pending primitive
+        # per request shape (cpu, memory, gpus) seen, [N] placement.room_now of it, kept current node by node as
+        # primitives start and finish (a handful of shapes: one per kind unless requests are set by hand). An
+        # array is replaced, never written, when a node's bit flips: observations and forks may hold it.
+        self._room: dict[tuple[int, int, int], np.ndarray] = {}
         # per node, only where there are any (a fork copies these, so it costs what is busy, not N):
         self._queues: dict[int, list[_Task]] = {}  # node-queues rule: the primitives planned there
         self._running_finish: dict[int, list[float]] = {}  # estimated finishes of those running there
@@ -250,8 +254,7 @@ class Engine:
             if task.status != _QUEUED or task.key is not key:
                 heapq.heappop(queue)
                 continue
-            # late binding: no node queues, so room now is also where it fits now (primed into the observation)
-            room = room_now(task.primitive, self.state) if self.rule is PlacementRule.LATE_BINDING else None
+            room = self._room_for(task.primitive)
             allowed = candidates(task.primitive, self.state, task.mask, self.rule, room=room)
             if np.count_nonzero(allowed):
                 self._pending_candidates, self._pending_room = allowed, room
@@ -284,7 +287,8 @@ class Engine:
         observation.__dict__["estimated_duration"] = task.raw_estimate
         observation.__dict__["mask"] = task.mask
         observation.__dict__["candidates"] = self._pending_candidates
-        if self._pending_room is not None:
+        observation.__dict__["room"] = self._pending_room
+        if self.rule is PlacementRule.LATE_BINDING:  # no node queues: where it has room is where it starts now
             observation.__dict__["fits_now"] = self._pending_room
         return observation
 
@@ -313,9 +317,23 @@ class Engine:
     # Scalar reads and writes of the state's arrays below go through .item(): Python floats, not numpy scalars,
     # whose arithmetic costs several times as much (the same IEEE operations either way).
     def _fits(self, task: _Task, node: int) -> bool:
-        p, s = task.primitive, self.state
-        return (p.cpu_millicores <= s.free_cpu.item(node) and p.memory_bytes <= s.free_memory.item(node)
-                and p.gpus <= s.free_gpus.item(node))
+        return self._room_for(task.primitive).item(node)
+
+    def _room_for(self, primitive: Primitive) -> np.ndarray:
+        shape = (primitive.cpu_millicores, primitive.memory_bytes, primitive.gpus)
+        room = self._room.get(shape)
+        if room is None:
+            room = self._room[shape] = room_now(primitive, self.state)
+        return room
+
+    def _free_changed(self, node: int) -> None:
+        """The free resources of ``node`` just changed: its bit in every cached room array follows."""
+        s = self.state
+        free = (s.free_cpu.item(node), s.free_memory.item(node), s.free_gpus.item(node))
+        for shape, room in self._room.items():
+            if (fits := request_fits(shape, free)) != room.item(node):
+                room = self._room[shape] = room.copy()
+                room[node] = fits
 
     def _start(self, task: _Task) -> None:
         p, s, node, w = task.primitive, self.state, task.node, task.workflow
@@ -326,6 +344,7 @@ class Engine:
         s.free_memory[node] = s.free_memory.item(node) - p.memory_bytes
         s.free_gpus[node] = s.free_gpus.item(node) - p.gpus
         s.running[node] = s.running.item(node) + 1
+        self._free_changed(node)
         transfer = 0.0
         tasks = self._tasks[w]
         for parent in task.parents:
@@ -369,6 +388,7 @@ class Engine:
         s.free_memory[node] = s.free_memory.item(node) + p.memory_bytes
         s.free_gpus[node] = s.free_gpus.item(node) + p.gpus
         s.running[node] = s.running.item(node) - 1
+        self._free_changed(node)
         finishes = self._running_finish[node]
         finishes.remove(task.estimated_finish)
         if finishes:
@@ -438,6 +458,7 @@ class Engine:
         clone.state = self.state.copy()
         clone._events = list(self._events)
         clone._used = list(self._used)
+        clone._room = dict(self._room)  # the arrays are replaced, never written
         clone._running_finish = {node: list(finishes) for node, finishes in self._running_finish.items()}
         clone._remaining = list(self._remaining)
         clone._unstarted_seconds = list(self._unstarted_seconds)

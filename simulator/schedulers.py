@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .features import Observation
-from .placement import Waiting, pick
+from .placement import PlacementRule, Waiting, pick
 
 
 @runtime_checkable
@@ -134,6 +134,15 @@ class HeftScheduler(_Heuristic):
     def scores(self, observation: Observation) -> np.ndarray:
         o = observation
         return -np.where(o.mask, o.estimated_wait + o.transfer + o.estimated_duration, np.inf)
+
+    def choose(self, observation: Observation) -> int:
+        o = observation
+        if o.rule is PlacementRule.LATE_BINDING and type(self).scores is HeftScheduler.scores:  # not rollout-heft's
+            # every candidate has room now and no node queue, so its estimated wait is exactly 0 and its score
+            # minus (transfer + duration): the same node as from scores(), without the wait of nodes that cannot
+            # be picked (the costliest part of the decision)
+            return pick(-(o.transfer + o.estimated_duration), o.candidates)
+        return super().choose(o)
 
 
 class ShortestRemainingScheduler(HeftScheduler):
