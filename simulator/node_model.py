@@ -133,6 +133,6 @@ def estimated_durations_matrix(primitives: list[Primitive], speed: np.ndarray, p
             work = np.array([p.input_tokens / EMBED_TOKENS_PER_SECOND
                              if p.kind is PrimitiveKind.LLM_EMBED and p.input_tokens > 0 else p.work_seconds
                              for p in others], dtype=np.float64)
-            node_speed = speed[:, [KIND_INDEX[p.kind] for p in others]].T  # [rows, N]
+            node_speed = np.ascontiguousarray(speed.T)[[KIND_INDEX[p.kind] for p in others]]  # [rows, N]
             durations[rows] = np.where(node_speed > 0, work[:, None] / node_speed, math.inf)
     return durations
