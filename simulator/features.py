@@ -16,7 +16,7 @@ import numpy as np
 from .node_model import cold_start_seconds, estimated_durations, transfer_seconds_over
 from .placement import DEFAULT_RULE, PlacementRule, candidates, room_now
 from .primitives import GIB, KIND_INDEX, KINDS
-from .state import NODE_CLASSES, ClusterState
+from .state import NODE_CLASSES, ClusterState, dominant_share
 from .workflow import Primitive
 
 if TYPE_CHECKING:  # the engine builds observations
@@ -94,6 +94,13 @@ class Observation:
         return estimated_durations(
             self.primitive, s.speed[:, KIND_INDEX[self.primitive.kind]], s.prefill_tps, s.decode_tps
         )
+
+    @_lazy
+    def node_load(self) -> np.ndarray:
+        """Dominant-resource share in use per node, plus queued primitives (each counts as a full node)."""
+        s = self.state
+        return dominant_share(s.free_cpu, s.alloc_cpu, s.free_memory, s.alloc_memory, s.free_gpus, s.gpu_divisor,
+                              s.gpu_weight) + s.queue_length
 
     @_lazy
     def estimated_wait(self) -> np.ndarray:

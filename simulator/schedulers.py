@@ -84,22 +84,13 @@ class RoundRobinScheduler(_Heuristic):
         return node
 
 
-def node_load(observation: Observation) -> np.ndarray:
-    """Dominant-resource share in use per node, plus queued primitives (each counts as a full node)."""
-    s = observation.state
-    used = np.maximum(1.0 - s.free_cpu / s.alloc_cpu, 1.0 - s.free_memory / s.alloc_memory)
-    np.maximum(used, (1.0 - s.free_gpus / s.gpu_divisor) * s.gpu_weight, out=used)  # 0 on nodes without GPUs
-    used += s.queue_length
-    return used
-
-
 class LeastLoadedScheduler(_Heuristic):
     """The feasible node with the least load; ties broken by the faster estimated run."""
 
     name = "least-loaded"
 
     def scores(self, observation: Observation) -> np.ndarray:
-        return -(node_load(observation) + 1e-6 * observation.estimated_duration)
+        return -(observation.node_load + 1e-6 * observation.estimated_duration)
 
 
 class KubernetesDefaultScheduler(_Heuristic):

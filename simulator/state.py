@@ -7,7 +7,9 @@ and Pod objects. Features and heuristics read only this, so both see the same cl
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +19,15 @@ from .primitives import KIND_INDEX, KINDS, PrimitiveKind
 
 NODE_CLASSES: tuple[str, ...] = tuple(PROFILES)
 _DYNAMIC = ("free_cpu", "free_memory", "free_gpus", "running", "queue_length", "queued_seconds", "next_release", "warm")
+
+
+def dominant_share(free_cpu: Any, alloc_cpu: Any, free_memory: Any, alloc_memory: Any, free_gpus: Any,
+                   gpu_divisor: Any, gpu_weight: Any, larger: Callable[[Any, Any], Any] = np.maximum) -> Any:
+    """Share in use of a node's most used resource (GPUs only on GPU nodes): for every node at once from the
+    state's arrays, or for one node from its Python floats with ``larger=max`` (how the engine keeps it current
+    as primitives start and finish); the same operations either way, so the same bits."""
+    return larger(larger(1.0 - free_cpu / alloc_cpu, 1.0 - free_memory / alloc_memory),
+                  (1.0 - free_gpus / gpu_divisor) * gpu_weight)
 
 
 @dataclass
