@@ -99,8 +99,12 @@ def validate(workflow: Workflow, cluster_nodes: Sequence[object] | None = None) 
                 )
     ordered = _topological_order(workflow)
     if cluster_nodes is not None:
+        fits: dict[tuple[int, int, int], bool] = {}  # per request: a workflow repeats a few (one per kind)
         for p in workflow.primitives:
-            if not any(_fits(p, node) for node in cluster_nodes):
+            request = (p.cpu_millicores, p.memory_bytes, p.gpus)
+            if (fit := fits.get(request)) is None:
+                fit = fits[request] = any(_fits(p, node) for node in cluster_nodes)
+            if not fit:
                 raise WorkflowValidationError(
                     "Unschedulable", p.name,
                     f"workflow {workflow.name!r}: primitive {p.name!r} requests cpu={p.cpu_millicores}m "
