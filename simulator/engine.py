@@ -326,7 +326,7 @@ class Engine:
     # Scalar reads and writes of the state's arrays below go through .item(): Python floats, not numpy scalars,
     # whose arithmetic costs several times as much (the same IEEE operations either way).
     def _fits(self, task: _Task, node: int) -> bool:
-        return self._room_for(task.primitive).item(node)
+        return bool(self._room_for(task.primitive).item(node))
 
     def _room_for(self, primitive: Primitive) -> np.ndarray:
         shape = (primitive.cpu_millicores, primitive.memory_bytes, primitive.gpus)

@@ -92,6 +92,7 @@ def cold_start_seconds(kind: PrimitiveKind) -> float:
 def transfer_seconds(megabytes: float, source_gbps: float | np.ndarray,
                      destination_gbps: float | np.ndarray) -> float | np.ndarray:
     """Time to move a parent's output to a child on another node; callers charge 0 on the same node."""
+    link: float | np.ndarray
     if type(source_gbps) is float and type(destination_gbps) is float:
         link = min(source_gbps, destination_gbps) * 1000.0  # Python floats: numpy's scalar path costs 1 us a call
     else:

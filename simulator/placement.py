@@ -62,7 +62,8 @@ def candidates(primitive: Primitive, state: ClusterState, feasible: np.ndarray, 
     ``room``: ``room_now(primitive, state)`` where the caller has it already)."""
     if rule is PlacementRule.NODE_QUEUES:
         return feasible
-    return feasible & (room_now(primitive, state) if room is None else room)
+    allowed: np.ndarray = feasible & (room_now(primitive, state) if room is None else room)
+    return allowed
 
 
 def pick(scores: np.ndarray, allowed: np.ndarray) -> int:

@@ -106,7 +106,8 @@ class KubernetesDefaultScheduler(_Heuristic):
         mem_fraction = np.clip((s.alloc_memory - s.free_memory + p.memory_bytes) / s.alloc_memory, 0, 1)
         least_allocated = 100.0 * ((1 - cpu_fraction) + (1 - mem_fraction)) / 2
         balanced = 100.0 * (1 - np.abs(cpu_fraction - mem_fraction) / 2)
-        return least_allocated + balanced + np.where(observation.fits_now, 1000.0, 0.0)
+        scores: np.ndarray = least_allocated + balanced + np.where(observation.fits_now, 1000.0, 0.0)
+        return scores
 
 
 class HeftScheduler(_Heuristic):

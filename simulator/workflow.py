@@ -115,7 +115,7 @@ def validate(workflow: Workflow, cluster_nodes: Sequence[object] | None = None) 
 
 
 def _fits(p: Primitive, node: object) -> bool:
-    return (
+    return bool(
         p.cpu_millicores <= node.cpu_millicores  # type: ignore[attr-defined]
         and p.memory_bytes <= node.memory_bytes  # type: ignore[attr-defined]
         and p.gpus <= node.gpus  # type: ignore[attr-defined]
