@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
 from scale_scheduler.simulator.engine import Engine, simulate
+from scale_scheduler.simulator.extras import require
 from scale_scheduler.simulator.generators import generate_workload
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule, parse_rule
 from scale_scheduler.simulator.schedulers import make_heuristic
@@ -445,7 +446,7 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def train(self, on_progress: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
-        from torch.utils.tensorboard import SummaryWriter
+        SummaryWriter = require("torch.utils.tensorboard", "train").SummaryWriter  # noqa: N806 (a class)
 
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "train_config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")

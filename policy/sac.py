@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scale_scheduler.simulator.engine import Engine
+from scale_scheduler.simulator.extras import require
 from scale_scheduler.simulator.features import NODE_FEATURES, PRIMITIVE_FEATURES, Observation
 from scale_scheduler.simulator.placement import DEFAULT_RULE, parse_rule
 from scale_scheduler.simulator.schedulers import make_heuristic
@@ -244,7 +245,7 @@ class SACTrainer:
         return stats
 
     def train(self, on_progress: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
-        from torch.utils.tensorboard import SummaryWriter
+        SummaryWriter = require("torch.utils.tensorboard", "train").SummaryWriter  # noqa: N806 (a class)
 
         config = self.config
         self.out.mkdir(parents=True, exist_ok=True)

@@ -18,16 +18,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium
 import numpy as np
-from gymnasium import spaces
 
 from .cluster import ClusterSpec, heterogeneous
 from .engine import Engine
+from .extras import require
 from .features import NODE_FEATURES, PRIMITIVE_FEATURES, Observation
 from .generators import generate_workload
 from .placement import DEFAULT_RULE, PlacementRule, parse_rule
 from .workflow import Workflow
+
+# the env is for users' own agents (our trainers drive Engine directly): Gymnasium is in the train extra
+gymnasium = require("gymnasium", "train")
+spaces = require("gymnasium.spaces", "train")
 
 
 class SchedulingEnv(gymnasium.Env):
