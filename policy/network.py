@@ -13,13 +13,13 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from scale_scheduler.simulator.features import NODE_FEATURES, PRIMITIVE_FEATURES
+from scale_scheduler.simulator.features import NODE_FEATURE_NAMES, NODE_FEATURES, PRIMITIVE_FEATURES
 from torch import nn
 
 # Masked logits get this instead of -inf so softmax, log-softmax and their gradients stay finite.
 MASKED_LOGIT = -1e8
-# node_features column holding log1p(estimated finish seconds): the MLP's window is ranked by it.
-ESTIMATED_FINISH_COLUMN = 4
+# The MLP's window holds the nodes of the earliest estimated finish.
+ESTIMATED_FINISH_COLUMN = NODE_FEATURE_NAMES.index("log_estimated_finish")
 
 
 class PolicyOutput(NamedTuple):
