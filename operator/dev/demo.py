@@ -36,6 +36,7 @@ from scale_scheduler.operator.dev.operator_process import (
 from scale_scheduler.operator.dev.repo import REPO_ROOT
 from scale_scheduler.operator.dev.samples import SAMPLES_DIR
 from scale_scheduler.operator.kube import labels
+from scale_scheduler.policy.registry import CLUSTER_METHODS
 from scale_scheduler.simulator.cluster import NODE_CLASS_LABEL
 
 CHART_DIR = REPO_ROOT / "charts" / "scale-scheduler"
@@ -259,7 +260,7 @@ def run_demo(*, nodes: int, policy: str, keep: bool, timeout: float, time_scale:
 
 def demo(
     nodes: int = typer.Option(16, min=1, help="Simulated nodes in the local cluster."),
-    policy: str = typer.Option("scale", help="scale, least-loaded, heft or k8s-default."),
+    policy: str = typer.Option("scale", help=f"The operator's policy: {', '.join(CLUSTER_METHODS)}."),
     keep: bool = typer.Option(False, "--keep", help="Leave the local cluster running afterwards."),
     timeout: float = typer.Option(300.0, min=1, help="Seconds allowed for each step (cluster, operator, workflows)."),
     time_scale: float = typer.Option(10.0, min=0.001, help="Operator clock speed-up for simulated durations."),
@@ -290,5 +291,5 @@ def demo(
         raise typer.Exit(1)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+def register(app: typer.Typer, panel: str | None = None) -> None:
+    app.command("demo", rich_help_panel=panel)(demo)

@@ -12,9 +12,11 @@ import json
 import logging
 import os
 import socket
+from enum import StrEnum
 from pathlib import Path
 
 import typer
+from scale_scheduler.policy.registry import CLUSTER_METHODS
 from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, PlacementRule, parse_rule
 from scale_scheduler.simulator.rollout import LOOKAHEAD
 
@@ -24,6 +26,15 @@ operator_app = typer.Typer(help="The WorkflowDAG operator (kopf): places and bin
                            no_args_is_help=True)
 
 FALLBACK_POLICY = "least-loaded"
+
+
+class LogLevel(StrEnum):  # an enum so that --help lists them
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
 # Watch streams that end silently leave an operator deaf (kopf issue): bound every stream explicitly.
 WATCH_SERVER_TIMEOUT = 300
 WATCH_CLIENT_TIMEOUT = 330
@@ -180,8 +191,8 @@ def run(
     kubeconfig: Path | None = typer.Option(None, help="Kubeconfig file; default $KUBECONFIG, else in-cluster."),
     namespace: str | None = typer.Option(None, help="Reconcile WorkflowDAGs of this namespace only."),
     all_namespaces: bool = typer.Option(False, "--all-namespaces", help="Reconcile every namespace (the default)."),
-    policy: str = typer.Option("scale", help="scale (shipped checkpoint), crossattn, ppo-mlp, ppo-mlp-srr, sac, "
-                                             "least-loaded, heft, k8s-default, round-robin, random."),
+    policy: str = typer.Option("scale", help=f"{', '.join(CLUSTER_METHODS)} (learned ones from their shipped "
+                                             "checkpoint), or a name given a --checkpoint."),
     checkpoint: str | None = typer.Option(None, help="Checkpoint (run directory) for a learned policy."),
     time_scale: float = typer.Option(1.0, min=0.001, help="Simulated seconds per wall-clock second: pods' "
                                                            "durations are divided by it (KWOK clusters)."),
@@ -189,7 +200,7 @@ def run(
     health_port: int = typer.Option(8080, help="Port of GET /healthz (liveness)."),
     metrics_port: int = typer.Option(9090, help="Port of GET /metrics (Prometheus); 0 = off."),
     extender_port: int = typer.Option(8888, help="Port of the kube-scheduler extender; 0 = off."),
-    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    log_level: LogLevel = typer.Option(LogLevel.info, help="Log level."),
     peering: str | None = typer.Option(None, help="kopf peering name for several replicas (needs kopf's peering "
                                                   "CRDs and that peering object; the chart creates both); without "
                                                   "it the operator runs standalone."),
@@ -204,9 +215,7 @@ def run(
     if policy in LOOKAHEAD:
         raise typer.BadParameter(f"{policy!r} looks ahead in the simulator and cannot place pods on a live cluster; "
                                  "use heft or a learned policy", param_hint="--policy")
-    level = getattr(logging, log_level.upper(), None)
-    if not isinstance(level, int):
-        raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
+    level = getattr(logging, log_level.value.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level > logging.DEBUG:
         # kopf logs every successful watch-event handler and aiohttp every probe: thousands of lines an hour.
@@ -218,5 +227,5 @@ def run(
                       extender_port=extender_port, peering=peering))
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(operator_app, name="operator")
+def register(app: typer.Typer, panel: str | None = None) -> None:
+    app.add_typer(operator_app, name="operator", rich_help_panel=panel)
