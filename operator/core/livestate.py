@@ -44,7 +44,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -54,6 +53,7 @@ from scale_scheduler.operator.kube.labels import (
     PLANNED_NODE_ANNOTATION,
     PRIMITIVE_KIND_LABEL,
 )
+from scale_scheduler.operator.kube.times import parse_time
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, ClusterSpec, NodeSpec, node_spec_from_object, parse_quantity
 from scale_scheduler.simulator.features import Observation
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule, parse_rule
@@ -132,9 +132,10 @@ def _timestamp(text: str | None) -> float | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text).timestamp()
+        moment = parse_time(text)
     except ValueError:
         return None
+    return moment.timestamp() if moment else None
 
 
 def _pod_key(pod: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from scale_scheduler.operator.core.progress import parse_time, pod_times
+from scale_scheduler.operator.core.progress import pod_times
 from scale_scheduler.operator.dev.operator_process import (
     SCALE_SCHED,
     OperatorStartError,
@@ -36,6 +36,7 @@ from scale_scheduler.operator.dev.operator_process import (
 from scale_scheduler.operator.dev.repo import REPO_ROOT
 from scale_scheduler.operator.dev.samples import SAMPLES_DIR
 from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.times import parse_time
 from scale_scheduler.policy.registry import CLUSTER_METHODS
 from scale_scheduler.simulator.cluster import NODE_CLASS_LABEL
 

@@ -14,13 +14,13 @@ import logging
 import os
 import socket
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.times import now as _now
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,6 @@ def _retryable(error: ApiException) -> bool:
     final = ("already", "being deleted")
     return error.status in (429, 500, 502, 503, 504) or (
         error.status == 409 and not any(text in str(error.body) for text in final))
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def owned_by(pods: list[dict[str, Any]], owner_uid: str) -> list[dict[str, Any]]:
@@ -198,7 +194,7 @@ class KubeApi:
         """
         meta = obj["metadata"]
         now = _now()
-        api_version = "v1" if kind == "Pod" else f"{labels.GROUP}/{labels.VERSION}"
+        api_version = "v1" if kind == "Pod" else labels.API_VERSION
         body = {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": f"{meta['name'][:200]}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
