@@ -73,8 +73,8 @@ def _write_training_record(out: Path, record: dict[str, Any]) -> None:
     (out / "TRAINING.md").write_text(
         f"# How this checkpoint was trained\n\n"
         f"- command: `{record['command']}`\n- seed: {record['seed']}\n"
-        f"- decisions trained on: {record['global_step']}\n- wall time: {record['wall_seconds']:.0f} s "
-        f"on {record['machine']}\n- git commit: {record['git_commit']}\n"
+        f"- decisions trained on: {record['global_step']}\n- wall time: {record['wall_seconds']:.0f} s"
+        + (f" on {record['machine']}" if "machine" in record else "") + f"\n- git commit: {record['git_commit']}\n"
         f"- best validation avg response time at N={record['train_config']['nodes']}: "
         f"{record['best_validation_avg_response_time']:.3f} s (validation seeds are disjoint from evaluate's)\n"
         + (f"- stopped early {record['stopped_early']}\n" if "stopped_early" in record else "")
@@ -82,7 +82,7 @@ def _write_training_record(out: Path, record: dict[str, Any]) -> None:
     )
 
 
-# The options `train` generates from the config dataclasses: field name -> (flag, type)
+# Python types of the config fields `train` offers (the dataclasses annotate them as strings)
 _FLAG_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 
 
@@ -237,8 +237,8 @@ def export_policy(
         config = json.loads((run / "config.json").read_text())
         record = {key: config[key] for key in ("command", "seed", "train_config", "global_step", "wall_seconds",
                                                 "best_validation_avg_response_time") if key in config}
-        record.update(git_commit=_git_commit(), machine="CPU, 1 torch thread(s)",
-                      stopped_early=f"at decision {record.get('global_step')} of "
+        # the machine is not in a stopped run's config: left out rather than guessed
+        record.update(git_commit=_git_commit(), stopped_early=f"at decision {record.get('global_step')} of "
                                     f"{record.get('train_config', {}).get('total_steps')}")
         _write_training_record(run, record)
     destination.mkdir(parents=True, exist_ok=True)
