@@ -84,6 +84,7 @@ def _write_training_record(out: Path, record: dict[str, Any]) -> None:
 
 # Python types of the config fields `train` offers (the dataclasses annotate them as strings)
 _FLAG_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+SRR_FIELDS = ("decorrelation_coef", "kl_coef")
 
 
 def _config_classes() -> dict[str, type]:
@@ -98,9 +99,6 @@ def _applies(field_name: str, policy: str, config_class: type) -> bool:
     """Whether ``policy``'s config takes that setting; the SRR weights only where SRR is in the loss."""
     names = {f.name for f in dataclasses.fields(config_class) if "help" in f.metadata}
     return field_name in names and (field_name not in SRR_FIELDS or LEARNED[policy].srr)
-
-
-SRR_FIELDS = ("decorrelation_coef", "kl_coef")
 
 
 def _setting_options() -> dict[str, tuple[str, inspect.Parameter]]:
@@ -129,6 +127,7 @@ def _setting_options() -> dict[str, tuple[str, inspect.Parameter]]:
 
 
 def _setting_help(groups: dict[tuple[str, str], list[str]], policies: int) -> str:
+    """One help line: the setting's help and default, and which policies take it when not all do."""
     helps = {help_text for help_text, _ in groups}
     if len(groups) == 1 and len(next(iter(groups.values()))) == policies:
         ((help_text, default),) = groups
