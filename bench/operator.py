@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,7 +45,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 from scale_scheduler.operator.dev.localcluster import kwok
-from scale_scheduler.operator.dev.operator_process import SCALE_SCHED, free_port, wait_healthy
+from scale_scheduler.operator.dev.operator_process import running_operator
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.policy.registry import make_scheduler
 from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
@@ -149,25 +148,12 @@ def wait_no_pods(core: client.CoreV1Api, namespace: str, timeout: float = 180.0)
 
 
 @contextmanager
-def running_operator(kubeconfig: Path, policy: str, time_scale: float, rule: PlacementRule,
-                     log_path: Path) -> Iterator[int]:
-    """``scale-sched operator run`` as a subprocess; yields its metrics port once kopf answers /healthz."""
-    metrics_port, health_port = free_port(), free_port()
-    command = [*SCALE_SCHED, "operator", "run", "--kubeconfig", str(kubeconfig), "--policy", policy,
-               "--time-scale", str(time_scale), "--rule", rule.value, "--metrics-port", str(metrics_port),
-               "--health-port", str(health_port), "--extender-port", "0", "--log-level", "warning"]
-    with log_path.open("w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            wait_healthy(process, health_port, log_path, timeout=120)
-            yield metrics_port
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+def operator_for_bench(kubeconfig: Path, policy: str, time_scale: float, rule: PlacementRule,
+                       log_path: Path) -> Iterator[int]:
+    """``scale-sched operator run`` on every namespace; yields its metrics port once kopf answers /healthz."""
+    with running_operator(kubeconfig, policy=policy, time_scale=time_scale, metrics=True, log_path=log_path,
+                          extra=("--rule", rule.value, "--log-level", "warning")) as operator:
+        yield operator.metrics_port
 
 
 def latency_buckets(metrics_port: int) -> tuple[np.ndarray, np.ndarray]:
@@ -261,7 +247,7 @@ def operator_throughput(core: client.CoreV1Api, custom: client.CustomObjectsApi,
     namespace = "bench-operator"
     create_namespace(core, namespace)
     widths = [pods // THROUGHPUT_WORKFLOWS + (i < pods % THROUGHPUT_WORKFLOWS) for i in range(THROUGHPUT_WORKFLOWS)]
-    with (running_operator(kubeconfig, THROUGHPUT_POLICY, 1.0, rule, work / "operator-throughput.log")
+    with (operator_for_bench(kubeconfig, THROUGHPUT_POLICY, 1.0, rule, work / "operator-throughput.log")
           as metrics_port,
           measured_latency(metrics_port) as latency):
         times = BindTimes()
@@ -316,7 +302,7 @@ def cluster_response_times(core: client.CoreV1Api, custom: client.CustomObjectsA
         elif status.get("phase") == "Failed" and name not in failed:
             failed.append(name)
 
-    with (running_operator(kubeconfig, policy, time_scale, rule, work / f"operator-{policy}.log") as metrics_port,
+    with (operator_for_bench(kubeconfig, policy, time_scale, rule, work / f"operator-{policy}.log") as metrics_port,
           measured_latency(metrics_port) as latency):
         follower = Follower(custom.list_namespaced_custom_object, on_event, group=labels.GROUP,
                             version=labels.VERSION, namespace=namespace, plural=labels.PLURAL).start()

@@ -54,7 +54,8 @@ class SchedulingEnv(gymnasium.Env):
         })
         self.action_space = spaces.Discrete(n)
 
-    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+    def reset(self, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
         if seed is not None:
             self._episode_rng = np.random.default_rng(seed)
@@ -76,7 +77,7 @@ class SchedulingEnv(gymnasium.Env):
             raise ValueError("the workload has no primitive to schedule; give at least one workflow")
         return self._encode(observation), {"observation": observation}
 
-    def step(self, action: int) -> tuple[dict, float, bool, bool, dict]:
+    def step(self, action: int) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self.engine is None:
             raise RuntimeError("call reset() before step()")
         self.engine.apply(int(action))

@@ -11,19 +11,37 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
-from .node_model import cold_start_seconds, estimated_durations, transfer_seconds
+from .node_model import cold_start_seconds, estimated_durations, transfer_seconds_over
 from .placement import DEFAULT_RULE, PlacementRule, candidates, room_now
 from .primitives import GIB, KIND_INDEX, KINDS
-from .state import NODE_CLASSES, ClusterState
+from .state import NODE_CLASSES, ClusterState, dominant_share
 from .workflow import Primitive
 
 if TYPE_CHECKING:  # the engine builds observations
     from .engine import Engine
+
+_Value = TypeVar("_Value")
+
+
+class _lazy(Generic[_Value]):
+    """functools.cached_property without its lock (Python 3.11 takes an RLock on every first access, a
+    quarter of a heuristic's decision at N=48): computed on first access and kept in the instance's
+    ``__dict__``, which later reads find first; the engine primes values it already has the same way."""
+
+    def __init__(self, compute: Callable[[Any], _Value]):
+        self.compute, self.name = compute, compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __get__(self, observation: Any, owner: type | None = None) -> _Value:
+        if observation is None:
+            return self  # type: ignore[return-value]  # the descriptor itself, as on the class
+        value = observation.__dict__[self.name] = self.compute(observation)
+        return value
+
 
 # The feature layout, in column order: the one interface every checkpoint freezes (policy/checkpoint.py records
 # these names and refuses a checkpoint trained on another layout). Append or reorder here and in the builders
@@ -83,7 +101,7 @@ class Observation:
     # in the simulator, Engine.fork at this decision (lookahead schedulers); None on a live cluster
     fork: Callable[..., Engine] | None = None
 
-    @cached_property
+    @_lazy
     def mask(self) -> np.ndarray:
         """Nodes that can ever run the primitive (allocatable and hardware); others must never be picked."""
         p, s = self.primitive, self.state
@@ -95,24 +113,36 @@ class Observation:
             & np.isfinite(self.estimated_duration)
         )
 
-    @cached_property
+    @_lazy
     def candidates(self) -> np.ndarray:
         """Nodes the primitive may be given now under ``rule``: the only ones a scheduler may pick."""
         return candidates(self.primitive, self.state, self.mask, self.rule)
 
-    @cached_property
+    @_lazy
+    def room(self) -> np.ndarray:
+        """Nodes whose free resources hold the primitive's requests now (``placement.room_now``)."""
+        return room_now(self.primitive, self.state)
+
+    @_lazy
     def fits_now(self) -> np.ndarray:
         """Nodes where it would start at once: room now and nobody planned ahead of it there."""
-        return room_now(self.primitive, self.state) & (self.state.queue_length == 0)
+        return self.room & (self.state.queue_length == 0)
 
-    @cached_property
+    @_lazy
     def estimated_duration(self) -> np.ndarray:
         s = self.state
         return estimated_durations(
             self.primitive, s.speed[:, KIND_INDEX[self.primitive.kind]], s.prefill_tps, s.decode_tps
         )
 
-    @cached_property
+    @_lazy
+    def node_load(self) -> np.ndarray:
+        """Dominant-resource share in use per node, plus queued primitives (each counts as a full node)."""
+        s = self.state
+        return dominant_share(s.free_cpu, s.alloc_cpu, s.free_memory, s.alloc_memory, s.free_gpus, s.gpu_divisor,
+                              s.gpu_weight) + s.queue_length
+
+    @_lazy
     def estimated_wait(self) -> np.ndarray:
         """Seconds before the primitive could start: 0 if it fits now, else the earliest release plus
         the queued work spread over the node's running slots (an estimate, as a real scheduler has)."""
@@ -122,7 +152,7 @@ class Observation:
             backlog = backlog + s.queued_seconds / np.maximum(s.running, 1)
         return np.where(self.fits_now, 0.0, backlog)
 
-    @cached_property
+    @_lazy
     def transfer(self) -> np.ndarray:
         """Seconds to pull every parent's output to each node (0 for outputs already there)."""
         s = self.state
@@ -130,23 +160,23 @@ class Observation:
         for node, megabytes in self.parent_outputs:
             if megabytes <= 0:
                 continue
-            seconds = np.asarray(transfer_seconds(megabytes, s.bandwidth_gbps.item(node), s.bandwidth_gbps))
+            seconds = transfer_seconds_over(megabytes, s.links_from(node))
             seconds[node] = 0.0
             # parents' outputs are pulled in parallel; every term is >= 0, so the first is the running maximum
             total = seconds if total is None else np.maximum(total, seconds)
         return np.zeros(s.num_nodes) if total is None else total
 
-    @cached_property
+    @_lazy
     def cold_start(self) -> np.ndarray:
         return np.where(self.state.is_warm(self.primitive.kind), 0.0, cold_start_seconds(self.primitive.kind))
 
-    @cached_property
+    @_lazy
     def estimated_finish(self) -> np.ndarray:
         """Estimated seconds from now until the primitive would finish on each node (inf if masked)."""
         finish = self.estimated_wait + self.transfer + self.cold_start + self.estimated_duration
         return np.where(self.mask, finish, np.inf)
 
-    @cached_property
+    @_lazy
     def primitive_features(self) -> np.ndarray:
         p = self.primitive
         kind = np.zeros(len(KINDS))
@@ -163,7 +193,7 @@ class Observation:
         ]
         return np.concatenate([kind, np.asarray(extra)]).astype(np.float32)
 
-    @cached_property
+    @_lazy
     def node_features(self) -> np.ndarray:
         """[N, NODE_FEATURES]; rows of masked nodes are finite but meaningless (the mask hides them)."""
         s, mask = self.state, self.mask

@@ -41,7 +41,8 @@ def plan_execute(rng: np.random.Generator, name: str, width: int | None = None) 
 
 def react(rng: np.random.Generator, name: str, rounds: int | None = None) -> Workflow:
     rounds = rounds or int(rng.integers(2, 5))
-    steps, previous = [], []
+    steps: list[Primitive] = []
+    previous: list[str] = []
     for i in range(rounds):
         steps.append(_llm(rng, f"think-{i}", previous))
         steps.append(_step(PrimitiveKind.TOOL_CALL, rng, f"act-{i}", [f"think-{i}"]))
@@ -61,7 +62,8 @@ def map_reduce_rag(rng: np.random.Generator, name: str, chunks: int | None = Non
 
 def debate(rng: np.random.Generator, name: str, agents: int | None = None, rounds: int = 2) -> Workflow:
     agents = agents or int(rng.integers(2, 4))
-    steps, previous = [], []
+    steps: list[Primitive] = []
+    previous: list[str] = []
     for r in range(rounds):
         steps += [_llm(rng, f"agent-{a}-round-{r}", previous) for a in range(agents)]
         previous = [f"agent-{a}-round-{r}" for a in range(agents)]
@@ -71,7 +73,8 @@ def debate(rng: np.random.Generator, name: str, agents: int | None = None, round
 
 def code_repair(rng: np.random.Generator, name: str, attempts: int | None = None) -> Workflow:
     attempts = attempts or int(rng.integers(1, 4))
-    steps, previous = [], []
+    steps: list[Primitive] = []
+    previous: list[str] = []
     for i in range(attempts):
         steps.append(_llm(rng, f"write-{i}", previous, service="code"))
         steps.append(_step(PrimitiveKind.CODE_EXEC, rng, f"test-{i}", [f"write-{i}"]))
@@ -113,7 +116,7 @@ def arrival_rate_for_load(cluster: ClusterSpec, load: float, shapes: Sequence[st
     if gpu_seconds > 0:
         capacities.append(state.alloc_gpus.sum() / (gpu_seconds / samples))
     capacities.append(state.alloc_cpu.sum() / (cpu_seconds / samples))
-    return load * min(capacities)
+    return float(load * min(capacities))
 
 
 def generate_workload(cluster: ClusterSpec, num_workflows: int, load: float, seed: int,

@@ -6,6 +6,7 @@ WorkflowDAG resources, so a bad DAG gets one clear error naming the offending pr
 
 from __future__ import annotations
 
+import graphlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -104,8 +105,13 @@ def validate(workflow: Workflow, cluster_nodes: Sequence[NodeSpec] | None = None
     if cluster_nodes is not None:
         from .node_model import feasible  # here, not at the top: node_model imports this module
 
+        # per (kind, request): a workflow repeats a few (one per kind)
+        fits: dict[tuple[PrimitiveKind, int, int, int], bool] = {}
         for p in workflow.primitives:
-            if not any(feasible(p, node) for node in cluster_nodes):
+            request = (p.kind, p.cpu_millicores, p.memory_bytes, p.gpus)
+            if (fit := fits.get(request)) is None:
+                fit = fits[request] = any(feasible(p, node) for node in cluster_nodes)
+            if not fit:
                 raise WorkflowValidationError(
                     "Unschedulable", p.name,
                     f"workflow {workflow.name!r}: primitive {p.name!r} ({p.kind.value}) requests "
@@ -117,27 +123,29 @@ def validate(workflow: Workflow, cluster_nodes: Sequence[NodeSpec] | None = None
 
 
 def _topological_order(workflow: Workflow) -> list[Primitive]:
+    """Kahn's order (graphlib), ties broken by the input order: nodes are added first so that roots come out
+    in the order they are listed."""
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for p in workflow.primitives:
+        sorter.add(p.name)
+    for p in workflow.primitives:
+        sorter.add(p.name, *dict.fromkeys(p.depends_on))
+    try:
+        names = list(sorter.static_order())
+    except graphlib.CycleError as error:
+        raise _cycle_error(workflow, error.args[1]) from None
     by_name = workflow.by_name()
-    indegree = {p.name: len(set(p.depends_on)) for p in workflow.primitives}
-    children = workflow.children()
-    ready = [p.name for p in workflow.primitives if indegree[p.name] == 0]
-    order: list[Primitive] = []
-    while ready:
-        name = ready.pop(0)
-        order.append(by_name[name])
-        for child in dict.fromkeys(children[name]):
-            indegree[child] -= 1
-            if indegree[child] == 0:
-                ready.append(child)
-    if len(order) < len(workflow.primitives):
-        # Walk up through unfinished parents until a name repeats: that one lies on a cycle
-        # (a primitive merely downstream of a cycle is not the one to blame).
-        stuck = next(p.name for p in workflow.primitives if indegree[p.name] > 0)
-        seen: set[str] = set()
-        while stuck not in seen:
-            seen.add(stuck)
-            stuck = next(parent for parent in by_name[stuck].depends_on if indegree[parent] > 0)
-        raise WorkflowValidationError(
-            "Cycle", stuck, f"workflow {workflow.name!r}: primitive {stuck!r} is part of a dependency cycle"
-        )
-    return order
+    return [by_name[name] for name in names]
+
+
+def _cycle_error(workflow: Workflow, cycle: list[str]) -> WorkflowValidationError:
+    """The whole cycle, written in the direction of ``dependsOn`` from its first primitive in the workflow:
+    "a → c → b → a" (a depends on c, which depends on b, which depends on a)."""
+    members = list(reversed(cycle[:-1]))  # graphlib walks from parent to child
+    position = {p.name: i for i, p in enumerate(workflow.primitives)}
+    first = min(range(len(members)), key=lambda i: position[members[i]])
+    ring = members[first:] + members[:first]
+    path = " → ".join([*ring, ring[0]])
+    return WorkflowValidationError(
+        "Cycle", ring[0], f"workflow {workflow.name!r}: primitive {ring[0]!r} is part of a dependency cycle: {path}"
+    )

@@ -13,6 +13,24 @@ from scale_scheduler.simulator.cluster import heterogeneous
 
 ClusterFactory = Callable[..., kwok.ClusterInfo]
 
+# Journeys that run the CLI, a script or Ray workers in subprocesses: minutes, not seconds.
+SLOW_MODULES = frozenset({
+    "test_cli_journey.py", "test_srr_sweep_script.py", "test_bench_smoke.py", "test_parallel.py",
+    "test_evaluate_suite_cli.py", "test_readme_comparison.py",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by what a test needs, so the fast loop (``-m "not cluster and not slow"``) never depends on
+    someone remembering a decorator: a control plane (the ``local_cluster`` fixture, ``tests/cluster/``, a
+    ``*_cluster.py`` module) is ``cluster``; a subprocess journey is ``slow``."""
+    for item in items:
+        path = item.path
+        if "local_cluster" in getattr(item, "fixturenames", ()) or path.stem.endswith("_cluster"):
+            item.add_marker(pytest.mark.cluster)
+        if path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[ClusterFactory]:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -47,14 +46,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scale_scheduler.operator.kube.labels import (
-    DURATION_ANNOTATION,
-    ESTIMATED_DURATION_ANNOTATION,
-    PLANNED_NODE_ANNOTATION,
-    PRIMITIVE_KIND_LABEL,
-)
-from scale_scheduler.operator.kube.times import parse_time
-from scale_scheduler.simulator.cluster import GPU_RESOURCE, ClusterSpec, NodeSpec, node_spec_from_object, parse_quantity
+from scale_scheduler.operator.kube.labels import PLANNED_NODE_ANNOTATION, PRIMITIVE_KIND_LABEL
+from scale_scheduler.operator.kube.objects import expected_seconds, pod_key, pod_requests, start_time
+from scale_scheduler.simulator.cluster import GPU_RESOURCE, ClusterSpec, NodeSpec, node_spec_from_object
 from scale_scheduler.simulator.features import Observation
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule, parse_rule
 from scale_scheduler.simulator.primitives import KIND_INDEX, PrimitiveKind
@@ -67,80 +61,6 @@ _TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 _STARTED_PHASES = frozenset({"Running", "Succeeded", "Failed"})
 _BLOCKING_TAINT_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
 _IGNORED_EVENTS = frozenset({"BOOKMARK", "ERROR"})
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_go_duration(text: str) -> float:
-    """Seconds in a Go duration string ("12.345s", "1m30s", "250ms"), the format of the duration annotations."""
-    value = text.strip()
-    sign = -1.0 if value.startswith("-") else 1.0
-    body = value.lstrip("+-")
-    if body == "0":
-        return 0.0
-    parts = _GO_DURATION_PART.findall(body)
-    if not parts or "".join(number + unit for number, unit in parts) != body:
-        raise ValueError(f"{text!r} is not a Go duration (write it like '12.5s', '1m30s' or '250ms')")
-    return sign * sum(float(number) * _GO_DURATION_UNITS[unit] for number, unit in parts)
-
-
-def pod_requests(pod: dict[str, Any]) -> dict[str, float]:
-    """Effective resource requests of a pod, as kube-scheduler computes them.
-
-    The sum over containers and restartable (sidecar) init containers, or the largest single
-    init-container step if that is higher (init containers run one at a time, beside the sidecars
-    started before them), plus ``spec.overhead``; pod-level ``spec.resources.requests`` replace the
-    container sums for the resources they name. Values are plain numbers: cpu in cores, memory in bytes.
-    """
-    spec = pod.get("spec") or {}
-    total: dict[str, float] = {}
-    for container in spec.get("containers") or []:
-        _add(total, _container_requests(container))
-    sidecars: dict[str, float] = {}
-    init_peak: dict[str, float] = {}
-    for container in spec.get("initContainers") or []:
-        requests = _container_requests(container)
-        if container.get("restartPolicy") == "Always":
-            _add(total, requests)
-            _add(sidecars, requests)
-            step = dict(sidecars)
-        else:
-            step = dict(sidecars)
-            _add(step, requests)
-        for name, value in step.items():
-            init_peak[name] = max(init_peak.get(name, 0.0), value)
-    for name, value in init_peak.items():
-        total[name] = max(total.get(name, 0.0), value)
-    pod_level = ((spec.get("resources") or {}).get("requests")) or {}
-    for name, quantity in pod_level.items():
-        total[name] = parse_quantity(quantity)
-    _add(total, {name: parse_quantity(q) for name, q in (spec.get("overhead") or {}).items()})
-    return total
-
-
-def _container_requests(container: dict[str, Any]) -> dict[str, float]:
-    requests = ((container.get("resources") or {}).get("requests")) or {}
-    return {name: parse_quantity(quantity) for name, quantity in requests.items()}
-
-
-def _add(into: dict[str, float], values: dict[str, float]) -> None:
-    for name, value in values.items():
-        into[name] = into.get(name, 0.0) + value
-
-
-def _timestamp(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        moment = parse_time(text)
-    except ValueError:
-        return None
-    return moment.timestamp() if moment else None
-
-
-def _pod_key(pod: dict[str, Any]) -> str:
-    meta = pod.get("metadata") or {}
-    return f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
 
 
 @dataclass
@@ -155,28 +75,6 @@ class _PodRecord:
     gpus: float
     started_at: float | None
     expected_seconds: float | None
-
-
-def _expected_seconds(pod: dict[str, Any]) -> float | None:
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
-    for key in (ESTIMATED_DURATION_ANNOTATION, DURATION_ANNOTATION):
-        if key in annotations:
-            try:
-                return max(parse_go_duration(str(annotations[key])), 0.0)
-            except ValueError:
-                log.warning("pod %s: ignoring annotation %s=%r (not a Go duration)",
-                            _pod_key(pod), key, annotations[key])
-    return None
-
-
-def _start_time(pod: dict[str, Any]) -> float | None:
-    status = pod.get("status") or {}
-    started = _timestamp(status.get("startTime"))
-    for container in status.get("containerStatuses") or []:
-        running_since = _timestamp(((container.get("state") or {}).get("running") or {}).get("startedAt"))
-        if running_since is not None:
-            started = running_since if started is None else max(started, running_since)
-    return started
 
 
 class LiveCluster:
@@ -237,7 +135,7 @@ class LiveCluster:
         """ADDED/MODIFIED/DELETED (or ``None``) of a raw Pod object; every pod counts, not only ours."""
         if event_type in _IGNORED_EVENTS:
             return
-        key = _pod_key(pod)
+        key = pod_key(pod)
         meta = pod.get("metadata") or {}
         spec = pod.get("spec") or {}
         status = pod.get("status") or {}
@@ -265,18 +163,18 @@ class LiveCluster:
                 elif previous is not None and previous.uid == uid:
                     started_at = time.time()  # we saw it bound: more precise than startTime's whole seconds
                 else:
-                    started_at = _start_time(pod) or time.time()
+                    started_at = start_time(pod) or time.time()
             planned = "" if node else str((meta.get("annotations") or {}).get(PLANNED_NODE_ANNOTATION, ""))
             requests = pod_requests(pod)
             self._pods[key] = _PodRecord(
                 uid=uid, node=node, planned_node=planned, cpu_millicores=requests.get("cpu", 0.0) * 1000.0,
                 memory_bytes=requests.get("memory", 0.0), gpus=requests.get(GPU_RESOURCE, 0.0),
-                started_at=started_at, expected_seconds=_expected_seconds(pod),
+                started_at=started_at, expected_seconds=expected_seconds(pod),
             )
 
     def replace_pods_outside(self, namespace: str, pods: list[dict[str, Any]]) -> None:
         """Make the unfinished pods of every namespace but ``namespace`` exactly ``pods`` (a fresh listing)."""
-        listed = {_pod_key(pod) for pod in pods}
+        listed = {pod_key(pod) for pod in pods}
         with self._lock:
             self._dynamic = None
             for key in [key for key in self._pods if not key.startswith(f"{namespace}/") and key not in listed]:
@@ -297,8 +195,14 @@ class LiveCluster:
             return list(self._names)
 
     def has_node(self, name: str) -> bool:
+        """Whether ``name`` is an eligible node (one a policy may pick)."""
         with self._lock:
             return name in self._eligible
+
+    def node_exists(self, name: str) -> bool:
+        """Whether a Node of that name exists, eligible or not (cordoned, tainted, not Ready)."""
+        with self._lock:
+            return name in self._node_objects
 
     def snapshot(self) -> ClusterState:
         """The cluster now, as the simulator's ``ClusterState`` (a fresh object: callers may modify it)."""

@@ -7,8 +7,9 @@ previous incarnation made, and a second create of the same attempt is a harmless
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 
+import kopf
 import numpy as np
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.operator.kube.labels import DEFAULT_IMAGE, KWOK_TOLERATION
@@ -85,7 +86,7 @@ def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitiv
     }
     if raw_primitive.get("command"):
         container["command"] = list(raw_primitive["command"])
-    return {
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -99,14 +100,6 @@ def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitiv
                 labels.ATTEMPT_LABEL: str(attempt),
             },
             "annotations": {labels.POLICY_ANNOTATION: policy},
-            "ownerReferences": [{
-                "apiVersion": labels.API_VERSION,
-                "kind": labels.KIND,
-                "name": meta["name"],
-                "uid": meta["uid"],
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }],
         },
         "spec": {
             "schedulerName": labels.SCHEDULER_NAME,
@@ -117,3 +110,9 @@ def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitiv
             "tolerations": [dict(KWOK_TOLERATION)],
         },
     }
+    # Owned by the WorkflowDAG (the garbage collector removes the pod with it); the identity is spelled out
+    # because kopf reads it from the owner and a listed object carries no apiVersion or kind.
+    owner = {"apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": labels.KIND, "metadata": meta}
+    kopf.append_owner_reference(pod, owner=kopf.Body(cast("kopf.RawBody", owner)), controller=True,
+                                block_owner_deletion=True)
+    return pod

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -26,13 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from scale_scheduler.operator.core.progress import pod_times
-from scale_scheduler.operator.dev.operator_process import (
-    SCALE_SCHED,
-    OperatorStartError,
-    free_port,
-    log_tail,
-    wait_healthy,
-)
+from scale_scheduler.operator.dev.operator_process import SCALE_SCHED, OperatorStartError, log_tail, running_operator
 from scale_scheduler.operator.dev.repo import REPO_ROOT
 from scale_scheduler.operator.dev.samples import SAMPLES_DIR
 from scale_scheduler.operator.kube import labels
@@ -93,7 +86,9 @@ class Kube:
         return _run([self.kubectl, "--kubeconfig", self.kubeconfig, *args], what, timeout)
 
     def get_json(self, *args: str) -> dict[str, Any]:
-        return json.loads(self.kubectl_run("get", *args, "-o", "json", what=f"kubectl get {' '.join(args)}"))
+        reply: dict[str, Any] = json.loads(self.kubectl_run("get", *args, "-o", "json",
+                                                            what=f"kubectl get {' '.join(args)}"))
+        return reply
 
     def helm_install(self, values: list[str], timeout: float) -> str:
         if not CHART_DIR.is_dir():
@@ -130,27 +125,15 @@ def local_cluster(nodes: int, name: str, keep: bool, timeout: float, console: Co
 @contextlib.contextmanager
 def operator_process(kubeconfig: str, policy: str, time_scale: float, timeout: float,
                      console: Console) -> Iterator[Path]:
-    """`scale-sched operator run` as a child process, ready (healthz 200) for the block; yields its log path."""
-    health_port, metrics_port = free_port(), free_port()
-    log_path = Path(tempfile.mkstemp(prefix="scale-sched-operator-", suffix=".log")[1])
-    command = [*SCALE_SCHED, "operator", "run", "--kubeconfig", kubeconfig, "--all-namespaces",
-               "--policy", policy, "--time-scale", str(time_scale), "--health-port", str(health_port),
-               "--metrics-port", str(metrics_port), "--extender-port", "0"]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
-    try:
+    """`scale-sched operator run` on every namespace, ready (healthz 200) for the block; yields its log path."""
+    with contextlib.ExitStack() as stack:
         with console.status(f"starting the operator (policy {policy}) ..."):
             try:
-                wait_healthy(process, health_port, log_path, timeout)
+                operator = stack.enter_context(running_operator(kubeconfig, policy=policy, time_scale=time_scale,
+                                                                metrics=True, timeout=timeout))
             except OperatorStartError as error:
                 raise DemoError(str(error)) from None
-        yield log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        yield operator.log_path
 
 
 def _phase(workflow: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@
 Raw JSON requests through the ``kubernetes`` client's ``ApiClient`` (its configuration, TLS and
 credentials), not its generated models: the Binding reply is a Status the models cannot read, and
 plain dicts are what kopf's watch events carry too. Blocking calls run in a thread; 429, 5xx and
-optimistic-lock 409s are retried with backoff here, so callers see success or an answer to act on.
+optimistic-lock 409s are retried here (tenacity: the server's Retry-After when it gives one, else jittered
+exponential backoff), so callers see success or an answer to act on.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import socket
-import uuid
+from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
@@ -21,29 +20,49 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.operator.kube.times import now as _now
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "scale-scheduler"
-RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+RETRY_ATTEMPTS = 6  # about 4 s of backoff in all before the caller sees the error
+RETRY_AFTER_CAP = 10.0  # seconds: a longer Retry-After is the next reconcile's business, not this call's
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 REQUEST_TIMEOUT = 30.0
 
 
-class BindOutcome:
+class BindOutcome(StrEnum):
     BOUND = "bound"
     ALREADY_DONE = "already-done"  # 409 already assigned / being deleted: a previous incarnation did it
     GONE = "gone"  # 404: the pod was deleted meanwhile
     FAILED = "failed"
 
 
-def _retryable(error: ApiException) -> bool:
+def _retryable(error: BaseException) -> bool:
     # A 409 saying the thing is done (already exists / assigned) or cannot be done (being deleted) is an answer.
     final = ("already", "being deleted")
-    return error.status in (429, 500, 502, 503, 504) or (
-        error.status == 409 and not any(text in str(error.body) for text in final))
+    return isinstance(error, ApiException) and (error.status in (429, 500, 502, 503, 504) or (
+        error.status == 409 and not any(text in str(error.body) for text in final)))
+
+
+_backoff = wait_random_exponential(multiplier=0.1, max=2.0)
+
+
+def _wait(state: RetryCallState) -> float:
+    """The server's Retry-After (429, 503) when it gives one, else jittered exponential backoff."""
+    error = state.outcome.exception() if state.outcome else None
+    retry_after = ((getattr(error, "headers", None) or {}).get("Retry-After") or "").strip()
+    if retry_after.isdigit():
+        return min(float(retry_after), RETRY_AFTER_CAP)
+    return float(_backoff(state))
+
+
+def _log_retry(state: RetryCallState, what: str) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0.0
+    log.info("%s: HTTP %s, retrying in %.2fs", what, getattr(error, "status", "?"), wait)
 
 
 def owned_by(pods: list[dict[str, Any]], owner_uid: str) -> list[dict[str, Any]]:
@@ -57,7 +76,6 @@ class KubeApi:
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api_client = api_client
-        self.instance = os.environ.get("POD_NAME") or socket.gethostname()
 
     def _request_sync(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
                       content_type: str = JSON) -> dict[str, Any]:
@@ -69,24 +87,24 @@ class KubeApi:
             body=body, auth_settings=["BearerToken"])
         response = self.api_client.call_api(method, url, header_params=headers, body=body,
                                             _request_timeout=REQUEST_TIMEOUT)
-        data = response.read()
+        data: bytes = response.read()  # type: ignore[no-untyped-call]
         if response.status >= 400:
-            raise ApiException(status=response.status, reason=response.reason,
-                               body=data.decode("utf-8", "replace") if data else "")
-        return json.loads(data) if data else {}
+            error = ApiException(status=response.status, reason=response.reason,
+                                 body=data.decode("utf-8", "replace") if data else "")
+            error.headers = response.getheaders()  # type: ignore[no-untyped-call]
+            raise error
+        reply: dict[str, Any] = json.loads(data) if data else {}
+        return reply
 
     async def request(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
                       content_type: str = JSON) -> dict[str, Any]:
         """One API call; retried on 429/5xx/conflicts, other errors raised as ApiException."""
-        for delay in (*RETRY_DELAYS, None):
-            try:
+        async for attempt in AsyncRetrying(retry=retry_if_exception(_retryable), wait=_wait,
+                                           stop=stop_after_attempt(RETRY_ATTEMPTS), reraise=True,
+                                           before_sleep=lambda state: _log_retry(state, f"{method} {path}")):
+            with attempt:
                 return await asyncio.to_thread(self._request_sync, method, path, body, query, content_type)
-            except ApiException as error:
-                if delay is None or not _retryable(error):
-                    raise
-                log.info("%s %s: HTTP %s, retrying in %.2fs", method, path, error.status, delay)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable: tenacity returns or re-raises")
 
     # -- WorkflowDAGs --------------------------------------------------------------------------------
     @staticmethod
@@ -170,7 +188,7 @@ class KubeApi:
             if error.status != 404:
                 raise
 
-    async def bind(self, namespace: str, name: str, node: str) -> str:
+    async def bind(self, namespace: str, name: str, node: str) -> BindOutcome:
         """POST the pod's Binding subresource; 409 means someone (our previous incarnation) already bound it."""
         body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": namespace},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
@@ -184,28 +202,3 @@ class KubeApi:
                 return BindOutcome.GONE
             log.warning("binding %s/%s to %s failed: HTTP %s %s", namespace, name, node, error.status, error.body)
             return BindOutcome.FAILED
-
-    # -- Events --------------------------------------------------------------------------------------
-    async def event(self, obj: dict[str, Any], kind: str, reason: str, message: str, *,
-                    event_type: str = "Normal") -> None:
-        """An Event about ``obj`` (a Pod or WorkflowDAG dict), reported by the scale-scheduler component.
-
-        Best effort: a failure to post one is logged, never raised.
-        """
-        meta = obj["metadata"]
-        now = _now()
-        api_version = "v1" if kind == "Pod" else labels.API_VERSION
-        body = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{meta['name'][:200]}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": api_version, "kind": kind, "name": meta["name"],
-                               "namespace": meta["namespace"], "uid": meta.get("uid")},
-            "reason": reason, "message": message[:1024], "type": event_type,
-            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT, "reportingInstance": self.instance,
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        }
-        try:
-            await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body)
-        except ApiException as error:
-            log.warning("could not post Event %s on %s %s/%s: HTTP %s", reason, kind, meta["namespace"],
-                        meta["name"], error.status)

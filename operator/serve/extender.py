@@ -37,13 +37,14 @@ from typing import Any
 
 import numpy as np
 from aiohttp import web
-from scale_scheduler.operator.core.livestate import LiveCluster, parse_go_duration, pod_requests
+from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.operator.core.metrics import EXTENDER_REQUESTS, record_decision
 from scale_scheduler.operator.kube.labels import (
     DURATION_ANNOTATION,
     ESTIMATED_DURATION_ANNOTATION,
     PRIMITIVE_KIND_LABEL,
 )
+from scale_scheduler.operator.kube.objects import parse_go_duration, pod_requests
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, PROFILES
 from scale_scheduler.simulator.features import Observation
 from scale_scheduler.simulator.node_model import LLM_OVERHEAD_SECONDS

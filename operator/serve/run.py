@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -96,7 +97,11 @@ def peering_priority() -> int:
 
 
 async def _warn_on_own_pod(api, warning: str) -> None:  # noqa: ANN001 (KubeApi)
-    """The fallback warning as an Event on the operator's own pod, when it knows which (chart sets POD_NAME)."""
+    """The fallback warning as an Event on the operator's own pod, when it knows which (chart sets POD_NAME).
+
+    Runs in kopf's startup handler, whose context kopf's Event poster needs."""
+    from scale_scheduler.operator.core.events import post_event
+
     name, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
     if not (name and namespace):
         return
@@ -105,7 +110,7 @@ async def _warn_on_own_pod(api, warning: str) -> None:  # noqa: ANN001 (KubeApi)
     except Exception as error:  # an Event is a courtesy: never let it stop the operator
         log.warning("cannot read own pod %s/%s for the fallback Event: %s", namespace, name, error)
         return
-    await api.event(pod, "Pod", "PolicyFallback", warning, event_type="Warning")
+    post_event(pod, "Pod", "PolicyFallback", warning, True)
 
 
 async def check_peering(api, name: str, namespace: str | None) -> None:  # noqa: ANN001 (KubeApi)
@@ -135,10 +140,11 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     import kopf
     from kubernetes import client
     from scale_scheduler.operator.core import metrics
-    from scale_scheduler.operator.core.controller import WorkflowController, build_registry
+    from scale_scheduler.operator.core.controller import WorkflowController
     from scale_scheduler.operator.core.livestate import LiveCluster
     from scale_scheduler.operator.kube.api import COMPONENT, KubeApi
     from scale_scheduler.operator.kube.labels import KWOK_NODE_KEY
+    from scale_scheduler.operator.serve.handlers import build_registry
 
     scheduler, warning = load_policy(policy, checkpoint)
     scheduler.reset(seed=0)
@@ -160,6 +166,7 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     # Our own Events (Placed, Scheduled, FailedScheduling ...) say what happened; kopf's only when it goes wrong.
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = COMPONENT
+    settings.posting.reporting_instance = os.environ.get("POD_NAME") or socket.gethostname()
     # Handler progress goes in the WorkflowDAG's status.kopf (declared in the CRD); pods get nothing.
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
     if peering:
@@ -172,11 +179,10 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
 
         # decide: filter keeps only the policy's node (what the chart's scheduler configuration assumes)
         extender = await start_extender(live, scheduler, extender_port, decide=True)
-    if warning:
-        await _warn_on_own_pod(api, warning)
+    on_startup = partial(_warn_on_own_pod, api, warning) if warning else None
     try:
         await kopf.operator(
-            registry=build_registry(controller), settings=settings,
+            registry=build_registry(controller, on_startup=on_startup), settings=settings,
             clusterwide=namespace is None, namespaces=[namespace] if namespace else (),
             standalone=peering is None, peering_name=peering, priority=peering_priority() if peering else None,
             liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",

@@ -18,7 +18,6 @@ from scale_scheduler.operator.dev.localcluster import kwok
 
 from .helmtools import CHART_DIR, REPO_ROOT, helm
 
-pytestmark = pytest.mark.cluster
 CLUSTER_NAME = f"chart-test-{os.getpid()}"  # two test runs at once (a CI clone beside a checkout) must not share it
 SERVICE_ACCOUNT = "system:serviceaccount:scale-scheduler:scale-scheduler"
 

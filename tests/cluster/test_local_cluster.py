@@ -18,9 +18,6 @@ from scale_scheduler.operator.dev.operator_process import SCALE_SCHED
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, heterogeneous, parse_quantity
 
-pytestmark = pytest.mark.cluster
-
-
 
 def _get(info: kwok.ClusterInfo, *args: str) -> dict[str, Any]:
     return json.loads(kwok.kubectl(info, "get", *args, "-o", "json"))

@@ -12,7 +12,7 @@ from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.operator_process import SCALE_SCHED
 from scale_scheduler.simulator.cluster import heterogeneous
 
-pytestmark = pytest.mark.cluster
+pytestmark = pytest.mark.cluster  # the demo starts its own control plane: no fixture tells conftest
 SAMPLES = sorted((Path(__file__).resolve().parents[2] / "manifests" / "samples").glob("*.yaml"))
 
 

@@ -1,22 +1,17 @@
-"""Helpers for the operator's cluster tests: the operator as a child process (the public CLI), kubectl, waits."""
+"""Helpers for the operator's cluster tests: CRD, namespaces, kubectl, waits (the operator itself runs through
+``scale_scheduler.operator.dev.operator_process``)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 from scale_scheduler.operator.dev.localcluster import kwok
-from scale_scheduler.operator.dev.operator_process import SCALE_SCHED, free_port, wait_healthy
+from scale_scheduler.operator.dev.operator_process import OperatorProcess
 from scale_scheduler.operator.kube import labels
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,50 +29,6 @@ def new_namespace(info: kwok.ClusterInfo, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     kwok.create_namespace(info, name)
     return name
-
-
-class OperatorProcess:
-    """``scale-sched operator run`` for one namespace; ``kill()`` is SIGKILL, as a crashed pod would die."""
-
-    def __init__(self, info: kwok.ClusterInfo, namespace: str, policy: str = "least-loaded",
-                 time_scale: float = 20.0, extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
-        self.health_port = free_port()
-        self.log_path = Path(tempfile.mkstemp(prefix="scale-sched-operator-test-", suffix=".log")[1])
-        command = [*SCALE_SCHED, "operator", "run", "--kubeconfig", str(info.kubeconfig), "--namespace", namespace,
-                   "--policy", policy, "--time-scale", str(time_scale), "--health-port", str(self.health_port),
-                   "--metrics-port", "0", "--extender-port", "0", *extra]
-        with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                            env={**os.environ, **(env or {})})
-
-    def log(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def wait_healthy(self, timeout: float = 120.0) -> None:
-        wait_healthy(self.process, self.health_port, self.log_path, timeout)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def running_operator(info: kwok.ClusterInfo, namespace: str, **kwargs: Any) -> Iterator[OperatorProcess]:
-    operator = OperatorProcess(info, namespace, **kwargs)
-    try:
-        operator.wait_healthy()
-        yield operator
-    finally:
-        operator.stop()
 
 
 def get_json(info: kwok.ClusterInfo, *args: str) -> dict[str, Any]:

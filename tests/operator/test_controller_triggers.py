@@ -40,8 +40,8 @@ def _triggered(action: Any) -> bool:
     async def run() -> bool:
         controller = _controller()
         action(controller)
-        triggered = KEY in controller._pending
-        for task in list(controller._tasks):
+        triggered = KEY in controller.reconciles.pending
+        for task in list(controller.reconciles.tasks):
             task.cancel()
         return triggered
 
@@ -65,11 +65,11 @@ def test_pod_events_trigger_a_reconcile_unless_they_echo_our_own_create_or_bind(
 
 def test_resync_skips_a_workflow_just_reconciled_and_looks_at_a_quiet_one() -> None:
     def just_reconciled(controller: WorkflowController) -> None:
-        controller._reconciled_at[KEY] = time.monotonic()
+        controller.reconciles.reconciled_at[KEY] = time.monotonic()
         controller.resync(*KEY)
 
     def quiet(controller: WorkflowController) -> None:
-        controller._reconciled_at[KEY] = time.monotonic() - RESYNC_SECONDS
+        controller.reconciles.reconciled_at[KEY] = time.monotonic() - RESYNC_SECONDS
         controller.resync(*KEY)
 
     assert not _triggered(just_reconciled)

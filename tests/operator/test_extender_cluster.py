@@ -27,8 +27,6 @@ from scale_scheduler.operator.serve.extender import EXTENDER_KEY, Extender, prim
 from scale_scheduler.policy.registry import make_scheduler
 from scale_scheduler.simulator.cluster import GPU_RESOURCE
 
-pytestmark = pytest.mark.cluster
-
 ADVISE_RESOURCE = "scale.dev/advise"
 DECIDE_RESOURCE = "scale.dev/decide"
 NODES = 16

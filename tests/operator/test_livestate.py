@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 from kube_objects import SPEC, live_view, node_object, pod_object
-from scale_scheduler.operator.core.livestate import LiveCluster, parse_go_duration, pod_requests
+from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.kube.objects import parse_go_duration, pod_requests
 from scale_scheduler.simulator.cluster import NODE_CLASS_LABEL, PROFILES
 from scale_scheduler.simulator.features import Observation
 from scale_scheduler.simulator.placement import PlacementRule

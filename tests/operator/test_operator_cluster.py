@@ -14,17 +14,15 @@ from operator_harness import (
     get_json,
     install_crd,
     new_namespace,
-    running_operator,
     wait_for_phase,
     workflow_pods,
 )
 from scale_scheduler.operator.core.progress import pod_times
+from scale_scheduler.operator.dev.operator_process import running_operator
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.simulator.cluster import node_spec_from_object
 from scale_scheduler.simulator.manifests import workflow_from_manifest
 from scale_scheduler.simulator.node_model import feasible
-
-pytestmark = pytest.mark.cluster
 
 
 def assert_placements_valid(info: Any, namespace: str, manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -56,7 +54,7 @@ def test_every_sample_succeeds_with_valid_placements(local_cluster: Any, nodes: 
     install_crd(info)
     namespace = new_namespace(info, "samples")
     manifests = [yaml.safe_load(path.read_text()) for path in SAMPLES]
-    with running_operator(info, namespace, policy="scale", time_scale=20.0) as operator:
+    with running_operator(info.kubeconfig, namespace, policy="scale", time_scale=20.0) as operator:
         for path in SAMPLES:
             apply(info, namespace, path)
         for manifest in manifests:

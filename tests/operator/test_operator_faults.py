@@ -14,14 +14,12 @@ from typing import Any
 import pytest
 from operator_harness import (
     WFD,
-    OperatorProcess,
     apply,
     chain,
     events_for,
     get_json,
     install_crd,
     new_namespace,
-    running_operator,
     step,
     wait_for,
     wait_for_phase,
@@ -31,9 +29,9 @@ from operator_harness import (
 from scale_scheduler.operator.core.controller import RESYNC_SECONDS
 from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.localcluster.kwok import ClusterError
+from scale_scheduler.operator.dev.operator_process import OperatorProcess, running_operator
 from scale_scheduler.operator.kube import labels
 
-pytestmark = pytest.mark.cluster
 NODES = 16
 
 
@@ -51,7 +49,7 @@ def namespace(cluster: kwok.ClusterInfo) -> str:
 
 @pytest.fixture(scope="module")
 def operator(cluster: kwok.ClusterInfo, namespace: str) -> Iterator[OperatorProcess]:
-    with running_operator(cluster, namespace, policy="heft", time_scale=20.0) as process:
+    with running_operator(cluster.kubeconfig, namespace, policy="heft", time_scale=20.0) as process:
         yield process
 
 
@@ -102,7 +100,7 @@ def test_operator_killed_mid_workflow_resumes_without_duplicate_pods(cluster: kw
     # a fan-out and fan-in of short steps, so the kill lands among creations and bindings
     manifest = workflow(name, [step("root", 20.0)] + [step(f"w{i}", 100.0, ["root"]) for i in range(8)]
                         + [step("join", 20.0, [f"w{i}" for i in range(8)])])
-    first = OperatorProcess(cluster, namespace, policy="least-loaded", time_scale=20.0)
+    first = OperatorProcess(cluster.kubeconfig, namespace, policy="least-loaded", time_scale=20.0)
     try:
         first.wait_healthy()
         apply(cluster, namespace, manifest)
@@ -113,7 +111,7 @@ def test_operator_killed_mid_workflow_resumes_without_duplicate_pods(cluster: kw
         first.stop()
     # only an operator creates the join pod: with it dead, the workflow is certainly unfinished here
     assert (get_json(cluster, WFD, "-n", namespace, name).get("status") or {}).get("phase") != "Succeeded"
-    with running_operator(cluster, namespace, policy="least-loaded", time_scale=20.0) as second:
+    with running_operator(cluster.kubeconfig, namespace, policy="least-loaded", time_scale=20.0) as second:
         status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 180, second)["status"]
     assert status["phase"] == "Succeeded", status
     per_attempt = _pods_per_attempt(cluster, namespace, name)
@@ -214,7 +212,7 @@ def test_corrupt_checkpoint_falls_back_to_least_loaded_with_a_warning(cluster: k
     (checkpoint / "config.json").write_text("{not json")
     namespace = new_namespace(cluster, "fallback")
     name = "fallback"
-    with running_operator(cluster, namespace, policy="scale", time_scale=20.0,
+    with running_operator(cluster.kubeconfig, namespace, policy="scale", time_scale=20.0,
                           extra=("--checkpoint", str(checkpoint))) as process:
         apply(cluster, namespace, chain(name, 2, 2.0))
         status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 90, process)["status"]

@@ -7,24 +7,22 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import pytest
 from operator_harness import (
     apply,
     events_for,
     get_json,
     install_crd,
     new_namespace,
-    running_operator,
     wait_for_phase,
     workflow,
     workflow_pods,
 )
-from scale_scheduler.operator.core.livestate import pod_requests
 from scale_scheduler.operator.dev.localcluster import kwok
+from scale_scheduler.operator.dev.operator_process import running_operator
 from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.objects import pod_requests
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, parse_quantity
 
-pytestmark = pytest.mark.cluster
 NODES = 16  # 16 GPUs in all
 WORKFLOWS = 5  # each fans out to 4 LLM calls at once: 20 > 16 GPUs, so some are planned for busy nodes
 RESOURCES = ("cpu", "memory", GPU_RESOURCE)
@@ -66,7 +64,8 @@ def test_node_queues_plans_pods_for_busy_nodes_never_overcommits_and_every_workf
         while not stop.wait(0.5):
             violations.extend(overcommitted(info))
 
-    with running_operator(info, namespace, policy="heft", time_scale=5.0, extra=("--rule", "node-queues")) as operator:
+    with running_operator(info.kubeconfig, namespace, policy="heft", time_scale=5.0,
+                          extra=("--rule", "node-queues")) as operator:
         assert "under the node-queues placement rule" in operator.log(200)
         watcher = threading.Thread(target=watch_nodes, daemon=True)
         watcher.start()

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from operator_harness import (
     REPO_ROOT,
-    OperatorProcess,
     apply,
     chain,
     install_crd,
@@ -20,10 +19,9 @@ from operator_harness import (
     workflow_pods,
 )
 from scale_scheduler.operator.dev.localcluster import kwok
-from scale_scheduler.operator.dev.operator_process import SCALE_SCHED
+from scale_scheduler.operator.dev.operator_process import SCALE_SCHED, OperatorProcess
 from scale_scheduler.operator.serve.run import peering_priority
 
-pytestmark = pytest.mark.cluster
 PEERING_CRDS = REPO_ROOT / "charts" / "scale-scheduler" / "crds" / "kopf-peerings.yaml"
 PEERING = "scale-scheduler-test"
 
@@ -52,8 +50,8 @@ def test_only_the_leading_replica_places_pods_and_a_standby_takes_over(
     replicas: dict[str, OperatorProcess] = {}
 
     def start(name: str) -> OperatorProcess:
-        replicas[name] = OperatorProcess(info, namespace, policy="least-loaded", extra=("--peering", PEERING),
-                                         env={"POD_NAME": name})
+        replicas[name] = OperatorProcess(info.kubeconfig, namespace, policy="least-loaded",
+                                         extra=("--peering", PEERING), env={"POD_NAME": name})
         replicas[name].wait_healthy()
         return replicas[name]
 

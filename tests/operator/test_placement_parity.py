@@ -119,7 +119,7 @@ def _controller_pick(live: LiveCluster, scheduler: Scheduler, policy: str, workf
     body = _body(workflow)
     plan = plan_workflow(body, live)
     progress = workflow_progress(plan.workflow, _parent_pods(workflow, observation.primitive, observation))
-    return controller._decide(body, plan, progress, plan.by_name[observation.primitive.name]).node.name
+    return controller.placer.decide(body, plan, progress, plan.by_name[observation.primitive.name]).node.name
 
 
 def _extender_pick(live: LiveCluster, scheduler: Scheduler, workflow: Workflow, primitive: Primitive) -> str:

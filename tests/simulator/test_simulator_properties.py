@@ -129,6 +129,15 @@ def test_cycle_names_a_primitive_on_the_cycle() -> None:
     assert error.reason == "Cycle" and error.primitive in {"a", "b"} and error.primitive in str(error)
 
 
+def test_cycle_error_spells_out_the_whole_cycle_from_its_first_listed_primitive() -> None:
+    error = _engine_error([Primitive("root", PrimitiveKind.TOOL_CALL),
+                           Primitive("a", PrimitiveKind.TOOL_CALL, depends_on=["c", "root"]),
+                           Primitive("b", PrimitiveKind.TOOL_CALL, depends_on=["a"]),
+                           Primitive("c", PrimitiveKind.TOOL_CALL, depends_on=["b"])])
+    assert error.primitive == "a"
+    assert str(error).endswith("dependency cycle: a → c → b → a")  # a depends on c, c on b, b on a
+
+
 def test_unknown_dependency_names_the_primitive() -> None:
     error = _engine_error([Primitive("a", PrimitiveKind.TOOL_CALL, depends_on=["ghost"])])
     assert error.primitive == "a" and "ghost" in str(error)

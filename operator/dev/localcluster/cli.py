@@ -6,12 +6,16 @@ import json
 import time
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from . import kind, kwok
+
+if TYPE_CHECKING:  # imported where used: `scale-sched --help` stays quick
+    from scale_scheduler.simulator.cluster import ClusterSpec
 
 DEFAULT_NAME = "scale-sched"
 cluster_app = typer.Typer(help="A real Kubernetes control plane with KWOK-simulated heterogeneous nodes.",
@@ -24,7 +28,7 @@ class Provider(StrEnum):
     kind = "kind"
 
 
-def _spec(nodes: int, seed: int, spec_path: Path | None):
+def _spec(nodes: int, seed: int, spec_path: Path | None) -> ClusterSpec:
     from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
 
     if spec_path is None:

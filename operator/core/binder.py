@@ -1,0 +1,92 @@
+"""Carrying out a placement ``Step`` on the API server: create the pod, annotate it, bind it or tell why it waits.
+
+kube-scheduler's conventions: a bound pod gets a ``Scheduled`` Event, a waiting one ``PodScheduled=False``
+(``Unschedulable``) and one ``FailedScheduling`` Event per pod (not one per reconcile).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scale_scheduler.operator.core import metrics
+from scale_scheduler.operator.core.events import PostEvent
+from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.core.placer import Step
+from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.api import BindOutcome, KubeApi
+
+
+class Binder:
+    """Creates, annotates and binds the operator's pods, keeping the live view's assumptions in step."""
+
+    def __init__(self, api: KubeApi, live: LiveCluster, policy: str, post_event: PostEvent) -> None:
+        self.api, self.live, self.policy, self.post_event = api, live, policy, post_event
+        self.told_unschedulable: set[str] = set()  # pod uids with a FailedScheduling posted; dropped with the pod
+
+    def forget_pod(self, uid: str) -> None:
+        self.told_unschedulable.discard(uid)
+
+    async def carry_out(self, body: dict[str, Any], step: Step) -> dict[str, Any] | None:
+        """Create the step's pod if it is new, annotate it, then bind it or tell why it waits.
+
+        The pod as it stands afterwards; None when only a fresh list can tell."""
+        pod = step.pod
+        if step.create:
+            pod, created = await self.api.create_pod(step.pod)
+            owners = {ref.get("uid") for ref in pod["metadata"].get("ownerReferences") or []}
+            if body["metadata"]["uid"] not in owners:
+                # a pod of that name left by a deleted WorkflowDAG of the same name: wait for the garbage collector
+                self.live.apply_pod_event("DELETED", step.pod)
+                self.live.apply_pod_event("MODIFIED", pod)
+                return None
+            if (pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
+                return pod
+            if not created and step.annotations:  # a previous incarnation's pod of that name: make it this one
+                pod = await self.api.patch_pod_annotations(pod["metadata"]["namespace"], pod["metadata"]["name"],
+                                                           step.annotations)
+        elif step.annotations:
+            pod = await self.api.patch_pod_annotations(pod["metadata"]["namespace"], pod["metadata"]["name"],
+                                                       step.annotations)
+        if step.node is not None:
+            return await self.bind(body, pod, step.node)
+        uid = pod["metadata"].get("uid", "")
+        if step.reason and uid not in self.told_unschedulable:
+            self.told_unschedulable.add(uid)
+            await self.api.mark_unschedulable(pod["metadata"]["namespace"], pod["metadata"]["name"], step.reason)
+            self.post_event(pod, "Pod", "FailedScheduling", step.reason, True)
+        return pod
+
+    async def bind(self, body: dict[str, Any], pod: dict[str, Any], node: str) -> dict[str, Any] | None:
+        """Assume the pod on the node (with its real uid) and POST the binding.
+
+        The pod as bound by us; None when it was not (bound before, to a node only a list can tell, or gone)."""
+        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        self.live.assume(pod, node)
+        outcome = await self.api.bind(namespace, name, node)
+        if outcome in (BindOutcome.FAILED, BindOutcome.GONE):
+            self.live.apply_pod_event("DELETED", pod)  # drop the assumption; the next watch event re-adds the pod
+            if outcome == BindOutcome.FAILED:
+                metrics.BIND_ERRORS.labels(reason="api").inc()
+            return None
+        self.told_unschedulable.discard(pod["metadata"].get("uid", ""))
+        if outcome == BindOutcome.BOUND:
+            annotations = pod["metadata"].get("annotations") or {}
+            primitive = pod["metadata"]["labels"].get(labels.PRIMITIVE_LABEL, "?")
+            self.post_event(pod, "Pod", "Scheduled", f"Successfully assigned {namespace}/{name} to {node}", False)
+            self.post_event(
+                body, labels.KIND, "Placed",
+                f"primitive {primitive!r} attempt {pod['metadata']['labels'].get(labels.ATTEMPT_LABEL, '0')} -> node "
+                f"{node} by policy {self.policy} (run {annotations.get(labels.DURATION_ANNOTATION, '?')}, estimated "
+                f"{annotations.get(labels.ESTIMATED_DURATION_ANNOTATION, '?')}, wall clock)", False)
+            return {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node}}
+        return None  # 409: bound before (a previous incarnation), maybe elsewhere
+
+    async def evict(self, body: dict[str, Any], pod: dict[str, Any], node: str) -> None:
+        """Delete a pod whose node is gone, so that its primitive runs again elsewhere."""
+        meta = pod["metadata"]
+        await self.api.delete_pod(meta["namespace"], meta["name"])
+        self.live.apply_pod_event("DELETED", pod)
+        primitive = meta["labels"].get(labels.PRIMITIVE_LABEL, "?")
+        self.post_event(body, labels.KIND, "NodeLost",
+                        f"node {node} is gone: deleted pod {meta['name']} of primitive {primitive!r}; "
+                        "it runs again elsewhere (this does not use up a retry)", True)

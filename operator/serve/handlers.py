@@ -1,0 +1,49 @@
+"""The kopf handlers of ``operator run``: WorkflowDAG create/resume/timer, Node and Pod events, to the controller."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kopf
+from scale_scheduler.operator.core.controller import RESYNC_SECONDS, TERMINAL, WorkflowController
+from scale_scheduler.operator.kube import labels
+
+
+def build_registry(controller: WorkflowController,
+                   on_startup: Callable[[], Awaitable[None]] | None = None) -> kopf.OperatorRegistry:
+    """kopf handlers bound to ``controller``; ``on_startup`` runs once the live view is primed."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A registry of our own gets no default login handlers: $KUBECONFIG (set by --kubeconfig), else in-cluster.
+        return kopf.login_with_kubeconfig(**kwargs) or kopf.login_with_service_account(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def prime(**_: Any) -> None:
+        await controller.prime()
+        if on_startup is not None:
+            await on_startup()
+
+    @kopf.on.create(labels.GROUP, labels.VERSION, labels.PLURAL, registry=registry)
+    @kopf.on.resume(labels.GROUP, labels.VERSION, labels.PLURAL, registry=registry)
+    async def start(namespace: str | None, name: str, **_: Any) -> None:
+        assert namespace is not None  # WorkflowDAGs are namespaced
+        await controller.reconcile(namespace, name)
+
+    @kopf.timer(labels.GROUP, labels.VERSION, labels.PLURAL, interval=RESYNC_SECONDS, registry=registry,
+                when=lambda status, **_: status.get("phase") not in TERMINAL)
+    async def resync(namespace: str | None, name: str, **_: Any) -> None:
+        assert namespace is not None
+        controller.resync(namespace, name)
+
+    @kopf.on.event("", "v1", "nodes", registry=registry)
+    async def node_event(event: kopf.RawEvent, **_: Any) -> None:  # async: runs in the loop, not a thread
+        controller.on_node_event(event.get("type"), dict(event["object"]))
+
+    @kopf.on.event("", "v1", "pods", registry=registry)
+    async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.on_pod_event(event.get("type"), dict(event["object"]))
+
+    return registry
