@@ -15,7 +15,8 @@ import torch
 from scale_scheduler.simulator.features import feature_layout
 from torch import nn
 
-from .network import NetworkConfig, build_network
+from .config import NetworkConfig
+from .network import build_network
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"

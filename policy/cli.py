@@ -31,7 +31,8 @@ from .parallel import Workers, WorkersUnavailable, connected  # light: Ray itsel
 from .registry import CLUSTER_METHODS, LEARNED, LEARNED_METHODS, METHODS
 
 console = Console(stderr=True)
-TrainPolicy = StrEnum("TrainPolicy", {name: name for name in LEARNED_METHODS})  # --help lists them
+# built from the registry (not a second list), an enum so that --help lists the choices
+TrainPolicy = StrEnum("TrainPolicy", {name: name for name in LEARNED_METHODS})  # type: ignore[misc]
 # every method that also runs on a cluster (the lookahead references are slow and opt-in)
 DEFAULT_EVAL_POLICIES = ",".join(CLUSTER_METHODS)
 TRAINING_FILES = ("model.pt", "config.json", "metrics.jsonl", "TRAINING.md", "TRAINING.json")
@@ -175,8 +176,9 @@ def _train(
                                  "(--workers and --ray-address apply to the PPO algos)", param_hint="--workers")
     import torch
 
-    from .ppo import PPOConfig, Trainer
-    from .sac import SACConfig, SACTrainer
+    from .config import PPOConfig, SACConfig
+    from .ppo import Trainer
+    from .sac import SACTrainer
 
     torch.set_num_threads(threads)
     command = "scale-sched " + " ".join(sys.argv[1:])

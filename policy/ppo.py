@@ -24,10 +24,10 @@ from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule, par
 from torch import nn
 
 from .batching import batch_observations, pad_arrays
-from .config import PPOConfig
+from .config import NetworkConfig, PPOConfig
 from .episodes import EpisodeSpec, RunningReturnScale, ValidationSet, sample_episode
 from .learned import LearnedScheduler
-from .network import NetworkConfig, build_network, masked_distribution_terms
+from .network import build_network, masked_distribution_terms
 from .parallel import IN_PROCESS, Workers, run_units
 from .run import RunDirectory
 from .srr import srr_loss

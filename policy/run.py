@@ -16,7 +16,7 @@ from scale_scheduler.simulator.extras import require
 from torch import nn
 
 from .checkpoint import save_model
-from .network import NetworkConfig
+from .config import NetworkConfig
 
 METRICS_FILE = "metrics.jsonl"
 STATE_FILE = "checkpoint.pt"
@@ -66,7 +66,8 @@ class RunDirectory:
         """The state ``save`` wrote, or None for a new run."""
         if not self.state_path.exists():
             return None
-        return torch.load(self.state_path, map_location="cpu", weights_only=False)
+        state: dict[str, Any] = torch.load(self.state_path, map_location="cpu", weights_only=False)
+        return state
 
     def training_record(self, config: dict[str, Any], counters: dict[str, int], wall_seconds: float,
                         best_validation: float) -> dict[str, Any]:

@@ -16,7 +16,7 @@ dimension is declared for the current episode; a pointer-style policy handles an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,9 +28,12 @@ from .generators import generate_workload
 from .placement import DEFAULT_RULE, PlacementRule, parse_rule
 from .workflow import Workflow
 
-# the env is for users' own agents (our trainers drive Engine directly): Gymnasium is in the train extra
-gymnasium = require("gymnasium", "train")
-spaces = require("gymnasium.spaces", "train")
+if TYPE_CHECKING:
+    import gymnasium
+    from gymnasium import spaces
+else:  # the env is for users' own agents (our trainers drive Engine directly): Gymnasium is in the train extra
+    gymnasium = require("gymnasium", "train")
+    spaces = require("gymnasium.spaces", "train")
 
 
 class SchedulingEnv(gymnasium.Env):

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 import numpy as np
 
@@ -78,11 +78,17 @@ PRIMITIVE_FEATURES = len(PRIMITIVE_FEATURE_NAMES)
 NODE_FEATURES = len(NODE_FEATURE_NAMES)
 
 
-def feature_layout() -> dict[str, object]:
+class FeatureLayout(TypedDict):
+    primitive: list[str]
+    node: list[str]
+    hash: str  # 12 hex digits of the SHA-256 of the names
+
+
+def feature_layout() -> FeatureLayout:
     """The names of both feature vectors and a short hash of them, as checkpoints record them."""
     names = {"primitive": list(PRIMITIVE_FEATURE_NAMES), "node": list(NODE_FEATURE_NAMES)}
     digest = hashlib.sha256(json.dumps(names, sort_keys=True).encode()).hexdigest()[:12]
-    return {**names, "hash": digest}
+    return FeatureLayout(primitive=names["primitive"], node=names["node"], hash=digest)
 
 
 @dataclass
