@@ -73,8 +73,9 @@ class PPOConfig:
     srr: bool = True
     # the operator must run the same rule
     rule: str = setting(DEFAULT_RULE.value, RULE_HELP + " Training episodes run under it; the checkpoint records it.")
-    decorrelation_coef: float = setting(DEFAULT_DECORRELATION_COEF, "SRR: weight of the decorrelation loss",
-                                        "--srr-decorrelation")
+    decorrelation_coef: float = setting(
+        DEFAULT_DECORRELATION_COEF, "SRR: weight of the decorrelation loss", "--srr-decorrelation"
+    )
     kl_coef: float = setting(DEFAULT_KL_COEF, "SRR: weight of the KL penalty toward N(0, 1)", "--srr-kl")
     eval_interval: int = setting(5, "iterations between validations and checkpoints")
     eval_episodes: int = setting(2, "validation episodes per size")

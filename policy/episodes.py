@@ -48,14 +48,16 @@ def validation_episodes(seed: int, nodes: int, count: int, workflows: int, load:
     return [sample_episode(rng, nodes, workflows, load) for _ in range(count)]
 
 
-def average_response_time(episodes: list[EpisodeSpec], scheduler_factory: Callable[[], Any],
-                          rule: PlacementRule = DEFAULT_RULE) -> float:
+def average_response_time(
+    episodes: list[EpisodeSpec], scheduler_factory: Callable[[], Any], rule: PlacementRule = DEFAULT_RULE
+) -> float:
     times = []
     for episode in episodes:
         scheduler = scheduler_factory()
         scheduler.reset(episode.duration_seed)
-        result = simulate(episode.cluster, copy.deepcopy(episode.workflows), scheduler, seed=episode.duration_seed,
-                          rule=rule)
+        result = simulate(
+            episode.cluster, copy.deepcopy(episode.workflows), scheduler, seed=episode.duration_seed, rule=rule
+        )
         times.append(result.avg_response_time)
     return float(np.mean(times))
 
@@ -63,12 +65,15 @@ def average_response_time(episodes: list[EpisodeSpec], scheduler_factory: Callab
 class ValidationSet:
     """Held-out episodes per validation size and HEFT's response time on them: the training curve's yardstick."""
 
-    def __init__(self, seed: int, sizes: tuple[int, ...], count: int, workflows: int, load: float,
-                 rule: PlacementRule) -> None:
+    def __init__(
+        self, seed: int, sizes: tuple[int, ...], count: int, workflows: int, load: float, rule: PlacementRule
+    ) -> None:
         self.rule = rule
         self.episodes = {n: validation_episodes(seed, n, count, workflows, load) for n in sizes}
-        self.heft = {n: average_response_time(episodes, lambda: make_heuristic("heft"), rule)
-                     for n, episodes in self.episodes.items()}
+        self.heft = {
+            n: average_response_time(episodes, lambda: make_heuristic("heft"), rule)
+            for n, episodes in self.episodes.items()
+        }
 
     def evaluate(self, scheduler: Scheduler) -> dict[str, float]:
         """``eval/*`` scalars: the scheduler's response time per size, HEFT's, and their ratio."""

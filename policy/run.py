@@ -55,8 +55,9 @@ class RunDirectory:
     def save_best(self, model: nn.Module) -> None:
         torch.save(model.state_dict(), self.out / BEST_WEIGHTS_FILE)
 
-    def save(self, state: dict[str, Any], model: nn.Module, network: NetworkConfig, algo: str,
-             record: dict[str, Any]) -> None:
+    def save(
+        self, state: dict[str, Any], model: nn.Module, network: NetworkConfig, algo: str, record: dict[str, Any]
+    ) -> None:
         """The resumable state, and the current weights as a loadable checkpoint carrying the training record."""
         self.out.mkdir(parents=True, exist_ok=True)
         torch.save(state, self.state_path)
@@ -69,8 +70,15 @@ class RunDirectory:
         state: dict[str, Any] = torch.load(self.state_path, map_location="cpu", weights_only=False)
         return state
 
-    def training_record(self, config: dict[str, Any], counters: dict[str, int], wall_seconds: float,
-                        best_validation: float) -> dict[str, Any]:
+    def training_record(
+        self, config: dict[str, Any], counters: dict[str, int], wall_seconds: float, best_validation: float
+    ) -> dict[str, Any]:
         """How the weights were made (TRAINING.json / config.json): command, config, progress, best validation."""
-        return {"command": self.command, "seed": config["seed"], "train_config": config, **counters,
-                "wall_seconds": round(wall_seconds, 1), "best_validation_avg_response_time": best_validation}
+        return {
+            "command": self.command,
+            "seed": config["seed"],
+            "train_config": config,
+            **counters,
+            "wall_seconds": round(wall_seconds, 1),
+            "best_validation_avg_response_time": best_validation,
+        }

@@ -11,8 +11,12 @@ import typer
 from scale_scheduler.operator import cli
 from typer.testing import CliRunner
 
-RENAMED = [("train", "--algo", "--policy"), ("evaluate", "--methods", "--policies"),
-           ("diagnose", "--models", "--policies"), ("simulate", "--compare", "--policies")]
+RENAMED = [
+    ("train", "--algo", "--policy"),
+    ("evaluate", "--methods", "--policies"),
+    ("diagnose", "--models", "--policies"),
+    ("simulate", "--compare", "--policies"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +55,7 @@ def test_old_and_new_names_give_the_same_run_and_the_old_one_says_so(app: typer.
     assert "--compare is now --policies" in old.stderr and "now" not in new.stderr
 
 
-def test_train_lists_its_policies_and_refuses_a_setting_the_algorithm_has_not(app: typer.Typer,
-                                                                               tmp_path: Path) -> None:
+def test_train_lists_its_policies_and_refuses_a_setting_the_algorithm_has_not(app: typer.Typer, tmp_path: Path) -> None:
     from scale_scheduler.policy.config import PPOConfig, SACConfig
 
     shown = _plain(CliRunner().invoke(app, ["train", "--help"], terminal_width=200).output)

@@ -46,8 +46,9 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_operator_runs_and_loads_shipped_checkpoints_without_training_or_plotting_libraries() -> None:
-    run = subprocess.run([sys.executable, "-c", SCRIPT.format(blocked=BLOCKED)], capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(blocked=BLOCKED)], capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip().endswith("ok")
 
