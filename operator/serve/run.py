@@ -206,7 +206,7 @@ def run(
     health_port: int = typer.Option(8080, help="Port of GET /healthz (liveness)."),
     metrics_port: int = typer.Option(9090, help="Port of GET /metrics (Prometheus); 0 = off."),
     extender_port: int = typer.Option(8888, help="Port of the kube-scheduler extender; 0 = off."),
-    log_level: LogLevel = typer.Option(LogLevel.info, help="Log level."),
+    log_level: LogLevel = typer.Option(LogLevel.info, case_sensitive=False, help="Log level."),
     peering: str | None = typer.Option(None, help="kopf peering name for several replicas (needs kopf's peering "
                                                   "CRDs and that peering object; the chart creates both); without "
                                                   "it the operator runs standalone."),
