@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 from scale_scheduler.simulator.cluster import heterogeneous
 from scale_scheduler.simulator.engine import simulate
+from scale_scheduler.simulator.extras import require
 from scale_scheduler.simulator.generators import arrival_rate_for_load, generate_workload
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule
 from scale_scheduler.simulator.schedulers import Scheduler
 from scale_scheduler.simulator.yardsticks import lower_bound
-from scipy import stats
 
 from .parallel import IN_PROCESS, Workers, run_units
 
@@ -116,6 +116,7 @@ def confidence_interval(values: np.ndarray, level: float = 0.95) -> tuple[float,
     mean = float(np.mean(values))
     if len(values) < 2:
         return mean, mean
+    stats = require("scipy.stats", "train")
     half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * stats.sem(values))
     return mean - half, mean + half
 
@@ -153,7 +154,8 @@ def paired_comparison(results: list[EpisodeResult], method: str, reference: str)
         theirs = np.array([by_key[(reference, nodes, regime, s)] for s in seeds])
         difference = ours - theirs
         low, high = confidence_interval(difference)
-        p_value = float(stats.ttest_rel(ours, theirs).pvalue) if len(seeds) > 1 and difference.std() > 0 else 1.0
+        p_value = (float(require("scipy.stats", "train").ttest_rel(ours, theirs).pvalue)
+                   if len(seeds) > 1 and difference.std() > 0 else 1.0)
         rows.append({
             "method": method, "reference": reference, "nodes": nodes, "regime": regime, "seeds": len(seeds),
             "mean_difference": float(difference.mean()), "difference_ci95": [low, high], "p_value": p_value,

@@ -14,19 +14,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 from scale_scheduler.simulator.engine import simulate
+from scale_scheduler.simulator.extras import require
 from scale_scheduler.simulator.scenarios import get_scenario
 from scale_scheduler.simulator.schedulers import HEURISTICS, Scheduler
 from scale_scheduler.simulator.yardsticks import lower_bound
 
 from .evaluation import confidence_interval, make_schedulers
 from .parallel import IN_PROCESS, Workers, run_units
-
-matplotlib.use("Agg")  # headless: CI and servers have no display
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from .plots import pyplot
 
 
 @dataclass
@@ -157,6 +154,7 @@ def plot_suite_ratios(summary: dict[str, Any], path: Path) -> Path:
     # suite is not painted at full saturation
     log_ratio = np.log2(ratios)
     limit = max(float(np.nanmax(np.abs(log_ratio))), np.log2(1.1))
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(1.3 * len(methods) + 3, 0.45 * len(scenarios) + 1.5))
     image = axis.imshow(log_ratio, cmap="RdYlGn_r", vmin=-limit, vmax=limit, aspect="auto")
     for (i, j), ratio in np.ndenumerate(ratios):
@@ -165,7 +163,8 @@ def plot_suite_ratios(summary: dict[str, Any], path: Path) -> Path:
     axis.set_xticks(range(len(methods)), methods, rotation=30, ha="right")
     axis.set_yticks(range(len(scenarios)), scenarios)
     axis.set_title("avg response time / best heuristic's (lower is better)")
-    colourbar = figure.colorbar(image, ax=axis, format=FuncFormatter(lambda value, _: f"×{2**value:.2f}"))
+    ratio_label = require("matplotlib.ticker", "plots").FuncFormatter(lambda value, _: f"×{2**value:.2f}")
+    colourbar = figure.colorbar(image, ax=axis, format=ratio_label)
     colourbar.set_label("ratio to the best heuristic (log scale)")
     figure.tight_layout()
     figure.savefig(path, dpi=120)

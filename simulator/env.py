@@ -16,18 +16,24 @@ dimension is declared for the current episode; a pointer-style policy handles an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import gymnasium
 import numpy as np
-from gymnasium import spaces
 
 from .cluster import ClusterSpec, heterogeneous
 from .engine import Engine
+from .extras import require
 from .features import NODE_FEATURES, PRIMITIVE_FEATURES, Observation
 from .generators import generate_workload
 from .placement import DEFAULT_RULE, PlacementRule, parse_rule
 from .workflow import Workflow
+
+if TYPE_CHECKING:
+    import gymnasium
+    from gymnasium import spaces
+else:  # the env is for users' own agents (our trainers drive Engine directly): Gymnasium is in the train extra
+    gymnasium = require("gymnasium", "train")
+    spaces = require("gymnasium.spaces", "train")
 
 
 class SchedulingEnv(gymnasium.Env):

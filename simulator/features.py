@@ -7,9 +7,11 @@ allocatable, and cross-node terms are relative to the mean over feasible nodes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 import numpy as np
 
@@ -41,8 +43,52 @@ class _lazy(Generic[_Value]):
         return value
 
 
-PRIMITIVE_FEATURES = len(KINDS) + 7
-NODE_FEATURES = 15 + len(NODE_CLASSES)
+# The feature layout, in column order: the one interface every checkpoint freezes (policy/checkpoint.py records
+# these names and refuses a checkpoint trained on another layout). Append or reorder here and in the builders
+# below together; counts and column indices are derived from these tuples, never written by hand.
+PRIMITIVE_FEATURE_NAMES: tuple[str, ...] = (
+    *(f"kind_{kind.value}" for kind in KINDS),  # one-hot
+    "log_input_tokens",
+    "log_output_tokens",
+    "log_cpu_cores",
+    "log_memory_gib",
+    "gpus",
+    "log_mean_estimated_duration",  # over the feasible nodes
+    "log_downstream_seconds",
+)
+NODE_FEATURE_NAMES: tuple[str, ...] = (
+    "log_estimated_duration",
+    "log_estimated_wait",
+    "log_transfer",
+    "log_cold_start",
+    "log_estimated_finish",
+    "finish_over_feasible_mean",
+    "log_finish_behind_best",
+    "fits_now",
+    "cpu_used",
+    "memory_used",
+    "gpu_free",
+    "cpu_used_minus_feasible_mean",
+    "log_queue_length",
+    "log_running",
+    "parent_output_share",
+    *(f"class_{node_class}" for node_class in NODE_CLASSES),  # one-hot
+)
+PRIMITIVE_FEATURES = len(PRIMITIVE_FEATURE_NAMES)
+NODE_FEATURES = len(NODE_FEATURE_NAMES)
+
+
+class FeatureLayout(TypedDict):
+    primitive: list[str]
+    node: list[str]
+    hash: str  # 12 hex digits of the SHA-256 of the names
+
+
+def feature_layout() -> FeatureLayout:
+    """The names of both feature vectors and a short hash of them, as checkpoints record them."""
+    names = {"primitive": list(PRIMITIVE_FEATURE_NAMES), "node": list(NODE_FEATURE_NAMES)}
+    digest = hashlib.sha256(json.dumps(names, sort_keys=True).encode()).hexdigest()[:12]
+    return FeatureLayout(primitive=names["primitive"], node=names["node"], hash=digest)
 
 
 @dataclass
@@ -142,7 +188,7 @@ class Observation:
         kind = np.zeros(len(KINDS))
         kind[KIND_INDEX[p.kind]] = 1.0
         mean_duration = float(np.mean(self.estimated_duration[self.mask])) if self.mask.any() else 0.0
-        extra = [
+        extra = [  # PRIMITIVE_FEATURE_NAMES after the kinds, in that order
             np.log1p(p.input_tokens) / 8.0,
             np.log1p(p.output_tokens) / 8.0,
             np.log1p(p.cpu_millicores / 1000.0),
@@ -171,7 +217,7 @@ class Observation:
             parent_local[node] += megabytes / total_mb if total_mb > 0 else 0.0
         node_class = np.zeros((s.num_nodes, len(NODE_CLASSES)))
         node_class[np.arange(s.num_nodes), s.node_class] = 1.0
-        columns = [
+        columns = [  # NODE_FEATURE_NAMES before the classes, in that order
             np.log1p(duration),
             np.log1p(self.estimated_wait),
             np.log1p(self.transfer) * 4.0,

@@ -12,7 +12,7 @@ import numpy as np
 
 from .cluster import ClusterSpec
 from .node_model import estimated_durations
-from .primitives import KIND_INDEX, PrimitiveKind
+from .primitives import DEFAULT_WORK_SECONDS, KIND_INDEX, PrimitiveKind
 from .state import ClusterState
 from .tokens import sample_tokens
 from .workflow import Primitive, Workflow, validate
@@ -25,8 +25,7 @@ def _llm(rng: np.random.Generator, name: str, depends_on: list[str] | None = Non
 
 
 def _step(kind: PrimitiveKind, rng: np.random.Generator, name: str, depends_on: list[str]) -> Primitive:
-    work = {PrimitiveKind.TOOL_CALL: 2.0, PrimitiveKind.RETRIEVE: 1.0, PrimitiveKind.CODE_EXEC: 4.0,
-            PrimitiveKind.LLM_EMBED: 1.5}[kind]
+    work = DEFAULT_WORK_SECONDS[kind]
     return Primitive(name, kind, depends_on=depends_on, work_seconds=float(work * rng.lognormal(0, 0.4)),
                      output_megabytes=float(rng.choice([0.05, 1.0, 20.0], p=[0.6, 0.3, 0.1])))
 

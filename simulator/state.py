@@ -21,6 +21,13 @@ NODE_CLASSES: tuple[str, ...] = tuple(PROFILES)
 _DYNAMIC = ("free_cpu", "free_memory", "free_gpus", "running", "queue_length", "queued_seconds", "next_release", "warm")
 
 
+def _class_index(node_class: str, node: str) -> int:
+    """The node class's one-hot column; an unknown class would silently look like another one to a policy."""
+    if node_class not in NODE_CLASSES:
+        raise ValueError(f"node {node!r}: unknown node class {node_class!r}; known: {', '.join(NODE_CLASSES)}")
+    return NODE_CLASSES.index(node_class)
+
+
 def dominant_share(free_cpu: Any, alloc_cpu: Any, free_memory: Any, alloc_memory: Any, free_gpus: Any,
                    gpu_divisor: Any, gpu_weight: Any, larger: Callable[[Any, Any], Any] = np.maximum) -> Any:
     """Share in use of a node's most used resource (GPUs only on GPU nodes): for every node at once from the
@@ -69,9 +76,7 @@ class ClusterState:
         self.prefill_tps = np.array([n.prefill_tokens_per_second for n in nodes], dtype=np.float64)
         self.decode_tps = np.array([n.decode_tokens_per_second for n in nodes], dtype=np.float64)
         self.bandwidth_gbps = np.array([n.bandwidth_gbps for n in nodes], dtype=np.float64)
-        self.node_class = np.array(
-            [NODE_CLASSES.index(n.node_class) if n.node_class in NODE_CLASSES else 0 for n in nodes]
-        )
+        self.node_class = np.array([_class_index(n.node_class, n.name) for n in nodes], dtype=np.int64)
         has_gpus = self.alloc_gpus > 0
         self.gpu_divisor = np.where(has_gpus, self.alloc_gpus, 1.0)
         self.gpu_weight = has_gpus.astype(np.float64)

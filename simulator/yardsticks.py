@@ -18,6 +18,7 @@ import numpy as np
 
 from .cluster import ClusterSpec
 from .engine import Engine
+from .extras import require
 from .node_model import cold_start_seconds, transfer_seconds
 from .primitives import MIB
 from .state import ClusterState
@@ -187,7 +188,7 @@ def optimum(cluster: ClusterSpec, workflows: Sequence[Workflow], seed: int, time
     is only the best schedule found and can be worse than a heuristic's. Deterministic for a seed with one
     worker unless the wall-clock limit cuts the search; ``work_limit`` (CP-SAT's deterministic time, the same
     on a busy machine as on an idle one) cuts it reproducibly."""
-    from ortools.sat.python import cp_model  # lazy: the simulator stays importable without OR-Tools loaded
+    cp_model = require("ortools.sat.python.cp_model", "train")  # lazy: the simulator stays light
 
     _check_size(cluster, workflows)
     started = time.perf_counter()

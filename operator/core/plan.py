@@ -8,8 +8,7 @@ from typing import Any
 from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.simulator.estimates import workflow_estimates
 from scale_scheduler.simulator.manifests import workflow_from_manifest
-from scale_scheduler.simulator.node_model import feasible
-from scale_scheduler.simulator.workflow import Primitive, Workflow, WorkflowValidationError, validate
+from scale_scheduler.simulator.workflow import Primitive, Workflow, validate
 
 
 @dataclass
@@ -35,14 +34,7 @@ def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
     """
     workflow = workflow_from_manifest(body)
     state = live.snapshot()
-    validate(workflow, state.spec.nodes)
-    for primitive in workflow.primitives:
-        if not any(feasible(primitive, node) for node in state.spec.nodes):
-            raise WorkflowValidationError(
-                "Unschedulable", primitive.name,
-                f"workflow {workflow.name!r}: primitive {primitive.name!r} ({primitive.kind.value}) can run on no "
-                f"node of the cluster (no node of a class that runs {primitive.kind.value} fits its requests)",
-            )
+    validate(workflow, state.spec.nodes)  # Unschedulable when a primitive can ever run on no node
     raw = {entry["name"]: entry for entry in body["spec"]["primitives"]}
     estimates = workflow_estimates(workflow, state)  # the simulator engine's own per-workflow preparation
     return WorkflowPlan(body["metadata"]["uid"], workflow, raw, estimates.downstream_seconds(workflow),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +19,7 @@ from urllib.parse import quote
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.times import now as _now
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 log = logging.getLogger(__name__)
@@ -63,10 +63,6 @@ def _log_retry(state: RetryCallState, what: str) -> None:
     error = state.outcome.exception() if state.outcome else None
     wait = state.next_action.sleep if state.next_action else 0.0
     log.info("%s: HTTP %s, retrying in %.2fs", what, getattr(error, "status", "?"), wait)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def owned_by(pods: list[dict[str, Any]], owner_uid: str) -> list[dict[str, Any]]:

@@ -12,10 +12,12 @@ import json
 import logging
 import os
 import socket
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
 
 import typer
+from scale_scheduler.policy.registry import CLUSTER_METHODS
 from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, PlacementRule, parse_rule
 from scale_scheduler.simulator.rollout import LOOKAHEAD
 
@@ -25,6 +27,15 @@ operator_app = typer.Typer(help="The WorkflowDAG operator (kopf): places and bin
                            no_args_is_help=True)
 
 FALLBACK_POLICY = "least-loaded"
+
+
+class LogLevel(StrEnum):  # an enum so that --help lists them
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
 # Watch streams that end silently leave an operator deaf (kopf issue): bound every stream explicitly.
 WATCH_SERVER_TIMEOUT = 300
 WATCH_CLIENT_TIMEOUT = 330
@@ -131,8 +142,8 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     from scale_scheduler.operator.core import metrics
     from scale_scheduler.operator.core.controller import WorkflowController
     from scale_scheduler.operator.core.livestate import LiveCluster
-    from scale_scheduler.operator.core.workflow_pods import KWOK_TOLERATION
     from scale_scheduler.operator.kube.api import COMPONENT, KubeApi
+    from scale_scheduler.operator.kube.labels import KWOK_NODE_KEY
     from scale_scheduler.operator.serve.handlers import build_registry
 
     scheduler, warning = load_policy(policy, checkpoint)
@@ -141,7 +152,7 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     api = KubeApi(client.ApiClient())
     if peering:
         await check_peering(api, peering, namespace)
-    live = LiveCluster(tolerated_taints={KWOK_TOLERATION["key"]}, time_scale=time_scale, rule=rule)
+    live = LiveCluster(tolerated_taints={KWOK_NODE_KEY}, time_scale=time_scale, rule=rule)
     log.info("placing WorkflowDAG pods with policy %s under the %s placement rule (%s)", policy_name, rule.value,
              f"namespace {namespace}" if namespace else "all namespaces")
     controller = WorkflowController(api, live, scheduler, policy_name, time_scale, namespace=namespace,
@@ -186,8 +197,8 @@ def run(
     kubeconfig: Path | None = typer.Option(None, help="Kubeconfig file; default $KUBECONFIG, else in-cluster."),
     namespace: str | None = typer.Option(None, help="Reconcile WorkflowDAGs of this namespace only."),
     all_namespaces: bool = typer.Option(False, "--all-namespaces", help="Reconcile every namespace (the default)."),
-    policy: str = typer.Option("scale", help="scale (shipped checkpoint), crossattn, ppo-mlp, ppo-mlp-srr, sac, "
-                                             "least-loaded, heft, k8s-default, round-robin, random."),
+    policy: str = typer.Option("scale", help=f"{', '.join(CLUSTER_METHODS)} (learned ones from their shipped "
+                                             "checkpoint), or a name given a --checkpoint."),
     checkpoint: str | None = typer.Option(None, help="Checkpoint (run directory) for a learned policy."),
     time_scale: float = typer.Option(1.0, min=0.001, help="Simulated seconds per wall-clock second: pods' "
                                                            "durations are divided by it (KWOK clusters)."),
@@ -195,7 +206,7 @@ def run(
     health_port: int = typer.Option(8080, help="Port of GET /healthz (liveness)."),
     metrics_port: int = typer.Option(9090, help="Port of GET /metrics (Prometheus); 0 = off."),
     extender_port: int = typer.Option(8888, help="Port of the kube-scheduler extender; 0 = off."),
-    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    log_level: LogLevel = typer.Option(LogLevel.info, case_sensitive=False, help="Log level."),
     peering: str | None = typer.Option(None, help="kopf peering name for several replicas (needs kopf's peering "
                                                   "CRDs and that peering object; the chart creates both); without "
                                                   "it the operator runs standalone."),
@@ -210,9 +221,7 @@ def run(
     if policy in LOOKAHEAD:
         raise typer.BadParameter(f"{policy!r} looks ahead in the simulator and cannot place pods on a live cluster; "
                                  "use heft or a learned policy", param_hint="--policy")
-    level = getattr(logging, log_level.upper(), None)
-    if not isinstance(level, int):
-        raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
+    level = getattr(logging, log_level.value.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level > logging.DEBUG:
         # kopf logs every successful watch-event handler and aiohttp every probe: thousands of lines an hour.
@@ -224,5 +233,5 @@ def run(
                       extender_port=extender_port, peering=peering))
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(operator_app, name="operator")
+def register(app: typer.Typer, panel: str | None = None) -> None:
+    app.add_typer(operator_app, name="operator", rich_help_panel=panel)
