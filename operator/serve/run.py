@@ -36,6 +36,11 @@ class LogLevel(StrEnum):  # an enum so that --help lists them
     error = "error"
 
 
+class LogFormat(StrEnum):
+    text = "text"  # one line per record, for people
+    json = "json"  # one JSON object per line (kopf's formatter, with the object a record is about), for collectors
+
+
 # Watch streams that end silently leave an operator deaf (kopf issue): bound every stream explicitly.
 WATCH_SERVER_TIMEOUT = 300
 WATCH_CLIENT_TIMEOUT = 330
@@ -207,6 +212,8 @@ def run(
     metrics_port: int = typer.Option(9090, help="Port of GET /metrics (Prometheus); 0 = off."),
     extender_port: int = typer.Option(8888, help="Port of the kube-scheduler extender; 0 = off."),
     log_level: LogLevel = typer.Option(LogLevel.info, case_sensitive=False, help="Log level."),
+    log_format: LogFormat = typer.Option(LogFormat.text, case_sensitive=False,
+                                         help="text, or json for log collectors (one object per line)."),
     peering: str | None = typer.Option(None, help="kopf peering name for several replicas (needs kopf's peering "
                                                   "CRDs and that peering object; the chart creates both); without "
                                                   "it the operator runs standalone."),
@@ -222,7 +229,13 @@ def run(
         raise typer.BadParameter(f"{policy!r} looks ahead in the simulator and cannot place pods on a live cluster; "
                                  "use heft or a learned policy", param_hint="--policy")
     level = getattr(logging, log_level.value.upper())
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_format is LogFormat.json:
+        import kopf
+
+        kopf.configure(log_format=kopf.LogFormat.JSON, log_refkey="object", debug=level <= logging.DEBUG)
+        logging.getLogger().setLevel(level)
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level > logging.DEBUG:
         # kopf logs every successful watch-event handler and aiohttp every probe: thousands of lines an hour.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
