@@ -291,6 +291,9 @@ def evaluate(
     workers: int | None = typer.Option(None, min=1, help=WORKERS_HELP + "; a unit is one (N, regime, seed) cell, "
                                        "or with --suite one (scenario, seed)"),
     ray_address: str | None = typer.Option(None, help=RAY_ADDRESS_HELP),
+    guard: float = typer.Option(0.0, min=0.0, help="wrap every policy in the guard: a choice estimated to finish "
+                                                    "more than GUARD times later than the best candidate is replaced "
+                                                    "(0 = off); results report the share replaced"),
     as_json: bool = typer.Option(False, "--json", help="print {'results': [...]} as JSON on stdout"),
     methods: str | None = old_name("--methods", "--policies"),
 ) -> None:
@@ -316,7 +319,10 @@ def evaluate(
         placement_rule = parse_rule(rule)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--rule") from None
-    make = _method_maker(overrides)
+    if 0.0 < guard <= 1.0:
+        raise typer.BadParameter(f"{guard} would guard against choices as good as the best; give a factor above 1 "
+                                 "(e.g. 2) or 0 for no guard", param_hint="--guard")
+    make = _method_maker(overrides, guard)
     chosen = Workers(workers, ray_address)
     if suite is not None:
         _evaluate_suite(suite, _split(methods), seeds, size, placement_rule, make, out, as_json, chosen)
@@ -370,17 +376,21 @@ def evaluate(
         Console().print(optimality_markdown)
 
 
-def _method_maker(overrides: dict[str, str]) -> Any:  # Callable[[str], Scheduler]; the simulator loads lazily
-    """Schedulers by name; it pickles (names and absolute checkpoint paths), so Ray workers build their own."""
+def _method_maker(overrides: dict[str, str], guard: float = 0.0) -> Any:  # Callable[[str], Scheduler]
+    """Schedulers by name, each in the guard when ``guard`` > 0; it pickles (names, absolute checkpoint paths and
+    the factor), so Ray workers build their own."""
+    from scale_scheduler.simulator.guard import Guarded
+
     from .registry import make_scheduler
 
     checkpoints = {name: str(Path(path).resolve()) for name, path in overrides.items()}
 
     def make(method: str) -> Any:
         try:
-            return make_scheduler(method, checkpoints.get(method))
+            scheduler = make_scheduler(method, checkpoints.get(method))
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="--policies") from None
+        return Guarded(scheduler, guard) if guard else scheduler
 
     return make
 

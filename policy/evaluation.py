@@ -20,6 +20,7 @@ from scale_scheduler.simulator.cluster import heterogeneous
 from scale_scheduler.simulator.engine import simulate
 from scale_scheduler.simulator.extras import require
 from scale_scheduler.simulator.generators import arrival_rate_for_load, generate_workload
+from scale_scheduler.simulator.guard import guarded_fraction, tally
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule
 from scale_scheduler.simulator.schedulers import Scheduler
 from scale_scheduler.simulator.yardsticks import lower_bound
@@ -41,6 +42,7 @@ class EpisodeResult:
     completed_primitives: float
     avg_slowdown: float
     lower_bound: float = math.nan  # max(LB1, LB2) of the episode: no method can have a lower avg response time
+    guarded_fraction: float = 0.0  # share of its decisions the guard replaced (evaluate --guard)
 
 
 @dataclass
@@ -82,9 +84,10 @@ def evaluate_cell(plan: EvaluationPlan, schedulers: Mapping[str, Scheduler],
     for method in plan.methods:
         scheduler = schedulers[method]
         scheduler.reset(seed)
+        before = tally(scheduler)
         outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed, rule=plan.rule)
         results.append(EpisodeResult(method, nodes, regime, seed, *(float(getattr(outcome, m)) for m in METRICS),
-                                     lower_bound=bound))
+                                     lower_bound=bound, guarded_fraction=guarded_fraction(scheduler, before)))
     return results
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from scale_scheduler.simulator.engine import simulate
 from scale_scheduler.simulator.extras import require
+from scale_scheduler.simulator.guard import guarded_fraction, tally
 from scale_scheduler.simulator.scenarios import get_scenario
 from scale_scheduler.simulator.schedulers import HEURISTICS, Scheduler
 from scale_scheduler.simulator.yardsticks import lower_bound
@@ -36,6 +37,7 @@ class SuiteEpisode:
     completed_workflows: int
     workflows: int
     lower_bound: float  # max(LB1, LB2) of the (scenario, seed) episode
+    guarded_fraction: float = 0.0  # share of its decisions the guard replaced (evaluate --guard)
 
 
 def suite_cell(methods: Sequence[str], size: str | float, simulate_kwargs: Mapping[str, Any],
@@ -48,10 +50,11 @@ def suite_cell(methods: Sequence[str], size: str | float, simulate_kwargs: Mappi
     for method in methods:
         scheduler = schedulers[method]
         scheduler.reset(seed)
+        before = tally(scheduler)
         outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed, **simulate_kwargs)
         episodes.append(SuiteEpisode(scenario.name, method, seed, float(outcome.avg_response_time),
                                      float(outcome.p95_response_time), outcome.completed_workflows, len(workflows),
-                                     bound))
+                                     bound, guarded_fraction(scheduler, before)))
     return episodes
 
 
@@ -104,6 +107,7 @@ def summarise_suite(episodes: Iterable[SuiteEpisode], heuristics: Iterable[str] 
             "completed_fraction": sum(e.completed_workflows for e in group) / sum(e.workflows for e in group),
             "lower_bound": float(np.mean([e.lower_bound for e in group])),
             "ratio_to_lower_bound": float(np.mean([e.avg_response_time / e.lower_bound for e in group])),
+            "guarded_fraction": float(np.mean([e.guarded_fraction for e in group])),
         })
     worst: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -141,6 +145,11 @@ def markdown_suite_table(summary: dict[str, Any]) -> str:
     lines.append("")
     lines += [f"- {w['method']}: worst scenario {w['scenario']} (×{w['ratio']:.2f} the best heuristic)"
               for w in summary["worst"]]
+    guarded = {method: [r["guarded_fraction"] for r in summary["rows"] if r["method"] == method] for method in methods}
+    if any(any(fractions) for fractions in guarded.values()):  # evaluate --guard: how often it stepped in
+        lines += ["", "Decisions the guard replaced (mean over scenarios; most in one scenario):"]
+        lines += [f"- {method}: {100 * float(np.mean(fractions)):.2f} % (max {100 * max(fractions):.2f} %)"
+                  for method, fractions in guarded.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -21,6 +21,18 @@ from .schedulers import Scheduler
 DEFAULT_GUARD_FACTOR = 2.0  # "far worse": twice as long to finish as the best candidate
 
 
+def tally(scheduler: object) -> tuple[int, int]:
+    """(guarded, decisions) so far: zeros for a scheduler that is not guarded."""
+    return (scheduler.guarded, scheduler.decisions) if isinstance(scheduler, Guarded) else (0, 0)
+
+
+def guarded_fraction(scheduler: object, since: tuple[int, int]) -> float:
+    """The share of the decisions since ``since`` (a ``tally``) that the guard replaced; 0 without a guard."""
+    guarded, decisions = tally(scheduler)
+    made = decisions - since[1]
+    return (guarded - since[0]) / made if made else 0.0
+
+
 class Guarded:
     """``policy`` with its far-worse choices replaced by what it would pick among the reasonable candidates."""
 

@@ -32,6 +32,11 @@ BIND_ERRORS = Counter(
     "scale_sched_bind_errors", "Bindings that failed (409 conflicts that mean already bound are not errors).",
     ["reason"],
 )
+GUARDED_DECISIONS = Counter(
+    "scale_sched_guarded_decisions_total",
+    "Decisions whose choice was estimated to finish far behind the best candidate's and were replaced by the guard.",
+    ["policy"],
+)
 WORKFLOWS = Gauge("scale_sched_workflows", "WorkflowDAGs known to the operator, by phase.", ["phase"])
 WORKFLOW_RESPONSE_TIME = Histogram(
     "scale_sched_workflow_response_time_seconds",

@@ -30,7 +30,7 @@ from scale_scheduler.operator.dev.repo import REPO_ROOT
 from scale_scheduler.operator.dev.samples import SAMPLES_DIR
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.operator.kube.times import parse_time
-from scale_scheduler.policy.registry import CLUSTER_METHODS
+from scale_scheduler.policy.registry import CLUSTER_METHODS, DEFAULT_CLUSTER_POLICY
 from scale_scheduler.simulator.cluster import NODE_CLASS_LABEL
 
 CHART_DIR = REPO_ROOT / "charts" / "scale-scheduler"
@@ -244,7 +244,8 @@ def run_demo(*, nodes: int, policy: str, keep: bool, timeout: float, time_scale:
 
 def demo(
     nodes: int = typer.Option(16, min=1, help="Simulated nodes in the local cluster."),
-    policy: str = typer.Option("scale", help=f"The operator's policy: {', '.join(CLUSTER_METHODS)}."),
+    policy: str = typer.Option(DEFAULT_CLUSTER_POLICY,
+                               help=f"The operator's policy: {', '.join(CLUSTER_METHODS)}."),
     keep: bool = typer.Option(False, "--keep", help="Leave the local cluster running afterwards."),
     timeout: float = typer.Option(300.0, min=1, help="Seconds allowed for each step (cluster, operator, workflows)."),
     time_scale: float = typer.Option(10.0, min=0.001, help="Operator clock speed-up for simulated durations."),

@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 
 import typer
-from scale_scheduler.policy.registry import CLUSTER_METHODS
+from scale_scheduler.policy.registry import CLUSTER_METHODS, DEFAULT_CLUSTER_POLICY
 from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, PlacementRule, parse_rule
 from scale_scheduler.simulator.rollout import LOOKAHEAD
 
@@ -140,7 +140,7 @@ async def check_peering(api, name: str, namespace: str | None) -> None:  # noqa:
 
 
 async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, time_scale: float,
-                rule: PlacementRule, health_port: int, metrics_port: int, extender_port: int,
+                rule: PlacementRule, guard: float, health_port: int, metrics_port: int, extender_port: int,
                 peering: str | None) -> None:
     import kopf
     from kubernetes import client
@@ -154,6 +154,11 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     scheduler, warning = load_policy(policy, checkpoint)
     scheduler.reset(seed=0)
     policy_name = FALLBACK_POLICY if warning else policy
+    if guard:
+        from scale_scheduler.simulator.guard import Guarded
+
+        guarded = metrics.GUARDED_DECISIONS.labels(policy=policy_name)
+        scheduler = Guarded(scheduler, guard, on_guard=guarded.inc)
     api = KubeApi(client.ApiClient())
     if peering:
         await check_peering(api, peering, namespace)
@@ -202,7 +207,8 @@ def run(
     kubeconfig: Path | None = typer.Option(None, help="Kubeconfig file; default $KUBECONFIG, else in-cluster."),
     namespace: str | None = typer.Option(None, help="Reconcile WorkflowDAGs of this namespace only."),
     all_namespaces: bool = typer.Option(False, "--all-namespaces", help="Reconcile every namespace (the default)."),
-    policy: str = typer.Option("scale", help=f"{', '.join(CLUSTER_METHODS)} (learned ones from their shipped "
+    policy: str = typer.Option(DEFAULT_CLUSTER_POLICY, help=f"{', '.join(CLUSTER_METHODS)} (learned ones from their "
+                                                            "shipped "
                                              "checkpoint), or a name given a --checkpoint."),
     checkpoint: str | None = typer.Option(None, help="Checkpoint (run directory) for a learned policy."),
     time_scale: float = typer.Option(1.0, min=0.001, help="Simulated seconds per wall-clock second: pods' "
@@ -211,6 +217,9 @@ def run(
     health_port: int = typer.Option(8080, help="Port of GET /healthz (liveness)."),
     metrics_port: int = typer.Option(9090, help="Port of GET /metrics (Prometheus); 0 = off."),
     extender_port: int = typer.Option(8888, help="Port of the kube-scheduler extender; 0 = off."),
+    guard: float = typer.Option(0.0, min=0.0, help="Replace a choice estimated to finish more than GUARD times "
+                                                   "later than the best candidate's (counted in "
+                                                   "scale_sched_guarded_decisions_total); 0 = off."),
     log_level: LogLevel = typer.Option(LogLevel.info, case_sensitive=False, help="Log level."),
     log_format: LogFormat = typer.Option(LogFormat.text, case_sensitive=False,
                                          help="text, or json for log collectors (one object per line)."),
@@ -225,6 +234,9 @@ def run(
         placement_rule = parse_rule(rule)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--rule") from None
+    if 0.0 < guard <= 1.0:
+        raise typer.BadParameter(f"{guard} would guard against choices as good as the best; give a factor above 1 "
+                                 "(e.g. 2) or 0 for no guard", param_hint="--guard")
     if policy in LOOKAHEAD:
         raise typer.BadParameter(f"{policy!r} looks ahead in the simulator and cannot place pods on a live cluster; "
                                  "use heft or a learned policy", param_hint="--policy")
@@ -241,7 +253,7 @@ def run(
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     load_kube_config(kubeconfig)
-    asyncio.run(serve(namespace=namespace, policy=policy, checkpoint=checkpoint, time_scale=time_scale,
+    asyncio.run(serve(namespace=namespace, policy=policy, checkpoint=checkpoint, time_scale=time_scale, guard=guard,
                       rule=placement_rule, health_port=health_port, metrics_port=metrics_port,
                       extender_port=extender_port, peering=peering))
 
