@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from scale_scheduler.simulator.cli_aliases import old_name, resolve
+from scale_scheduler.simulator.guard import check_factor
 from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, parse_rule
 
 from .parallel import Workers, WorkersUnavailable, connected  # light: Ray itself is imported only when asked for
@@ -319,9 +320,10 @@ def evaluate(
         placement_rule = parse_rule(rule)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--rule") from None
-    if 0.0 < guard <= 1.0:
-        raise typer.BadParameter(f"{guard} would guard against choices as good as the best; give a factor above 1 "
-                                 "(e.g. 2) or 0 for no guard", param_hint="--guard")
+    try:
+        check_factor(guard)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--guard") from None
     make = _method_maker(overrides, guard)
     chosen = Workers(workers, ray_address)
     if suite is not None:

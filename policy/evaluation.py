@@ -16,13 +16,14 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from scale_scheduler.simulator.cluster import heterogeneous
+from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
 from scale_scheduler.simulator.engine import simulate
 from scale_scheduler.simulator.extras import require
 from scale_scheduler.simulator.generators import arrival_rate_for_load, generate_workload
 from scale_scheduler.simulator.guard import guarded_fraction, tally
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule
 from scale_scheduler.simulator.schedulers import Scheduler
+from scale_scheduler.simulator.workflow import Workflow
 from scale_scheduler.simulator.yardsticks import lower_bound
 
 from .parallel import IN_PROCESS, Workers, run_units
@@ -66,7 +67,7 @@ class EvaluationPlan:
         return len(list(self.cells())) * len(self.methods)
 
 
-def workload_for(plan: EvaluationPlan, nodes: int, regime: str, seed: int):  # noqa: ANN201 (simulator types)
+def workload_for(plan: EvaluationPlan, nodes: int, regime: str, seed: int) -> tuple[ClusterSpec, list[Workflow]]:
     cluster = heterogeneous(nodes, seed=seed)
     if regime == "total-rate":
         rate = arrival_rate_for_load(heterogeneous(plan.base_nodes, seed=seed), plan.load)
@@ -86,8 +87,9 @@ def evaluate_cell(plan: EvaluationPlan, schedulers: Mapping[str, Scheduler],
         scheduler.reset(seed)
         before = tally(scheduler)
         outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed, rule=plan.rule)
-        results.append(EpisodeResult(method, nodes, regime, seed, *(float(getattr(outcome, m)) for m in METRICS),
-                                     lower_bound=bound, guarded_fraction=guarded_fraction(scheduler, before)))
+        metrics = {m: float(getattr(outcome, m)) for m in METRICS}
+        results.append(EpisodeResult(method, nodes, regime, seed, **metrics, lower_bound=bound,
+                                     guarded_fraction=guarded_fraction(scheduler, before)))
     return results
 
 
@@ -102,6 +104,7 @@ def run_evaluation(plan: EvaluationPlan, make: Callable[[str], Scheduler],
     (so it must pickle: names and checkpoint paths, not models)."""
 
     def report(cell: list[EpisodeResult]) -> None:
+        assert on_episode is not None  # passed on only when given
         for result in cell:
             on_episode(result)
 
@@ -169,7 +172,7 @@ def paired_comparison(results: list[EpisodeResult], method: str, reference: str)
 
 def best_heuristic_comparison(results: list[EpisodeResult], method: str, heuristics: list[str]) -> list[dict[str, Any]]:
     """``method`` against the heuristic with the lowest mean response time in each (N, regime) cell."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     summary = summarise(results)
     for nodes, regime in sorted({(r["nodes"], r["regime"]) for r in summary}):
         candidates = [r for r in summary if r["nodes"] == nodes and r["regime"] == regime and r["method"] in heuristics]

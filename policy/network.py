@@ -62,7 +62,8 @@ class CrossAttentionLayer(nn.Module):
         key, value = self.key_value(nodes).view(batch, num_nodes, 2, self.heads, head_dim).permute(2, 0, 3, 1, 4)
         attended = F.scaled_dot_product_attention(query, key, value, attn_mask=mask[:, None, None, :])  # [B,H,1,d]
         task = task + self.out(attended.transpose(1, 2).reshape(batch, hidden))  # [B, D]
-        return task + self.feed_forward(self.feed_forward_norm(task))
+        out: torch.Tensor = task + self.feed_forward(self.feed_forward_norm(task))
+        return out
 
 
 class ScaleNetwork(nn.Module):

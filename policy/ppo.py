@@ -74,17 +74,17 @@ def collect_group(rollouts: int, rule: PlacementRule, model: nn.Module,
     trajectories = [Trajectory() for _ in engines]
     observations = [engine.next_decision() for engine in engines]
     while True:
-        live = [i for i, observation in enumerate(observations) if observation is not None]
+        live = [(i, observation) for i, observation in enumerate(observations) if observation is not None]
         if not live:
             break
-        batch = batch_observations([observations[i] for i in live])
+        batch = batch_observations([observation for _, observation in live])
         with torch.inference_mode():
             output = model(*batch.tensors())
             probs = torch.softmax(output.logits, dim=-1)
             actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
             log_probs = torch.log_softmax(output.logits, dim=-1).gather(1, actions[:, None]).squeeze(-1)
-        for row, i in enumerate(live):
-            observation, trajectory, engine = observations[i], trajectories[i], engines[i]
+        for row, (i, observation) in enumerate(live):
+            trajectory, engine = trajectories[i], engines[i]
             trajectory.primitive.append(observation.primitive_features)
             trajectory.nodes.append(observation.node_features)
             trajectory.mask.append(np.ascontiguousarray(observation.candidates))
@@ -126,7 +126,7 @@ def advantages_and_returns(trajectories: list[Trajectory], rollouts_per_group: i
             advantage[t] = last
         advantages.append(advantage)
         returns.append(advantage + values)
-    centred = []
+    centred: list[np.ndarray] = []
     for start in range(0, len(trajectories), rollouts_per_group):
         group = advantages[start:start + rollouts_per_group]
         longest = max(len(a) for a in group)

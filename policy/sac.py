@@ -12,7 +12,7 @@ import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -88,6 +88,9 @@ class SACTrainer:
         self.actor = WindowMLPNetwork(config.network)
         self.critics = nn.ModuleList([WindowQNetwork(config.network), WindowQNetwork(config.network)])
         self.targets = copy.deepcopy(self.critics).requires_grad_(False)
+        # typed views of the two (ModuleList items read as plain Modules)
+        self.critic_pair = cast(tuple[WindowQNetwork, WindowQNetwork], tuple(self.critics))
+        self.target_pair = cast(tuple[WindowQNetwork, WindowQNetwork], tuple(self.targets))
         self.log_alpha = torch.zeros((), requires_grad=True)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
         self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr)
@@ -151,20 +154,21 @@ class SACTrainer:
         reward = batch["reward"] / self.return_scale.std
         with torch.no_grad():
             next_probs, next_log_probs = _policy_terms(self.actor, *following)
-            next_q = torch.min(self.targets[0].q_values(*following), self.targets[1].q_values(*following))
+            next_q = torch.min(self.target_pair[0].q_values(*following), self.target_pair[1].q_values(*following))
             next_value = (next_probs * (next_q - alpha * next_log_probs)).sum(-1)
             target = reward + config.gamma * (1 - batch["done"]) * next_value
-        critic_loss = sum(
+        first, second = (
             F.mse_loss(critic.q_values(*now).gather(1, batch["action"][:, None]).squeeze(-1), target)
-            for critic in self.critics
+            for critic in self.critic_pair
         )
+        critic_loss = first + second
         self.critic_optimizer.zero_grad()
         critic_loss.backward()
         self.critic_optimizer.step()
 
         probs, log_probs = _policy_terms(self.actor, *now)
         with torch.no_grad():
-            q = torch.min(self.critics[0].q_values(*now), self.critics[1].q_values(*now))
+            q = torch.min(self.critic_pair[0].q_values(*now), self.critic_pair[1].q_values(*now))
         actor_loss = (probs * (alpha * log_probs - q)).sum(-1).mean()
         self.actor_optimizer.zero_grad()
         actor_loss.backward()
@@ -212,7 +216,9 @@ class SACTrainer:
                 engine.apply(int(actions[i]))
                 following = engine.next_decision()
                 reward = engine.reward_since_last()
-                self.buffer.add(observations[i], int(actions[i]), reward, following)
+                current = observations[i]
+                assert current is not None  # an ended episode is restarted below before the next step
+                self.buffer.add(current, int(actions[i]), reward, following)
                 episode_returns[i].append(reward)
                 if following is None:  # episode drained: record it and start a fresh arrival sequence
                     finished_response_times.append(engine.result().avg_response_time)

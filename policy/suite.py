@@ -68,6 +68,7 @@ def run_suite(names: Sequence[str], methods: Sequence[str], seeds: Sequence[int]
     scenarios = [get_scenario(name) for name in names]  # an unknown name fails before any simulation
 
     def report(cell: list[SuiteEpisode]) -> None:
+        assert on_episode is not None  # passed on only when given
         for episode in cell:
             on_episode(episode)
 
@@ -111,8 +112,9 @@ def summarise_suite(episodes: Iterable[SuiteEpisode], heuristics: Iterable[str] 
         })
     worst: dict[str, dict[str, Any]] = {}
     for row in rows:
-        if row["method"] not in worst or row["ratio_to_best_heuristic"] > worst[row["method"]]["ratio"]:
-            worst[row["method"]] = {"method": row["method"], "scenario": row["scenario"],
+        method = str(row["method"])
+        if method not in worst or row["ratio_to_best_heuristic"] > worst[method]["ratio"]:
+            worst[method] = {"method": method, "scenario": row["scenario"],
                                     "ratio": row["ratio_to_best_heuristic"]}
     return {"rows": rows, "worst": list(worst.values())}
 

@@ -39,9 +39,9 @@ def _run(cluster: ClusterSpec, workload: list[Workflow], scheduler: Scheduler, s
     while (observation := engine.next_decision()) is not None:
         engine.apply(scheduler.choose(observation))
         decisions += 1
-        if progress is not None and decisions % 256 == 0:
+        if progress is not None and task is not None and decisions % 256 == 0:
             progress.update(task, completed=decisions)
-    if progress is not None:
+    if progress is not None and task is not None:
         progress.update(task, completed=total)
     return engine.result()
 
@@ -113,5 +113,5 @@ def register(app: typer.Typer, make_scheduler: Callable[[str], Scheduler] = make
         Console().print(table)
 
 
-def _format(value: float | int) -> str:
+def _format(value: object) -> str:
     return str(value) if isinstance(value, int) else f"{value:.2f}"

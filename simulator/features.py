@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, cast
 
 import numpy as np
 
@@ -111,13 +111,14 @@ class Observation:
     def mask(self) -> np.ndarray:
         """Nodes that can ever run the primitive (allocatable and hardware); others must never be picked."""
         p, s = self.primitive, self.state
-        return (
+        mask: np.ndarray = (
             (s.speed[:, KIND_INDEX[p.kind]] > 0)
             & (p.cpu_millicores <= s.alloc_cpu)
             & (p.memory_bytes <= s.alloc_memory)
             & (p.gpus <= s.alloc_gpus)
             & np.isfinite(self.estimated_duration)
         )
+        return mask
 
     @_lazy
     def candidates(self) -> np.ndarray:
@@ -132,7 +133,8 @@ class Observation:
     @_lazy
     def fits_now(self) -> np.ndarray:
         """Nodes where it would start at once: room now and nobody planned ahead of it there."""
-        return self.room & (self.state.queue_length == 0)
+        fits: np.ndarray = self.room & (self.state.queue_length == 0)
+        return fits
 
     @_lazy
     def estimated_duration(self) -> np.ndarray:
@@ -145,8 +147,9 @@ class Observation:
     def node_load(self) -> np.ndarray:
         """Dominant-resource share in use per node, plus queued primitives (each counts as a full node)."""
         s = self.state
-        return dominant_share(s.free_cpu, s.alloc_cpu, s.free_memory, s.alloc_memory, s.free_gpus, s.gpu_divisor,
-                              s.gpu_weight) + s.queue_length
+        load: np.ndarray = dominant_share(s.free_cpu, s.alloc_cpu, s.free_memory, s.alloc_memory, s.free_gpus,
+                                          s.gpu_divisor, s.gpu_weight) + s.queue_length
+        return load
 
     @_lazy
     def estimated_wait(self) -> np.ndarray:
@@ -162,11 +165,11 @@ class Observation:
     def transfer(self) -> np.ndarray:
         """Seconds to pull every parent's output to each node (0 for outputs already there)."""
         s = self.state
-        total = None
+        total: np.ndarray | None = None
         for node, megabytes in self.parent_outputs:
             if megabytes <= 0:
                 continue
-            seconds = transfer_seconds_over(megabytes, s.links_from(node))
+            seconds = cast(np.ndarray, transfer_seconds_over(megabytes, s.links_from(node)))  # a row in, a row out
             seconds[node] = 0.0
             # parents' outputs are pulled in parallel; every term is >= 0, so the first is the running maximum
             total = seconds if total is None else np.maximum(total, seconds)

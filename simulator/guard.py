@@ -21,6 +21,14 @@ from .schedulers import Scheduler
 DEFAULT_GUARD_FACTOR = 2.0  # "far worse": twice as long to finish as the best candidate
 
 
+def check_factor(factor: float) -> float:
+    """``factor`` if it can be a guard's (0 means no guard); ValueError saying what to give otherwise."""
+    if factor < 0.0 or 0.0 < factor <= 1.0:
+        raise ValueError(f"{factor} would guard against choices as good as the best; give a factor above 1 "
+                         "(e.g. 2) or 0 for no guard")
+    return factor
+
+
 def tally(scheduler: object) -> tuple[int, int]:
     """(guarded, decisions) so far: zeros for a scheduler that is not guarded."""
     return (scheduler.guarded, scheduler.decisions) if isinstance(scheduler, Guarded) else (0, 0)
@@ -38,8 +46,9 @@ class Guarded:
 
     def __init__(self, policy: Scheduler, factor: float = DEFAULT_GUARD_FACTOR,
                  on_guard: Callable[[], None] | None = None) -> None:
-        if not factor > 1.0:
-            raise ValueError(f"guard factor {factor} must be above 1 (a choice as good as the best is never far worse)")
+        if not factor:
+            raise ValueError("a guard needs a factor above 1")
+        check_factor(factor)
         self.policy, self.factor, self.on_guard = policy, factor, on_guard
         self.name = policy.name
         self.decisions = 0

@@ -87,11 +87,11 @@ class KubeApi:
             body=body, auth_settings=["BearerToken"])
         response = self.api_client.call_api(method, url, header_params=headers, body=body,
                                             _request_timeout=REQUEST_TIMEOUT)
-        data: bytes = response.read()  # type: ignore[no-untyped-call]
+        data: bytes = response.read()
         if response.status >= 400:
             error = ApiException(status=response.status, reason=response.reason,
                                  body=data.decode("utf-8", "replace") if data else "")
-            error.headers = response.getheaders()  # type: ignore[no-untyped-call]
+            error.headers = response.getheaders()
             raise error
         reply: dict[str, Any] = json.loads(data) if data else {}
         return reply

@@ -15,11 +15,17 @@ import socket
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from scale_scheduler.policy.registry import CLUSTER_METHODS, DEFAULT_CLUSTER_POLICY
+from scale_scheduler.simulator.guard import check_factor
 from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, PlacementRule, parse_rule
 from scale_scheduler.simulator.rollout import LOOKAHEAD
+
+if TYPE_CHECKING:  # imported where used: `scale-sched --help` loads neither the kubernetes client nor a policy
+    from scale_scheduler.operator.kube.api import KubeApi
+    from scale_scheduler.simulator.schedulers import Scheduler
 
 log = logging.getLogger("scale_scheduler.operator")
 
@@ -48,7 +54,7 @@ WATCH_INACTIVITY_TIMEOUT = 600
 WATCH_CONNECT_TIMEOUT = 15
 
 
-def load_policy(policy: str, checkpoint: str | None):  # noqa: ANN201 (Scheduler; torch imported lazily)
+def load_policy(policy: str, checkpoint: str | None) -> tuple[Scheduler, str | None]:
     """(scheduler, warning): the named policy, or least-loaded plus a warning when its checkpoint is missing or
     corrupt (an operator that crash-loops schedules nothing; one that falls back keeps the workflows moving)."""
     from scale_scheduler.policy.registry import METHODS, make_scheduler
@@ -101,7 +107,7 @@ def peering_priority() -> int:
     return 1 + int(hashlib.sha256(identity.encode()).hexdigest()[:6], 16) % 1_000_000
 
 
-async def _warn_on_own_pod(api, warning: str) -> None:  # noqa: ANN001 (KubeApi)
+async def _warn_on_own_pod(api: KubeApi, warning: str) -> None:
     """The fallback warning as an Event on the operator's own pod, when it knows which (chart sets POD_NAME).
 
     Runs in kopf's startup handler, whose context kopf's Event poster needs."""
@@ -118,7 +124,7 @@ async def _warn_on_own_pod(api, warning: str) -> None:  # noqa: ANN001 (KubeApi)
     post_event(pod, "Pod", "PolicyFallback", warning, True)
 
 
-async def check_peering(api, name: str, namespace: str | None) -> None:  # noqa: ANN001 (KubeApi)
+async def check_peering(api: KubeApi, name: str, namespace: str | None) -> None:
     """kopf waits, silently and for good, for a peering object that does not exist: refuse to start instead."""
     from kubernetes.client.exceptions import ApiException
 
@@ -234,9 +240,10 @@ def run(
         placement_rule = parse_rule(rule)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--rule") from None
-    if 0.0 < guard <= 1.0:
-        raise typer.BadParameter(f"{guard} would guard against choices as good as the best; give a factor above 1 "
-                                 "(e.g. 2) or 0 for no guard", param_hint="--guard")
+    try:
+        check_factor(guard)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--guard") from None
     if policy in LOOKAHEAD:
         raise typer.BadParameter(f"{policy!r} looks ahead in the simulator and cannot place pods on a live cluster; "
                                  "use heft or a learned policy", param_hint="--policy")

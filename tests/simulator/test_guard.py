@@ -72,5 +72,5 @@ def test_scores_mask_the_far_worse_nodes_for_callers_that_pick_from_scores() -> 
 
 
 def test_a_factor_of_one_or_less_is_refused() -> None:
-    with pytest.raises(ValueError, match="guard factor"):
+    with pytest.raises(ValueError, match="give a factor above 1"):
         Guarded(make_heuristic("heft"), factor=1.0)
