@@ -25,8 +25,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from scale_scheduler.simulator.cli_aliases import old_name, resolve
-from scale_scheduler.simulator.guard import check_factor
-from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, parse_rule
+from scale_scheduler.simulator.cli_options import guard_option, rule_option
+from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP
 
 from .parallel import Workers, WorkersUnavailable, connected  # light: Ray itself is imported only when asked for
 from .registry import CLUSTER_METHODS, LEARNED, LEARNED_METHODS, METHODS
@@ -168,10 +168,7 @@ def _train(
             raise typer.BadParameter(f"{flags[field]} does not apply to {name} ({config_class.__name__} has no such "
                                      f"setting); it applies to {takers}", param_hint=flags[field])
     if "rule" in given:
-        try:
-            given["rule"] = parse_rule(given["rule"]).value
-        except ValueError as error:
-            raise typer.BadParameter(str(error), param_hint="--rule") from None
+        given["rule"] = rule_option(given["rule"]).value
     if LEARNED[name].trainer == "sac" and ((workers or 1) > 1 or ray_address):
         raise typer.BadParameter("sac updates after every decision of one engine: no rollouts to fan out "
                                  "(--workers and --ray-address apply to the PPO algos)", param_hint="--workers")
@@ -316,14 +313,8 @@ def evaluate(
     methods = resolve(policies, methods, "--policies", "--methods", DEFAULT_EVAL_POLICIES)
     torch.set_num_threads(1)
     overrides = _parse_checkpoints(checkpoint)
-    try:
-        placement_rule = parse_rule(rule)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--rule") from None
-    try:
-        check_factor(guard)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--guard") from None
+    placement_rule = rule_option(rule)
+    guard_option(guard)
     make = _method_maker(overrides, guard)
     chosen = Workers(workers, ray_address)
     if suite is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Any
@@ -187,32 +187,32 @@ def results_as_dicts(results: list[EpisodeResult]) -> list[dict[str, Any]]:
     return [asdict(r) for r in results]
 
 
-def markdown_table(summary: list[dict[str, Any]]) -> str:
-    lines = [
-        "| N | regime | method | avg response time (s) [95% CI] | p95 (s) | completed primitives | slowdown "
-        "| max(LB1, LB2) (s) | / LB |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in sorted(summary, key=lambda r: (r["nodes"], REGIMES.index(r["regime"]), r["avg_response_time"])):
-        low, high = row["avg_response_time_ci95"]
-        lines.append(
-            f"| {row['nodes']} | {row['regime']} | {row['method']} | {row['avg_response_time']:.2f} "
-            f"[{low:.2f}, {high:.2f}] | {row['p95_response_time']:.2f} | {row['completed_primitives']:.1f} | "
-            f"{row['avg_slowdown']:.2f} | {row['lower_bound']:.2f} | {row['ratio_to_lower_bound']:.2f} |"
-        )
+def _markdown(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def _with_ci(value: float, interval: Sequence[float], sign: str = "") -> str:
+    return f"{value:{sign}.2f} [{interval[0]:{sign}.2f}, {interval[1]:{sign}.2f}]"
+
+
+def markdown_table(summary: list[dict[str, Any]]) -> str:
+    header = ["N", "regime", "method", "avg response time (s) [95% CI]", "p95 (s)", "completed primitives",
+              "slowdown", "max(LB1, LB2) (s)", "/ LB"]
+    ordered = sorted(summary, key=lambda r: (r["nodes"], REGIMES.index(r["regime"]), r["avg_response_time"]))
+    return _markdown(header, ([
+        str(row["nodes"]), row["regime"], row["method"],
+        _with_ci(row["avg_response_time"], row["avg_response_time_ci95"]),
+        f"{row['p95_response_time']:.2f}", f"{row['completed_primitives']:.1f}", f"{row['avg_slowdown']:.2f}",
+        f"{row['lower_bound']:.2f}", f"{row['ratio_to_lower_bound']:.2f}",
+    ] for row in ordered))
 
 
 def markdown_paired(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| N | regime | method - reference | mean diff (s) [95% CI] | relative | paired t p |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        low, high = row["difference_ci95"]
-        lines.append(
-            f"| {row['nodes']} | {row['regime']} | {row['method']} - {row['reference']} | "
-            f"{row['mean_difference']:+.2f} [{low:+.2f}, {high:+.2f}] | {100 * row['relative_change']:+.1f}% | "
-            f"{row['p_value']:.3g} |"
-        )
-    return "\n".join(lines) + "\n"
+    header = ["N", "regime", "method - reference", "mean diff (s) [95% CI]", "relative", "paired t p"]
+    return _markdown(header, ([
+        str(row["nodes"]), row["regime"], f"{row['method']} - {row['reference']}",
+        _with_ci(row["mean_difference"], row["difference_ci95"], "+"),
+        f"{100 * row['relative_change']:+.1f}%", f"{row['p_value']:.3g}",
+    ] for row in rows))

@@ -39,41 +39,26 @@ class NodeProfile(BaseModel):
     bandwidth_gbps: float
 
 
-# The node classes of the generator, and the profile table used to read real clusters.
+# The node classes of the generator, and the profile table used to read real clusters: one row per class.
+# Speeds are per kind in KINDS order (llm_generate, llm_embed, retrieve, tool_call, code_exec); CPU-only
+# classes decode no tokens.
+# fmt: off
+_PROFILE_ROWS: list[tuple[str, str, int, int, int, float, float, float, tuple[float, ...]]] = [
+    # class          accelerator  cpu (m)  GiB  GPUs  prefill/s  decode/s  Gb/s  speeds
+    ("gpu-large",     "a100",      32000,   256, 4,    6000.0,    60.0,     25.0, (1.0, 4.0, 1.2, 1.0, 1.2)),
+    ("gpu-small",     "t4",        16000,   64,  2,    1500.0,    25.0,     10.0, (0.4, 2.0, 0.8, 1.0, 0.8)),
+    ("cpu-large",     "none",      64000,   128, 0,    0.0,       0.0,      25.0, (0.0, 1.0, 1.0, 1.0, 1.5)),
+    ("cpu-small",     "none",      8000,    16,  0,    0.0,       0.0,      5.0,  (0.0, 0.5, 0.6, 1.0, 0.7)),
+    ("mem-optimised", "none",      16000,   512, 0,    0.0,       0.0,      25.0, (0.0, 0.8, 2.5, 1.0, 0.9)),
+]
+# fmt: on
 PROFILES: dict[str, NodeProfile] = {
-    p.node_class: p
-    for p in [
-        NodeProfile(
-            node_class="gpu-large", accelerator="a100", cpu_millicores=32000, memory_bytes=256 * GIB,
-            gpus=4, prefill_tokens_per_second=6000.0, decode_tokens_per_second=60.0, bandwidth_gbps=25.0,
-            speed={PrimitiveKind.LLM_GENERATE: 1.0, PrimitiveKind.LLM_EMBED: 4.0, PrimitiveKind.RETRIEVE: 1.2,
-                   PrimitiveKind.TOOL_CALL: 1.0, PrimitiveKind.CODE_EXEC: 1.2},
-        ),
-        NodeProfile(
-            node_class="gpu-small", accelerator="t4", cpu_millicores=16000, memory_bytes=64 * GIB,
-            gpus=2, prefill_tokens_per_second=1500.0, decode_tokens_per_second=25.0, bandwidth_gbps=10.0,
-            speed={PrimitiveKind.LLM_GENERATE: 0.4, PrimitiveKind.LLM_EMBED: 2.0, PrimitiveKind.RETRIEVE: 0.8,
-                   PrimitiveKind.TOOL_CALL: 1.0, PrimitiveKind.CODE_EXEC: 0.8},
-        ),
-        NodeProfile(
-            node_class="cpu-large", accelerator="none", cpu_millicores=64000, memory_bytes=128 * GIB,
-            gpus=0, bandwidth_gbps=25.0,
-            speed={PrimitiveKind.LLM_GENERATE: 0.0, PrimitiveKind.LLM_EMBED: 1.0, PrimitiveKind.RETRIEVE: 1.0,
-                   PrimitiveKind.TOOL_CALL: 1.0, PrimitiveKind.CODE_EXEC: 1.5},
-        ),
-        NodeProfile(
-            node_class="cpu-small", accelerator="none", cpu_millicores=8000, memory_bytes=16 * GIB,
-            gpus=0, bandwidth_gbps=5.0,
-            speed={PrimitiveKind.LLM_GENERATE: 0.0, PrimitiveKind.LLM_EMBED: 0.5, PrimitiveKind.RETRIEVE: 0.6,
-                   PrimitiveKind.TOOL_CALL: 1.0, PrimitiveKind.CODE_EXEC: 0.7},
-        ),
-        NodeProfile(
-            node_class="mem-optimised", accelerator="none", cpu_millicores=16000, memory_bytes=512 * GIB,
-            gpus=0, bandwidth_gbps=25.0,
-            speed={PrimitiveKind.LLM_GENERATE: 0.0, PrimitiveKind.LLM_EMBED: 0.8, PrimitiveKind.RETRIEVE: 2.5,
-                   PrimitiveKind.TOOL_CALL: 1.0, PrimitiveKind.CODE_EXEC: 0.9},
-        ),
-    ]
+    node_class: NodeProfile(
+        node_class=node_class, accelerator=accelerator, cpu_millicores=cpu, memory_bytes=gib * GIB, gpus=gpus,
+        prefill_tokens_per_second=prefill, decode_tokens_per_second=decode, bandwidth_gbps=gbps,
+        speed=dict(zip(KINDS, speeds, strict=True)),
+    )
+    for node_class, accelerator, cpu, gib, gpus, prefill, decode, gbps, speeds in _PROFILE_ROWS
 }
 
 # Fixed mix of the generator: per 8 nodes, 1 large GPU, 2 small GPU, 2 CPU-large, 2 CPU-small, 1 memory.

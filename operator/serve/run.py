@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import typer
 from scale_scheduler.policy.registry import CLUSTER_METHODS, DEFAULT_CLUSTER_POLICY
-from scale_scheduler.simulator.guard import check_factor
-from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, PlacementRule, parse_rule
+from scale_scheduler.simulator.cli_options import guard_option, rule_option
+from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, PlacementRule
 from scale_scheduler.simulator.rollout import LOOKAHEAD
 
 if TYPE_CHECKING:  # imported where used: `scale-sched --help` loads neither the kubernetes client nor a policy
@@ -236,14 +236,8 @@ def run(
     """Run the operator until SIGTERM/SIGINT."""
     if namespace and all_namespaces:
         raise typer.BadParameter("give --namespace or --all-namespaces, not both", param_hint="--namespace")
-    try:
-        placement_rule = parse_rule(rule)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--rule") from None
-    try:
-        check_factor(guard)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--guard") from None
+    placement_rule = rule_option(rule)
+    guard_option(guard)
     if policy in LOOKAHEAD:
         raise typer.BadParameter(f"{policy!r} looks ahead in the simulator and cannot place pods on a live cluster; "
                                  "use heft or a learned policy", param_hint="--policy")
