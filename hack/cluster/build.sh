@@ -6,9 +6,8 @@
 #   kwok, kwokctl: sigs.k8s.io/kwok;  helm: helm.sh/helm/v3  (go install, pinned below)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-KUBE_VERSION=v1.34.4
-KWOK_VERSION=v0.7.0
-HELM_VERSION=v3.19.0
+# shellcheck source=versions.env
+source "$here/versions.env"
 cache="${SCALE_SCHED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scale-sched}"
 bin="$cache/bin-kube${KUBE_VERSION}-kwok${KWOK_VERSION}-helm${HELM_VERSION}"
 tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm)

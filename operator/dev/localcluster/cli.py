@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 from rich.table import Table
+from scale_scheduler.simulator.cli_aliases import old_name, resolve
 
 from . import kind, kwok
 
@@ -36,15 +37,16 @@ def _spec(nodes: int, seed: int, spec_path: Path | None) -> ClusterSpec:
     try:
         return ClusterSpec.load(spec_path)
     except (OSError, ValueError) as error:
-        raise typer.BadParameter(f"{spec_path}: {error}", param_hint="--spec") from None
+        raise typer.BadParameter(f"{spec_path}: {error}", param_hint="--cluster") from None
 
 
 @cluster_app.command("up")
 def up_command(
     nodes: int = typer.Option(16, min=1, help="Simulated nodes (the simulator's heterogeneous mix)."),
     seed: int = typer.Option(0, help="Seed of the node mix's speed variation."),
-    spec: Path | None = typer.Option(None, help="ClusterSpec YAML or `kubectl get nodes -o json` output "
-                                                "(overrides --nodes/--seed)."),
+    cluster: Path | None = typer.Option(None, help="ClusterSpec YAML or `kubectl get nodes -o json` output "
+                                                   "(overrides --nodes/--seed); what `simulate --cluster` takes."),
+    spec: Path | None = old_name("--spec", "--cluster"),
     name: str = typer.Option(DEFAULT_NAME, help="Cluster name; several clusters can run side by side."),
     provider: Provider = typer.Option(Provider.binary, help="binary: local processes (no Docker); "
                                                             "kind: a kind cluster with kwok inside (needs Docker)."),
@@ -55,7 +57,7 @@ def up_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (kubeconfig, nodes, bin_dir) last."),
 ) -> None:
     """Start a cluster and return when all its nodes are Ready; the components keep running."""
-    cluster_spec = _spec(nodes, seed, spec)
+    cluster_spec = _spec(nodes, seed, resolve(cluster, spec, "--cluster", "--spec"))
     started = time.monotonic()
     try:
         if provider is Provider.kind:

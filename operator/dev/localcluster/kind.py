@@ -14,12 +14,17 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from scale_scheduler.operator.dev.repo import REPO_ROOT
 from scale_scheduler.simulator.cluster import ClusterSpec
 
 from .kwok import INFO_FILE, STAGES_FILE, ClusterError, ClusterInfo, state_dir
 from .nodes import node_list
 
-KWOK_VERSION = "v0.7.0"  # keep in step with hack/cluster/build.sh
+# The version build.sh builds (hack/cluster/versions.env, its single source)
+KWOK_VERSION = dict(
+    line.split("=", 1) for line in (REPO_ROOT / "hack" / "cluster" / "versions.env").read_text().splitlines()
+    if line and not line.startswith("#")
+)["KWOK_VERSION"]
 KWOK_MANIFEST = f"https://github.com/kubernetes-sigs/kwok/releases/download/{KWOK_VERSION}/kwok.yaml"
 # One real node runs the control plane and kwok; the scheduling targets are kwok's fake nodes.
 KIND_CONFIG = """kind: Cluster
