@@ -40,6 +40,9 @@ class Observation:
     downstream_seconds: float = 0.0
     workflow_elapsed: float = 0.0
     rule: PlacementRule = DEFAULT_RULE
+    # [N] nodes the primitive's own placement constraints admit (a live cluster's nodeSelector, node affinity and
+    # taints, read by the operator); None: every node, as in the simulator
+    allowed: np.ndarray | None = None
     # in the simulator, Engine.fork at this decision (lookahead schedulers); None on a live cluster
     fork: Callable[..., Engine] | None = None
 
@@ -47,13 +50,14 @@ class Observation:
     def mask(self) -> np.ndarray:
         """Nodes that can ever run the primitive (allocatable and hardware); others must never be picked."""
         p, s = self.primitive, self.state
-        return (
+        mask: np.ndarray = (
             (s.speed[:, KIND_INDEX[p.kind]] > 0)
             & (p.cpu_millicores <= s.alloc_cpu)
             & (p.memory_bytes <= s.alloc_memory)
             & (p.gpus <= s.alloc_gpus)
             & np.isfinite(self.estimated_duration)
         )
+        return mask if self.allowed is None else np.logical_and(mask, self.allowed)
 
     @cached_property
     def candidates(self) -> np.ndarray:

@@ -86,7 +86,7 @@ def waiting_pods(body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowPro
         else:
             continue
         arrival = Arrival((meta["namespace"], name), primitive, plan.downstream_seconds[primitive.name],
-                          plan.mean_seconds[primitive.name], planned)
+                          plan.mean_seconds[primitive.name], planned, plan.constraints[primitive.name])
         waiting[arrival.pod] = (arrival, pod)
     return waiting
 
@@ -108,21 +108,25 @@ class Placer:
                    for parent in primitive.depends_on]
         return self.live.observation(
             primitive, parents, now=now * self.time_scale, downstream_seconds=plan.downstream_seconds[primitive.name],
-            workflow_elapsed=max(now - created.timestamp(), 0.0) * self.time_scale)
+            workflow_elapsed=max(now - created.timestamp(), 0.0) * self.time_scale,
+            constraints=plan.constraints[primitive.name])
 
     def decide(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
                primitive: Primitive) -> Decision:
         """The policy's node for one attempt among the rule's candidates (``Observation.candidates``: under
         late-binding the nodes that can run it and have its requests free now, kube-scheduler's filter; under
-        node-queues every node that can run it). LookupError (NoRoom when nodes are merely full) if there is none."""
+        node-queues every node that can run it; either way only nodes its nodeSelector, node affinity and
+        tolerations admit). LookupError (NoRoom when nodes are merely full) if there is none."""
         started = time.perf_counter()
         observation = self.observe(body, plan, progress, primitive)
         if not observation.mask.any():
-            raise LookupError(f"no schedulable node in the cluster can run primitive {primitive.name!r}")
+            raise LookupError(f"no schedulable node in the cluster that its nodeSelector, node affinity and "
+                              f"tolerations admit can run primitive {primitive.name!r}")
         if not observation.candidates.any():
             raise NoRoom(f"0/{observation.state.num_nodes} nodes are available: none of the nodes that can run "
-                         f"{primitive.kind.value} has cpu {primitive.cpu_millicores}m, memory {primitive.memory_bytes}"
-                         f" and nvidia.com/gpu {primitive.gpus} free; waiting for running pods to finish")
+                         f"{primitive.kind.value} (and that admit it) has cpu {primitive.cpu_millicores}m, memory "
+                         f"{primitive.memory_bytes} and nvidia.com/gpu {primitive.gpus} free; waiting for running pods "
+                         "to finish")
         index = self.scheduler.choose(observation)  # the engine's call: the policy's best candidate
         metrics.record_decision(self.policy, "operator", time.perf_counter() - started)
         return _decision(observation, index)
@@ -155,7 +159,9 @@ class Placer:
                          body["metadata"]["name"], error)
                 return None
             if rule is PlacementRule.LATE_BINDING:
-                ahead = self.queue.ahead_with_room(entry.pod, decision.index, state)
+                ahead = self.queue.ahead_with_room(
+                    entry.pod, decision.index, state,
+                    lambda constraints: bool(self.live.allowed(constraints)[decision.index]))
                 if ahead is not None:  # the engine would place that pod first: its workflow's turn, then ours
                     self.reconciles.trigger_after(ahead.workflow, entry.workflow)
                     return Step(pod, create, {}, None, None)

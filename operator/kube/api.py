@@ -160,10 +160,14 @@ class KubeApi:
         return await self.request("GET", self._pod_path(namespace, name))
 
     async def create_pod(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Create the pod; (pod, created). An existing pod of that name (409) is read back instead."""
+        """Create the pod; (pod, created). An existing pod of that name (409) is read back instead.
+
+        Strict field validation: a misspelt field the user passed through (env, volumes, securityContext ...) is
+        refused with the API's message naming it, not dropped with a warning nobody reads."""
         namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
         try:
-            return await self.request("POST", f"/api/v1/namespaces/{namespace}/pods", manifest), True
+            return await self.request("POST", f"/api/v1/namespaces/{namespace}/pods", manifest,
+                                      query={"fieldValidation": "Strict"}), True
         except ApiException as error:
             if error.status != 409:
                 raise

@@ -1,0 +1,158 @@
+"""WorkflowDAG as a workflow engine, on the real local control plane (issue 14): real pod specs, the cluster's
+own scheduling constraints, failures the user can see, suspend and shutdown."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from operator_harness import (
+    WFD,
+    apply,
+    events_for,
+    get_json,
+    install_crd,
+    new_namespace,
+    step,
+    wait_for,
+    wait_for_phase,
+    workflow,
+    workflow_pods,
+)
+from scale_scheduler.operator.dev.localcluster import kwok
+from scale_scheduler.operator.dev.operator_process import running_operator
+from scale_scheduler.operator.kube import labels
+
+GPU_TAINT = "nvidia.com/gpu=present:NoSchedule"
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+
+
+@pytest.fixture
+def cluster(local_cluster: Any) -> kwok.ClusterInfo:
+    info: kwok.ClusterInfo = local_cluster(nodes=16)
+    install_crd(info)
+    return info
+
+
+def condition(workflow_object: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in (workflow_object.get("status") or {}).get("conditions") or [] if c["type"] == kind), {})
+
+
+def llm(name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "kind": "llm_generate", "inputTokens": 200, "outputTokens": 40, **extra}
+
+
+def test_a_primitive_with_env_from_a_secret_and_a_volume_gets_exactly_that_pod_spec(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "containers")
+    # Pod Security "restricted" enforced: the operator's defaults must pass it
+    kwok.kubectl(cluster, "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    kwok.kubectl(cluster, "-n", namespace, "create", "secret", "generic", "llm-keys", "--from-literal=API_KEY=s3cr3t")
+    env = [{"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "llm-keys", "key": "API_KEY"}}},
+           {"name": "MODE", "value": "fast"}]
+    manifest = workflow("real", [
+        step("fetch", 1.0, image="busybox:1.36", command=["sh", "-c"], args=["echo $MODE > /work/out"], env=env,
+             volumeMounts=[{"name": "work", "mountPath": "/work"}], resources={"ephemeral-storage": "100Mi"}),
+        step("use", 1.0, ["fetch"]),
+    ])
+    manifest["spec"]["podTemplate"] = {"envFrom": [{"secretRef": {"name": "llm-keys"}}],
+                                       "volumes": [{"name": "work", "emptyDir": {"sizeLimit": "50Mi"}}],
+                                       "imagePullSecrets": [{"name": "registry"}]}
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        apply(cluster, namespace, manifest)
+        wait_for_phase(cluster, namespace, "real", {"Succeeded"}, 120, operator)
+    pods = {pod["metadata"]["labels"][labels.PRIMITIVE_LABEL]: pod for pod in workflow_pods(cluster, namespace, "real")}
+    fetch, use = pods["fetch"], pods["use"]
+    container = fetch["spec"]["containers"][0]
+    assert container["image"] == "busybox:1.36"
+    assert container["command"] == ["sh", "-c"] and container["args"] == ["echo $MODE > /work/out"]
+    assert container["env"] == env
+    assert container["envFrom"] == [{"secretRef": {"name": "llm-keys"}}]
+    assert container["volumeMounts"][0] == {"name": "work", "mountPath": "/work"}
+    assert container["resources"]["requests"]["ephemeral-storage"] == "100Mi"
+    assert container["resources"]["limits"]["ephemeral-storage"] == "100Mi"
+    assert {"name": "work", "emptyDir": {"sizeLimit": "50Mi"}} in fetch["spec"]["volumes"]
+    assert fetch["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert fetch["spec"]["securityContext"]["runAsNonRoot"] is True
+    # the template reaches every primitive; the other's container has no args of its own
+    assert use["spec"]["containers"][0]["envFrom"] == [{"secretRef": {"name": "llm-keys"}}]
+    assert "args" not in use["spec"]["containers"][0]
+
+
+def test_an_unknown_pod_template_field_is_refused_by_name(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "unknown")
+    manifest = workflow("typo", [step("a")])
+    manifest["spec"]["podTemplate"] = {"hostNetwork": True}
+    with running_operator(cluster.kubeconfig, namespace) as operator:
+        apply(cluster, namespace, manifest)
+        status = wait_for_phase(cluster, namespace, "typo", {"Failed"}, 60, operator)
+    valid = condition(status, "Valid")
+    assert valid["status"] == "False" and valid["reason"] == "UnknownField"
+    assert "spec.podTemplate.hostNetwork" in valid["message"]
+    assert workflow_pods(cluster, namespace, "typo") == []
+
+
+@pytest.fixture
+def gpu_nodes_tainted(cluster: kwok.ClusterInfo) -> Iterator[set[str]]:
+    """Every GPU node tainted as GKE taints GPU pools; untainted afterwards (the cluster is shared)."""
+    gpu = {node["metadata"]["name"] for node in get_json(cluster, "nodes")["items"]
+           if node["metadata"]["name"].startswith("gpu-")}
+    for name in gpu:
+        kwok.kubectl(cluster, "taint", "nodes", name, GPU_TAINT, "--overwrite")
+    try:
+        yield gpu
+    finally:
+        for name in gpu:
+            kwok.kubectl(cluster, "taint", "nodes", name, "nvidia.com/gpu-")
+
+
+def test_tainted_gpu_nodes_receive_the_pods_that_tolerate_them_and_no_others(
+        cluster: kwok.ClusterInfo, gpu_nodes_tainted: set[str]) -> None:
+    namespace = new_namespace(cluster, "taints")
+    tolerant = workflow("tolerant", [llm("gen0"), llm("gen1"), step("tool", 1.0, ["gen0", "gen1"])])
+    tolerant["spec"]["podTemplate"] = {"tolerations": [GPU_TOLERATION]}
+    # tool_call runs on GPU nodes too: without the toleration these must all land elsewhere
+    plain_tools = workflow("plain-tools", [step(f"t{i}", 1.0) for i in range(12)])
+    intolerant = workflow("intolerant", [llm("gen")])
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        for manifest in (tolerant, plain_tools, intolerant):
+            apply(cluster, namespace, manifest)
+        wait_for_phase(cluster, namespace, "tolerant", {"Succeeded"}, 120, operator)
+        wait_for_phase(cluster, namespace, "plain-tools", {"Succeeded"}, 120, operator)
+        refused = wait_for_phase(cluster, namespace, "intolerant", {"Failed"}, 60, operator)
+    generated = [pod for pod in workflow_pods(cluster, namespace, "tolerant")
+                 if pod["metadata"]["labels"][labels.PRIMITIVE_KIND_LABEL] == "llm_generate"]
+    assert len(generated) == 2 and all(pod["spec"]["nodeName"] in gpu_nodes_tainted for pod in generated)
+    assert all(GPU_TOLERATION in pod["spec"]["tolerations"] for pod in generated)
+    tools = workflow_pods(cluster, namespace, "plain-tools")
+    assert len(tools) == 12 and not any(pod["spec"]["nodeName"] in gpu_nodes_tainted for pod in tools)
+    valid = condition(refused, "Valid")
+    assert valid["reason"] == "Unschedulable" and "tolerations" in valid["message"]
+    assert workflow_pods(cluster, namespace, "intolerant") == []
+
+
+def test_node_selector_of_a_primitive_is_honoured(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "selector")
+    manifest = workflow("pinned", [step(f"s{i}", 1.0, nodeSelector={"kubernetes.io/hostname": "cpu-small-011"})
+                                   for i in range(3)])
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        apply(cluster, namespace, manifest)
+        wait_for_phase(cluster, namespace, "pinned", {"Succeeded"}, 120, operator)
+    assert {pod["spec"]["nodeName"] for pod in workflow_pods(cluster, namespace, "pinned")} == {"cpu-small-011"}
+
+
+def _kubectl_wait(cluster: kwok.ClusterInfo, namespace: str, name: str, condition_type: str,
+                  timeout: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(cluster.kubeconfig), "-n", namespace,
+                           "wait", f"--for=condition={condition_type}", f"{WFD}/{name}", f"--timeout={timeout}s"],
+                          capture_output=True, text=True, timeout=timeout + 30, check=False)
+
+
+def _describe(cluster: kwok.ClusterInfo, namespace: str, name: str) -> str:
+    return json.dumps(get_json(cluster, WFD, "-n", namespace, name).get("status"))[:2000]
+
+
+__all__ = ["_describe", "_kubectl_wait", "events_for", "wait_for"]
