@@ -23,7 +23,7 @@ from scale_scheduler.operator.core.events import PostEvent, post_event
 from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.operator.core.placer import Placer, waiting_pods
 from scale_scheduler.operator.core.plan import WorkflowPlan, plan_workflow
-from scale_scheduler.operator.core.progress import WorkflowProgress, workflow_progress
+from scale_scheduler.operator.core.progress import Trouble, WorkflowProgress, workflow_progress
 from scale_scheduler.operator.core.reconcile_queue import Key, ReconcileQueue
 from scale_scheduler.operator.core.status_writer import StatusWriter
 from scale_scheduler.operator.core.workflow_pods import label_value
@@ -142,6 +142,7 @@ class WorkflowController:
 
     def _forget(self, key: Key) -> None:
         self.status.forget(key)
+        self.binder.forget_workflow(key)
         self.queue.forget(key)
         self._plans.pop(key, None)
         self._warned.discard(key)
@@ -167,15 +168,51 @@ class WorkflowController:
                 log.info("WorkflowDAG %s/%s waits: %s", *key, error)
                 return
             self._plans[key] = plan
+        spec = body.get("spec") or {}
         progress = workflow_progress(plan.workflow, pods, status.get("primitives"))
-        if progress.exhausted is None:
+        ended_by = None
+        if spec.get("shutdown"):
+            ended_by = await self._shut_down(key, body, progress, terminate=spec["shutdown"] == "Terminate")
+        elif spec.get("suspend"):
+            self.queue.forget(key)  # it starts nothing: no other workflow's pod should yield to one of its pods
+        elif progress.exhausted is None:
             after = await self._advance(key, body, plan, progress, pods)
             if after is None:  # something only a fresh list can tell (an eviction, someone else's binding)
                 after = owned_by(await self.api.list_workflow_pods(key[0], label_value(key[1])), plan.uid)
             progress = workflow_progress(plan.workflow, after, status.get("primitives"))
-        if await self.status.write(body, plan, progress) in TERMINAL:
+        phase = await self.status.write(body, plan, progress, problems=self.binder.problems(key), ended_by=ended_by,
+                                        suspended=bool(spec.get("suspend")))
+        if phase in TERMINAL:
             self._plans.pop(key, None)
             self.queue.forget(key)
+            self.binder.forget_workflow(key)
+
+    async def _shut_down(self, key: Key, body: dict[str, Any], progress: WorkflowProgress, *,
+                         terminate: bool) -> str | None:
+        """spec.shutdown: start nothing more; Terminate deletes every live pod, Stop only those not yet bound (they
+        have not started) and lets the bound ones finish. ``Terminated``/``Stopped`` once nothing of it runs any
+        more (``progress`` is marked for the record), else None (a later reconcile looks again)."""
+        self.queue.forget(key)
+        running = False
+        for entry in progress.primitives.values():
+            pod = entry.live_pod
+            if pod is None:
+                if entry.state == "Pending":
+                    entry.state = "Waiting"  # ready, but nothing will start it now
+                continue
+            if terminate or not (pod.get("spec") or {}).get("nodeName"):
+                await self.api.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
+                self.live.apply_pod_event("DELETED", pod)
+                ended = "Terminated" if terminate else "Stopped"
+                # a terminated pod was running (or about to): Failed; a stopped one had not started yet: Waiting
+                entry.state = "Failed" if terminate else "Waiting"
+                entry.trouble = Trouble(ended, f"pod {pod['metadata']['name']} deleted by spec.shutdown: "
+                                               f"{body['spec']['shutdown']}")
+            else:
+                running = True
+        if running or progress.phase == "Succeeded":  # a Stop that came after the last primitive finished: success
+            return None
+        return "Terminated" if terminate else "Stopped"
 
     async def _advance(self, key: Key, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
                        pods: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
@@ -193,7 +230,9 @@ class WorkflowController:
             return None  # re-derive progress first: the evicted primitives are ready again
         # Every pod of the workflow that waits for a node joins the cluster-wide queue (the engine's order,
         # placement.queue_key); SRPT-like priorities read the workflow's work not started yet.
-        waiting = waiting_pods(body, plan, progress)
+        # a pod whose create or bind the API refused waits out its delay outside the queue (nobody yields to it)
+        waiting = {pod: entry for pod, entry in waiting_pods(body, plan, progress).items()
+                   if not self.binder.holding_off(pod)}
         remaining = sum(plan.mean_seconds[name] for name, entry in progress.primitives.items() if not entry.node)
         entries = self.queue.sync(key, [arrival for arrival, _ in waiting.values()], remaining)
         # Decide one after another without yielding (each decision sees the pods assumed and planned before it, and

@@ -58,6 +58,39 @@ def pod_phase(pod: dict[str, Any]) -> str:
     return str((pod.get("status") or {}).get("phase") or "Pending")
 
 
+# Container states that are normal steps on the way to running, not something to tell the user.
+_ROUTINE_WAITING = frozenset({"ContainerCreating", "PodInitializing"})
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """What went wrong, or holds a primitive up: a reason (CamelCase), its message and the exit code if any."""
+
+    reason: str
+    message: str = ""
+    exit_code: int | None = None
+
+
+def pod_trouble(pod: dict[str, Any]) -> Trouble | None:
+    """Why a pod failed or is stuck, as the kubelet reports it: the container's terminated state (Error, OOMKilled,
+    with its exit code) or waiting state (ImagePullBackOff, CreateContainerConfigError ...), else the pod's own
+    reason (DeadlineExceeded, Evicted ...)."""
+    status = pod.get("status") or {}
+    phase = pod_phase(pod)
+    for container in status.get("containerStatuses") or []:
+        state = container.get("state") or {}
+        terminated, waiting = state.get("terminated"), state.get("waiting")
+        if terminated and phase == "Failed":
+            code = terminated.get("exitCode")
+            return Trouble(terminated.get("reason") or "Error", terminated.get("message") or "",
+                           int(code) if code is not None else None)
+        if waiting and waiting.get("reason") and waiting["reason"] not in _ROUTINE_WAITING:
+            return Trouble(waiting["reason"], waiting.get("message") or "")
+    if phase == "Failed":
+        return Trouble(status.get("reason") or "Failed", status.get("message") or "")
+    return None
+
+
 @dataclass
 class PrimitiveProgress:
     name: str
@@ -70,6 +103,7 @@ class PrimitiveProgress:
     finish: datetime | None = None
     # the pod that is (or will be) running this primitive: not failed, not being deleted
     live_pod: dict[str, Any] | None = None
+    trouble: Trouble | None = None  # the live pod's, else the last failed attempt's
 
 
 @dataclass
@@ -126,6 +160,7 @@ def workflow_progress(workflow: Workflow, pods: list[dict[str, Any]],
         phase = pod_phase(pod)
         if phase == "Failed":
             failed_pods[entry.name] += 1
+            entry.trouble = pod_trouble(pod)  # pods come in attempt order: the last failure is kept
             continue
         if entry.state == "Succeeded":
             continue
@@ -138,6 +173,7 @@ def workflow_progress(workflow: Workflow, pods: list[dict[str, Any]],
         else:
             entry.state = "Running" if phase == "Running" else "Pending"
             entry.live_pod = pod
+            entry.trouble = pod_trouble(pod) or entry.trouble
     result = WorkflowProgress(progress)
     for primitive in workflow.primitives:
         entry = progress[primitive.name]
@@ -153,10 +189,10 @@ def workflow_progress(workflow: Workflow, pods: list[dict[str, Any]],
     return result
 
 
-def condition(kind: str, status: bool, reason: str, message: str, previous: list[dict[str, Any]],
+def condition(kind: str, status: bool | None, reason: str, message: str, previous: list[dict[str, Any]],
               now: datetime, generation: int | None = None) -> dict[str, Any]:
-    """A status condition; lastTransitionTime moves only when its status changes."""
-    value = "True" if status else "False"
+    """A status condition (``status`` None: Unknown); lastTransitionTime moves only when its status changes."""
+    value = "Unknown" if status is None else "True" if status else "False"
     old = next((c for c in previous if c.get("type") == kind), None)
     since = old["lastTransitionTime"] if old and old.get("status") == value and old.get("lastTransitionTime") \
         else format_time(now)
@@ -166,45 +202,82 @@ def condition(kind: str, status: bool, reason: str, message: str, previous: list
     return entry
 
 
+def outcome_conditions(succeeded: bool | None, reason: str, message: str, previous: list[dict[str, Any]],
+                       now: datetime, generation: int | None) -> list[dict[str, Any]]:
+    """``Succeeded`` (Unknown while running) and ``Failed`` (True once failed), for ``kubectl wait --for=condition=``;
+    ``Complete`` keeps its meaning (False both while running and after a failure)."""
+    failed = succeeded is False
+    return [condition("Succeeded", succeeded, reason, message, previous, now, generation),
+            condition("Failed", failed, reason if failed else "NotFailed", message if failed else "", previous, now,
+                      generation)]
+
+
+def _primitive_record(p: PrimitiveProgress, trouble: Trouble | None) -> dict[str, Any]:
+    record = {"state": p.state, "node": p.node, "pod": p.pod, "attempts": p.attempts, "failures": p.failures,
+              "startTime": format_time(p.start), "finishTime": format_time(p.finish)}
+    if trouble is not None and p.state != "Succeeded":
+        record.update(reason=trouble.reason, message=trouble.message[:1024], exitCode=trouble.exit_code)
+    return {k: v for k, v in record.items() if v not in (None, 0, "")}
+
+
 def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: datetime, now: datetime,
                     time_scale: float, lower_bound_seconds: float, policy: str, placement_rule: str,
-                    generation: int | None, previous: dict[str, Any]) -> dict[str, Any]:
+                    generation: int | None, previous: dict[str, Any],
+                    problems: dict[str, Trouble] | None = None, ended_by: str | None = None,
+                    suspended: bool = False) -> dict[str, Any]:
     """The WorkflowDAG status for this progress (compact: a few fields per primitive).
 
+    ``problems``: what the operator itself met per primitive (a refused create or bind), shown over the pods'.
+    ``ended_by``: ``Stopped`` or ``Terminated`` once a shutdown is complete (the workflow then ends Failed).
     Slowdown = response time x time scale / the critical path with every primitive on its fastest
     feasible node (estimated durations, no waiting or transfers): the simulator's definition.
     """
     conditions = list(previous.get("conditions") or [])
-    phase = progress.phase
+    phase = "Failed" if ended_by else progress.phase
     total = len(workflow.primitives)
+    troubles = {name: (problems or {}).get(name) or p.trouble for name, p in progress.primitives.items()}
     valid = condition("Valid", True, "Validated", f"{total} primitives, acyclic, each fits some node",
                       conditions, now, generation)
-    if phase == "Failed":
+    if ended_by:
+        reason, message = ended_by, (f"spec.shutdown: {'Terminate' if ended_by == 'Terminated' else 'Stop'}; "
+                                     f"{progress.succeeded}/{total} primitives succeeded")
+        complete = condition("Complete", False, reason, message, conditions, now, generation)
+    elif phase == "Failed":
         name = progress.exhausted or ""
-        entry = progress.primitives[name]
-        complete = condition("Complete", False, "RetriesExhausted",
-                             f"primitive {name!r} failed {entry.failures} time(s), allowed retries "
-                             f"{entry.failures - 1}; see its pods' events", conditions, now, generation)
+        entry, trouble = progress.primitives[name], troubles[name]
+        last = "" if trouble is None else f" (last: {trouble.reason}" + (
+            f", exit code {trouble.exit_code})" if trouble.exit_code is not None else ")")
+        reason, message = "RetriesExhausted", (f"primitive {name!r} failed {entry.failures} time(s){last}, allowed "
+                                               f"retries {entry.failures - 1}; see its pods' events")
+        complete = condition("Complete", False, reason, message, conditions, now, generation)
     elif phase == "Succeeded":
-        complete = condition("Complete", True, "Succeeded", f"all {total} primitives succeeded", conditions, now,
-                             generation)
+        reason, message = "Succeeded", f"all {total} primitives succeeded"
+        complete = condition("Complete", True, reason, message, conditions, now, generation)
     else:
-        complete = condition("Complete", False, "InProgress", f"{progress.succeeded}/{total} primitives succeeded",
-                             conditions, now, generation)
+        reason, message = "InProgress", f"{progress.succeeded}/{total} primitives succeeded"
+        complete = condition("Complete", False, reason, message, conditions, now, generation)
+    outcome = {"Succeeded": True, "Failed": False}.get(phase)
+    held = next(((name, t) for name, t in troubles.items()
+                 if t is not None and progress.primitives[name].state in ("Pending", "Running")), None)
+    if outcome is None and held is not None:  # running, but something holds a primitive up: say so at the top
+        top_reason, top_message = held[1].reason, f"primitive {held[0]!r}: {held[1].message}"[:1024]
+    elif outcome is None:
+        top_reason, top_message = ("Suspended", "spec.suspend: no new pod starts") if suspended else (None, None)
+    else:
+        top_reason, top_message = reason, message
     status: dict[str, Any] = {
         "phase": phase,
         "done": f"{progress.succeeded}/{total}",
+        "reason": top_reason,
+        "message": top_message,
         "policy": policy,
         "placementRule": placement_rule,
         "timeScale": time_scale,
-        "conditions": [valid, complete],
-        "primitives": {
-            name: {k: v for k, v in {
-                "state": p.state, "node": p.node, "pod": p.pod, "attempts": p.attempts, "failures": p.failures,
-                "startTime": format_time(p.start), "finishTime": format_time(p.finish),
-            }.items() if v not in (None, 0)}
-            for name, p in progress.primitives.items()
-        },
+        "conditions": [valid, complete, *outcome_conditions(outcome, reason, message, conditions, now, generation),
+                       condition("Suspended", suspended and outcome is None, "Suspended" if suspended else "Running",
+                                 "", conditions, now, generation)],
+        "primitives": {name: _primitive_record(p, troubles[name] or (Trouble(ended_by) if ended_by else None))
+                       for name, p in progress.primitives.items()},
     }
     if generation is not None:
         status["observedGeneration"] = generation
@@ -234,9 +307,12 @@ def failed_status(reason: str, message: str, *, total: int, now: datetime, polic
         "policy": policy,
         "placementRule": placement_rule,
         "completionTime": format_time(now),
+        "reason": reason,
+        "message": message,
         "conditions": [
             condition("Valid", False, reason, message, conditions, now, generation),
             condition("Complete", False, reason, message, conditions, now, generation),
+            *outcome_conditions(False, reason, message, conditions, now, generation),
         ],
     }
     if generation is not None:

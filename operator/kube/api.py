@@ -37,7 +37,15 @@ class BindOutcome(StrEnum):
     BOUND = "bound"
     ALREADY_DONE = "already-done"  # 409 already assigned / being deleted: a previous incarnation did it
     GONE = "gone"  # 404: the pod was deleted meanwhile
-    FAILED = "failed"
+
+
+def api_message(error: ApiException) -> str:
+    """The API server's own words for a refusal (the Status object's message), else its HTTP reason."""
+    try:
+        message = json.loads(error.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or error.body or f"HTTP {error.status} {error.reason}")
 
 
 def _retryable(error: BaseException) -> bool:
@@ -197,7 +205,9 @@ class KubeApi:
                 raise
 
     async def bind(self, namespace: str, name: str, node: str) -> BindOutcome:
-        """POST the pod's Binding subresource; 409 means someone (our previous incarnation) already bound it."""
+        """POST the pod's Binding subresource; 409 means someone (our previous incarnation) already bound it.
+
+        Any other refusal is raised (ApiException) for the caller to tell the user."""
         body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": namespace},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
         try:
@@ -208,5 +218,4 @@ class KubeApi:
                 return BindOutcome.ALREADY_DONE
             if error.status == 404:
                 return BindOutcome.GONE
-            log.warning("binding %s/%s to %s failed: HTTP %s %s", namespace, name, node, error.status, error.body)
-            return BindOutcome.FAILED
+            raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -151,8 +152,126 @@ def _kubectl_wait(cluster: kwok.ClusterInfo, namespace: str, name: str, conditio
                           capture_output=True, text=True, timeout=timeout + 30, check=False)
 
 
-def _describe(cluster: kwok.ClusterInfo, namespace: str, name: str) -> str:
-    return json.dumps(get_json(cluster, WFD, "-n", namespace, name).get("status"))[:2000]
+def _status(cluster: kwok.ClusterInfo, namespace: str, name: str) -> dict[str, Any]:
+    return get_json(cluster, WFD, "-n", namespace, name).get("status") or {}
 
 
-__all__ = ["_describe", "_kubectl_wait", "events_for", "wait_for"]
+def _patch_spec(cluster: kwok.ClusterInfo, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    kwok.kubectl(cluster, "-n", namespace, "patch", WFD, name, "--type=merge", "-p", json.dumps({"spec": spec}))
+
+
+def _running(cluster: kwok.ClusterInfo, namespace: str, name: str, count: int) -> list[dict[str, Any]]:
+    pods = [p for p in workflow_pods(cluster, namespace, name) if p["status"].get("phase") == "Running"]
+    return pods if len(pods) >= count else []
+
+
+def _fail_pod(cluster: kwok.ClusterInfo, pod: dict[str, Any], exit_code: int) -> None:
+    """What a kubelet reports when the container exits non-zero."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    status = {"status": {"phase": "Failed", "containerStatuses": [{
+        "name": "primitive", "image": pod["spec"]["containers"][0]["image"], "imageID": "", "ready": False,
+        "restartCount": 0, "state": {"terminated": {"exitCode": exit_code, "reason": "Error", "message": "boom",
+                                                    "startedAt": now, "finishedAt": now}}}]}}
+    kwok.kubectl(cluster, "-n", pod["metadata"]["namespace"], "patch", "pod", pod["metadata"]["name"],
+                 "--subresource=status", "--type=merge", "-p", json.dumps(status))
+
+
+def test_a_create_refused_by_a_resource_quota_is_a_warning_event_and_a_reason_in_status(
+        cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "quota")
+    kwok.kubectl(cluster, "-n", namespace, "create", "quota", "no-pods", "--hard=pods=0")
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        apply(cluster, namespace, workflow("quota", [step("first", 1.0)]))
+
+        def refused() -> dict[str, Any] | None:
+            status = _status(cluster, namespace, "quota")
+            return status if (status.get("primitives") or {}).get("first", {}).get("reason") == "FailedCreate" else None
+
+        status = wait_for("the refusal in status", refused, 20, describe=operator.log)
+        entry = status["primitives"]["first"]
+        assert "exceeded quota" in entry["message"] and entry["message"].startswith("Error creating: ")
+        assert status["reason"] == "FailedCreate" and "'first'" in status["message"]
+        event = wait_for("the FailedCreate Event", lambda: next(
+            (e for e in events_for(cluster, namespace, "quota") if e["reason"] == "FailedCreate"), None), 20)
+        assert event["type"] == "Warning" and "'first'" in event["message"] and "exceeded quota" in event["message"]
+        assert workflow_pods(cluster, namespace, "quota") == []
+        kwok.kubectl(cluster, "-n", namespace, "delete", "quota", "no-pods")  # room again: it goes ahead by itself
+        status = wait_for_phase(cluster, namespace, "quota", {"Succeeded"}, 120, operator)["status"]
+    assert "reason" not in status["primitives"]["first"] and status["reason"] == "Succeeded"
+    # once per distinct message, not once per retry
+    assert len([e for e in events_for(cluster, namespace, "quota") if e["reason"] == "FailedCreate"]) == 1
+
+
+def test_kubectl_wait_tells_a_failed_workflow_from_a_good_one(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "wait")
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        apply(cluster, namespace, workflow("good", [step("a", 1.0), step("b", 1.0, ["a"])]))
+        apply(cluster, namespace, workflow("bad", [step("doomed", 300.0), step("after", 1.0, ["doomed"])]))
+        pod = wait_for("the doomed pod to run", lambda: _running(cluster, namespace, "bad", 1), 60,
+                       describe=operator.log)[0]
+        running = _status(cluster, namespace, "bad")
+        assert condition({"status": running}, "Succeeded")["status"] == "Unknown"
+        assert condition({"status": running}, "Failed")["status"] == "False"
+        _fail_pod(cluster, pod, exit_code=3)
+        bad = _kubectl_wait(cluster, namespace, "bad", "Failed", 60)
+        good = _kubectl_wait(cluster, namespace, "good", "Succeeded", 60)
+        assert bad.returncode == 0, bad.stderr + operator.log()
+        assert good.returncode == 0, good.stderr + operator.log()
+    status = _status(cluster, namespace, "bad")
+    assert status["phase"] == "Failed" and status["reason"] == "RetriesExhausted"
+    assert condition({"status": status}, "Complete")["status"] == "False"  # Complete keeps its meaning
+    assert condition({"status": status}, "Succeeded")["status"] == "False"
+    doomed = status["primitives"]["doomed"]
+    assert (doomed["state"], doomed["reason"], doomed["exitCode"], doomed["message"]) == ("Failed", "Error", 3, "boom")
+    assert "exit code 3" in status["message"]
+    assert _kubectl_wait(cluster, namespace, "good", "Failed", 1).returncode != 0
+
+
+def test_suspend_holds_new_pods_and_resume_continues(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "suspend")
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        apply(cluster, namespace, workflow("pausable", [step("first", 30.0), step("second", 1.0, ["first"])]))
+        wait_for("the first pod to run", lambda: _running(cluster, namespace, "pausable", 1), 60,
+                 describe=operator.log)
+        _patch_spec(cluster, namespace, "pausable", {"suspend": True})
+        wait_for("first to finish", lambda: (_status(cluster, namespace, "pausable").get("primitives") or {})
+                 .get("first", {}).get("state") == "Succeeded", 60, describe=operator.log)
+        time.sleep(4)  # two resyncs: a running operator would have started the second by now
+        status = _status(cluster, namespace, "pausable")
+        assert [p["metadata"]["labels"][labels.PRIMITIVE_LABEL] for p in workflow_pods(cluster, namespace,
+                                                                                        "pausable")] == ["first"]
+        assert status["reason"] == "Suspended" and condition({"status": status}, "Suspended")["status"] == "True"
+        _patch_spec(cluster, namespace, "pausable", {"suspend": False})
+        status = wait_for_phase(cluster, namespace, "pausable", {"Succeeded"}, 60, operator)["status"]
+    assert condition({"status": status}, "Suspended")["status"] == "False"
+
+
+def test_terminate_deletes_running_pods_and_keeps_the_record(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "terminate")
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        apply(cluster, namespace, workflow("long", [step(f"p{i}", 600.0) for i in range(3)] + [
+            step("after", 1.0, ["p0", "p1", "p2"])]))
+        wait_for("all three to run", lambda: _running(cluster, namespace, "long", 3), 60, describe=operator.log)
+        _patch_spec(cluster, namespace, "long", {"shutdown": "Terminate"})
+        failed = _kubectl_wait(cluster, namespace, "long", "Failed", 30)
+        assert failed.returncode == 0, failed.stderr + operator.log()
+        wait_for("the pods to be deleted", lambda: workflow_pods(cluster, namespace, "long") == [], 30)
+    status = _status(cluster, namespace, "long")  # the record stays
+    assert status["phase"] == "Failed" and status["reason"] == "Terminated"
+    assert all(status["primitives"][f"p{i}"]["state"] == "Failed" for i in range(3))
+    assert all(status["primitives"][f"p{i}"]["reason"] == "Terminated" for i in range(3))
+    assert "pod" not in status["primitives"]["after"]
+
+
+def test_stop_lets_running_pods_finish_and_starts_nothing_more(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "stop")
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        apply(cluster, namespace, workflow("stoppable", [step("first", 30.0), step("second", 1.0, ["first"])]))
+        wait_for("the first pod to run", lambda: _running(cluster, namespace, "stoppable", 1), 60,
+                 describe=operator.log)
+        _patch_spec(cluster, namespace, "stoppable", {"shutdown": "Stop"})
+        status = wait_for_phase(cluster, namespace, "stoppable", {"Failed"}, 60, operator)["status"]
+    assert status["reason"] == "Stopped"
+    assert status["primitives"]["first"]["state"] == "Succeeded"
+    assert [p["metadata"]["labels"][labels.PRIMITIVE_LABEL] for p in workflow_pods(cluster, namespace,
+                                                                                    "stoppable")] == ["first"]
