@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from scale_scheduler.operator.core.binder import Binder
@@ -23,7 +24,14 @@ from scale_scheduler.operator.core.events import PostEvent, post_event
 from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.operator.core.placer import Placer, waiting_pods
 from scale_scheduler.operator.core.plan import WorkflowPlan, plan_workflow
-from scale_scheduler.operator.core.progress import Trouble, WorkflowProgress, workflow_progress
+from scale_scheduler.operator.core.progress import (
+    DEADLINE_MESSAGE,
+    Trouble,
+    WorkflowProgress,
+    parse_time,
+    past_deadline,
+    workflow_progress,
+)
 from scale_scheduler.operator.core.reconcile_queue import Key, ReconcileQueue
 from scale_scheduler.operator.core.status_writer import StatusWriter
 from scale_scheduler.operator.core.workflow_pods import label_value
@@ -170,9 +178,16 @@ class WorkflowController:
             self._plans[key] = plan
         spec = body.get("spec") or {}
         progress = workflow_progress(plan.workflow, pods, status.get("primitives"))
-        ended_by = None
-        if spec.get("shutdown"):
-            ended_by = await self._shut_down(key, body, progress, terminate=spec["shutdown"] == "Terminate")
+        ended_by, deadline = None, spec.get("activeDeadlineSeconds")
+        created = parse_time(body["metadata"]["creationTimestamp"])
+        if deadline and created and (datetime.now(UTC) - created).total_seconds() > deadline:
+            # Argo's and Job's workflow deadline: what still runs is terminated
+            ended_by = await self._shut_down(key, progress, Trouble(
+                "DeadlineExceeded", f"spec.activeDeadlineSeconds: the workflow ran longer than {deadline}s"), True)
+        elif spec.get("shutdown"):
+            terminate = spec["shutdown"] == "Terminate"
+            ended_by = await self._shut_down(key, progress, Trouble(
+                "Terminated" if terminate else "Stopped", f"spec.shutdown: {spec['shutdown']}"), terminate)
         elif spec.get("suspend"):
             self.queue.forget(key)  # it starts nothing: no other workflow's pod should yield to one of its pods
         elif progress.exhausted is None:
@@ -187,11 +202,10 @@ class WorkflowController:
             self.queue.forget(key)
             self.binder.forget_workflow(key)
 
-    async def _shut_down(self, key: Key, body: dict[str, Any], progress: WorkflowProgress, *,
-                         terminate: bool) -> str | None:
-        """spec.shutdown: start nothing more; Terminate deletes every live pod, Stop only those not yet bound (they
-        have not started) and lets the bound ones finish. ``Terminated``/``Stopped`` once nothing of it runs any
-        more (``progress`` is marked for the record), else None (a later reconcile looks again)."""
+    async def _shut_down(self, key: Key, progress: WorkflowProgress, why: Trouble, terminate: bool) -> Trouble | None:
+        """Start nothing more; ``terminate`` deletes every live pod, else only those not yet bound (they have not
+        started) and the bound ones finish (spec.shutdown Stop). ``why`` once nothing of it runs any more
+        (``progress`` is marked for the record), else None (a later reconcile looks again)."""
         self.queue.forget(key)
         running = False
         for entry in progress.primitives.values():
@@ -203,16 +217,14 @@ class WorkflowController:
             if terminate or not (pod.get("spec") or {}).get("nodeName"):
                 await self.api.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
                 self.live.apply_pod_event("DELETED", pod)
-                ended = "Terminated" if terminate else "Stopped"
                 # a terminated pod was running (or about to): Failed; a stopped one had not started yet: Waiting
                 entry.state = "Failed" if terminate else "Waiting"
-                entry.trouble = Trouble(ended, f"pod {pod['metadata']['name']} deleted by spec.shutdown: "
-                                               f"{body['spec']['shutdown']}")
+                entry.trouble = Trouble(why.reason, f"pod {pod['metadata']['name']} deleted: {why.message}")
             else:
                 running = True
         if running or progress.phase == "Succeeded":  # a Stop that came after the last primitive finished: success
             return None
-        return "Terminated" if terminate else "Stopped"
+        return why
 
     async def _advance(self, key: Key, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
                        pods: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
@@ -228,6 +240,16 @@ class WorkflowController:
             await self.binder.evict(body, pod, node)
         if lost:
             return None  # re-derive progress first: the evicted primitives are ready again
+        # The kubelet ends a pod past its activeDeadlineSeconds; a node that does not (KWOK's, an unreachable one)
+        # would keep the primitive running for ever, so the operator does it too. The failure counts as a retry.
+        now = datetime.now(UTC)
+        overdue = [entry.live_pod for entry in progress.primitives.values()
+                   if entry.live_pod is not None and past_deadline(entry.live_pod, now)]
+        for pod in overdue:
+            await self.api.fail_pod(pod["metadata"]["namespace"], pod["metadata"]["name"], "DeadlineExceeded",
+                                    DEADLINE_MESSAGE)
+        if overdue:
+            return None
         # Every pod of the workflow that waits for a node joins the cluster-wide queue (the engine's order,
         # placement.queue_key); SRPT-like priorities read the workflow's work not started yet.
         # a pod whose create or bind the API refused waits out its delay outside the queue (nobody yields to it)

@@ -45,6 +45,7 @@ TEMPLATE_FIELDS: dict[str, Callable[[Any, Any], Any]] = {
     "serviceAccountName": _replace, "automountServiceAccountToken": _replace, "imagePullSecrets": _by("name"),
     "securityContext": _keywise, "podSecurityContext": _keywise, "resources": _keywise,
     "nodeSelector": _keywise, "tolerations": _concatenate, "affinity": _replace, "priorityClassName": _replace,
+    "activeDeadlineSeconds": _replace,
 }
 
 

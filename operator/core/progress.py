@@ -91,6 +91,18 @@ def pod_trouble(pod: dict[str, Any]) -> Trouble | None:
     return None
 
 
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"  # the kubelet's words
+
+
+def past_deadline(pod: dict[str, Any], now: datetime) -> bool:
+    """Whether a pod still running has outlived its ``activeDeadlineSeconds``, counted as the kubelet counts it
+    (from ``status.startTime``, when the node accepted it; wall clock, whatever the --time-scale)."""
+    deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds")
+    started = parse_time((pod.get("status") or {}).get("startTime"))
+    return bool(deadline) and started is not None and pod_phase(pod) in ("Pending", "Running") and (
+        (now - started).total_seconds() >= float(deadline))
+
+
 @dataclass
 class PrimitiveProgress:
     name: str
@@ -223,12 +235,13 @@ def _primitive_record(p: PrimitiveProgress, trouble: Trouble | None) -> dict[str
 def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: datetime, now: datetime,
                     time_scale: float, lower_bound_seconds: float, policy: str, placement_rule: str,
                     generation: int | None, previous: dict[str, Any],
-                    problems: dict[str, Trouble] | None = None, ended_by: str | None = None,
+                    problems: dict[str, Trouble] | None = None, ended_by: Trouble | None = None,
                     suspended: bool = False) -> dict[str, Any]:
     """The WorkflowDAG status for this progress (compact: a few fields per primitive).
 
     ``problems``: what the operator itself met per primitive (a refused create or bind), shown over the pods'.
-    ``ended_by``: ``Stopped`` or ``Terminated`` once a shutdown is complete (the workflow then ends Failed).
+    ``ended_by``: why the operator ended it before its primitives did (``Stopped``, ``Terminated`` once a shutdown
+    is complete, ``DeadlineExceeded``); the workflow then ends Failed with that reason.
     Slowdown = response time x time scale / the critical path with every primitive on its fastest
     feasible node (estimated durations, no waiting or transfers): the simulator's definition.
     """
@@ -239,8 +252,7 @@ def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: 
     valid = condition("Valid", True, "Validated", f"{total} primitives, acyclic, each fits some node",
                       conditions, now, generation)
     if ended_by:
-        reason, message = ended_by, (f"spec.shutdown: {'Terminate' if ended_by == 'Terminated' else 'Stop'}; "
-                                     f"{progress.succeeded}/{total} primitives succeeded")
+        reason, message = ended_by.reason, f"{ended_by.message}; {progress.succeeded}/{total} primitives succeeded"
         complete = condition("Complete", False, reason, message, conditions, now, generation)
     elif phase == "Failed":
         name = progress.exhausted or ""
@@ -276,7 +288,7 @@ def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: 
         "conditions": [valid, complete, *outcome_conditions(outcome, reason, message, conditions, now, generation),
                        condition("Suspended", suspended and outcome is None, "Suspended" if suspended else "Running",
                                  "", conditions, now, generation)],
-        "primitives": {name: _primitive_record(p, troubles[name] or (Trouble(ended_by) if ended_by else None))
+        "primitives": {name: _primitive_record(p, troubles[name] or (Trouble(ended_by.reason) if ended_by else None))
                        for name, p in progress.primitives.items()},
     }
     if generation is not None:

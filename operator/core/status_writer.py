@@ -36,7 +36,7 @@ class StatusWriter:
         self.phases: dict[Key, str] = {}  # dropped by ``forget`` when the WorkflowDAG is gone
 
     async def write(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress, *,
-                    problems: dict[str, Trouble] | None = None, ended_by: str | None = None,
+                    problems: dict[str, Trouble] | None = None, ended_by: Trouble | None = None,
                     suspended: bool = False) -> str:
         """Bring the status up to date (``progress.workflow_status`` says what the keywords mean); the phase."""
         meta, previous = body["metadata"], body.get("status") or {}

@@ -74,7 +74,7 @@ RESTRICTED_CONTAINER_SECURITY: dict[str, Any] = {"allowPrivilegeEscalation": Fal
 # Container fields copied as they are from the primitive (podTemplate merged in: pod_template.py).
 _CONTAINER_PASSTHROUGH = ("imagePullPolicy", "command", "args", "workingDir", "env", "envFrom", "volumeMounts")
 _POD_PASSTHROUGH = ("volumes", "serviceAccountName", "imagePullSecrets", "nodeSelector", "affinity",
-                    "priorityClassName")
+                    "priorityClassName", "activeDeadlineSeconds")
 
 
 def resource_quantities(primitive: Primitive, raw_primitive: dict[str, Any] | None = None) -> dict[str, str]:

@@ -196,6 +196,15 @@ class KubeApi:
             if error.status != 404:
                 raise
 
+    async def fail_pod(self, namespace: str, name: str, reason: str, message: str) -> None:
+        """Mark a pod Failed, as its kubelet does when it kills it (a 404 means it is gone already)."""
+        body = {"status": {"phase": "Failed", "reason": reason, "message": message}}
+        try:
+            await self.request("PATCH", self._pod_path(namespace, name) + "/status", body, content_type=MERGE_PATCH)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
     async def delete_pod(self, namespace: str, name: str) -> None:
         """Delete at once (grace 0): used for pods whose node no longer exists, so no kubelet will confirm."""
         try:

@@ -6,8 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scale_scheduler.operator.core.progress import (
+    Trouble,
     condition,
     failed_status,
+    past_deadline,
+    pod_trouble,
     status_patch,
     workflow_progress,
     workflow_status,
@@ -164,3 +167,42 @@ def test_status_patch_is_empty_when_nothing_changed_and_nulls_fields_that_no_lon
              "primitives": {"a": {"state": "Pending", "pod": "wf-a-1", "attempts": 2}, "b": {"state": "Waiting"}}}
     assert status_patch(previous, moved) == {
         "primitives": {"a": {"node": None, "state": "Pending", "pod": "wf-a-1", "attempts": 2}}}
+
+
+def test_trouble_comes_from_the_container_then_the_pod() -> None:
+    failed = _pod("a", 0, "Failed", start=0, finish=1)
+    failed["status"]["containerStatuses"][0]["state"]["terminated"].update(reason="OOMKilled", exitCode=137)
+    assert pod_trouble(failed) == Trouble("OOMKilled", "", 137)
+    pulling = _pod("a", 1, "Pending")
+    pulling["status"]["containerStatuses"] = [{"state": {"waiting": {"reason": "ImagePullBackOff", "message": "nope"}}}]
+    assert pod_trouble(pulling) == Trouble("ImagePullBackOff", "nope")
+    creating = _pod("a", 1, "Pending")
+    creating["status"]["containerStatuses"] = [{"state": {"waiting": {"reason": "ContainerCreating"}}}]
+    assert pod_trouble(creating) is None, "a routine step is nothing to report"
+    evicted = {"status": {"phase": "Failed", "reason": "DeadlineExceeded", "message": "too long"}}
+    assert pod_trouble(evicted) == Trouble("DeadlineExceeded", "too long")
+
+
+def test_past_deadline_counts_from_the_pod_start_time() -> None:
+    pod = _pod("a", 0, "Running", start=0)
+    pod["status"]["startTime"] = _stamp(0)
+    pod["spec"]["activeDeadlineSeconds"] = 10
+    assert not past_deadline(pod, T0 + timedelta(seconds=9))
+    assert past_deadline(pod, T0 + timedelta(seconds=10))
+    del pod["spec"]["activeDeadlineSeconds"]
+    assert not past_deadline(pod, T0 + timedelta(days=1))
+
+
+def test_succeeded_and_failed_conditions_tell_running_from_failed() -> None:
+    workflow = _diamond()
+
+    def conditions(pods: list[dict[str, Any]]) -> dict[str, str]:
+        status = workflow_status(workflow, workflow_progress(workflow, pods), created=T0, now=T0, time_scale=1.0,
+                                 lower_bound_seconds=1.0, policy="heft", placement_rule="late-binding",
+                                 generation=1, previous={})
+        return {c["type"]: c["status"] for c in status["conditions"]}
+
+    running = conditions([_pod("a", 0, "Running", start=0)])
+    assert (running["Complete"], running["Succeeded"], running["Failed"]) == ("False", "Unknown", "False")
+    failed = conditions([_pod("a", 0, "Failed", start=0, finish=1)])
+    assert (failed["Complete"], failed["Succeeded"], failed["Failed"]) == ("False", "False", "True")

@@ -275,3 +275,35 @@ def test_stop_lets_running_pods_finish_and_starts_nothing_more(cluster: kwok.Clu
     assert status["primitives"]["first"]["state"] == "Succeeded"
     assert [p["metadata"]["labels"][labels.PRIMITIVE_LABEL] for p in workflow_pods(cluster, namespace,
                                                                                     "stoppable")] == ["first"]
+
+
+def test_a_deadline_fails_a_primitive_that_runs_too_long(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "deadline")
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        # 600 simulated seconds are 60 s on the wall clock; the deadline is wall clock, whatever the time scale
+        apply(cluster, namespace, workflow("slow", [step("hung", 600.0, activeDeadlineSeconds=3),
+                                                    step("quick", 1.0, activeDeadlineSeconds=60)]))
+        started = time.monotonic()
+        status = wait_for_phase(cluster, namespace, "slow", {"Failed"}, 30, operator)["status"]
+    assert time.monotonic() - started < 15
+    hung = status["primitives"]["hung"]
+    assert (hung["state"], hung["reason"]) == ("Failed", "DeadlineExceeded"), status
+    assert status["primitives"]["quick"]["state"] == "Succeeded"
+    assert status["reason"] == "RetriesExhausted" and "DeadlineExceeded" in status["message"]
+    (pod,) = [p for p in workflow_pods(cluster, namespace, "slow")
+              if p["metadata"]["labels"][labels.PRIMITIVE_LABEL] == "hung"]
+    assert pod["spec"]["activeDeadlineSeconds"] == 3 and pod["status"]["reason"] == "DeadlineExceeded"
+
+
+def test_a_workflow_deadline_terminates_what_still_runs(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "wf-deadline")
+    manifest = workflow("bounded", [step("long", 600.0), step("after", 1.0, ["long"])])
+    manifest["spec"]["activeDeadlineSeconds"] = 5
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        apply(cluster, namespace, manifest)
+        failed = _kubectl_wait(cluster, namespace, "bounded", "Failed", 30)
+        assert failed.returncode == 0, failed.stderr + operator.log()
+        wait_for("the running pod to be deleted", lambda: workflow_pods(cluster, namespace, "bounded") == [], 30)
+    status = _status(cluster, namespace, "bounded")
+    assert status["reason"] == "DeadlineExceeded" and "5s" in status["message"]
+    assert status["primitives"]["long"]["reason"] == "DeadlineExceeded"
