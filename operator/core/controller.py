@@ -177,7 +177,7 @@ class WorkflowController:
                 return
             self._plans[key] = plan
         spec = body.get("spec") or {}
-        progress = workflow_progress(plan.workflow, pods, status.get("primitives"))
+        progress = workflow_progress(plan.workflow, pods, status.get("primitives"), plan.strategies)
         ended_by, deadline = None, spec.get("activeDeadlineSeconds")
         created = parse_time(body["metadata"]["creationTimestamp"])
         if deadline and created and (datetime.now(UTC) - created).total_seconds() > deadline:
@@ -194,7 +194,7 @@ class WorkflowController:
             after = await self._advance(key, body, plan, progress, pods)
             if after is None:  # something only a fresh list can tell (an eviction, someone else's binding)
                 after = owned_by(await self.api.list_workflow_pods(key[0], label_value(key[1])), plan.uid)
-            progress = workflow_progress(plan.workflow, after, status.get("primitives"))
+            progress = workflow_progress(plan.workflow, after, status.get("primitives"), plan.strategies)
         phase = await self.status.write(body, plan, progress, problems=self.binder.problems(key), ended_by=ended_by,
                                         suspended=bool(spec.get("suspend")))
         if phase in TERMINAL:

@@ -7,6 +7,7 @@ from typing import Any
 
 from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.operator.core.pod_template import effective_primitives
+from scale_scheduler.operator.core.progress import RetryStrategy
 from scale_scheduler.operator.core.workflow_pods import scheduling_fields
 from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.simulator.estimates import workflow_estimates
@@ -23,6 +24,7 @@ class WorkflowPlan:
     workflow: Workflow
     raw: dict[str, dict[str, Any]]  # spec entry per primitive name, podTemplate merged in (the pod's fields)
     constraints: dict[str, NodeConstraints]  # per primitive: the nodes its pods may go to (selector, affinity, taints)
+    strategies: dict[str, RetryStrategy]  # per primitive: which failures are retried, when and where
     downstream_seconds: dict[str, float]  # per primitive: the longest chain of mean estimated work after it
     lower_bound_seconds: float  # critical path on the fastest feasible nodes (slowdown's denominator)
     mean_seconds: dict[str, float]  # per primitive: the estimate averaged over the nodes that can run it
@@ -59,6 +61,8 @@ def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
                 "needs a toleration)",
             )
     estimates = workflow_estimates(workflow, state)  # the simulator engine's own per-workflow preparation
-    return WorkflowPlan(body["metadata"]["uid"], workflow, raw, constraints, estimates.downstream_seconds(workflow),
+    return WorkflowPlan(body["metadata"]["uid"], workflow, raw, constraints,
+                        {name: RetryStrategy.of(entry) for name, entry in raw.items()},
+                        estimates.downstream_seconds(workflow),
                         estimates.lower_bound_seconds,
                         {p.name: estimates.mean[i] for i, p in enumerate(workflow.primitives)})

@@ -4,7 +4,8 @@ The fields a user may set on the template and on each primitive are the pod and 
 passes through (``TEMPLATE_FIELDS``); a field it would not pass through is refused (``UnknownField``), never
 silently dropped (the CRD keeps unknown fields so that this check sees them). The primitive's value wins: whole
 for scalars, command, args and affinity; by name for env, volumes and imagePullSecrets; by mountPath for
-volumeMounts; key by key for nodeSelector, resources and the two security contexts; envFrom and tolerations add up.
+volumeMounts; key by key for nodeSelector, resources, retryStrategy and the two security contexts; envFrom and
+tolerations add up. A ``retryStrategy.limit`` becomes the primitive's ``retries``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ TEMPLATE_FIELDS: dict[str, Callable[[Any, Any], Any]] = {
     "serviceAccountName": _replace, "automountServiceAccountToken": _replace, "imagePullSecrets": _by("name"),
     "securityContext": _keywise, "podSecurityContext": _keywise, "resources": _keywise,
     "nodeSelector": _keywise, "tolerations": _concatenate, "affinity": _replace, "priorityClassName": _replace,
-    "activeDeadlineSeconds": _replace,
+    "activeDeadlineSeconds": _replace, "retryStrategy": _keywise,
 }
 
 
@@ -70,5 +71,7 @@ def effective_primitives(spec: dict[str, Any]) -> list[dict[str, Any]]:
         entry = dict(raw)
         for field, value in template.items():
             entry[field] = TEMPLATE_FIELDS[field](value, raw[field]) if field in raw else value
+        if "limit" in (entry.get("retryStrategy") or {}):  # retries is the shorthand of retryStrategy.limit
+            entry["retries"] = entry["retryStrategy"]["limit"]
         merged.append(entry)
     return merged

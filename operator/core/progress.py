@@ -7,6 +7,7 @@ the pods is what makes a restarted operator pick up exactly where the old one st
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -91,6 +92,38 @@ def pod_trouble(pod: dict[str, Any]) -> Trouble | None:
     return None
 
 
+@dataclass(frozen=True)
+class RetryStrategy:
+    """When a failed attempt is tried again: a primitive's ``retryStrategy`` (its ``limit`` is the primitive's
+    ``retries``, which stays the shorthand). Node loss is never a failure, so it is retried whatever this says."""
+
+    exit_codes: frozenset[int] = frozenset()  # with reasons: the failures that are retried; both empty: every one
+    reasons: frozenset[str] = frozenset()
+    backoff_seconds: float = 0.0  # before the first retry, then times ``factor`` per failure, at most ``cap``
+    factor: float = 2.0
+    cap_seconds: float = math.inf
+    different_node: bool = False  # a retry avoids the nodes where the primitive failed (if any other can run it)
+
+    @classmethod
+    def of(cls, raw_primitive: dict[str, Any]) -> RetryStrategy:
+        raw = raw_primitive.get("retryStrategy") or {}
+        retry_on, backoff = raw.get("retryOn") or {}, raw.get("backoff") or {}
+        return cls(frozenset(int(code) for code in retry_on.get("exitCodes") or []),
+                   frozenset(retry_on.get("reasons") or []), float(backoff.get("durationSeconds", 0.0)),
+                   float(backoff.get("factor", 2.0)), float(backoff.get("capSeconds", math.inf)),
+                   bool(raw.get("differentNode", False)))
+
+    def retries(self, failure: Trouble | None) -> bool:
+        """Whether this failure may be retried (one whose pod is gone, reason unknown, may)."""
+        if failure is None or not (self.exit_codes or self.reasons):
+            return True
+        return failure.exit_code in self.exit_codes or failure.reason in self.reasons
+
+    def delay(self, failures: int) -> float:
+        """Seconds between the ``failures``-th failure and the next attempt."""
+        return min(self.backoff_seconds * self.factor ** max(failures - 1, 0), self.cap_seconds)
+
+
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"  # the kubelet's words
 
 
@@ -116,6 +149,11 @@ class PrimitiveProgress:
     # the pod that is (or will be) running this primitive: not failed, not being deleted
     live_pod: dict[str, Any] | None = None
     trouble: Trouble | None = None  # the live pod's, else the last failed attempt's
+    failure: Trouble | None = None  # the last failed attempt's
+    failed_at: datetime | None = None  # when it ended
+    failed_nodes: list[str] = field(default_factory=list)  # where attempts failed, oldest first
+    not_retried: bool = False  # its last failure is one its retryStrategy does not retry
+    next_attempt: datetime | None = None  # ready again after a failure: not before this (retryStrategy backoff)
 
 
 @dataclass
@@ -148,11 +186,13 @@ class WorkflowProgress:
 
 
 def workflow_progress(workflow: Workflow, pods: list[dict[str, Any]],
-                      recorded: dict[str, dict[str, Any]] | None = None) -> WorkflowProgress:
+                      recorded: dict[str, dict[str, Any]] | None = None,
+                      strategies: dict[str, RetryStrategy] | None = None) -> WorkflowProgress:
     """Progress of a validated workflow (primitives in topological order) from the pods it owns.
 
     ``recorded`` is the previous ``status.primitives``: a success or failure recorded there stands even
-    if its pod has since gone (the pod GC removes pods of deleted nodes, finished or not).
+    if its pod has since gone (the pod GC removes pods of deleted nodes, finished or not). ``strategies``: each
+    primitive's retryStrategy (default: retry every failure at once, up to its ``retries``).
     """
     progress = {p.name: PrimitiveProgress(p.name) for p in workflow.primitives}
     for name, record in (recorded or {}).items():
@@ -172,7 +212,11 @@ def workflow_progress(workflow: Workflow, pods: list[dict[str, Any]],
         phase = pod_phase(pod)
         if phase == "Failed":
             failed_pods[entry.name] += 1
-            entry.trouble = pod_trouble(pod)  # pods come in attempt order: the last failure is kept
+            # pods come in attempt order: the last failure is kept
+            entry.trouble = entry.failure = pod_trouble(pod)
+            entry.failed_at = pod_times(pod)[1] or parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+            if (pod.get("spec") or {}).get("nodeName"):
+                entry.failed_nodes.append(pod["spec"]["nodeName"])
             continue
         if entry.state == "Succeeded":
             continue
@@ -189,8 +233,11 @@ def workflow_progress(workflow: Workflow, pods: list[dict[str, Any]],
     result = WorkflowProgress(progress)
     for primitive in workflow.primitives:
         entry = progress[primitive.name]
+        strategy = (strategies or {}).get(primitive.name) or RetryStrategy()
         entry.failures = max(entry.failures, failed_pods[primitive.name])
-        if entry.failures > primitive.retries:
+        latest_failed = failed_pods[primitive.name] > 0 and entry.live_pod is None and entry.state != "Succeeded"
+        entry.not_retried = latest_failed and not strategy.retries(entry.failure)
+        if entry.failures > primitive.retries or entry.not_retried:
             result.exhausted = result.exhausted or primitive.name
             entry.state = "Failed"
             continue
@@ -198,6 +245,8 @@ def workflow_progress(workflow: Workflow, pods: list[dict[str, Any]],
         if entry.state in ("Waiting", "Pending", "Running") and entry.live_pod is None and parents_done:
             entry.state = "Pending"
             result.ready.append(primitive.name)
+            if latest_failed and entry.failed_at is not None:
+                entry.next_attempt = entry.failed_at + timedelta(seconds=strategy.delay(entry.failures))
     return result
 
 
@@ -224,9 +273,10 @@ def outcome_conditions(succeeded: bool | None, reason: str, message: str, previo
                       generation)]
 
 
-def _primitive_record(p: PrimitiveProgress, trouble: Trouble | None) -> dict[str, Any]:
+def _primitive_record(p: PrimitiveProgress, trouble: Trouble | None, now: datetime) -> dict[str, Any]:
     record = {"state": p.state, "node": p.node, "pod": p.pod, "attempts": p.attempts, "failures": p.failures,
-              "startTime": format_time(p.start), "finishTime": format_time(p.finish)}
+              "startTime": format_time(p.start), "finishTime": format_time(p.finish),
+              "nextAttemptTime": format_time(p.next_attempt) if p.next_attempt and p.next_attempt > now else None}
     if trouble is not None and p.state != "Succeeded":
         record.update(reason=trouble.reason, message=trouble.message[:1024], exitCode=trouble.exit_code)
     return {k: v for k, v in record.items() if v not in (None, 0, "")}
@@ -259,8 +309,10 @@ def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: 
         entry, trouble = progress.primitives[name], troubles[name]
         last = "" if trouble is None else f" (last: {trouble.reason}" + (
             f", exit code {trouble.exit_code})" if trouble.exit_code is not None else ")")
-        reason, message = "RetriesExhausted", (f"primitive {name!r} failed {entry.failures} time(s){last}, allowed "
-                                               f"retries {entry.failures - 1}; see its pods' events")
+        allowed = ("its retryStrategy does not retry that failure" if entry.not_retried
+                   else f"allowed retries {entry.failures - 1}")
+        reason, message = "RetriesExhausted", (f"primitive {name!r} failed {entry.failures} time(s){last}, {allowed}; "
+                                               "see its pods' events")
         complete = condition("Complete", False, reason, message, conditions, now, generation)
     elif phase == "Succeeded":
         reason, message = "Succeeded", f"all {total} primitives succeeded"
@@ -288,7 +340,8 @@ def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: 
         "conditions": [valid, complete, *outcome_conditions(outcome, reason, message, conditions, now, generation),
                        condition("Suspended", suspended and outcome is None, "Suspended" if suspended else "Running",
                                  "", conditions, now, generation)],
-        "primitives": {name: _primitive_record(p, troubles[name] or (Trouble(ended_by.reason) if ended_by else None))
+        "primitives": {name: _primitive_record(p, troubles[name] or (Trouble(ended_by.reason) if ended_by else None),
+                                               now)
                        for name, p in progress.primitives.items()},
     }
     if generation is not None:

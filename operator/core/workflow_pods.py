@@ -96,6 +96,21 @@ def scheduling_fields(raw_primitive: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def avoiding_nodes(affinity: dict[str, Any] | None, nodes: list[str]) -> dict[str, Any]:
+    """``affinity`` whose required node affinity also keeps the pod off ``nodes`` (every nodeSelectorTerm gets a
+    ``metadata.name NotIn`` field requirement: terms are ORed, so each must exclude them)."""
+    affinity = dict(affinity or {})
+    node_affinity = dict(affinity.get("nodeAffinity") or {})
+    required = dict(node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    excluded = {"key": "metadata.name", "operator": "NotIn", "values": list(nodes)}
+    terms = required.get("nodeSelectorTerms") or [{}]
+    required["nodeSelectorTerms"] = [{**term, "matchFields": [*(term.get("matchFields") or []), excluded]}
+                                     for term in terms]
+    node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = required
+    affinity["nodeAffinity"] = node_affinity
+    return affinity
+
+
 def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitive: dict[str, Any], attempt: int,
                  policy: str) -> dict[str, Any]:
     """The Pod for one attempt, unbound (no nodeName: the operator binds it through the Binding subresource, after

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scale_scheduler.operator.core.progress import (
+    RetryStrategy,
     Trouble,
     condition,
     failed_status,
@@ -206,3 +207,26 @@ def test_succeeded_and_failed_conditions_tell_running_from_failed() -> None:
     assert (running["Complete"], running["Succeeded"], running["Failed"]) == ("False", "Unknown", "False")
     failed = conditions([_pod("a", 0, "Failed", start=0, finish=1)])
     assert (failed["Complete"], failed["Succeeded"], failed["Failed"]) == ("False", "False", "True")
+
+
+def test_retry_strategy_chooses_failures_and_backs_off() -> None:
+    strategy = RetryStrategy.of({"retryStrategy": {"retryOn": {"exitCodes": [42], "reasons": ["OOMKilled"]},
+                                                   "backoff": {"durationSeconds": 2, "factor": 3, "capSeconds": 10}}})
+    assert strategy.retries(Trouble("Error", "", 42)) and strategy.retries(Trouble("OOMKilled", "", 137))
+    assert not strategy.retries(Trouble("Error", "", 1))
+    assert strategy.retries(None), "a failure whose pod is gone may be retried"
+    assert [strategy.delay(n) for n in (1, 2, 3)] == [2.0, 6.0, 10.0]
+    assert RetryStrategy().retries(Trouble("Error", "", 1)) and RetryStrategy().delay(3) == 0.0
+
+
+def test_a_failure_the_strategy_does_not_retry_exhausts_the_primitive_and_backoff_sets_the_next_attempt() -> None:
+    workflow = _diamond(retries=3)
+    done_a = _pod("a", 0, "Succeeded", start=0, finish=1)
+    failed_b = _pod("b", 0, "Failed", start=1, finish=2)
+    failed_b["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] = 7
+    picky = {"b": RetryStrategy(exit_codes=frozenset({42}))}
+    progress = workflow_progress(workflow, [done_a, failed_b], strategies=picky)
+    assert progress.exhausted == "b" and progress.primitives["b"].not_retried
+    patient = {"b": RetryStrategy(backoff_seconds=5)}
+    progress = workflow_progress(workflow, [done_a, failed_b], strategies=patient)
+    assert "b" in progress.ready and progress.primitives["b"].next_attempt == T0 + timedelta(seconds=7)

@@ -307,3 +307,52 @@ def test_a_workflow_deadline_terminates_what_still_runs(cluster: kwok.ClusterInf
     status = _status(cluster, namespace, "bounded")
     assert status["reason"] == "DeadlineExceeded" and "5s" in status["message"]
     assert status["primitives"]["long"]["reason"] == "DeadlineExceeded"
+
+
+def _attempt(cluster: kwok.ClusterInfo, namespace: str, name: str, attempt: int,
+             phase: str | None = None) -> dict[str, Any] | None:
+    return next((p for p in workflow_pods(cluster, namespace, name)
+                 if p["metadata"]["labels"][labels.ATTEMPT_LABEL] == str(attempt)
+                 and (phase is None or p["status"].get("phase") == phase)), None)
+
+
+def test_retry_backoff_delays_are_observed(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "backoff")
+    strategy = {"limit": 2, "backoff": {"durationSeconds": 3, "factor": 2, "capSeconds": 60}}
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        apply(cluster, namespace, workflow("flaky", [step("flaky", 300.0, retryStrategy=strategy)]))
+        for attempt, expected in ((0, 3.0), (1, 6.0)):
+            pod = wait_for(f"attempt {attempt} to run", lambda a=attempt: _attempt(cluster, namespace, "flaky", a,
+                                                                                  "Running"), 60,
+                           describe=operator.log)
+            failed_at = time.monotonic()
+            _fail_pod(cluster, pod, exit_code=1)
+            if attempt == 1:  # the wait is told in status while it lasts
+                wait_for("nextAttemptTime", lambda: "nextAttemptTime" in (
+                    _status(cluster, namespace, "flaky")["primitives"]["flaky"]), 4, interval=0.1)
+            wait_for(f"attempt {attempt + 1}", lambda a=attempt: _attempt(cluster, namespace, "flaky", a + 1), 30,
+                     interval=0.1, describe=operator.log)
+            delay = time.monotonic() - failed_at
+            # the failure's finishedAt has whole seconds (up to 1 s early); the 2 s resync may add up to 2 s
+            assert expected - 1.0 <= delay <= expected + 3.0, (attempt, delay)
+
+
+def test_retry_on_chosen_exit_codes_elsewhere_and_no_other_failure(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "retry-on")
+    strategy = {"limit": 3, "retryOn": {"exitCodes": [42]}, "differentNode": True}
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        apply(cluster, namespace, workflow("picky", [step("p", 300.0, retryStrategy=strategy)]))
+        first = wait_for("attempt 0 to run", lambda: _attempt(cluster, namespace, "picky", 0, "Running"), 60,
+                         describe=operator.log)
+        _fail_pod(cluster, first, exit_code=42)  # retried, on another node
+        second = wait_for("attempt 1 to run", lambda: _attempt(cluster, namespace, "picky", 1, "Running"), 60,
+                          describe=operator.log)
+        assert second["spec"]["nodeName"] != first["spec"]["nodeName"]
+        terms = second["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert terms["nodeSelectorTerms"][0]["matchFields"] == [
+            {"key": "metadata.name", "operator": "NotIn", "values": [first["spec"]["nodeName"]]}]
+        _fail_pod(cluster, second, exit_code=3)  # not a code it retries: the workflow fails at once
+        status = wait_for_phase(cluster, namespace, "picky", {"Failed"}, 30, operator)["status"]
+    assert status["primitives"]["p"]["failures"] == 2 and status["primitives"]["p"]["exitCode"] == 3
+    assert "does not retry" in status["message"]
+    assert _attempt(cluster, namespace, "picky", 2) is None

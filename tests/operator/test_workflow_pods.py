@@ -6,6 +6,7 @@ import pytest
 from scale_scheduler.operator.core.pod_template import effective_primitives
 from scale_scheduler.operator.core.workflow_pods import (
     DEFAULT_IMAGE,
+    avoiding_nodes,
     go_duration,
     label_value,
     pod_manifest,
@@ -128,3 +129,15 @@ def test_a_field_the_operator_would_not_pass_through_is_refused_by_name() -> Non
     with pytest.raises(WorkflowValidationError, match=r"spec\.primitives\[a\]\.workSecond ") as refused:
         effective_primitives({"primitives": [{"name": "a", "kind": "tool_call", "workSecond": 2}]})
     assert refused.value.primitive == "a"
+
+
+def test_avoiding_nodes_adds_the_exclusion_to_every_term() -> None:
+    assert avoiding_nodes(None, ["n1"])["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
+        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}]}]}
+    own = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"matchExpressions": [{"key": "b",
+                                                                                          "operator": "Exists"}]}]}}}
+    terms = avoiding_nodes(own, ["n1"])["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert all(term["matchFields"][0]["values"] == ["n1"] for term in terms["nodeSelectorTerms"])
+    assert "matchFields" not in own["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"][0], "the primitive's own affinity is left as it was"
