@@ -20,6 +20,7 @@ from typing import Any
 
 from scale_scheduler.operator.core.binder import Binder
 from scale_scheduler.operator.core.binding import BindingQueue
+from scale_scheduler.operator.core.cleanup import expired, pods_to_collect
 from scale_scheduler.operator.core.events import PostEvent, post_event
 from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.operator.core.placer import Placer, waiting_pods
@@ -161,6 +162,7 @@ class WorkflowController:
         if status.get("phase") in TERMINAL:
             self.queue.forget(key)
             self.status.set_phase(key, status["phase"])
+            await self._clean_up(key, body, status["phase"], pods)
             return
         if self.fallback_warning and key not in self._warned:
             self._warned.add(key)
@@ -194,14 +196,30 @@ class WorkflowController:
             after = await self._advance(key, body, plan, progress, pods)
             if after is None:  # something only a fresh list can tell (an eviction, someone else's binding)
                 after = owned_by(await self.api.list_workflow_pods(key[0], label_value(key[1])), plan.uid)
-            progress = workflow_progress(plan.workflow, after, status.get("primitives"), plan.strategies)
+            pods = after
+            progress = workflow_progress(plan.workflow, pods, status.get("primitives"), plan.strategies)
         phase = await self.status.write(body, plan, progress, problems=self.binder.problems(key), ended_by=ended_by,
                                         suspended=bool(spec.get("suspend")))
         if phase in TERMINAL:
             self._plans.pop(key, None)
             self.queue.forget(key)
             self.binder.forget_workflow(key)
+        # after the status write: what the collected pods said is recorded there by now
+        await self._clean_up(key, body, phase, pods, expire=False)
 
+    async def _clean_up(self, key: Key, body: dict[str, Any], phase: str, pods: list[dict[str, Any]], *,
+                        expire: bool = True) -> None:
+        """Delete the pods ``spec.podGC`` collects and, when ``expire``, a finished workflow past its
+        ``spec.ttlSecondsAfterFinished`` (its pods go with it, by their ownerReferences)."""
+        spec = body.get("spec") or {}
+        if expire and expired(spec, body.get("status") or {}, datetime.now(UTC)):
+            await self.api.delete_workflow(*key)
+            return
+        collected = pods_to_collect(spec, phase, pods)
+        await asyncio.gather(*(self.api.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
+                               for pod in collected))
+        for pod in collected:
+            self.live.apply_pod_event("DELETED", pod)
     async def _shut_down(self, key: Key, progress: WorkflowProgress, why: Trouble, terminate: bool) -> Trouble | None:
         """Start nothing more; ``terminate`` deletes every live pod, else only those not yet bound (they have not
         started) and the bound ones finish (spec.shutdown Stop). ``why`` once nothing of it runs any more

@@ -132,8 +132,9 @@ def past_deadline(pod: dict[str, Any], now: datetime) -> bool:
     (from ``status.startTime``, when the node accepted it; wall clock, whatever the --time-scale)."""
     deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds")
     started = parse_time((pod.get("status") or {}).get("startTime"))
-    return bool(deadline) and started is not None and pod_phase(pod) in ("Pending", "Running") and (
-        (now - started).total_seconds() >= float(deadline))
+    if deadline is None or started is None or pod_phase(pod) not in ("Pending", "Running"):
+        return False
+    return (now - started).total_seconds() >= float(deadline)
 
 
 @dataclass
@@ -323,6 +324,8 @@ def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: 
     outcome = {"Succeeded": True, "Failed": False}.get(phase)
     held = next(((name, t) for name, t in troubles.items()
                  if t is not None and progress.primitives[name].state in ("Pending", "Running")), None)
+    top_reason: str | None
+    top_message: str | None
     if outcome is None and held is not None:  # running, but something holds a primitive up: say so at the top
         top_reason, top_message = held[1].reason, f"primitive {held[0]!r}: {held[1].message}"[:1024]
     elif outcome is None:

@@ -131,6 +131,15 @@ class KubeApi:
                 return None
             raise
 
+    async def delete_workflow(self, namespace: str, name: str) -> None:
+        """Delete a WorkflowDAG (its TTL ran out); its pods follow through their ownerReferences."""
+        try:
+            await self.request("DELETE", self._workflow_path(namespace, name),
+                               query={"propagationPolicy": "Background"})
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
     async def patch_workflow_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         # JSON merge patch: keys we do not mention (kopf's bookkeeping) stay as they are.
         await self.request("PATCH", self._workflow_path(namespace, name) + "/status", {"status": status},

@@ -44,6 +44,14 @@ def build_registry(controller: WorkflowController,
         assert namespace is not None
         controller.resync(namespace, name)
 
+    # A finished workflow is looked at again only when it has a TTL to honour (and pods its podGC collects then).
+    @kopf.timer(labels.GROUP, labels.VERSION, labels.PLURAL, interval=RESYNC_SECONDS, registry=registry,
+                when=lambda spec, status, **_: status.get("phase") in TERMINAL
+                and spec.get("ttlSecondsAfterFinished") is not None)
+    async def expire(namespace: str | None, name: str, **_: Any) -> None:
+        assert namespace is not None
+        controller.resync(namespace, name)
+
     @kopf.on.event("", "v1", "nodes", registry=registry)
     async def node_event(event: kopf.RawEvent, **_: Any) -> None:  # async: runs in the loop, not a thread
         controller.on_node_event(event.get("type"), dict(event["object"]))

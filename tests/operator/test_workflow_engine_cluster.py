@@ -356,3 +356,38 @@ def test_retry_on_chosen_exit_codes_elsewhere_and_no_other_failure(cluster: kwok
     assert status["primitives"]["p"]["failures"] == 2 and status["primitives"]["p"]["exitCode"] == 3
     assert "does not retry" in status["message"]
     assert _attempt(cluster, namespace, "picky", 2) is None
+
+
+def test_pod_gc_deletes_pods_once_recorded_and_keeps_a_failed_workflows_pods(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "podgc")
+    tidy = workflow("tidy", [step("a", 1.0), step("b", 1.0, ["a"]), step("c", 1.0, ["b"])])
+    tidy["spec"]["podGC"] = {"strategy": "OnPodSuccess"}
+    kept = workflow("kept", [step("doomed", 300.0)])
+    kept["spec"]["podGC"] = {"strategy": "OnWorkflowSuccess"}
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        apply(cluster, namespace, tidy)
+        apply(cluster, namespace, kept)
+        status = wait_for_phase(cluster, namespace, "tidy", {"Succeeded"}, 60, operator)["status"]
+        wait_for("tidy's pods to be collected", lambda: workflow_pods(cluster, namespace, "tidy") == [], 20)
+        pod = wait_for("the doomed pod to run", lambda: _running(cluster, namespace, "kept", 1), 60)[0]
+        _fail_pod(cluster, pod, exit_code=1)
+        wait_for_phase(cluster, namespace, "kept", {"Failed"}, 30, operator)
+        time.sleep(3)  # a resync or two: nothing may collect a failed workflow's pods under OnWorkflowSuccess
+    assert status["done"] == "3/3" and all(entry["state"] == "Succeeded" and entry["node"]
+                                           for entry in status["primitives"].values())
+    assert _status(cluster, namespace, "tidy")["primitives"] == status["primitives"], "the record stays"
+    assert len(workflow_pods(cluster, namespace, "kept")) == 1
+
+
+def test_ttl_deletes_a_finished_workflow_and_with_it_its_pods(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "ttl")
+    manifest = workflow("ephemeral", [step("a", 1.0)])
+    manifest["spec"]["ttlSecondsAfterFinished"] = 3
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        apply(cluster, namespace, manifest)
+        wait_for_phase(cluster, namespace, "ephemeral", {"Succeeded"}, 60, operator)
+        finished = time.monotonic()
+        wait_for("the WorkflowDAG to be deleted", lambda: not get_json(cluster, WFD, "-n", namespace)["items"], 30,
+                 describe=operator.log)
+        assert time.monotonic() - finished >= 1.5  # not before its TTL (completionTime has whole seconds)
+    wait_for("its pods to follow (garbage collector)", lambda: workflow_pods(cluster, namespace, "ephemeral") == [], 60)
