@@ -26,11 +26,10 @@ from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.operator.core.placer import Placer, waiting_pods
 from scale_scheduler.operator.core.plan import WorkflowPlan, plan_workflow
 from scale_scheduler.operator.core.progress import (
-    DEADLINE_MESSAGE,
     Trouble,
     WorkflowProgress,
+    overdue,
     parse_time,
-    past_deadline,
     workflow_progress,
 )
 from scale_scheduler.operator.core.reconcile_queue import Key, ReconcileQueue
@@ -259,14 +258,15 @@ class WorkflowController:
         if lost:
             return None  # re-derive progress first: the evicted primitives are ready again
         # The kubelet ends a pod past its activeDeadlineSeconds; a node that does not (KWOK's, an unreachable one)
-        # would keep the primitive running for ever, so the operator does it too. The failure counts as a retry.
+        # would keep the primitive running for ever, so the operator does it too, and ends a pod that has not
+        # started within its primitive's pendingTimeoutSeconds. Either failure counts as a retry.
         now = datetime.now(UTC)
-        overdue = [entry.live_pod for entry in progress.primitives.values()
-                   if entry.live_pod is not None and past_deadline(entry.live_pod, now)]
-        for pod in overdue:
-            await self.api.fail_pod(pod["metadata"]["namespace"], pod["metadata"]["name"], "DeadlineExceeded",
-                                    DEADLINE_MESSAGE)
-        if overdue:
+        ended = [(entry.live_pod, why) for entry in progress.primitives.values() if entry.live_pod is not None
+                 and (why := overdue(entry.live_pod, now, plan.raw[entry.name].get("pendingTimeoutSeconds")))]
+        for pod, why in ended:
+            await self.api.fail_pod(pod["metadata"]["namespace"], pod["metadata"]["name"], why.reason, why.message)
+            self.live.apply_pod_event("DELETED", pod)  # it holds nothing once failed (the watch confirms)
+        if ended:
             return None
         # Every pod of the workflow that waits for a node joins the cluster-wide queue (the engine's order,
         # placement.queue_key); SRPT-like priorities read the workflow's work not started yet.

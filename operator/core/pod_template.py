@@ -1,11 +1,12 @@
 """A WorkflowDAG's ``spec.podTemplate`` merged into each primitive: what every primitive's pod is made of.
 
-The fields a user may set on the template and on each primitive are the pod and container fields the operator
-passes through (``TEMPLATE_FIELDS``); a field it would not pass through is refused (``UnknownField``), never
-silently dropped (the CRD keeps unknown fields so that this check sees them). The primitive's value wins: whole
-for scalars, command, args and affinity; by name for env, volumes and imagePullSecrets; by mountPath for
-volumeMounts; key by key for nodeSelector, resources, retryStrategy and the two security contexts; envFrom and
-tolerations add up. A ``retryStrategy.limit`` becomes the primitive's ``retries``.
+The fields a user may set on the template and on each primitive (``TEMPLATE_FIELDS``) are the pod and container
+fields the operator passes through and its own per-attempt rules (deadlines, retryStrategy); any other field is
+refused (``UnknownField``), never silently dropped (the CRD keeps unknown fields so that this check sees them).
+The primitive's value wins: whole for scalars, command, args and affinity; by name for env, volumes and
+imagePullSecrets; by mountPath for volumeMounts; key by key for nodeSelector, resources, retryStrategy and the
+two security contexts; envFrom and tolerations add up. A ``retryStrategy.limit`` becomes the primitive's
+``retries``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ TEMPLATE_FIELDS: dict[str, Callable[[Any, Any], Any]] = {
     "serviceAccountName": _replace, "automountServiceAccountToken": _replace, "imagePullSecrets": _by("name"),
     "securityContext": _keywise, "podSecurityContext": _keywise, "resources": _keywise,
     "nodeSelector": _keywise, "tolerations": _concatenate, "affinity": _replace, "priorityClassName": _replace,
-    "activeDeadlineSeconds": _replace, "retryStrategy": _keywise,
+    "activeDeadlineSeconds": _replace, "pendingTimeoutSeconds": _replace, "retryStrategy": _keywise,
 }
 
 

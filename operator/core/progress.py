@@ -127,6 +127,20 @@ class RetryStrategy:
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"  # the kubelet's words
 
 
+def overdue(pod: dict[str, Any], now: datetime, pending_timeout: float | None = None) -> Trouble | None:
+    """Why a live pod must be ended now: past its ``activeDeadlineSeconds`` (``DeadlineExceeded``), or still not
+    running ``pending_timeout`` seconds after it was created (``PendingTimeout``: no room, an image that does not
+    pull ...); None if neither."""
+    if past_deadline(pod, now):
+        return Trouble("DeadlineExceeded", DEADLINE_MESSAGE)
+    created = parse_time(pod["metadata"].get("creationTimestamp"))
+    if pending_timeout is not None and created is not None and pod_phase(pod) == "Pending" and (
+            (now - created).total_seconds() >= pending_timeout):
+        return Trouble("PendingTimeout", f"the pod did not start running within {pending_timeout:g}s "
+                                         "(spec pendingTimeoutSeconds)")
+    return None
+
+
 def past_deadline(pod: dict[str, Any], now: datetime) -> bool:
     """Whether a pod still running has outlived its ``activeDeadlineSeconds``, counted as the kubelet counts it
     (from ``status.startTime``, when the node accepted it; wall clock, whatever the --time-scale)."""

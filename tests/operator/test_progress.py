@@ -10,6 +10,7 @@ from scale_scheduler.operator.core.progress import (
     Trouble,
     condition,
     failed_status,
+    overdue,
     past_deadline,
     pod_trouble,
     status_patch,
@@ -230,3 +231,16 @@ def test_a_failure_the_strategy_does_not_retry_exhausts_the_primitive_and_backof
     patient = {"b": RetryStrategy(backoff_seconds=5)}
     progress = workflow_progress(workflow, [done_a, failed_b], strategies=patient)
     assert "b" in progress.ready and progress.primitives["b"].next_attempt == T0 + timedelta(seconds=7)
+
+
+def test_overdue_tells_a_deadline_from_a_pending_timeout() -> None:
+    waiting = _pod("a", 0, "Pending", node=None)
+    waiting["metadata"]["creationTimestamp"] = _stamp(0)
+    assert overdue(waiting, T0 + timedelta(seconds=4), pending_timeout=5) is None
+    assert overdue(waiting, T0 + timedelta(seconds=5), pending_timeout=5) == Trouble(
+        "PendingTimeout", "the pod did not start running within 5s (spec pendingTimeoutSeconds)")
+    assert overdue(waiting, T0 + timedelta(days=1)) is None, "no timeout, no end"
+    running = _pod("a", 0, "Running", start=0)
+    running["status"]["startTime"] = _stamp(0)
+    running["spec"]["activeDeadlineSeconds"] = 1
+    assert overdue(running, T0 + timedelta(seconds=2), pending_timeout=5).reason == "DeadlineExceeded"

@@ -391,3 +391,19 @@ def test_ttl_deletes_a_finished_workflow_and_with_it_its_pods(cluster: kwok.Clus
                  describe=operator.log)
         assert time.monotonic() - finished >= 1.5  # not before its TTL (completionTime has whole seconds)
     wait_for("its pods to follow (garbage collector)", lambda: workflow_pods(cluster, namespace, "ephemeral") == [], 60)
+
+
+def test_a_pod_that_does_not_start_within_its_pending_timeout_fails(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "pending")
+    node = next(n for n in get_json(cluster, "nodes")["items"] if n["metadata"]["name"] == "cpu-small-010")
+    more_than_half = f"{int(float(node['status']['allocatable']['cpu']) * 600)}m"
+    pinned = {"resources": {"cpu": more_than_half}, "nodeSelector": {"kubernetes.io/hostname": "cpu-small-010"},
+              "pendingTimeoutSeconds": 3}
+    # two pods that cannot share their one node: whichever waits for room fails after 3 s
+    manifest = workflow("stuck", [step("first", 600.0, **pinned), step("second", 600.0, **pinned)])
+    with running_operator(cluster.kubeconfig, namespace, time_scale=10.0) as operator:
+        apply(cluster, namespace, manifest)
+        status = wait_for_phase(cluster, namespace, "stuck", {"Failed"}, 30, operator)["status"]
+    reasons = sorted(entry.get("reason", "") for entry in status["primitives"].values())
+    assert "PendingTimeout" in reasons, status
+    assert status["reason"] == "RetriesExhausted" and "PendingTimeout" in status["message"]
