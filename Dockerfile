@@ -14,7 +14,9 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# Dependencies first so source edits do not invalidate this layer.
+# Dependencies first so source edits do not invalidate this layer. Only [project] dependencies, the operator's
+# runtime: the train and plots extras (TensorBoard, Gymnasium, SciPy, OR-Tools, matplotlib) stay out, and
+# tests/operator/test_runtime_imports.py proves the operator and its shipped checkpoints load without them.
 COPY pyproject.toml README.md ./
 RUN pip install --index-url "$TORCH_INDEX_URL" torch \
  && python - <<'PY'

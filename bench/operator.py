@@ -64,7 +64,6 @@ POLICIES = ("scale", "least-loaded")
 THROUGHPUT_POLICY = "least-loaded"
 # tool_call's default requests: small enough that every pod of the throughput runs fits at once
 TOOL_CALL_REQUESTS = {"cpu": "250m", "memory": "256Mi"}
-PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 
 
 def log(message: str) -> None:
@@ -191,7 +190,7 @@ def tool_call_pod(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
         "spec": {"restartPolicy": "Never", "containers": [{
-            "name": "main", "image": PAUSE_IMAGE,
+            "name": "main", "image": labels.DEFAULT_IMAGE,
             "resources": {"requests": TOOL_CALL_REQUESTS, "limits": TOOL_CALL_REQUESTS}}]},
     }
 

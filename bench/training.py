@@ -21,10 +21,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 from scale_scheduler.policy.checkpoint import load_model, shipped_checkpoint
+from scale_scheduler.policy.episodes import EpisodeSpec, sample_episode
 from scale_scheduler.policy.labels import generate_labels
 from scale_scheduler.policy.network import NetworkConfig
 from scale_scheduler.policy.parallel import Workers, connected
-from scale_scheduler.policy.ppo import EpisodeSpec, PolicySnapshot, collect_rollouts, sample_episode
+from scale_scheduler.policy.ppo import PolicySnapshot, collect_rollouts
 
 
 def episodes(count: int, nodes: int, workflows: int, seed: int) -> list[EpisodeSpec]:

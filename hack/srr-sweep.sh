@@ -21,7 +21,7 @@ mkdir -p "$runs"
 train() {  # name algo [extra flags]
   local name=$1 algo=$2
   shift 2
-  .venv/bin/scale-sched train --algo "$algo" --nodes 16 --steps "${SWEEP_STEPS:-500000}" --seed 0 \
+  .venv/bin/scale-sched train --policy "$algo" --nodes 16 --steps "${SWEEP_STEPS:-500000}" --seed 0 \
     --out "$runs/$name" --groups 6 --rollouts 4 --eval-interval 10 "$@" --json > "$runs/$name.json"
   .venv/bin/scale-sched export-policy "$runs/$name" "$runs/export/$name"
 }
@@ -46,6 +46,6 @@ checkpoints=()
 for name in ca s10 s03 s01 sdecorr skl; do checkpoints+=(--checkpoint "$name=$runs/export/$name"); done
 parallel=()
 if ((workers > 1)); then parallel=(--workers "$workers"); fi
-.venv/bin/scale-sched evaluate --methods heft,k8s-default,ca,s10,s03,s01,sdecorr,skl "${checkpoints[@]}" \
+.venv/bin/scale-sched evaluate --policies heft,k8s-default,ca,s10,s03,s01,sdecorr,skl "${checkpoints[@]}" \
   --nodes 16,48 --seeds "${SWEEP_SEEDS:-10}" --workflows "${SWEEP_WORKFLOWS:-100}" --pair s10:ca --pair s03:ca \
   --pair s01:ca --pair sdecorr:ca --pair skl:ca --pair ca:heft --out "$out" "${parallel[@]}"

@@ -1,7 +1,8 @@
 """Save and load trained policies: a small ``model.pt`` (weights only) plus ``config.json``.
 
 The directory layout is the same for a run under runs/ and a shipped checkpoint under
-policy/checkpoints/, so ``--checkpoint NAME=PATH`` accepts either.
+policy/checkpoints/, so ``--checkpoint NAME=PATH`` accepts either. ``config.json`` records the feature
+layout the policy was trained on (``features``: names and hash); loading refuses any other layout.
 """
 
 from __future__ import annotations
@@ -11,13 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from scale_scheduler.simulator.features import feature_layout
 from torch import nn
 
-from .network import NetworkConfig, build_network
+from .config import NetworkConfig
+from .network import build_network
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
 SHIPPED_DIR = Path(__file__).parent / "checkpoints"
+FEATURES_KEY = "features"
+
+
+class FeatureLayoutMismatch(ValueError):
+    """The checkpoint was trained on other feature columns than the simulator builds today."""
 
 
 def save_model(directory: str | Path, model: nn.Module, network: NetworkConfig, algo: str,
@@ -25,7 +33,7 @@ def save_model(directory: str | Path, model: nn.Module, network: NetworkConfig, 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), directory / model_file)
-    config = {"algo": algo, "network": network.to_dict(), **(extra or {})}
+    config = {"algo": algo, "network": network.to_dict(), FEATURES_KEY: feature_layout(), **(extra or {})}
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     return directory / model_file
 
@@ -42,10 +50,26 @@ def load_model(path: str | Path, model_file: str = MODEL_FILE) -> tuple[nn.Modul
             "(train one with `scale-sched train --out DIR`, or point at policy/checkpoints/<name>)"
         )
     config = json.loads(config_path.read_text())
+    check_feature_layout(config, directory)
     model = build_network(NetworkConfig(**config["network"]))
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     model.eval()
     return model, config
+
+
+def check_feature_layout(config: dict[str, Any], directory: Path) -> None:
+    """Refuse a checkpoint whose recorded feature layout differs from today's: its weights would read every
+    column as another one without any error. Runs saved before layouts were recorded have none and load."""
+    recorded = config.get(FEATURES_KEY)
+    current = feature_layout()
+    if recorded is None or recorded.get("hash") == current["hash"]:
+        return
+    raise FeatureLayoutMismatch(
+        f"{directory} was trained on feature layout {recorded.get('hash')} "
+        f"(primitive: {', '.join(recorded.get('primitive', []))}; node: {', '.join(recorded.get('node', []))}), "
+        f"but this simulator builds layout {current['hash']} (primitive: {', '.join(current['primitive'])}; "
+        f"node: {', '.join(current['node'])}); retrain it, or use the scale-scheduler version it was trained with"
+    )
 
 
 def shipped_checkpoint(name: str) -> Path:

@@ -6,13 +6,17 @@ torch, scipy and matplotlib are imported inside the commands so `scale-sched --h
 from __future__ import annotations
 
 import csv
+import dataclasses
+import functools
+import inspect
 import json
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +24,18 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from scale_scheduler.simulator.cli_aliases import old_name, resolve
+from scale_scheduler.simulator.guard import check_factor
 from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, parse_rule
 
 from .parallel import Workers, WorkersUnavailable, connected  # light: Ray itself is imported only when asked for
+from .registry import CLUSTER_METHODS, LEARNED, LEARNED_METHODS, METHODS
 
 console = Console(stderr=True)
-ALGOS = ("scale", "crossattn", "ppo-mlp", "ppo-mlp-srr", "sac")
-DEFAULT_EVAL_METHODS = ("scale,crossattn,ppo-mlp,ppo-mlp-srr,sac,heft,srpt-eft,least-loaded,k8s-default,round-robin,"
-                        "random")
+# built from the registry (not a second list), an enum so that --help lists the choices
+TrainPolicy = StrEnum("TrainPolicy", {name: name for name in LEARNED_METHODS})  # type: ignore[misc]
+# every method that also runs on a cluster (the lookahead references are slow and opt-in)
+DEFAULT_EVAL_POLICIES = ",".join(CLUSTER_METHODS)
 TRAINING_FILES = ("model.pt", "config.json", "metrics.jsonl", "TRAINING.md", "TRAINING.json")
 WORKERS_HELP = ("run the work on Ray, at most this many units at a time (a local Ray of this many CPUs unless "
                 "--ray-address); unset or 1: in this process. Same numbers either way (docs/scale-out.md)")
@@ -67,8 +75,8 @@ def _write_training_record(out: Path, record: dict[str, Any]) -> None:
     (out / "TRAINING.md").write_text(
         f"# How this checkpoint was trained\n\n"
         f"- command: `{record['command']}`\n- seed: {record['seed']}\n"
-        f"- decisions trained on: {record['global_step']}\n- wall time: {record['wall_seconds']:.0f} s "
-        f"on {record['machine']}\n- git commit: {record['git_commit']}\n"
+        f"- decisions trained on: {record['global_step']}\n- wall time: {record['wall_seconds']:.0f} s"
+        + (f" on {record['machine']}" if "machine" in record else "") + f"\n- git commit: {record['git_commit']}\n"
         f"- best validation avg response time at N={record['train_config']['nodes']}: "
         f"{record['best_validation_avg_response_time']:.3f} s (validation seeds are disjoint from evaluate's)\n"
         + (f"- stopped early {record['stopped_early']}\n" if "stopped_early" in record else "")
@@ -76,68 +84,122 @@ def _write_training_record(out: Path, record: dict[str, Any]) -> None:
     )
 
 
-def train(
-    algo: str = typer.Option("scale", help=f"one of {', '.join(ALGOS)}"),
-    nodes: int = typer.Option(16, help="training cluster size"),
-    steps: int = typer.Option(200_000, help="scheduling decisions to train on (all environments together)"),
-    seed: int = typer.Option(0),
+# Python types of the config fields `train` offers (the dataclasses annotate them as strings)
+_FLAG_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+SRR_FIELDS = ("decorrelation_coef", "kl_coef")
+
+
+def _config_classes() -> dict[str, type]:
+    """Each learned method's config dataclass."""
+    from .config import PPOConfig, SACConfig
+
+    trainers = {"ppo": PPOConfig, "sac": SACConfig}
+    return {name: trainers[method.trainer] for name, method in LEARNED.items()}
+
+
+def _applies(field_name: str, policy: str, config_class: type) -> bool:
+    """Whether ``policy``'s config takes that setting; the SRR weights only where SRR is in the loss."""
+    names = {f.name for f in dataclasses.fields(config_class) if "help" in f.metadata}
+    return field_name in names and (field_name not in SRR_FIELDS or LEARNED[policy].srr)
+
+
+def _setting_options() -> dict[str, tuple[str, inspect.Parameter]]:
+    """field name -> (flag, parameter): one option per config setting, its help and default(s) read from the
+    dataclasses; None unless given, so each algorithm's own default applies."""
+    classes = _config_classes()
+    options: dict[str, tuple[str, inspect.Parameter]] = {}
+    for config_class in dict.fromkeys(classes.values()):
+        for field in dataclasses.fields(config_class):
+            if "help" not in field.metadata or field.name in options:
+                continue
+            flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
+            groups: dict[tuple[str, str], list[str]] = {}  # (help, default) -> the policies with them
+            for policy, policy_class in classes.items():
+                if _applies(field.name, policy, policy_class):
+                    own = next(f for f in dataclasses.fields(policy_class) if f.name == field.name)
+                    groups.setdefault((own.metadata["help"], f"{own.default:g}" if isinstance(own.default, float)
+                                       else str(own.default)), []).append(policy)
+            help_text = _setting_help(groups, len(classes))
+            kind = _FLAG_TYPES[str(field.type)]
+            names = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
+            option = typer.Option(None, *names, help=help_text, show_default=False, rich_help_panel="Training settings")
+            options[field.name] = (flag, inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY,
+                                                           default=option, annotation=kind | None))
+    return options
+
+
+def _setting_help(groups: dict[tuple[str, str], list[str]], policies: int) -> str:
+    """One help line: the setting's help and default, and which policies take it when not all do."""
+    helps = {help_text for help_text, _ in groups}
+    if len(groups) == 1 and len(next(iter(groups.values()))) == policies:
+        ((help_text, default),) = groups
+        return f"{help_text} (default {default})"
+    if len(helps) == 1:
+        return f"{helps.pop()} (" + "; ".join(f"{', '.join(p)}: {d}" for (_, d), p in groups.items()) + ")"
+    return "; ".join(f"{', '.join(p)}: {h} (default {d})" for (h, d), p in groups.items())
+
+
+def _train(
+    policy: TrainPolicy = typer.Option(TrainPolicy("scale"), help="the learned method to train: PPO (+SRR) for "
+                                       "scale, crossattn, ppo-mlp, ppo-mlp-srr; discrete SAC for sac"),
     out: Path = typer.Option(..., help="run directory (checkpoints, TensorBoard, metrics); resumed if it exists"),
-    workflows: int = typer.Option(20, help="workflows per training episode"),
-    groups: int = typer.Option(4, help="PPO: distinct arrival sequences per rollout"),
-    rollouts: int = typer.Option(4, help="PPO: rollouts per arrival sequence"),
-    eval_interval: int = typer.Option(5, help="PPO: iterations between validations/checkpoints"),
     threads: int = typer.Option(1, help="torch CPU threads (1 lets two runs share a 2-core machine)"),
-    rule: str = typer.Option(DEFAULT_RULE.value, help=RULE_HELP + " Training episodes run under it; the "
-                             "checkpoint records it."),
-    srr_decorrelation: float | None = typer.Option(
-        None, min=0.0, help="SRR: weight of the decorrelation loss (scale, ppo-mlp-srr) [default: 0.1, policy/srr.py]"),
-    srr_kl: float | None = typer.Option(
-        None, min=0.0, help="SRR: weight of the KL penalty toward N(0, 1) (scale, ppo-mlp-srr) [default: 0.1]"),
     workers: int | None = typer.Option(None, min=1, help="PPO: " + WORKERS_HELP + "; the gradient step stays here"),
     ray_address: str | None = typer.Option(None, help=RAY_ADDRESS_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the final metrics as JSON"),
+    algo: TrainPolicy | None = old_name("--algo", "--policy"),
+    **settings: Any,
 ) -> None:
-    """Train a policy at N=NODES with PPO (scale, crossattn, ppo-mlp, ppo-mlp-srr) or discrete SAC (sac)."""
-    import torch
+    """Train a policy: PPO (+SRR) or discrete SAC, resumable, TensorBoard scalars.
 
-    from .ppo import PPO_ALGOS, PPOConfig, Trainer
-    from .sac import SACConfig, SACTrainer
-
-    if algo not in ALGOS:
-        raise typer.BadParameter(f"unknown algo {algo!r}; choose from {', '.join(ALGOS)}", param_hint="--algo")
-    srr_weights = {key: value for key, value in (("decorrelation_coef", srr_decorrelation), ("kl_coef", srr_kl))
-                   if value is not None}  # PPOConfig's defaults for the rest
-    if srr_weights and not (algo in PPO_ALGOS and PPO_ALGOS[algo][1]):
-        raise typer.BadParameter(f"{algo!r} trains without SRR; the SRR weights apply to scale and ppo-mlp-srr",
-                                 param_hint="--srr-decorrelation/--srr-kl")
-    try:
-        placement_rule = parse_rule(rule).value
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--rule") from None
-    if algo == "sac" and ((workers or 1) > 1 or ray_address):
+    Every training setting's default is its algorithm's config (policy/config.py); a setting the chosen
+    algorithm does not have is refused."""
+    name = resolve(policy, algo, "--policy", "--algo", TrainPolicy("scale")).value
+    config_class = _config_classes()[name]
+    flags = {field: flag for field, (flag, _) in _setting_options().items()}
+    given = {field: value for field, value in settings.items() if value is not None}
+    if set(given) & set(SRR_FIELDS) and not LEARNED[name].srr:
+        with_srr = " and ".join(p for p, method in LEARNED.items() if method.srr)
+        raise typer.BadParameter(f"{name!r} trains without SRR; the SRR weights apply to {with_srr}",
+                                 param_hint="/".join(flags[f] for f in SRR_FIELDS))
+    for field in given:
+        if not _applies(field, name, config_class):
+            takers = ", ".join(p for p, c in _config_classes().items() if _applies(field, p, c))
+            raise typer.BadParameter(f"{flags[field]} does not apply to {name} ({config_class.__name__} has no such "
+                                     f"setting); it applies to {takers}", param_hint=flags[field])
+    if "rule" in given:
+        try:
+            given["rule"] = parse_rule(given["rule"]).value
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--rule") from None
+    if LEARNED[name].trainer == "sac" and ((workers or 1) > 1 or ray_address):
         raise typer.BadParameter("sac updates after every decision of one engine: no rollouts to fan out "
                                  "(--workers and --ray-address apply to the PPO algos)", param_hint="--workers")
+    import torch
+
+    from .config import PPOConfig, SACConfig
+    from .ppo import Trainer
+    from .sac import SACTrainer
+
     torch.set_num_threads(threads)
     command = "scale-sched " + " ".join(sys.argv[1:])
     rollout_workers = Workers(workers, ray_address)
-    if algo == "sac":
-        trainer: Trainer | SACTrainer = SACTrainer(
-            SACConfig(seed=seed, nodes=nodes, total_steps=steps, workflows_per_episode=workflows, rule=placement_rule),
-            out, command
-        )
+    if LEARNED[name].trainer == "sac":
+        sac_config = SACConfig(**given)
+        trainer: Trainer | SACTrainer = SACTrainer(sac_config, out, command)
+        steps, nodes = sac_config.total_steps, sac_config.nodes
     else:
-        config = PPOConfig.for_algo(algo, seed=seed, nodes=nodes, total_steps=steps, workflows_per_episode=workflows,
-                                    groups=groups, rollouts_per_group=rollouts, eval_interval=eval_interval,
-                                    rule=placement_rule, **srr_weights)
-        trainer = Trainer(config, out, command, rollout_workers)
+        ppo_config = PPOConfig.for_algo(name, **given)
+        trainer = Trainer(ppo_config, out, command, rollout_workers)
+        steps, nodes = ppo_config.total_steps, ppo_config.nodes
     if trainer.resume():
         console.print(f"resuming {out} at decision {trainer.global_step}")
     with _connected(rollout_workers), _progress() as progress:
-        task = progress.add_task(f"train {algo}", total=steps, completed=trainer.global_step)
+        task = progress.add_task(f"train {name}", total=steps, completed=trainer.global_step)
 
         def on_progress(step: int, stats: dict[str, float]) -> None:
             shown = stats.get(f"eval/avg_response_time_n{nodes}", stats.get("rollout/avg_response_time", float("nan")))
-            progress.update(task, completed=step, description=f"train {algo} (response time {shown:.2f} s)")
+            progress.update(task, completed=step, description=f"train {name} (response time {shown:.2f} s)")
 
         final = trainer.train(on_progress)
     record = {**trainer.training_record(), "git_commit": _git_commit(), "machine": f"CPU, {threads} torch thread(s)",
@@ -147,6 +209,21 @@ def train(
         print(json.dumps({"out": str(out), "final": final, "training": record}))
     else:
         console.print(f"done: {out} ({record['wall_seconds']:.0f} s, {record['global_step']} decisions)")
+
+
+def train_command() -> Callable[..., None]:
+    """``_train`` with one keyword option per config setting, so typer sees them as ordinary parameters."""
+    fixed = [p for p in inspect.signature(_train, eval_str=True).parameters.values()
+             if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    generated = [parameter for _, parameter in _setting_options().values()]
+
+    @functools.wraps(_train)
+    def train(**options: Any) -> None:
+        _train(**options)
+
+    train.__signature__ = inspect.Signature([*fixed, *generated])  # type: ignore[attr-defined]
+    train.__annotations__ = {p.name: p.annotation for p in (*fixed, *generated)}
+    return train
 
 
 def export_policy(
@@ -162,8 +239,8 @@ def export_policy(
         config = json.loads((run / "config.json").read_text())
         record = {key: config[key] for key in ("command", "seed", "train_config", "global_step", "wall_seconds",
                                                 "best_validation_avg_response_time") if key in config}
-        record.update(git_commit=_git_commit(), machine="CPU, 1 torch thread(s)",
-                      stopped_early=f"at decision {record.get('global_step')} of "
+        # the machine is not in a stopped run's config: left out rather than guessed
+        record.update(git_commit=_git_commit(), stopped_early=f"at decision {record.get('global_step')} of "
                                     f"{record.get('train_config', {}).get('total_steps')}")
         _write_training_record(run, record)
     destination.mkdir(parents=True, exist_ok=True)
@@ -192,7 +269,8 @@ def _parse_checkpoints(values: list[str]) -> dict[str, str]:
 
 
 def evaluate(
-    methods: str = typer.Option(DEFAULT_EVAL_METHODS, help="comma-separated methods"),
+    policies: str = typer.Option(DEFAULT_EVAL_POLICIES, help="comma-separated policies: any of "
+                                 f"{', '.join(METHODS)}, or a name given a --checkpoint"),
     nodes: str = typer.Option("16,32,48", help="comma-separated cluster sizes"),
     seeds: int = typer.Option(5, help="seeds per (N, regime); each seed is a cluster + workload + durations"),
     workflows: int = typer.Option(60, help="workflows per evaluation episode (drained to the end)"),
@@ -214,7 +292,11 @@ def evaluate(
     workers: int | None = typer.Option(None, min=1, help=WORKERS_HELP + "; a unit is one (N, regime, seed) cell, "
                                        "or with --suite one (scenario, seed)"),
     ray_address: str | None = typer.Option(None, help=RAY_ADDRESS_HELP),
+    guard: float = typer.Option(0.0, min=0.0, help="wrap every policy in the guard: a choice estimated to finish "
+                                                    "more than GUARD times later than the best candidate is replaced "
+                                                    "(0 = off); results report the share replaced"),
     as_json: bool = typer.Option(False, "--json", help="print {'results': [...]} as JSON on stdout"),
+    methods: str | None = old_name("--methods", "--policies"),
 ) -> None:
     """Run every method on identical workloads per (N, regime, seed) and compare them with 95% CIs; with --suite,
     per out-of-distribution scenario against the best heuristic."""
@@ -231,13 +313,18 @@ def evaluate(
         run_evaluation,
         summarise,
     )
+    methods = resolve(policies, methods, "--policies", "--methods", DEFAULT_EVAL_POLICIES)
     torch.set_num_threads(1)
     overrides = _parse_checkpoints(checkpoint)
     try:
         placement_rule = parse_rule(rule)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--rule") from None
-    make = _method_maker(overrides)
+    try:
+        check_factor(guard)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--guard") from None
+    make = _method_maker(overrides, guard)
     chosen = Workers(workers, ray_address)
     if suite is not None:
         _evaluate_suite(suite, _split(methods), seeds, size, placement_rule, make, out, as_json, chosen)
@@ -291,17 +378,21 @@ def evaluate(
         Console().print(optimality_markdown)
 
 
-def _method_maker(overrides: dict[str, str]) -> Any:  # Callable[[str], Scheduler]; the simulator loads lazily
-    """Schedulers by name; it pickles (names and absolute checkpoint paths), so Ray workers build their own."""
+def _method_maker(overrides: dict[str, str], guard: float = 0.0) -> Any:  # Callable[[str], Scheduler]
+    """Schedulers by name, each in the guard when ``guard`` > 0; it pickles (names, absolute checkpoint paths and
+    the factor), so Ray workers build their own."""
+    from scale_scheduler.simulator.guard import Guarded
+
     from .registry import make_scheduler
 
     checkpoints = {name: str(Path(path).resolve()) for name, path in overrides.items()}
 
     def make(method: str) -> Any:
         try:
-            return make_scheduler(method, checkpoints.get(method))
+            scheduler = make_scheduler(method, checkpoints.get(method))
         except ValueError as error:
-            raise typer.BadParameter(str(error), param_hint="--methods") from None
+            raise typer.BadParameter(str(error), param_hint="--policies") from None
+        return Guarded(scheduler, guard) if guard else scheduler
 
     return make
 
@@ -382,8 +473,8 @@ def _write_evaluation(out: Path, plan: Any, raw: list[dict[str, Any]], summary: 
                       document: dict[str, Any], table: str, paired: str, overrides: dict[str, str]) -> None:
     from . import plots
     from .checkpoint import shipped_checkpoint
-    from .ppo import METRICS_FILE
     from .registry import LEARNED_METHODS
+    from .run import METRICS_FILE
 
     out.mkdir(parents=True, exist_ok=True)
     with (out / "episodes.csv").open("w", newline="") as handle:
@@ -412,13 +503,15 @@ def _write_evaluation(out: Path, plan: Any, raw: list[dict[str, Any]], summary: 
 
 
 def diagnose(
-    models: str = typer.Option("scale,crossattn", help="learned methods to inspect"),
+    policies: str = typer.Option("scale,crossattn", help=f"learned policies to inspect: any of "
+                                 f"{', '.join(LEARNED_METHODS)}, or a name given a --checkpoint"),
     nodes: str = typer.Option("16,32,48,96", help="cluster sizes"),
     seeds: int = typer.Option(3),
     workflows: int = typer.Option(40),
     checkpoint: list[str] = typer.Option([], help="NAME=PATH to use another checkpoint"),
     out: Path | None = typer.Option(None, help="write drift.md, drift.json and feature_drift.png here"),
     as_json: bool = typer.Option(False, "--json"),
+    models: str | None = old_name("--models", "--policies"),
 ) -> None:
     """Attention-feature statistics (mean, variance, |off-diagonal correlation|) per N, with and without SRR."""
     import torch
@@ -427,6 +520,7 @@ def diagnose(
     from .checkpoint import load_model, shipped_checkpoint
     from .diagnostics import feature_drift, markdown_drift
 
+    models = resolve(policies, models, "--policies", "--models", "scale,crossattn")
     torch.set_num_threads(1)
     overrides = _parse_checkpoints(checkpoint)
     loaded = {name: load_model(overrides.get(name) or shipped_checkpoint(name))[0] for name in _split(models)}
@@ -442,11 +536,11 @@ def diagnose(
         Console().print(markdown_drift(rows))
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(train)
-    app.command()(evaluate)
-    app.command()(diagnose)
-    app.command("export-policy")(export_policy)
+def register(app: typer.Typer, panel: str | None = None) -> None:
+    app.command("train", rich_help_panel=panel)(train_command())
+    app.command(rich_help_panel=panel)(evaluate)
+    app.command(rich_help_panel=panel)(diagnose)
+    app.command("export-policy", rich_help_panel=panel)(export_policy)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,15 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from scale_scheduler.simulator.cluster import heterogeneous
+from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
 from scale_scheduler.simulator.engine import simulate
+from scale_scheduler.simulator.extras import require
 from scale_scheduler.simulator.generators import arrival_rate_for_load, generate_workload
+from scale_scheduler.simulator.guard import guarded_fraction, tally
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule
 from scale_scheduler.simulator.schedulers import Scheduler
+from scale_scheduler.simulator.workflow import Workflow
 from scale_scheduler.simulator.yardsticks import lower_bound
-from scipy import stats
 
 from .parallel import IN_PROCESS, Workers, run_units
 
@@ -41,6 +43,7 @@ class EpisodeResult:
     completed_primitives: float
     avg_slowdown: float
     lower_bound: float = math.nan  # max(LB1, LB2) of the episode: no method can have a lower avg response time
+    guarded_fraction: float = 0.0  # share of its decisions the guard replaced (evaluate --guard)
 
 
 @dataclass
@@ -64,7 +67,7 @@ class EvaluationPlan:
         return len(list(self.cells())) * len(self.methods)
 
 
-def workload_for(plan: EvaluationPlan, nodes: int, regime: str, seed: int):  # noqa: ANN201 (simulator types)
+def workload_for(plan: EvaluationPlan, nodes: int, regime: str, seed: int) -> tuple[ClusterSpec, list[Workflow]]:
     cluster = heterogeneous(nodes, seed=seed)
     if regime == "total-rate":
         rate = arrival_rate_for_load(heterogeneous(plan.base_nodes, seed=seed), plan.load)
@@ -82,9 +85,11 @@ def evaluate_cell(plan: EvaluationPlan, schedulers: Mapping[str, Scheduler],
     for method in plan.methods:
         scheduler = schedulers[method]
         scheduler.reset(seed)
+        before = tally(scheduler)
         outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed, rule=plan.rule)
-        results.append(EpisodeResult(method, nodes, regime, seed, *(float(getattr(outcome, m)) for m in METRICS),
-                                     lower_bound=bound))
+        metrics = {m: float(getattr(outcome, m)) for m in METRICS}
+        results.append(EpisodeResult(method, nodes, regime, seed, **metrics, lower_bound=bound,
+                                     guarded_fraction=guarded_fraction(scheduler, before)))
     return results
 
 
@@ -99,6 +104,7 @@ def run_evaluation(plan: EvaluationPlan, make: Callable[[str], Scheduler],
     (so it must pickle: names and checkpoint paths, not models)."""
 
     def report(cell: list[EpisodeResult]) -> None:
+        assert on_episode is not None  # passed on only when given
         for result in cell:
             on_episode(result)
 
@@ -116,6 +122,7 @@ def confidence_interval(values: np.ndarray, level: float = 0.95) -> tuple[float,
     mean = float(np.mean(values))
     if len(values) < 2:
         return mean, mean
+    stats = require("scipy.stats", "train")
     half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * stats.sem(values))
     return mean - half, mean + half
 
@@ -153,7 +160,8 @@ def paired_comparison(results: list[EpisodeResult], method: str, reference: str)
         theirs = np.array([by_key[(reference, nodes, regime, s)] for s in seeds])
         difference = ours - theirs
         low, high = confidence_interval(difference)
-        p_value = float(stats.ttest_rel(ours, theirs).pvalue) if len(seeds) > 1 and difference.std() > 0 else 1.0
+        p_value = (float(require("scipy.stats", "train").ttest_rel(ours, theirs).pvalue)
+                   if len(seeds) > 1 and difference.std() > 0 else 1.0)
         rows.append({
             "method": method, "reference": reference, "nodes": nodes, "regime": regime, "seeds": len(seeds),
             "mean_difference": float(difference.mean()), "difference_ci95": [low, high], "p_value": p_value,
@@ -164,7 +172,7 @@ def paired_comparison(results: list[EpisodeResult], method: str, reference: str)
 
 def best_heuristic_comparison(results: list[EpisodeResult], method: str, heuristics: list[str]) -> list[dict[str, Any]]:
     """``method`` against the heuristic with the lowest mean response time in each (N, regime) cell."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     summary = summarise(results)
     for nodes, regime in sorted({(r["nodes"], r["regime"]) for r in summary}):
         candidates = [r for r in summary if r["nodes"] == nodes and r["regime"] == regime and r["method"] in heuristics]

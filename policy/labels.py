@@ -17,8 +17,8 @@ from scale_scheduler.simulator.engine import Engine
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule
 from scale_scheduler.simulator.schedulers import Scheduler
 
+from .episodes import EpisodeSpec
 from .parallel import IN_PROCESS, Workers, run_units
-from .ppo import EpisodeSpec
 from .registry import make_scheduler
 
 DEFAULT_TEACHER = "rollout-heft"

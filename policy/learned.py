@@ -31,7 +31,8 @@ class LearnedScheduler:
                 torch.from_numpy(observation.node_features)[None],
                 torch.from_numpy(np.ascontiguousarray(observation.candidates))[None],
             )
-        return output.logits[0].numpy()
+        logits: np.ndarray = output.logits[0].numpy()
+        return logits
 
     def choose(self, observation: Observation) -> int:
         return pick(self.scores(observation), observation.candidates)

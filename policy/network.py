@@ -8,39 +8,25 @@ regularises. SCALE has no input or parameter that depends on N; the MLP is tied 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from scale_scheduler.simulator.features import NODE_FEATURES, PRIMITIVE_FEATURES
+from scale_scheduler.simulator.features import NODE_FEATURE_NAMES, NODE_FEATURES, PRIMITIVE_FEATURES
 from torch import nn
+
+from .config import NetworkConfig
 
 # Masked logits get this instead of -inf so softmax, log-softmax and their gradients stay finite.
 MASKED_LOGIT = -1e8
-# node_features column holding log1p(estimated finish seconds): the MLP's window is ranked by it.
-ESTIMATED_FINISH_COLUMN = 4
+# The MLP's window holds the nodes of the earliest estimated finish.
+ESTIMATED_FINISH_COLUMN = NODE_FEATURE_NAMES.index("log_estimated_finish")
 
 
 class PolicyOutput(NamedTuple):
     logits: torch.Tensor  # [B, N], infeasible and padded nodes at MASKED_LOGIT
     value: torch.Tensor  # [B]
     features: torch.Tensor  # [B, D], the representation SRR regularises
-
-
-@dataclass
-class NetworkConfig:
-    """Architecture hyper-parameters; saved as config.json beside every checkpoint."""
-
-    architecture: str = "scale"  # "scale" (cross-attention pointer) or "mlp" (fixed window)
-    hidden: int = 64
-    heads: int = 4
-    layers: int = 2  # cross-attention layers (paper: 2)
-    logit_clip: float = 10.0  # C in C·tanh(·)
-    window: int = 16  # the MLP's fixed number of node slots
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
@@ -76,7 +62,8 @@ class CrossAttentionLayer(nn.Module):
         key, value = self.key_value(nodes).view(batch, num_nodes, 2, self.heads, head_dim).permute(2, 0, 3, 1, 4)
         attended = F.scaled_dot_product_attention(query, key, value, attn_mask=mask[:, None, None, :])  # [B,H,1,d]
         task = task + self.out(attended.transpose(1, 2).reshape(batch, hidden))  # [B, D]
-        return task + self.feed_forward(self.feed_forward_norm(task))
+        out: torch.Tensor = task + self.feed_forward(self.feed_forward_norm(task))
+        return out
 
 
 class ScaleNetwork(nn.Module):

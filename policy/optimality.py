@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,10 @@ def optimality_report(methods: Sequence[str], make: Callable[[str], Scheduler], 
     return rows
 
 
+def _response_time(row: OptimalityRow, method: str) -> float:
+    return row.response_times[method]
+
+
 def optimality_table(rows: Sequence[OptimalityRow]) -> str:
     """Markdown: per instance LB1, LB2, CP-SAT (objective, bound, status, proven gap, wall time), then per
     method its mean response time, ratio to max(LB1, LB2) and gap to CP-SAT; a last row of means."""
@@ -104,9 +109,9 @@ def optimality_table(rows: Sequence[OptimalityRow]) -> str:
         (lambda row: row.optimum.wall_seconds, "{:.1f}"),
     ]
     for method in methods:
-        columns += [(lambda row, m=method: row.response_times[m], "{:.2f}"),
-                    (lambda row, m=method: row.ratio_to_bound(m), "{:.2f}"),
-                    (lambda row, m=method: row.gap_to_optimum(m), "{:+.1%}")]
+        columns += [(partial(_response_time, method=method), "{:.2f}"),
+                    (partial(OptimalityRow.ratio_to_bound, method=method), "{:.2f}"),
+                    (partial(OptimalityRow.gap_to_optimum, method=method), "{:+.1%}")]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         lines.append("| " + " | ".join([row.instance] + [form.format(value(row)) for value, form in columns]) + " |")

@@ -6,15 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from scale_scheduler.simulator.extras import require
 
-matplotlib.use("Agg")  # headless: CI and servers have no display
-import matplotlib.pyplot as plt  # noqa: E402
+from .evaluation import REGIMES
 
-from .evaluation import REGIMES  # noqa: E402
+
+def pyplot() -> Any:  # matplotlib.pyplot, headless (CI and servers have no display)
+    require("matplotlib", "plots").use("Agg")
+    return require("matplotlib.pyplot", "plots")
 
 
 def metric_vs_nodes(summary: list[dict[str, Any]], metric: str, ylabel: str, path: Path) -> Path:
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(REGIMES), figsize=(12, 4.5), sharey=True)
     methods = sorted({row["method"] for row in summary})
     for axis, regime in zip(axes, REGIMES, strict=True):
@@ -47,6 +50,7 @@ def metric_vs_nodes(summary: list[dict[str, Any]], metric: str, ylabel: str, pat
 
 def training_curves(runs: dict[str, Path], path: Path, key: str = "eval/normalised_vs_heft_n16") -> Path | None:
     """Validation response time relative to HEFT (>1 = better) over training steps, one line per run."""
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.5))
     plotted = False
     for name, metrics_file in runs.items():
@@ -76,6 +80,7 @@ def training_curves(runs: dict[str, Path], path: Path, key: str = "eval/normalis
 def feature_drift(rows: list[dict[str, Any]], path: Path) -> Path:
     panels = [("feature_abs_mean", "mean |per-dimension mean|"), ("feature_variance", "mean per-dimension variance"),
               ("mean_abs_offdiag_correlation", "mean |off-diagonal correlation|")]
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(panels), figsize=(13, 4))
     for axis, (key, label) in zip(axes, panels, strict=True):
         for model in sorted({r["model"] for r in rows}):

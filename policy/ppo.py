@@ -10,7 +10,6 @@ baseline) on top of the critic. SRR is added to the loss in the same backward pa
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,95 +19,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
-from scale_scheduler.simulator.engine import Engine, simulate
-from scale_scheduler.simulator.generators import generate_workload
+from scale_scheduler.simulator.engine import Engine
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule, parse_rule
-from scale_scheduler.simulator.schedulers import make_heuristic
-from scale_scheduler.simulator.workflow import Workflow
 from torch import nn
 
 from .batching import batch_observations, pad_arrays
-from .checkpoint import save_model
+from .config import NetworkConfig, PPOConfig
+from .episodes import EpisodeSpec, RunningReturnScale, ValidationSet, sample_episode
 from .learned import LearnedScheduler
-from .network import NetworkConfig, build_network, masked_distribution_terms
+from .network import build_network, masked_distribution_terms
 from .parallel import IN_PROCESS, Workers, run_units
-from .srr import DEFAULT_DECORRELATION_COEF, DEFAULT_KL_COEF, srr_loss
-
-# algo name -> (architecture, SRR on)
-PPO_ALGOS: dict[str, tuple[str, bool]] = {
-    "scale": ("scale", True),
-    "crossattn": ("scale", False),
-    "ppo-mlp": ("mlp", False),
-    "ppo-mlp-srr": ("mlp", True),
-}
-# Validation seeds are offset so they never coincide with `scale-sched evaluate`'s seeds (0, 1, ...).
-VALIDATION_SEED_OFFSET = 10_000
-# One JSON object per iteration (every logged scalar); `evaluate` plots training curves from it.
-METRICS_FILE = "metrics.jsonl"
-
-
-@dataclass
-class PPOConfig:
-    algo: str = "scale"
-    seed: int = 0
-    nodes: int = 16  # training cluster size
-    total_steps: int = 200_000  # scheduling decisions over all engines
-    groups: int = 4  # distinct arrival sequences per rollout
-    rollouts_per_group: int = 4  # rollouts replaying each sequence; K = groups * rollouts_per_group
-    workflows_per_episode: int = 20
-    load_low: float = 0.5  # offered load (fraction of cluster capacity) drawn uniformly per group
-    load_high: float = 0.9
-    learning_rate: float = 3e-4
-    anneal_lr: bool = True
-    gamma: float = 0.99  # per decision
-    gae_lambda: float = 0.95
-    update_epochs: int = 4
-    minibatch_size: int = 256
-    clip_coef: float = 0.2
-    value_coef: float = 0.5
-    entropy_coef: float = 0.01  # on entropy / log(#feasible), so it weighs the same at any N
-    max_grad_norm: float = 0.5
-    srr: bool = True
-    rule: str = DEFAULT_RULE.value  # placement rule of the engines (the operator must run the same one)
-    decorrelation_coef: float = DEFAULT_DECORRELATION_COEF
-    kl_coef: float = DEFAULT_KL_COEF
-    eval_interval: int = 5  # iterations between validations and checkpoints
-    eval_episodes: int = 2
-    eval_workflows: int = 40
-    eval_load: float = 0.7
-    eval_nodes: tuple[int, ...] = (16, 48)  # validation sizes (the first one picks the best model)
-    network: NetworkConfig = field(default_factory=NetworkConfig)
-
-    @classmethod
-    def for_algo(cls, algo: str, **overrides: Any) -> PPOConfig:
-        if algo not in PPO_ALGOS:
-            raise ValueError(f"unknown PPO algo {algo!r}; choose from {', '.join(PPO_ALGOS)}")
-        architecture, srr = PPO_ALGOS[algo]
-        network = overrides.pop("network", None) or NetworkConfig(architecture=architecture)
-        return cls(algo=algo, srr=srr, network=network, **overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PPOConfig:
-        data = dict(data)
-        data["network"] = NetworkConfig(**data["network"])
-        data["eval_nodes"] = tuple(data["eval_nodes"])
-        # configs written before the rule existed trained on per-node FIFO queues: the node-queues rule
-        data.setdefault("rule", PlacementRule.NODE_QUEUES.value)
-        return cls(**data)
-
-
-@dataclass
-class EpisodeSpec:
-    """One arrival sequence: the cluster, its workflows and the seed of the true durations."""
-
-    cluster: ClusterSpec
-    workflows: list[Workflow]
-    duration_seed: int
-    load: float
+from .run import RunDirectory
+from .srr import srr_loss
 
 
 @dataclass
@@ -120,53 +42,6 @@ class Trajectory:
     log_prob: list[float] = field(default_factory=list)
     value: list[float] = field(default_factory=list)
     reward: list[float] = field(default_factory=list)
-
-
-class RunningReturnScale:
-    """Divides rewards by the running std of the discounted return (CleanRL's NormalizeReward,
-    deterministic and saved with the checkpoint): keeps value targets O(1) at any load."""
-
-    def __init__(self) -> None:
-        self.count, self.mean, self.m2 = 0, 0.0, 0.0
-
-    def update(self, returns: np.ndarray) -> None:
-        for value in returns.astype(np.float64):
-            self.count += 1
-            delta = value - self.mean
-            self.mean += delta / self.count
-            self.m2 += delta * (value - self.mean)
-
-    @property
-    def std(self) -> float:
-        return float(np.sqrt(self.m2 / self.count)) if self.count > 1 else 1.0
-
-
-def sample_episode(rng: np.random.Generator, nodes: int, workflows: int, load: float) -> EpisodeSpec:
-    cluster = heterogeneous(nodes, seed=int(rng.integers(2**31)))
-    return EpisodeSpec(
-        cluster=cluster,
-        workflows=generate_workload(cluster, workflows, load, seed=int(rng.integers(2**31))),
-        duration_seed=int(rng.integers(2**31)),
-        load=load,
-    )
-
-
-def validation_episodes(seed: int, nodes: int, count: int, workflows: int, load: float) -> list[EpisodeSpec]:
-    """Fixed held-out episodes for the training curve; seeds disjoint from `scale-sched evaluate`'s."""
-    rng = np.random.default_rng(VALIDATION_SEED_OFFSET + seed)
-    return [sample_episode(rng, nodes, workflows, load) for _ in range(count)]
-
-
-def average_response_time(episodes: list[EpisodeSpec], scheduler_factory: Callable[[], Any],
-                          rule: PlacementRule = DEFAULT_RULE) -> float:
-    times = []
-    for episode in episodes:
-        scheduler = scheduler_factory()
-        scheduler.reset(episode.duration_seed)
-        result = simulate(episode.cluster, copy.deepcopy(episode.workflows), scheduler, seed=episode.duration_seed,
-                          rule=rule)
-        times.append(result.avg_response_time)
-    return float(np.mean(times))
 
 
 @dataclass
@@ -199,17 +74,17 @@ def collect_group(rollouts: int, rule: PlacementRule, model: nn.Module,
     trajectories = [Trajectory() for _ in engines]
     observations = [engine.next_decision() for engine in engines]
     while True:
-        live = [i for i, observation in enumerate(observations) if observation is not None]
+        live = [(i, observation) for i, observation in enumerate(observations) if observation is not None]
         if not live:
             break
-        batch = batch_observations([observations[i] for i in live])
+        batch = batch_observations([observation for _, observation in live])
         with torch.inference_mode():
             output = model(*batch.tensors())
             probs = torch.softmax(output.logits, dim=-1)
             actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
             log_probs = torch.log_softmax(output.logits, dim=-1).gather(1, actions[:, None]).squeeze(-1)
-        for row, i in enumerate(live):
-            observation, trajectory, engine = observations[i], trajectories[i], engines[i]
+        for row, (i, observation) in enumerate(live):
+            trajectory, engine = trajectories[i], engines[i]
             trajectory.primitive.append(observation.primitive_features)
             trajectory.nodes.append(observation.node_features)
             trajectory.mask.append(np.ascontiguousarray(observation.candidates))
@@ -251,7 +126,7 @@ def advantages_and_returns(trajectories: list[Trajectory], rollouts_per_group: i
             advantage[t] = last
         advantages.append(advantage)
         returns.append(advantage + values)
-    centred = []
+    centred: list[np.ndarray] = []
     for start in range(0, len(trajectories), rollouts_per_group):
         group = advantages[start:start + rollouts_per_group]
         longest = max(len(a) for a in group)
@@ -280,8 +155,7 @@ class Trainer:
         """``workers``: where rollouts run (inside ``parallel.connected(workers)``); the results do not depend on it."""
         self.config = config
         self.workers = workers
-        self.out = Path(out)
-        self.command = command
+        self.run = RunDirectory(out, command)
         torch.manual_seed(config.seed)
         self.model = build_network(config.network)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5)
@@ -293,22 +167,12 @@ class Trainer:
         self.global_step = 0
         self.wall_seconds = 0.0
         self.best_validation = float("inf")
-        self.validation = {
-            n: validation_episodes(config.seed, n, config.eval_episodes, config.eval_workflows, config.eval_load)
-            for n in config.eval_nodes
-        }
-        self.heft_validation = {
-            n: average_response_time(episodes, lambda: make_heuristic("heft"), self.rule)
-            for n, episodes in self.validation.items()
-        }
+        self.validation = ValidationSet(config.seed, config.eval_nodes, config.eval_episodes, config.eval_workflows,
+                                        config.eval_load, self.rule)
 
     # -- persistence ---------------------------------------------------------------------------
-    def state_path(self) -> Path:
-        return self.out / "checkpoint.pt"
-
     def save_state(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        torch.save({
+        self.run.save({
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
@@ -320,18 +184,17 @@ class Trainer:
             "wall_seconds": self.wall_seconds,
             "best_validation": self.best_validation,
             "config": self.config.to_dict(),
-        }, self.state_path())
-        save_model(self.out, self.model, self.config.network, self.config.algo, self.training_record())
+        }, self.model, self.config.network, self.config.algo, self.training_record())
 
     def resume(self) -> bool:
         """Continue from ``checkpoint.pt`` if the run directory has one; the config must match."""
-        if not self.state_path().exists():
+        state = self.run.load_state()
+        if state is None:
             return False
-        state = torch.load(self.state_path(), map_location="cpu", weights_only=False)
         saved = PPOConfig.from_dict(state["config"])
         if asdict(saved) | {"total_steps": 0} != asdict(self.config) | {"total_steps": 0}:
             raise ValueError(
-                f"{self.state_path()} was written with a different config; use another --out or the same options"
+                f"{self.run.state_path} was written with a different config; use another --out or the same options"
             )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -344,11 +207,9 @@ class Trainer:
         return True
 
     def training_record(self) -> dict[str, Any]:
-        return {
-            "command": self.command, "seed": self.config.seed, "train_config": self.config.to_dict(),
-            "global_step": self.global_step, "iterations": self.iteration,
-            "wall_seconds": round(self.wall_seconds, 1), "best_validation_avg_response_time": self.best_validation,
-        }
+        return self.run.training_record(self.config.to_dict(),
+                                        {"global_step": self.global_step, "iterations": self.iteration},
+                                        self.wall_seconds, self.best_validation)
 
     # -- one iteration -------------------------------------------------------------------------
     def rollout_and_update(self) -> dict[str, float]:
@@ -433,24 +294,11 @@ class Trainer:
         return {key: float(np.mean(values)) for key, values in totals.items()}
 
     def validate(self) -> dict[str, float]:
-        scheduler = LearnedScheduler(self.config.algo, self.model)
-        stats = {}
-        for nodes, episodes in self.validation.items():
-            response_time = average_response_time(episodes, lambda: scheduler, self.rule)
-            stats[f"eval/avg_response_time_n{nodes}"] = response_time
-            stats[f"eval/heft_avg_response_time_n{nodes}"] = self.heft_validation[nodes]
-            # >1 means better than HEFT: the paper's "normalised reward" curve
-            stats[f"eval/normalised_vs_heft_n{nodes}"] = self.heft_validation[nodes] / max(response_time, 1e-9)
-        return stats
+        return self.validation.evaluate(LearnedScheduler(self.config.algo, self.model))
 
     # -- the loop ------------------------------------------------------------------------------
     def train(self, on_progress: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "train_config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
-        writer = SummaryWriter(str(self.out / "tensorboard"))
-        metrics_path = self.out / METRICS_FILE
+        self.run.open(self.config.to_dict())
         last: dict[str, float] = {}
         while self.global_step < self.config.total_steps:
             started = time.perf_counter()
@@ -462,19 +310,16 @@ class Trainer:
                 score = stats[f"eval/avg_response_time_n{self.config.eval_nodes[0]}"]
                 if score < self.best_validation:
                     self.best_validation = score
-                    torch.save(self.model.state_dict(), self.out / "model_best.pt")
+                    self.run.save_best(self.model)
             self.wall_seconds += time.perf_counter() - started
             stats["time/steps_per_second"] = stats["rollout/steps"] / (time.perf_counter() - started)
             stats["time/wall_seconds"] = self.wall_seconds
-            for key, value in stats.items():
-                writer.add_scalar(key, value, self.global_step)
-            with metrics_path.open("a") as handle:
-                handle.write(json.dumps({"iteration": self.iteration, "global_step": self.global_step, **stats}) + "\n")
+            self.run.log(self.global_step, stats, iteration=self.iteration)
             if validated:
                 self.save_state()
             last = stats
             if on_progress:
                 on_progress(self.global_step, stats)
-        writer.close()
+        self.run.close()
         self.save_state()
         return last

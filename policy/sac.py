@@ -9,58 +9,25 @@ buffer is not checkpointed (it would be ~100 MB) and refills after a resume.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scale_scheduler.simulator.engine import Engine
 from scale_scheduler.simulator.features import NODE_FEATURES, PRIMITIVE_FEATURES, Observation
-from scale_scheduler.simulator.placement import DEFAULT_RULE, parse_rule
-from scale_scheduler.simulator.schedulers import make_heuristic
+from scale_scheduler.simulator.placement import parse_rule
 from torch import nn
 
 from .batching import batch_observations
-from .checkpoint import save_model
+from .config import SACConfig
+from .episodes import RunningReturnScale, ValidationSet, sample_episode
 from .learned import LearnedScheduler
-from .network import NetworkConfig, WindowMLPNetwork
-from .ppo import METRICS_FILE, RunningReturnScale, average_response_time, sample_episode, validation_episodes
-
-
-@dataclass
-class SACConfig:
-    algo: str = "sac"
-    seed: int = 0
-    nodes: int = 16
-    total_steps: int = 100_000
-    envs: int = 8  # engines stepped in lock-step
-    workflows_per_episode: int = 20
-    load_low: float = 0.5
-    load_high: float = 0.9
-    buffer_size: int = 50_000
-    learning_starts: int = 2_000
-    batch_size: int = 128
-    updates_per_step: int = 1  # gradient steps per lock-step (i.e. per `envs` decisions)
-    gamma: float = 0.99
-    tau: float = 0.005
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    target_entropy_fraction: float = 0.3  # of log(#feasible), per state
-    rule: str = DEFAULT_RULE.value  # placement rule of the engines (the operator must run the same one)
-    eval_interval: int = 2_000  # decisions between validations and checkpoints
-    eval_episodes: int = 2
-    eval_workflows: int = 40
-    eval_load: float = 0.7
-    eval_nodes: tuple[int, ...] = (16, 48)
-    network: NetworkConfig = field(default_factory=lambda: NetworkConfig(architecture="mlp"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from .network import WindowMLPNetwork
+from .run import RunDirectory
 
 
 class WindowQNetwork(WindowMLPNetwork):
@@ -116,11 +83,14 @@ def _policy_terms(actor: nn.Module, primitive: torch.Tensor, nodes: torch.Tensor
 
 class SACTrainer:
     def __init__(self, config: SACConfig, out: str | Path, command: str = ""):
-        self.config, self.out, self.command = config, Path(out), command
+        self.config, self.run = config, RunDirectory(out, command)
         torch.manual_seed(config.seed)
         self.actor = WindowMLPNetwork(config.network)
         self.critics = nn.ModuleList([WindowQNetwork(config.network), WindowQNetwork(config.network)])
         self.targets = copy.deepcopy(self.critics).requires_grad_(False)
+        # typed views of the two (ModuleList items read as plain Modules)
+        self.critic_pair = cast(tuple[WindowQNetwork, WindowQNetwork], tuple(self.critics))
+        self.target_pair = cast(tuple[WindowQNetwork, WindowQNetwork], tuple(self.targets))
         self.log_alpha = torch.zeros((), requires_grad=True)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
         self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr)
@@ -131,21 +101,11 @@ class SACTrainer:
         self.buffer = ReplayBuffer(config.buffer_size, config.nodes)
         self.return_scale = RunningReturnScale()
         self.global_step, self.wall_seconds, self.best_validation = 0, 0.0, float("inf")
-        self.validation = {
-            n: validation_episodes(config.seed, n, config.eval_episodes, config.eval_workflows, config.eval_load)
-            for n in config.eval_nodes
-        }
-        self.heft_validation = {
-            n: average_response_time(episodes, lambda: make_heuristic("heft"), self.rule)
-            for n, episodes in self.validation.items()
-        }
-
-    def state_path(self) -> Path:
-        return self.out / "checkpoint.pt"
+        self.validation = ValidationSet(config.seed, config.eval_nodes, config.eval_episodes, config.eval_workflows,
+                                        config.eval_load, self.rule)
 
     def save_state(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        torch.save({
+        self.run.save({
             "actor": self.actor.state_dict(), "critics": self.critics.state_dict(),
             "targets": self.targets.state_dict(),
             "log_alpha": self.log_alpha.detach(), "actor_optimizer": self.actor_optimizer.state_dict(),
@@ -155,20 +115,16 @@ class SACTrainer:
             "return_scale": vars(self.return_scale), "global_step": self.global_step,
             "wall_seconds": self.wall_seconds, "best_validation": self.best_validation,
             "config": self.config.to_dict(),
-        }, self.state_path())
-        save_model(self.out, self.actor, self.config.network, "sac", self.training_record())
+        }, self.actor, self.config.network, "sac", self.training_record())
 
     def training_record(self) -> dict[str, Any]:
-        return {
-            "command": self.command, "seed": self.config.seed, "train_config": self.config.to_dict(),
-            "global_step": self.global_step, "wall_seconds": round(self.wall_seconds, 1),
-            "best_validation_avg_response_time": self.best_validation,
-        }
+        return self.run.training_record(self.config.to_dict(), {"global_step": self.global_step}, self.wall_seconds,
+                                        self.best_validation)
 
     def resume(self) -> bool:
-        if not self.state_path().exists():
+        state = self.run.load_state()
+        if state is None:
             return False
-        state = torch.load(self.state_path(), map_location="cpu", weights_only=False)
         self.actor.load_state_dict(state["actor"])
         self.critics.load_state_dict(state["critics"])
         self.targets.load_state_dict(state["targets"])
@@ -198,20 +154,21 @@ class SACTrainer:
         reward = batch["reward"] / self.return_scale.std
         with torch.no_grad():
             next_probs, next_log_probs = _policy_terms(self.actor, *following)
-            next_q = torch.min(self.targets[0].q_values(*following), self.targets[1].q_values(*following))
+            next_q = torch.min(self.target_pair[0].q_values(*following), self.target_pair[1].q_values(*following))
             next_value = (next_probs * (next_q - alpha * next_log_probs)).sum(-1)
             target = reward + config.gamma * (1 - batch["done"]) * next_value
-        critic_loss = sum(
+        first, second = (
             F.mse_loss(critic.q_values(*now).gather(1, batch["action"][:, None]).squeeze(-1), target)
-            for critic in self.critics
+            for critic in self.critic_pair
         )
+        critic_loss = first + second
         self.critic_optimizer.zero_grad()
         critic_loss.backward()
         self.critic_optimizer.step()
 
         probs, log_probs = _policy_terms(self.actor, *now)
         with torch.no_grad():
-            q = torch.min(self.critics[0].q_values(*now), self.critics[1].q_values(*now))
+            q = torch.min(self.critic_pair[0].q_values(*now), self.critic_pair[1].q_values(*now))
         actor_loss = (probs * (alpha * log_probs - q)).sum(-1).mean()
         self.actor_optimizer.zero_grad()
         actor_loss.backward()
@@ -233,23 +190,13 @@ class SACTrainer:
                 "train/alpha": float(self.log_alpha.detach().exp()), "loss/entropy": float(entropy.mean())}
 
     def validate(self) -> dict[str, float]:
-        scheduler = LearnedScheduler("sac", self.actor)
-        stats = {}
-        for nodes, episodes in self.validation.items():
-            response_time = average_response_time(episodes, lambda: scheduler, self.rule)
-            stats[f"eval/avg_response_time_n{nodes}"] = response_time
-            stats[f"eval/heft_avg_response_time_n{nodes}"] = self.heft_validation[nodes]
-            stats[f"eval/normalised_vs_heft_n{nodes}"] = self.heft_validation[nodes] / max(response_time, 1e-9)
+        stats = self.validation.evaluate(LearnedScheduler("sac", self.actor))
         self.actor.train()
         return stats
 
     def train(self, on_progress: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
-        from torch.utils.tensorboard import SummaryWriter
-
         config = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        writer = SummaryWriter(str(self.out / "tensorboard"))
+        self.run.open(config.to_dict())
         engines = [self.new_engine() for _ in range(config.envs)]
         observations = [engine.next_decision() for engine in engines]
         episode_returns: list[list[float]] = [[] for _ in engines]
@@ -269,7 +216,9 @@ class SACTrainer:
                 engine.apply(int(actions[i]))
                 following = engine.next_decision()
                 reward = engine.reward_since_last()
-                self.buffer.add(observations[i], int(actions[i]), reward, following)
+                current = observations[i]
+                assert current is not None  # an ended episode is restarted below before the next step
+                self.buffer.add(current, int(actions[i]), reward, following)
                 episode_returns[i].append(reward)
                 if following is None:  # episode drained: record it and start a fresh arrival sequence
                     finished_response_times.append(engine.result().avg_response_time)
@@ -299,15 +248,12 @@ class SACTrainer:
                 score = stats[f"eval/avg_response_time_n{config.eval_nodes[0]}"]
                 if score < self.best_validation:
                     self.best_validation = score
-                    torch.save(self.actor.state_dict(), self.out / "model_best.pt")
-                for key, value in stats.items():
-                    writer.add_scalar(key, value, self.global_step)
-                with (self.out / METRICS_FILE).open("a") as handle:
-                    handle.write(json.dumps({"global_step": self.global_step, **stats}) + "\n")
+                    self.run.save_best(self.actor)
+                self.run.log(self.global_step, stats)
                 self.save_state()
                 losses, finished_response_times, last = {}, [], stats
                 if on_progress:
                     on_progress(self.global_step, stats)
-        writer.close()
+        self.run.close()
         return last
 

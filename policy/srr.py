@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import torch
 
-# Defaults used by `scale-sched train --algo scale`: the decorrelation term is a mean over D(D-1)
-# pairs (in [0, 1]) and the KL term a mean over D dimensions, so both are O(1) like PPO's losses.
-DEFAULT_DECORRELATION_COEF = 0.1
-DEFAULT_KL_COEF = 0.1
+from .config import DEFAULT_DECORRELATION_COEF, DEFAULT_KL_COEF
+
 _EPS = 1e-5
 
 

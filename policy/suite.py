@@ -14,19 +14,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 from scale_scheduler.simulator.engine import simulate
+from scale_scheduler.simulator.extras import require
+from scale_scheduler.simulator.guard import guarded_fraction, tally
 from scale_scheduler.simulator.scenarios import get_scenario
 from scale_scheduler.simulator.schedulers import HEURISTICS, Scheduler
 from scale_scheduler.simulator.yardsticks import lower_bound
 
 from .evaluation import confidence_interval, make_schedulers
 from .parallel import IN_PROCESS, Workers, run_units
-
-matplotlib.use("Agg")  # headless: CI and servers have no display
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from .plots import pyplot
 
 
 @dataclass
@@ -39,6 +37,7 @@ class SuiteEpisode:
     completed_workflows: int
     workflows: int
     lower_bound: float  # max(LB1, LB2) of the (scenario, seed) episode
+    guarded_fraction: float = 0.0  # share of its decisions the guard replaced (evaluate --guard)
 
 
 def suite_cell(methods: Sequence[str], size: str | float, simulate_kwargs: Mapping[str, Any],
@@ -51,10 +50,11 @@ def suite_cell(methods: Sequence[str], size: str | float, simulate_kwargs: Mappi
     for method in methods:
         scheduler = schedulers[method]
         scheduler.reset(seed)
+        before = tally(scheduler)
         outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed, **simulate_kwargs)
         episodes.append(SuiteEpisode(scenario.name, method, seed, float(outcome.avg_response_time),
                                      float(outcome.p95_response_time), outcome.completed_workflows, len(workflows),
-                                     bound))
+                                     bound, guarded_fraction(scheduler, before)))
     return episodes
 
 
@@ -68,6 +68,7 @@ def run_suite(names: Sequence[str], methods: Sequence[str], seeds: Sequence[int]
     scenarios = [get_scenario(name) for name in names]  # an unknown name fails before any simulation
 
     def report(cell: list[SuiteEpisode]) -> None:
+        assert on_episode is not None  # passed on only when given
         for episode in cell:
             on_episode(episode)
 
@@ -107,11 +108,13 @@ def summarise_suite(episodes: Iterable[SuiteEpisode], heuristics: Iterable[str] 
             "completed_fraction": sum(e.completed_workflows for e in group) / sum(e.workflows for e in group),
             "lower_bound": float(np.mean([e.lower_bound for e in group])),
             "ratio_to_lower_bound": float(np.mean([e.avg_response_time / e.lower_bound for e in group])),
+            "guarded_fraction": float(np.mean([e.guarded_fraction for e in group])),
         })
     worst: dict[str, dict[str, Any]] = {}
     for row in rows:
-        if row["method"] not in worst or row["ratio_to_best_heuristic"] > worst[row["method"]]["ratio"]:
-            worst[row["method"]] = {"method": row["method"], "scenario": row["scenario"],
+        method = str(row["method"])
+        if method not in worst or row["ratio_to_best_heuristic"] > worst[method]["ratio"]:
+            worst[method] = {"method": method, "scenario": row["scenario"],
                                     "ratio": row["ratio_to_best_heuristic"]}
     return {"rows": rows, "worst": list(worst.values())}
 
@@ -144,6 +147,11 @@ def markdown_suite_table(summary: dict[str, Any]) -> str:
     lines.append("")
     lines += [f"- {w['method']}: worst scenario {w['scenario']} (×{w['ratio']:.2f} the best heuristic)"
               for w in summary["worst"]]
+    guarded = {method: [r["guarded_fraction"] for r in summary["rows"] if r["method"] == method] for method in methods}
+    if any(any(fractions) for fractions in guarded.values()):  # evaluate --guard: how often it stepped in
+        lines += ["", "Decisions the guard replaced (mean over scenarios; most in one scenario):"]
+        lines += [f"- {method}: {100 * float(np.mean(fractions)):.2f} % (max {100 * max(fractions):.2f} %)"
+                  for method, fractions in guarded.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -157,6 +165,7 @@ def plot_suite_ratios(summary: dict[str, Any], path: Path) -> Path:
     # suite is not painted at full saturation
     log_ratio = np.log2(ratios)
     limit = max(float(np.nanmax(np.abs(log_ratio))), np.log2(1.1))
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(1.3 * len(methods) + 3, 0.45 * len(scenarios) + 1.5))
     image = axis.imshow(log_ratio, cmap="RdYlGn_r", vmin=-limit, vmax=limit, aspect="auto")
     for (i, j), ratio in np.ndenumerate(ratios):
@@ -165,7 +174,8 @@ def plot_suite_ratios(summary: dict[str, Any], path: Path) -> Path:
     axis.set_xticks(range(len(methods)), methods, rotation=30, ha="right")
     axis.set_yticks(range(len(scenarios)), scenarios)
     axis.set_title("avg response time / best heuristic's (lower is better)")
-    colourbar = figure.colorbar(image, ax=axis, format=FuncFormatter(lambda value, _: f"×{2**value:.2f}"))
+    ratio_label = require("matplotlib.ticker", "plots").FuncFormatter(lambda value, _: f"×{2**value:.2f}")
+    colourbar = figure.colorbar(image, ax=axis, format=ratio_label)
     colourbar.set_label("ratio to the best heuristic (log scale)")
     figure.tight_layout()
     figure.savefig(path, dpi=120)

@@ -15,12 +15,14 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from .cli_aliases import old_name, resolve
 from .cluster import ClusterSpec, heterogeneous
 from .engine import Engine, SimulationResult
 from .generators import generate_workload
 from .manifests import load_workflow_manifests
 from .placement import DEFAULT_RULE, RULE_HELP, PlacementRule, parse_rule
-from .schedulers import Scheduler, make_heuristic
+from .rollout import LOOKAHEAD
+from .schedulers import HEURISTICS, Scheduler, make_heuristic
 from .workflow import Workflow, WorkflowValidationError, validate
 
 _COLUMNS = [("avg_response_time", "avg (s)"), ("p95_response_time", "p95 (s)"), ("p99_response_time", "p99 (s)"),
@@ -37,33 +39,39 @@ def _run(cluster: ClusterSpec, workload: list[Workflow], scheduler: Scheduler, s
     while (observation := engine.next_decision()) is not None:
         engine.apply(scheduler.choose(observation))
         decisions += 1
-        if progress is not None and decisions % 256 == 0:
+        if progress is not None and task is not None and decisions % 256 == 0:
             progress.update(task, completed=decisions)
-    if progress is not None:
+    if progress is not None and task is not None:
         progress.update(task, completed=total)
     return engine.result()
 
 
-def register(app: typer.Typer, make_scheduler: Callable[[str], Scheduler] = make_heuristic) -> None:
-    @app.command()
+def register(app: typer.Typer, make_scheduler: Callable[[str], Scheduler] = make_heuristic,
+             methods: tuple[str, ...] = (*HEURISTICS, *LOOKAHEAD), panel: str | None = None) -> None:
+    """Add `simulate`; ``make_scheduler`` and ``methods`` name the policies it can run (the registry's, learned
+    ones included, when the policy package registers it)."""
+
+    @app.command(rich_help_panel=panel)
     def simulate(
         nodes: int = typer.Option(16, help="Nodes of the generated heterogeneous cluster."),
-        policy: str = typer.Option("least-loaded", help="Scheduler: random, round-robin, least-loaded, "
-                                   "k8s-default, heft, srpt-eft, rollout-heft (or a learned policy where registered)."),
+        policy: str = typer.Option("least-loaded", help=f"Scheduler: {', '.join(methods)}."),
         rule: str = typer.Option(DEFAULT_RULE.value, help=RULE_HELP),
         workflows: int = typer.Option(500, help="Workflows to generate."),
         load: float = typer.Option(0.7, help="Offered load as a fraction of the bottleneck resource's capacity."),
         seed: int = typer.Option(1, help="Seed of the cluster, the workload and the true durations."),
-        compare: str | None = typer.Option(None, help="Comma-separated policies run on the identical workload."),
+        policies: str | None = typer.Option(None, help="Comma-separated policies run on the identical workload "
+                                            "(instead of --policy)."),
         cluster_file: Path | None = typer.Option(None, "--cluster", help="Cluster spec: YAML, or "
                                                  "`kubectl get nodes -o json` output."),
         workload_file: Path | None = typer.Option(None, "--workload", help="WorkflowDAG manifests (YAML)."),
         bursty: bool = typer.Option(False, help="On/off-modulated arrivals with the same mean rate."),
         horizon: float | None = typer.Option(None, help="Stop at this simulated time (seconds)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+        compare: str | None = old_name("--compare", "--policies"),
     ) -> None:
         """Simulate workflows on a cluster under one or several schedulers."""
         console = Console(stderr=True)
+        compare = resolve(policies, compare, "--policies", "--compare")
         try:
             cluster = ClusterSpec.load(cluster_file) if cluster_file else heterogeneous(nodes, seed=seed)
             if workload_file:
@@ -105,5 +113,5 @@ def register(app: typer.Typer, make_scheduler: Callable[[str], Scheduler] = make
         Console().print(table)
 
 
-def _format(value: float | int) -> str:
+def _format(value: object) -> str:
     return str(value) if isinstance(value, int) else f"{value:.2f}"

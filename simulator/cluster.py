@@ -252,7 +252,7 @@ def class_counts(n: int) -> dict[str, int]:
 def heterogeneous(n: int, seed: int = 0, speed_jitter: float = 0.05) -> ClusterSpec:
     """Deterministic mixed cluster of n nodes; the seed varies each node's speed by a few percent."""
     rng = np.random.default_rng(seed)
-    nodes = []
+    nodes: list[NodeSpec] = []
     for node_class, count in class_counts(n).items():
         for _ in range(count):
             factor = float(np.clip(rng.normal(1.0, speed_jitter), 0.8, 1.2))

@@ -24,10 +24,10 @@ from .cluster import ClusterSpec
 from .estimates import WorkflowEstimates, workflows_estimates
 from .features import Observation
 from .node_model import DURATION_LOG_MEAN, DURATION_SIGMA, cold_start_seconds, duration_factor, transfer_seconds
-from .placement import DEFAULT_RULE, PlacementRule, Waiting, candidates, parse_rule, queue_key, room_now
+from .placement import DEFAULT_RULE, PlacementRule, Waiting, candidates, parse_rule, queue_key, request_fits, room_now
 from .primitives import KIND_INDEX
 from .schedulers import Scheduler
-from .state import ClusterState
+from .state import ClusterState, dominant_share
 from .workflow import Primitive, Workflow, validate
 
 _ARRIVAL, _FINISH = 0, 1
@@ -131,7 +131,17 @@ class Engine:
         self._blocked: list[_Task] = []
         self._pending: _Task | None = None  # the primitive the current decision is for: the head of the heap
         self._pending_candidates = np.zeros(0, dtype=bool)
-        self._pending_room: np.ndarray | None = None  # late-binding: placement.room_now of the pending primitive
+        self._pending_room = np.zeros(0, dtype=bool)  # placement.room_now of the pending primitive
+        # per request shape (cpu, memory, gpus) seen, [N] placement.room_now of it, kept current node by node as
+        # primitives start and finish (a handful of shapes: one per kind unless requests are set by hand). An
+        # array is replaced, never written, when a node's bit flips: observations and forks may hold it.
+        self._room: dict[tuple[int, int, int], np.ndarray] = {}
+        # [N] Observation.node_load, kept current node by node the same way (state.dominant_share per node); once
+        # an observation or a fork holds it, the next change writes a copy
+        s = self.state
+        self._load = dominant_share(s.free_cpu, s.alloc_cpu, s.free_memory, s.alloc_memory, s.free_gpus,
+                                    s.gpu_divisor, s.gpu_weight) + s.queue_length
+        self._load_shared = False
         # per node, only where there are any (a fork copies these, so it costs what is busy, not N):
         self._queues: dict[int, list[_Task]] = {}  # node-queues rule: the primitives planned there
         self._running_finish: dict[int, list[float]] = {}  # estimated finishes of those running there
@@ -157,12 +167,12 @@ class Engine:
     # -- setup ---------------------------------------------------------------------------------
     def _prepare(self, w: int, workflow: Workflow, est: WorkflowEstimates) -> None:
         normals = self._duration_normals(w, len(workflow.primitives))
-        tasks = []
-        for i, p in enumerate(workflow.primitives):
-            parents = est.parents[i]
-            tasks.append(_Task(w, i, p, parents, [], est.estimates[i], est.raw[i], est.feasible[i],
-                               None if normals is None else normals[i],
-                               est.downstream[i], est.mean[i], len(parents)))
+        # rows by iterating the [P, N] arrays (views made in C, cheaper than indexing each)
+        tasks = [_Task(w, i, p, parents, [], estimated, raw, feasible, normal, downstream, mean, len(parents))
+                 for i, (p, parents, estimated, raw, feasible, normal, downstream, mean) in enumerate(zip(
+                     workflow.primitives, est.parents, est.estimates, est.raw, est.feasible,
+                     [None] * len(workflow.primitives) if normals is None else normals, est.downstream, est.mean,
+                     strict=True))]
         for task in tasks:
             for parent in task.parents:
                 tasks[parent].children.append(task.index)
@@ -250,8 +260,7 @@ class Engine:
             if task.status != _QUEUED or task.key is not key:
                 heapq.heappop(queue)
                 continue
-            # late binding: no node queues, so room now is also where it fits now (primed into the observation)
-            room = room_now(task.primitive, self.state) if self.rule is PlacementRule.LATE_BINDING else None
+            room = self._room_for(task.primitive)
             allowed = candidates(task.primitive, self.state, task.mask, self.rule, room=room)
             if np.count_nonzero(allowed):
                 self._pending_candidates, self._pending_room = allowed, room
@@ -284,7 +293,10 @@ class Engine:
         observation.__dict__["estimated_duration"] = task.raw_estimate
         observation.__dict__["mask"] = task.mask
         observation.__dict__["candidates"] = self._pending_candidates
-        if self._pending_room is not None:
+        observation.__dict__["room"] = self._pending_room
+        observation.__dict__["node_load"] = self._load
+        self._load_shared = True
+        if self.rule is PlacementRule.LATE_BINDING:  # no node queues: where it has room is where it starts now
             observation.__dict__["fits_now"] = self._pending_room
         return observation
 
@@ -309,13 +321,36 @@ class Engine:
             s = self.state
             s.queue_length[node] = s.queue_length.item(node) + 1
             s.queued_seconds[node] = s.queued_seconds.item(node) + task.estimated_seconds.item(node)
+            self._node_changed(node, free_changed=False)
 
     # Scalar reads and writes of the state's arrays below go through .item(): Python floats, not numpy scalars,
     # whose arithmetic costs several times as much (the same IEEE operations either way).
     def _fits(self, task: _Task, node: int) -> bool:
-        p, s = task.primitive, self.state
-        return (p.cpu_millicores <= s.free_cpu.item(node) and p.memory_bytes <= s.free_memory.item(node)
-                and p.gpus <= s.free_gpus.item(node))
+        return bool(self._room_for(task.primitive).item(node))
+
+    def _room_for(self, primitive: Primitive) -> np.ndarray:
+        shape = (primitive.cpu_millicores, primitive.memory_bytes, primitive.gpus)
+        room = self._room.get(shape)
+        if room is None:
+            room = self._room[shape] = room_now(primitive, self.state)
+        return room
+
+    def _node_changed(self, node: int, free_changed: bool = True) -> None:
+        """The free resources or the queue of ``node`` just changed: its load and (if free changed) its bit in
+        every cached room array follow."""
+        s = self.state
+        free = (s.free_cpu.item(node), s.free_memory.item(node), s.free_gpus.item(node))
+        if self._load_shared:
+            self._load, self._load_shared = self._load.copy(), False
+        self._load[node] = dominant_share(free[0], s.alloc_cpu.item(node), free[1], s.alloc_memory.item(node),
+                                          free[2], s.gpu_divisor.item(node), s.gpu_weight.item(node),
+                                          larger=max) + s.queue_length.item(node)
+        if not free_changed:
+            return
+        for shape, room in self._room.items():
+            if (fits := request_fits(shape, free)) != room.item(node):
+                room = self._room[shape] = room.copy()
+                room[node] = fits
 
     def _start(self, task: _Task) -> None:
         p, s, node, w = task.primitive, self.state, task.node, task.workflow
@@ -326,6 +361,7 @@ class Engine:
         s.free_memory[node] = s.free_memory.item(node) - p.memory_bytes
         s.free_gpus[node] = s.free_gpus.item(node) - p.gpus
         s.running[node] = s.running.item(node) + 1
+        self._node_changed(node)
         transfer = 0.0
         tasks = self._tasks[w]
         for parent in task.parents:
@@ -369,6 +405,7 @@ class Engine:
         s.free_memory[node] = s.free_memory.item(node) + p.memory_bytes
         s.free_gpus[node] = s.free_gpus.item(node) + p.gpus
         s.running[node] = s.running.item(node) - 1
+        self._node_changed(node)
         finishes = self._running_finish[node]
         finishes.remove(task.estimated_finish)
         if finishes:
@@ -408,6 +445,7 @@ class Engine:
             head = queue.pop(0)
             s.queue_length[node] = s.queue_length.item(node) - 1
             s.queued_seconds[node] = max(s.queued_seconds.item(node) - head.estimated_seconds.item(node), 0.0)
+            self._node_changed(node, free_changed=False)
             self._start(head)
         if not queue:
             del self._queues[node]
@@ -438,6 +476,8 @@ class Engine:
         clone.state = self.state.copy()
         clone._events = list(self._events)
         clone._used = list(self._used)
+        clone._room = dict(self._room)  # the arrays are replaced, never written
+        self._load_shared = clone._load_shared = True
         clone._running_finish = {node: list(finishes) for node, finishes in self._running_finish.items()}
         clone._remaining = list(self._remaining)
         clone._unstarted_seconds = list(self._unstarted_seconds)

@@ -16,18 +16,24 @@ dimension is declared for the current episode; a pointer-style policy handles an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import gymnasium
 import numpy as np
-from gymnasium import spaces
 
 from .cluster import ClusterSpec, heterogeneous
 from .engine import Engine
+from .extras import require
 from .features import NODE_FEATURES, PRIMITIVE_FEATURES, Observation
 from .generators import generate_workload
 from .placement import DEFAULT_RULE, PlacementRule, parse_rule
 from .workflow import Workflow
+
+if TYPE_CHECKING:
+    import gymnasium
+    from gymnasium import spaces
+else:  # the env is for users' own agents (our trainers drive Engine directly): Gymnasium is in the train extra
+    gymnasium = require("gymnasium", "train")
+    spaces = require("gymnasium.spaces", "train")
 
 
 class SchedulingEnv(gymnasium.Env):
@@ -51,7 +57,8 @@ class SchedulingEnv(gymnasium.Env):
         })
         self.action_space = spaces.Discrete(n)
 
-    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+    def reset(self, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
         if seed is not None:
             self._episode_rng = np.random.default_rng(seed)
@@ -73,7 +80,7 @@ class SchedulingEnv(gymnasium.Env):
             raise ValueError("the workload has no primitive to schedule; give at least one workflow")
         return self._encode(observation), {"observation": observation}
 
-    def step(self, action: int) -> tuple[dict, float, bool, bool, dict]:
+    def step(self, action: int) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self.engine is None:
             raise RuntimeError("call reset() before step()")
         self.engine.apply(int(action))

@@ -63,16 +63,18 @@ def workflows_estimates(workflows: Sequence[Workflow], state: ClusterState) -> l
 def _batch_estimates(workflows: list[Workflow], state: ClusterState) -> list[WorkflowEstimates]:
     primitives = [p for workflow in workflows for p in workflow.primitives]
     raw = estimated_durations_matrix(primitives, state.speed, state.prefill_tps, state.decode_tps)  # [P, N]
-    requests = np.array([(p.cpu_millicores, p.memory_bytes, p.gpus) for p in primitives], dtype=float)
     # a handful of request shapes (one per kind unless set by hand): fit each shape once, then per primitive
-    shapes, shape_of = np.unique(requests, axis=0, return_inverse=True)
+    shape_index: dict[tuple[int, int, int], int] = {}
+    shape_of = [shape_index.setdefault((p.cpu_millicores, p.memory_bytes, p.gpus), len(shape_index))
+                for p in primitives]
+    shapes = np.array(list(shape_index), dtype=float)
     fits = ((shapes[:, 0:1] <= state.alloc_cpu) & (shapes[:, 1:2] <= state.alloc_memory)
-            & (shapes[:, 2:3] <= state.alloc_gpus))[shape_of.reshape(-1)]
+            & (shapes[:, 2:3] <= state.alloc_gpus))[shape_of]
     estimates = np.where(fits, raw, math.inf)
     feasible = np.isfinite(estimates)
-    counts = np.maximum(feasible.sum(axis=1), 1)
-    means = (np.where(feasible, estimates, 0.0).sum(axis=1) / counts).tolist()
-    fastest_all = np.where(feasible.any(axis=1), estimates.min(axis=1), 0.0).tolist()
+    feasible_counts = feasible.sum(axis=1)
+    means = (np.where(feasible, estimates, 0.0).sum(axis=1) / np.maximum(feasible_counts, 1)).tolist()
+    fastest_all = np.where(feasible_counts > 0, estimates.min(axis=1), 0.0).tolist()
     results = []
     first = 0
     for workflow in workflows:
@@ -80,7 +82,8 @@ def _batch_estimates(workflows: list[Workflow], state: ClusterState) -> list[Wor
         rows = slice(first, first + count)
         mean, fastest = means[rows], fastest_all[rows]
         index = {p.name: i for i, p in enumerate(workflow.primitives)}
-        parents = [[index[name] for name in dict.fromkeys(p.depends_on)] for p in workflow.primitives]
+        parents = [[index[name] for name in (p.depends_on if len(p.depends_on) < 2 else dict.fromkeys(p.depends_on))]
+                   for p in workflow.primitives]
         # topological order: each primitive's parents come before it, so one pass each way (plain loops: this
         # runs for every workflow of every episode)
         downstream = [0.0] * count

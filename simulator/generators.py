@@ -12,7 +12,7 @@ import numpy as np
 
 from .cluster import ClusterSpec
 from .node_model import estimated_durations
-from .primitives import KIND_INDEX, PrimitiveKind
+from .primitives import DEFAULT_WORK_SECONDS, KIND_INDEX, PrimitiveKind
 from .state import ClusterState
 from .tokens import sample_tokens
 from .workflow import Primitive, Workflow, validate
@@ -25,8 +25,7 @@ def _llm(rng: np.random.Generator, name: str, depends_on: list[str] | None = Non
 
 
 def _step(kind: PrimitiveKind, rng: np.random.Generator, name: str, depends_on: list[str]) -> Primitive:
-    work = {PrimitiveKind.TOOL_CALL: 2.0, PrimitiveKind.RETRIEVE: 1.0, PrimitiveKind.CODE_EXEC: 4.0,
-            PrimitiveKind.LLM_EMBED: 1.5}[kind]
+    work = DEFAULT_WORK_SECONDS[kind]
     return Primitive(name, kind, depends_on=depends_on, work_seconds=float(work * rng.lognormal(0, 0.4)),
                      output_megabytes=float(rng.choice([0.05, 1.0, 20.0], p=[0.6, 0.3, 0.1])))
 
@@ -42,7 +41,8 @@ def plan_execute(rng: np.random.Generator, name: str, width: int | None = None) 
 
 def react(rng: np.random.Generator, name: str, rounds: int | None = None) -> Workflow:
     rounds = rounds or int(rng.integers(2, 5))
-    steps, previous = [], []
+    steps: list[Primitive] = []
+    previous: list[str] = []
     for i in range(rounds):
         steps.append(_llm(rng, f"think-{i}", previous))
         steps.append(_step(PrimitiveKind.TOOL_CALL, rng, f"act-{i}", [f"think-{i}"]))
@@ -62,7 +62,8 @@ def map_reduce_rag(rng: np.random.Generator, name: str, chunks: int | None = Non
 
 def debate(rng: np.random.Generator, name: str, agents: int | None = None, rounds: int = 2) -> Workflow:
     agents = agents or int(rng.integers(2, 4))
-    steps, previous = [], []
+    steps: list[Primitive] = []
+    previous: list[str] = []
     for r in range(rounds):
         steps += [_llm(rng, f"agent-{a}-round-{r}", previous) for a in range(agents)]
         previous = [f"agent-{a}-round-{r}" for a in range(agents)]
@@ -72,7 +73,8 @@ def debate(rng: np.random.Generator, name: str, agents: int | None = None, round
 
 def code_repair(rng: np.random.Generator, name: str, attempts: int | None = None) -> Workflow:
     attempts = attempts or int(rng.integers(1, 4))
-    steps, previous = [], []
+    steps: list[Primitive] = []
+    previous: list[str] = []
     for i in range(attempts):
         steps.append(_llm(rng, f"write-{i}", previous, service="code"))
         steps.append(_step(PrimitiveKind.CODE_EXEC, rng, f"test-{i}", [f"write-{i}"]))
@@ -114,7 +116,7 @@ def arrival_rate_for_load(cluster: ClusterSpec, load: float, shapes: Sequence[st
     if gpu_seconds > 0:
         capacities.append(state.alloc_gpus.sum() / (gpu_seconds / samples))
     capacities.append(state.alloc_cpu.sum() / (cpu_seconds / samples))
-    return load * min(capacities)
+    return float(load * min(capacities))
 
 
 def generate_workload(cluster: ClusterSpec, num_workflows: int, load: float, seed: int,

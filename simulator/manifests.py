@@ -86,7 +86,7 @@ def workflow_to_manifest(workflow: Workflow, namespace: str | None = None,
         entry: dict[str, Any] = {"name": p.name, "kind": p.kind.value}
         if p.depends_on:
             entry["dependsOn"] = list(p.depends_on)
-        resources = {"cpu": _quantity_cpu(p.cpu_millicores), "memory": _quantity_memory(p.memory_bytes)}
+        resources: dict[str, Any] = {"cpu": _quantity_cpu(p.cpu_millicores), "memory": _quantity_memory(p.memory_bytes)}
         if p.gpus:
             resources[GPU_RESOURCE] = p.gpus
         entry["resources"] = resources

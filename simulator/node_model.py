@@ -92,10 +92,25 @@ def cold_start_seconds(kind: PrimitiveKind) -> float:
 def transfer_seconds(megabytes: float, source_gbps: float | np.ndarray,
                      destination_gbps: float | np.ndarray) -> float | np.ndarray:
     """Time to move a parent's output to a child on another node; callers charge 0 on the same node."""
+    link: float | np.ndarray
+    if type(source_gbps) is float and type(destination_gbps) is float:
+        link = min(source_gbps, destination_gbps) * 1000.0  # Python floats: numpy's scalar path costs 1 us a call
+    else:
+        link = link_megabits_per_second(source_gbps, destination_gbps)
+    return transfer_seconds_over(megabytes, link)
+
+
+def link_megabits_per_second(source_gbps: float | np.ndarray, destination_gbps: float | np.ndarray) -> np.ndarray:
+    """The rate of the link between two nodes: the slower end's bandwidth."""
+    return np.minimum(source_gbps, destination_gbps) * 1000.0
+
+
+def transfer_seconds_over(megabytes: float, link_mbps: float | np.ndarray) -> float | np.ndarray:
+    """``transfer_seconds`` given the link rate (``link_megabits_per_second``), which depends on the nodes
+    only: the feature builder keeps one row per source node (``ClusterState.links_from``)."""
     if megabytes <= 0:
-        return 0.0 * np.minimum(source_gbps, destination_gbps)
-    gbps = np.minimum(source_gbps, destination_gbps)
-    return NETWORK_LATENCY_SECONDS + megabytes * 8.0 / (gbps * 1000.0)
+        return 0.0 * link_mbps
+    return NETWORK_LATENCY_SECONDS + megabytes * 8.0 / link_mbps
 
 
 def estimated_durations_matrix(primitives: list[Primitive], speed: np.ndarray, prefill_tps: np.ndarray,
@@ -119,6 +134,6 @@ def estimated_durations_matrix(primitives: list[Primitive], speed: np.ndarray, p
             work = np.array([p.input_tokens / EMBED_TOKENS_PER_SECOND
                              if p.kind is PrimitiveKind.LLM_EMBED and p.input_tokens > 0 else p.work_seconds
                              for p in others], dtype=np.float64)
-            node_speed = speed[:, [KIND_INDEX[p.kind] for p in others]].T  # [rows, N]
+            node_speed = np.ascontiguousarray(speed.T)[[KIND_INDEX[p.kind] for p in others]]  # [rows, N]
             durations[rows] = np.where(node_speed > 0, work[:, None] / node_speed, math.inf)
     return durations

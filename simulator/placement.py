@@ -51,13 +51,19 @@ def room_now(primitive: Primitive, state: ClusterState) -> np.ndarray:
             & (primitive.gpus <= state.free_gpus))
 
 
+def request_fits(request: tuple[float, float, float], free: tuple[float, float, float]) -> bool:
+    """``room_now`` for one node: a (cpu, memory, gpus) request against that node's free (cpu, memory, gpus)."""
+    return request[0] <= free[0] and request[1] <= free[1] and request[2] <= free[2]
+
+
 def candidates(primitive: Primitive, state: ClusterState, feasible: np.ndarray, rule: PlacementRule,
                room: np.ndarray | None = None) -> np.ndarray:
     """[N] the nodes the primitive may be given under ``rule`` (``feasible``: those that can ever run it;
     ``room``: ``room_now(primitive, state)`` where the caller has it already)."""
     if rule is PlacementRule.NODE_QUEUES:
         return feasible
-    return feasible & (room_now(primitive, state) if room is None else room)
+    allowed: np.ndarray = feasible & (room_now(primitive, state) if room is None else room)
+    return allowed
 
 
 def pick(scores: np.ndarray, allowed: np.ndarray) -> int:

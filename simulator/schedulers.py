@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .features import Observation
-from .placement import Waiting, pick
+from .placement import PlacementRule, Waiting, pick
 
 
 @runtime_checkable
@@ -84,22 +84,13 @@ class RoundRobinScheduler(_Heuristic):
         return node
 
 
-def node_load(observation: Observation) -> np.ndarray:
-    """Dominant-resource share in use per node, plus queued primitives (each counts as a full node)."""
-    s = observation.state
-    used = np.maximum(1.0 - s.free_cpu / s.alloc_cpu, 1.0 - s.free_memory / s.alloc_memory)
-    np.maximum(used, (1.0 - s.free_gpus / s.gpu_divisor) * s.gpu_weight, out=used)  # 0 on nodes without GPUs
-    used += s.queue_length
-    return used
-
-
 class LeastLoadedScheduler(_Heuristic):
     """The feasible node with the least load; ties broken by the faster estimated run."""
 
     name = "least-loaded"
 
     def scores(self, observation: Observation) -> np.ndarray:
-        return -(node_load(observation) + 1e-6 * observation.estimated_duration)
+        return -(observation.node_load + 1e-6 * observation.estimated_duration)
 
 
 class KubernetesDefaultScheduler(_Heuristic):
@@ -115,7 +106,8 @@ class KubernetesDefaultScheduler(_Heuristic):
         mem_fraction = np.clip((s.alloc_memory - s.free_memory + p.memory_bytes) / s.alloc_memory, 0, 1)
         least_allocated = 100.0 * ((1 - cpu_fraction) + (1 - mem_fraction)) / 2
         balanced = 100.0 * (1 - np.abs(cpu_fraction - mem_fraction) / 2)
-        return least_allocated + balanced + np.where(observation.fits_now, 1000.0, 0.0)
+        scores: np.ndarray = least_allocated + balanced + np.where(observation.fits_now, 1000.0, 0.0)
+        return scores
 
 
 class HeftScheduler(_Heuristic):
@@ -134,6 +126,15 @@ class HeftScheduler(_Heuristic):
     def scores(self, observation: Observation) -> np.ndarray:
         o = observation
         return -np.where(o.mask, o.estimated_wait + o.transfer + o.estimated_duration, np.inf)
+
+    def choose(self, observation: Observation) -> int:
+        o = observation
+        if o.rule is PlacementRule.LATE_BINDING and type(self).scores is HeftScheduler.scores:  # not rollout-heft's
+            # every candidate has room now and no node queue, so its estimated wait is exactly 0 and its score
+            # minus (transfer + duration): the same node as from scores(), without the wait of nodes that cannot
+            # be picked (the costliest part of the decision)
+            return pick(-(o.transfer + o.estimated_duration), o.candidates)
+        return super().choose(o)
 
 
 class ShortestRemainingScheduler(HeftScheduler):

@@ -7,15 +7,34 @@ and Pod objects. Features and heuristics read only this, so both see the same cl
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .cluster import PROFILES, ClusterSpec
+from .node_model import link_megabits_per_second
 from .primitives import KIND_INDEX, KINDS, PrimitiveKind
 
 NODE_CLASSES: tuple[str, ...] = tuple(PROFILES)
 _DYNAMIC = ("free_cpu", "free_memory", "free_gpus", "running", "queue_length", "queued_seconds", "next_release", "warm")
+
+
+def _class_index(node_class: str, node: str) -> int:
+    """The node class's one-hot column; an unknown class would silently look like another one to a policy."""
+    if node_class not in NODE_CLASSES:
+        raise ValueError(f"node {node!r}: unknown node class {node_class!r}; known: {', '.join(NODE_CLASSES)}")
+    return NODE_CLASSES.index(node_class)
+
+
+def dominant_share(free_cpu: Any, alloc_cpu: Any, free_memory: Any, alloc_memory: Any, free_gpus: Any,
+                   gpu_divisor: Any, gpu_weight: Any, larger: Callable[[Any, Any], Any] = np.maximum) -> Any:
+    """Share in use of a node's most used resource (GPUs only on GPU nodes): for every node at once from the
+    state's arrays, or for one node from its Python floats with ``larger=max`` (how the engine keeps it current
+    as primitives start and finish); the same operations either way, so the same bits."""
+    return larger(larger(1.0 - free_cpu / alloc_cpu, 1.0 - free_memory / alloc_memory),
+                  (1.0 - free_gpus / gpu_divisor) * gpu_weight)
 
 
 @dataclass
@@ -44,6 +63,10 @@ class ClusterState:
     next_release: np.ndarray = field(init=False)  # absolute est. time the earliest running one ends
     warm: np.ndarray = field(init=False)  # [N, K] bool: the kind has run here (no cold start)
 
+    # per source node, link_megabits_per_second to every node, filled as sources come up; static, so shared by
+    # copies (copy.copy shares the dict)
+    _links: dict[int, np.ndarray] = field(init=False, repr=False)
+
     def __post_init__(self) -> None:
         nodes = self.spec.nodes
         self.alloc_cpu = np.array([n.cpu_millicores for n in nodes], dtype=np.float64)
@@ -53,12 +76,11 @@ class ClusterState:
         self.prefill_tps = np.array([n.prefill_tokens_per_second for n in nodes], dtype=np.float64)
         self.decode_tps = np.array([n.decode_tokens_per_second for n in nodes], dtype=np.float64)
         self.bandwidth_gbps = np.array([n.bandwidth_gbps for n in nodes], dtype=np.float64)
-        self.node_class = np.array(
-            [NODE_CLASSES.index(n.node_class) if n.node_class in NODE_CLASSES else 0 for n in nodes]
-        )
+        self.node_class = np.array([_class_index(n.node_class, n.name) for n in nodes], dtype=np.int64)
         has_gpus = self.alloc_gpus > 0
         self.gpu_divisor = np.where(has_gpus, self.alloc_gpus, 1.0)
         self.gpu_weight = has_gpus.astype(np.float64)
+        self._links = {}
         self.reset()
 
     def reset(self) -> None:
@@ -88,6 +110,14 @@ class ClusterState:
             if node.name == node_name:
                 return i
         raise KeyError(node_name)
+
+    def links_from(self, source: int) -> np.ndarray:
+        """[N] megabits per second from node ``source`` to each node (``node_model.link_megabits_per_second``)."""
+        links = self._links.get(source)
+        if links is None:
+            links = self._links[source] = link_megabits_per_second(self.bandwidth_gbps.item(source),
+                                                                   self.bandwidth_gbps)
+        return links
 
     def is_warm(self, kind: PrimitiveKind) -> np.ndarray:
         return self.warm[:, KIND_INDEX[kind]]

@@ -9,8 +9,12 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .primitives import DEFAULT_REQUESTS, DEFAULT_WORK_SECONDS, PrimitiveKind
+
+if TYPE_CHECKING:
+    from .cluster import NodeSpec
 
 
 class WorkflowValidationError(ValueError):
@@ -71,11 +75,11 @@ class Workflow:
         return {p.name: p for p in self.primitives}
 
 
-def validate(workflow: Workflow, cluster_nodes: Sequence[object] | None = None) -> Workflow:
-    """Check names, dependencies, acyclicity and (given nodes) that every request fits some node.
+def validate(workflow: Workflow, cluster_nodes: Sequence[NodeSpec] | None = None) -> Workflow:
+    """Check names, dependencies, acyclicity and (given nodes) that every primitive can ever run on some node
+    (``node_model.feasible``: its kind runs there and its requests fit the allocatable).
 
     Returns the workflow with its primitives sorted topologically (stable w.r.t. the input order).
-    ``cluster_nodes`` are objects with ``name``, ``cpu_millicores``, ``memory_bytes``, ``gpus``.
     """
     if not workflow.primitives:
         raise WorkflowValidationError("Empty", "", f"workflow {workflow.name!r} has no primitives")
@@ -99,23 +103,23 @@ def validate(workflow: Workflow, cluster_nodes: Sequence[object] | None = None) 
                 )
     ordered = _topological_order(workflow)
     if cluster_nodes is not None:
+        from .node_model import feasible  # here, not at the top: node_model imports this module
+
+        # per (kind, request): a workflow repeats a few (one per kind)
+        fits: dict[tuple[PrimitiveKind, int, int, int], bool] = {}
         for p in workflow.primitives:
-            if not any(_fits(p, node) for node in cluster_nodes):
+            request = (p.kind, p.cpu_millicores, p.memory_bytes, p.gpus)
+            if (fit := fits.get(request)) is None:
+                fit = fits[request] = any(feasible(p, node) for node in cluster_nodes)
+            if not fit:
                 raise WorkflowValidationError(
                     "Unschedulable", p.name,
-                    f"workflow {workflow.name!r}: primitive {p.name!r} requests cpu={p.cpu_millicores}m "
-                    f"memory={p.memory_bytes} gpu={p.gpus}, which no node of the cluster can ever fit",
+                    f"workflow {workflow.name!r}: primitive {p.name!r} ({p.kind.value}) requests "
+                    f"cpu={p.cpu_millicores}m memory={p.memory_bytes} gpu={p.gpus}, and no node of the cluster can "
+                    f"ever run it (none of a class that runs {p.kind.value} has that much allocatable)",
                 )
     workflow.primitives = ordered
     return workflow
-
-
-def _fits(p: Primitive, node: object) -> bool:
-    return (
-        p.cpu_millicores <= node.cpu_millicores  # type: ignore[attr-defined]
-        and p.memory_bytes <= node.memory_bytes  # type: ignore[attr-defined]
-        and p.gpus <= node.gpus  # type: ignore[attr-defined]
-    )
 
 
 def _topological_order(workflow: Workflow) -> list[Primitive]:

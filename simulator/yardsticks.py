@@ -12,15 +12,20 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .cluster import ClusterSpec
 from .engine import Engine
+from .extras import require
 from .node_model import cold_start_seconds, transfer_seconds
 from .primitives import MIB
 from .state import ClusterState
 from .workflow import Primitive, Workflow
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
 
 # CP-SAT's clock tick; every duration is floored to it, so the model stays a relaxation of the engine.
 TIME_STEP_SECONDS = 0.01
@@ -183,7 +188,7 @@ def optimum(cluster: ClusterSpec, workflows: Sequence[Workflow], seed: int, time
     is only the best schedule found and can be worse than a heuristic's. Deterministic for a seed with one
     worker unless the wall-clock limit cuts the search; ``work_limit`` (CP-SAT's deterministic time, the same
     on a busy machine as on an idle one) cuts it reproducibly."""
-    from ortools.sat.python import cp_model  # lazy: the simulator stays importable without OR-Tools loaded
+    cp_model = require("ortools.sat.python.cp_model", "train")  # lazy: the simulator stays light
 
     _check_size(cluster, workflows)
     started = time.perf_counter()
@@ -255,13 +260,13 @@ def _ticked_tasks(episode: _Episode) -> list[_TickedTask]:
 
 @dataclass(frozen=True)
 class _Plan:
-    start: list  # per task, cp_model.IntVar
-    end: list
-    presence: dict  # (task, node) -> BoolVar: the task runs there
-    cold: dict  # (task, node) -> BoolVar: and pays the cold start of its kind there
+    start: list[cp_model.IntVar]  # per task
+    end: list[cp_model.IntVar]
+    presence: dict[tuple[int, int], cp_model.IntVar]  # (task, node) -> BoolVar: the task runs there
+    cold: dict[tuple[int, int], cp_model.IntVar]  # (task, node) -> BoolVar: and pays the cold start of its kind there
 
 
-def _build(model, tasks: list[_TickedTask], episode: _Episode) -> _Plan:  # noqa: ANN001 (a cp_model.CpModel)
+def _build(model: cp_model.CpModel, tasks: list[_TickedTask], episode: _Episode) -> _Plan:
     state = episode.state
     nodes = range(state.num_nodes)
     arrival = [_ticks(w.arrival_time) for w in episode.workflows]

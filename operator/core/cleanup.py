@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from scale_scheduler.operator.core.progress import parse_time, pod_phase
+from scale_scheduler.operator.core.progress import pod_phase
+from scale_scheduler.operator.kube.times import parse_time
 
 # strategy -> (pod phases collected while the workflow runs, workflow phases after which every pod is collected)
 POD_GC: dict[str, tuple[frozenset[str], frozenset[str]]] = {

@@ -29,7 +29,6 @@ from scale_scheduler.operator.core.progress import (
     Trouble,
     WorkflowProgress,
     overdue,
-    parse_time,
     workflow_progress,
 )
 from scale_scheduler.operator.core.reconcile_queue import Key, ReconcileQueue
@@ -37,6 +36,7 @@ from scale_scheduler.operator.core.status_writer import StatusWriter
 from scale_scheduler.operator.core.workflow_pods import label_value
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.operator.kube.api import KubeApi, owned_by
+from scale_scheduler.operator.kube.times import parse_time
 from scale_scheduler.simulator.schedulers import Scheduler
 from scale_scheduler.simulator.workflow import WorkflowValidationError
 

@@ -21,7 +21,7 @@ MESSAGE_LIMIT = 1024  # the API's limit on an Event's message
 def reference(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     """The identity kopf needs (list items from the API carry no apiVersion or kind)."""
     meta = obj["metadata"]
-    api_version = "v1" if kind == "Pod" else f"{labels.GROUP}/{labels.VERSION}"
+    api_version = "v1" if kind == "Pod" else labels.API_VERSION
     return {"apiVersion": api_version, "kind": kind,
             "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid")}}
 

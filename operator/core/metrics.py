@@ -33,6 +33,11 @@ BIND_ERRORS = Counter(
     "Pod creations (reason=create) and bindings (reason=api) the API refused (409s meaning already done are not).",
     ["reason"],
 )
+GUARDED_DECISIONS = Counter(
+    "scale_sched_guarded_decisions_total",
+    "Decisions whose choice was estimated to finish far behind the best candidate's and were replaced by the guard.",
+    ["policy"],
+)
 WORKFLOWS = Gauge("scale_sched_workflows", "WorkflowDAGs known to the operator, by phase.", ["phase"])
 WORKFLOW_RESPONSE_TIME = Histogram(
     "scale_sched_workflow_response_time_seconds",

@@ -16,7 +16,7 @@ from scale_scheduler.operator.core import metrics
 from scale_scheduler.operator.core.binding import Arrival, BindingQueue, PodKey, WaitingPod
 from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.operator.core.plan import WorkflowPlan
-from scale_scheduler.operator.core.progress import WorkflowProgress, parse_time
+from scale_scheduler.operator.core.progress import WorkflowProgress
 from scale_scheduler.operator.core.reconcile_queue import ReconcileQueue
 from scale_scheduler.operator.core.workflow_pods import (
     avoiding_nodes,
@@ -28,6 +28,7 @@ from scale_scheduler.operator.core.workflow_pods import (
 )
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.operator.kube.node_filter import NodeConstraints
+from scale_scheduler.operator.kube.times import parse_time
 from scale_scheduler.simulator.cluster import NodeSpec
 from scale_scheduler.simulator.features import Observation
 from scale_scheduler.simulator.node_model import feasible

@@ -42,17 +42,11 @@ def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
     entries = effective_primitives(body["spec"])
     workflow = workflow_from_manifest({**body, "spec": {**body["spec"], "primitives": entries}})
     state = live.snapshot()
-    validate(workflow, state.spec.nodes)
+    validate(workflow, state.spec.nodes)  # Unschedulable when a primitive can ever run on no node
     raw = {entry["name"]: entry for entry in entries}
     constraints = {name: NodeConstraints.of_pod({"spec": scheduling_fields(entry)}) for name, entry in raw.items()}
     for primitive in workflow.primitives:
         allowed = live.allowed(constraints[primitive.name])
-        if not any(feasible(primitive, node) for node in state.spec.nodes):
-            raise WorkflowValidationError(
-                "Unschedulable", primitive.name,
-                f"workflow {workflow.name!r}: primitive {primitive.name!r} ({primitive.kind.value}) can run on no "
-                f"node of the cluster (no node of a class that runs {primitive.kind.value} fits its requests)",
-            )
         if not any(ok and feasible(primitive, node) for ok, node in zip(allowed, state.spec.nodes, strict=True)):
             raise WorkflowValidationError(
                 "Unschedulable", primitive.name,

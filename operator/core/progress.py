@@ -9,25 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.times import format_precise_time, format_time, parse_time
 from scale_scheduler.simulator.workflow import Workflow
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def format_time(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
-
-
-def format_precise_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def refine(whole_second: datetime, observed: datetime) -> datetime:

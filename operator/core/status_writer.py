@@ -14,12 +14,12 @@ from scale_scheduler.operator.core.progress import (
     Trouble,
     WorkflowProgress,
     failed_status,
-    parse_time,
     status_patch,
     workflow_status,
 )
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.operator.kube.api import KubeApi
+from scale_scheduler.operator.kube.times import parse_time
 from scale_scheduler.simulator.workflow import WorkflowValidationError
 
 log = logging.getLogger(__name__)

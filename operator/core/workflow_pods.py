@@ -12,17 +12,13 @@ from typing import Any, cast
 import kopf
 import numpy as np
 from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.labels import DEFAULT_IMAGE, KWOK_TOLERATION
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, NodeSpec
 from scale_scheduler.simulator.node_model import sample_duration
 from scale_scheduler.simulator.workflow import Primitive
 
-# Pods never really run on simulated nodes; a tiny image that exists everywhere keeps KWOK clusters happy. On real
-# nodes it never exits: real workflows name their image (docs/operator.md).
-DEFAULT_IMAGE = "registry.k8s.io/pause:3.10"
 CONTAINER_NAME = "primitive"
 MAX_NAME = 63
-# kwok's fake nodes carry this taint on clusters with real nodes (operator/dev/localcluster/nodes.py).
-KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
 
 
 def _short_hash(*parts: str) -> str:

@@ -24,11 +24,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from scale_scheduler.operator.core.progress import parse_time, pod_times
+from scale_scheduler.operator.core.progress import pod_times
 from scale_scheduler.operator.dev.operator_process import SCALE_SCHED, OperatorStartError, log_tail, running_operator
 from scale_scheduler.operator.dev.repo import REPO_ROOT
 from scale_scheduler.operator.dev.samples import SAMPLES_DIR
 from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.times import parse_time
+from scale_scheduler.policy.registry import CLUSTER_METHODS, DEFAULT_CLUSTER_POLICY
 from scale_scheduler.simulator.cluster import NODE_CLASS_LABEL
 
 CHART_DIR = REPO_ROOT / "charts" / "scale-scheduler"
@@ -242,7 +244,8 @@ def run_demo(*, nodes: int, policy: str, keep: bool, timeout: float, time_scale:
 
 def demo(
     nodes: int = typer.Option(16, min=1, help="Simulated nodes in the local cluster."),
-    policy: str = typer.Option("scale", help="scale, least-loaded, heft or k8s-default."),
+    policy: str = typer.Option(DEFAULT_CLUSTER_POLICY,
+                               help=f"The operator's policy: {', '.join(CLUSTER_METHODS)}."),
     keep: bool = typer.Option(False, "--keep", help="Leave the local cluster running afterwards."),
     timeout: float = typer.Option(300.0, min=1, help="Seconds allowed for each step (cluster, operator, workflows)."),
     time_scale: float = typer.Option(10.0, min=0.001, help="Operator clock speed-up for simulated durations."),
@@ -273,5 +276,5 @@ def demo(
         raise typer.Exit(1)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+def register(app: typer.Typer, panel: str | None = None) -> None:
+    app.command("demo", rich_help_panel=panel)(demo)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +19,7 @@ from urllib.parse import quote
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.times import now as _now
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 log = logging.getLogger(__name__)
@@ -73,10 +73,6 @@ def _log_retry(state: RetryCallState, what: str) -> None:
     log.info("%s: HTTP %s, retrying in %.2fs", what, getattr(error, "status", "?"), wait)
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def owned_by(pods: list[dict[str, Any]], owner_uid: str) -> list[dict[str, Any]]:
     """The pods owned by the object with ``owner_uid`` (one WorkflowDAG incarnation)."""
     return [pod for pod in pods
@@ -99,11 +95,11 @@ class KubeApi:
             body=body, auth_settings=["BearerToken"])
         response = self.api_client.call_api(method, url, header_params=headers, body=body,
                                             _request_timeout=REQUEST_TIMEOUT)
-        data: bytes = response.read()  # type: ignore[no-untyped-call]
+        data: bytes = response.read()
         if response.status >= 400:
             error = ApiException(status=response.status, reason=response.reason,
                                  body=data.decode("utf-8", "replace") if data else "")
-            error.headers = response.getheaders()  # type: ignore[no-untyped-call]
+            error.headers = response.getheaders()
             raise error
         reply: dict[str, Any] = json.loads(data) if data else {}
         return reply

@@ -1,10 +1,23 @@
 """Names the operator, the local cluster's KWOK stages and the chart agree on."""
 
-GROUP = "agentic.scale.dev"
-VERSION = "v1alpha1"
+from scale_scheduler.simulator import manifests
+
+# The CRD's identity: the simulator reads and writes WorkflowDAG manifests, so it holds the name.
+API_VERSION = manifests.API_VERSION
+GROUP, VERSION = API_VERSION.split("/")
 PLURAL = "workflowdags"
-KIND = "WorkflowDAG"
+KIND = manifests.KIND
 SCHEDULER_NAME = "scale-scheduler"
+
+# Pods never really run on simulated nodes; a tiny image that exists everywhere keeps KWOK clusters happy. On real
+# nodes it never exits: real workflows name their image (docs/operator.md).
+DEFAULT_IMAGE = "registry.k8s.io/pause:3.10"
+
+# kwok manages nodes carrying this annotation; on a cluster with real nodes (kind) the taint of the same
+# key keeps ordinary pods off the fake ones, and the operator's pods tolerate it.
+KWOK_NODE_KEY = "kwok.x-k8s.io/node"
+KWOK_TAINT = {"key": KWOK_NODE_KEY, "value": "fake", "effect": "NoSchedule"}
+KWOK_TOLERATION = {"key": KWOK_NODE_KEY, "operator": "Exists", "effect": "NoSchedule"}
 
 # Labels on every pod the operator creates.
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 import durationpy
 from scale_scheduler.operator.kube.labels import DURATION_ANNOTATION, ESTIMATED_DURATION_ANNOTATION
+from scale_scheduler.operator.kube.times import parse_time
 from scale_scheduler.simulator.cluster import parse_quantity
 
 log = logging.getLogger(__name__)
@@ -66,12 +66,12 @@ def _add(into: dict[str, float], values: dict[str, float]) -> None:
 
 
 def timestamp(text: str | None) -> float | None:
-    if not text:
-        return None
+    """Seconds since the epoch of a timestamp field; None when absent or malformed (a start time to skip)."""
     try:
-        return datetime.fromisoformat(text).timestamp()
+        moment = parse_time(text)
     except ValueError:
         return None
+    return moment.timestamp() if moment else None
 
 
 def pod_key(pod: dict[str, Any]) -> str:

@@ -46,7 +46,7 @@ from scale_scheduler.operator.kube.labels import (
     PRIMITIVE_KIND_LABEL,
 )
 from scale_scheduler.operator.kube.node_filter import NodeConstraints
-from scale_scheduler.operator.kube.objects import parse_go_duration, pod_requests
+from scale_scheduler.operator.kube.objects import parse_go_duration, pod_key, pod_requests
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, PROFILES
 from scale_scheduler.simulator.features import Observation
 from scale_scheduler.simulator.node_model import LLM_OVERHEAD_SECONDS
@@ -132,7 +132,7 @@ class Extender:
         self.calls.append(call)
         try:
             pod, names, by_names = _unpack(args)
-            call.pod, call.candidates = _pod_name(pod), names
+            call.pod, call.candidates = pod_key(pod), names
             passed, failed, unresolvable = self._filter(pod, names, call)
         except Exception as error:  # any failure must reach kube-scheduler as Error, not as a 500
             log.exception("extender filter failed for pod %s", call.pod)
@@ -157,7 +157,7 @@ class Extender:
         self.calls.append(call)
         try:
             pod, names, _ = _unpack(args)
-            call.pod, call.candidates = _pod_name(pod), names
+            call.pod, call.candidates = pod_key(pod), names
             started = time.perf_counter()
             observation = self._observation(pod)
             preference = self._candidate_preference(observation, names)
@@ -227,11 +227,6 @@ def _unpack(args: dict[str, Any]) -> tuple[dict[str, Any], list[str], bool]:
         return pod, list(args["NodeNames"]), True
     items = (args.get("Nodes") or {}).get("items") or []
     return pod, [item["metadata"]["name"] for item in items], False
-
-
-def _pod_name(pod: dict[str, Any]) -> str:
-    meta = pod.get("metadata") or {}
-    return f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
 
 
 EXTENDER_KEY = web.AppKey("extender", Extender)

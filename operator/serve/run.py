@@ -12,12 +12,20 @@ import json
 import logging
 import os
 import socket
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from scale_scheduler.policy.registry import CLUSTER_METHODS, DEFAULT_CLUSTER_POLICY
+from scale_scheduler.simulator.guard import check_factor
 from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, PlacementRule, parse_rule
 from scale_scheduler.simulator.rollout import LOOKAHEAD
+
+if TYPE_CHECKING:  # imported where used: `scale-sched --help` loads neither the kubernetes client nor a policy
+    from scale_scheduler.operator.kube.api import KubeApi
+    from scale_scheduler.simulator.schedulers import Scheduler
 
 log = logging.getLogger("scale_scheduler.operator")
 
@@ -25,6 +33,20 @@ operator_app = typer.Typer(help="The WorkflowDAG operator (kopf): places and bin
                            no_args_is_help=True)
 
 FALLBACK_POLICY = "least-loaded"
+
+
+class LogLevel(StrEnum):  # an enum so that --help lists them
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class LogFormat(StrEnum):
+    text = "text"  # one line per record, for people
+    json = "json"  # one JSON object per line (kopf's formatter, with the object a record is about), for collectors
+
+
 # Watch streams that end silently leave an operator deaf (kopf issue): bound every stream explicitly.
 WATCH_SERVER_TIMEOUT = 300
 WATCH_CLIENT_TIMEOUT = 330
@@ -32,7 +54,7 @@ WATCH_INACTIVITY_TIMEOUT = 600
 WATCH_CONNECT_TIMEOUT = 15
 
 
-def load_policy(policy: str, checkpoint: str | None):  # noqa: ANN201 (Scheduler; torch imported lazily)
+def load_policy(policy: str, checkpoint: str | None) -> tuple[Scheduler, str | None]:
     """(scheduler, warning): the named policy, or least-loaded plus a warning when its checkpoint is missing or
     corrupt (an operator that crash-loops schedules nothing; one that falls back keeps the workflows moving)."""
     from scale_scheduler.policy.registry import METHODS, make_scheduler
@@ -85,7 +107,7 @@ def peering_priority() -> int:
     return 1 + int(hashlib.sha256(identity.encode()).hexdigest()[:6], 16) % 1_000_000
 
 
-async def _warn_on_own_pod(api, warning: str) -> None:  # noqa: ANN001 (KubeApi)
+async def _warn_on_own_pod(api: KubeApi, warning: str) -> None:
     """The fallback warning as an Event on the operator's own pod, when it knows which (chart sets POD_NAME).
 
     Runs in kopf's startup handler, whose context kopf's Event poster needs."""
@@ -102,7 +124,7 @@ async def _warn_on_own_pod(api, warning: str) -> None:  # noqa: ANN001 (KubeApi)
     post_event(pod, "Pod", "PolicyFallback", warning, True)
 
 
-async def check_peering(api, name: str, namespace: str | None) -> None:  # noqa: ANN001 (KubeApi)
+async def check_peering(api: KubeApi, name: str, namespace: str | None) -> None:
     """kopf waits, silently and for good, for a peering object that does not exist: refuse to start instead."""
     from kubernetes.client.exceptions import ApiException
 
@@ -124,7 +146,7 @@ async def check_peering(api, name: str, namespace: str | None) -> None:  # noqa:
 
 
 async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, time_scale: float,
-                rule: PlacementRule, health_port: int, metrics_port: int, extender_port: int,
+                rule: PlacementRule, guard: float, health_port: int, metrics_port: int, extender_port: int,
                 peering: str | None) -> None:
     import kopf
     from kubernetes import client
@@ -137,6 +159,11 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     scheduler, warning = load_policy(policy, checkpoint)
     scheduler.reset(seed=0)
     policy_name = FALLBACK_POLICY if warning else policy
+    if guard:
+        from scale_scheduler.simulator.guard import Guarded
+
+        guarded = metrics.GUARDED_DECISIONS.labels(policy=policy_name)
+        scheduler = Guarded(scheduler, guard, on_guard=guarded.inc)
     api = KubeApi(client.ApiClient())
     if peering:
         await check_peering(api, peering, namespace)
@@ -185,8 +212,9 @@ def run(
     kubeconfig: Path | None = typer.Option(None, help="Kubeconfig file; default $KUBECONFIG, else in-cluster."),
     namespace: str | None = typer.Option(None, help="Reconcile WorkflowDAGs of this namespace only."),
     all_namespaces: bool = typer.Option(False, "--all-namespaces", help="Reconcile every namespace (the default)."),
-    policy: str = typer.Option("scale", help="scale (shipped checkpoint), crossattn, ppo-mlp, ppo-mlp-srr, sac, "
-                                             "least-loaded, heft, k8s-default, round-robin, random."),
+    policy: str = typer.Option(DEFAULT_CLUSTER_POLICY, help=f"{', '.join(CLUSTER_METHODS)} (learned ones from their "
+                                                            "shipped "
+                                             "checkpoint), or a name given a --checkpoint."),
     checkpoint: str | None = typer.Option(None, help="Checkpoint (run directory) for a learned policy."),
     time_scale: float = typer.Option(1.0, min=0.001, help="Simulated seconds per wall-clock second: pods' "
                                                            "durations are divided by it (KWOK clusters)."),
@@ -194,7 +222,12 @@ def run(
     health_port: int = typer.Option(8080, help="Port of GET /healthz (liveness)."),
     metrics_port: int = typer.Option(9090, help="Port of GET /metrics (Prometheus); 0 = off."),
     extender_port: int = typer.Option(8888, help="Port of the kube-scheduler extender; 0 = off."),
-    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    guard: float = typer.Option(0.0, min=0.0, help="Replace a choice estimated to finish more than GUARD times "
+                                                   "later than the best candidate's (counted in "
+                                                   "scale_sched_guarded_decisions_total); 0 = off."),
+    log_level: LogLevel = typer.Option(LogLevel.info, case_sensitive=False, help="Log level."),
+    log_format: LogFormat = typer.Option(LogFormat.text, case_sensitive=False,
+                                         help="text, or json for log collectors (one object per line)."),
     peering: str | None = typer.Option(None, help="kopf peering name for several replicas (needs kopf's peering "
                                                   "CRDs and that peering object; the chart creates both); without "
                                                   "it the operator runs standalone."),
@@ -206,22 +239,30 @@ def run(
         placement_rule = parse_rule(rule)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--rule") from None
+    try:
+        check_factor(guard)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--guard") from None
     if policy in LOOKAHEAD:
         raise typer.BadParameter(f"{policy!r} looks ahead in the simulator and cannot place pods on a live cluster; "
                                  "use heft or a learned policy", param_hint="--policy")
-    level = getattr(logging, log_level.upper(), None)
-    if not isinstance(level, int):
-        raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = getattr(logging, log_level.value.upper())
+    if log_format is LogFormat.json:
+        import kopf
+
+        kopf.configure(log_format=kopf.LogFormat.JSON, log_refkey="object", debug=level <= logging.DEBUG)
+        logging.getLogger().setLevel(level)
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level > logging.DEBUG:
         # kopf logs every successful watch-event handler and aiohttp every probe: thousands of lines an hour.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     load_kube_config(kubeconfig)
-    asyncio.run(serve(namespace=namespace, policy=policy, checkpoint=checkpoint, time_scale=time_scale,
+    asyncio.run(serve(namespace=namespace, policy=policy, checkpoint=checkpoint, time_scale=time_scale, guard=guard,
                       rule=placement_rule, health_port=health_port, metrics_port=metrics_port,
                       extender_port=extender_port, peering=peering))
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(operator_app, name="operator")
+def register(app: typer.Typer, panel: str | None = None) -> None:
+    app.add_typer(operator_app, name="operator", rich_help_panel=panel)

@@ -50,8 +50,8 @@ def fit(data_dir: Path) -> dict[str, object]:
             raise SystemExit(f"{path} not found: pass the folder holding the Azure 2023 trace CSVs")
         with path.open() as handle:
             rows = list(csv.DictReader(handle))
-        fitted = {name: fit_column(np.array([float(r[column]) for r in rows]))
-                  for column, name in COLUMNS.items()}
+        fitted: dict[str, object] = {name: fit_column(np.array([float(r[column]) for r in rows]))
+                                     for column, name in COLUMNS.items()}
         context = np.array([float(r["ContextTokens"]) for r in rows])
         generated = np.array([float(r["GeneratedTokens"]) for r in rows])
         fitted["log_correlation"] = float(np.corrcoef(np.log1p(context), np.log1p(generated))[0, 1])

@@ -6,9 +6,13 @@ which would make a package named ``operator`` and shadow the standard library's)
 
 from __future__ import annotations
 
+import copy
+import itertools
 from typing import Any
 
 from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.api import BindOutcome
 from scale_scheduler.operator.kube.labels import (
     DURATION_ANNOTATION,
     ESTIMATED_DURATION_ANNOTATION,
@@ -59,3 +63,48 @@ def live_view(rule: PlacementRule = DEFAULT_RULE) -> LiveCluster:
     for node in SPEC.nodes:
         cluster.apply_node_event("ADDED", node_object(node.name))
     return cluster
+
+
+class FakeApi:
+    """The API calls of a reconcile, on dicts in memory: pods are created, annotated and bound as asked."""
+
+    def __init__(self, workflows: list[dict[str, Any]]) -> None:
+        self.workflows = {(w["metadata"]["namespace"], w["metadata"]["name"]): w for w in workflows}
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.unschedulable: dict[str, str] = {}
+        self._uids = itertools.count()
+
+    async def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.workflows.get((namespace, name)))
+
+    async def list_workflow_pods(self, namespace: str, selector_value: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(pod) for pod in self.pods.values()
+                if pod["metadata"]["labels"][labels.WORKFLOW_LABEL] == selector_value]
+
+    async def create_pod(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        name = manifest["metadata"]["name"]
+        if name in self.pods:
+            return copy.deepcopy(self.pods[name]), False
+        pod = copy.deepcopy(manifest)
+        pod["metadata"]["uid"] = f"uid-{next(self._uids)}"
+        pod["status"] = {"phase": "Pending"}
+        self.pods[name] = pod
+        return copy.deepcopy(pod), True
+
+    async def patch_pod_annotations(self, namespace: str, name: str, annotations: dict[str, str]) -> dict[str, Any]:
+        self.pods[name]["metadata"]["annotations"].update(annotations)
+        return copy.deepcopy(self.pods[name])
+
+    async def bind(self, namespace: str, name: str, node: str) -> str:
+        assert not self.pods[name]["spec"].get("nodeName"), f"{name} bound twice"
+        self.pods[name]["spec"]["nodeName"] = node
+        return BindOutcome.BOUND
+
+    async def mark_unschedulable(self, namespace: str, name: str, message: str) -> None:
+        self.unschedulable[name] = message
+
+    def post_event(self, obj: dict[str, Any], kind: str, reason: str, message: str, warning: bool) -> None:
+        pass  # kopf's poster needs a running operator; these tests read pods and status, not Events
+
+    async def patch_workflow_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.workflows[(namespace, name)].setdefault("status", {}).update(status)

@@ -3,6 +3,7 @@ simulated nodes, each pod on a node that can run it and only after its parents f
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -75,3 +76,18 @@ def test_every_sample_succeeds_with_valid_placements(local_cluster: Any, nodes: 
                for e in events_for(info, namespace, first_pod))
     placed = [e for e in events_for(info, namespace, manifests[-1]["metadata"]["name"]) if e["reason"] == "Placed"]
     assert len(placed) == len(manifests[-1]["spec"]["primitives"])
+
+
+def test_json_logs_are_one_object_per_line(local_cluster: Any) -> None:
+    info = local_cluster(nodes=16)
+    install_crd(info)
+    namespace = new_namespace(info, "json-logs")
+    manifest = yaml.safe_load(SAMPLES[0].read_text())
+    with running_operator(info.kubeconfig, namespace, policy="heft", time_scale=20.0,
+                          extra=("--log-format", "json")) as operator:
+        apply(info, namespace, SAMPLES[0])
+        wait_for_phase(info, namespace, manifest["metadata"]["name"], {"Succeeded"}, 240, operator)
+        lines = [line for line in operator.log_path.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object: nothing else on stdout/stderr
+    assert any("placing WorkflowDAG pods with policy heft" in record["message"] for record in records)
+    assert all({"message", "severity", "timestamp"} <= set(record) for record in records), records[:3]

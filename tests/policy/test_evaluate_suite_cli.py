@@ -74,3 +74,15 @@ def test_train_takes_the_placement_rule_and_refuses_an_unknown_one(tmp_path: Pat
     assert refused.returncode == 2
     assert "unknown placement rule 'nearest'; choose from late-binding, node-queues" in _message(refused)
     assert not (tmp_path / "nope").exists()
+
+
+def test_guard_reports_how_often_it_replaced_each_policys_choice(tmp_path: Path) -> None:
+    done = _evaluate("--suite", "all-gpu", "--size", "tiny", "--seeds", "1", "--policies", "heft,least-loaded",
+                     "--guard", "2", "--out", str(tmp_path), "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {r["method"]: r for r in json.loads(done.stdout.strip().splitlines()[-1])["suite"]["rows"]}
+    assert rows["heft"]["guarded_fraction"] == 0.0  # earliest finish is never far behind the earliest finish
+    assert 0.0 < rows["least-loaded"]["guarded_fraction"] <= 1.0  # least-loaded ignores speed: it gets caught
+    assert "Decisions the guard replaced" in (tmp_path / "suite.md").read_text()
+    refused = _evaluate("--suite", "all-gpu", "--size", "tiny", "--guard", "1", "--out", str(tmp_path / "no"))
+    assert refused.returncode == 2 and "give a factor above 1" in _message(refused)

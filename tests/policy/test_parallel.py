@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 import torch
 from scale_scheduler.operator.dev.operator_process import SCALE_SCHED
+from scale_scheduler.policy.episodes import sample_episode
 from scale_scheduler.policy.labels import generate_labels
 from scale_scheduler.policy.network import NetworkConfig
 from scale_scheduler.policy.parallel import RAY_MISSING, Workers, WorkersUnavailable, connected, run_units
-from scale_scheduler.policy.ppo import PPOConfig, Trainer, sample_episode
+from scale_scheduler.policy.ppo import PPOConfig, Trainer
 
 EVALUATE = ("evaluate", "--methods", "heft,random,scale,rollout-heft", "--nodes", "4,16", "--seeds", "2",
             "--workflows", "3", "--json")

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from scale_scheduler.policy.episodes import average_response_time, validation_episodes
 from scale_scheduler.policy.learned import LearnedScheduler
 from scale_scheduler.policy.network import NetworkConfig
-from scale_scheduler.policy.ppo import PPOConfig, Trainer, average_response_time, validation_episodes
+from scale_scheduler.policy.ppo import PPOConfig, Trainer
 from scale_scheduler.simulator.schedulers import make_heuristic
 
 

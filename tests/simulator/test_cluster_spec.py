@@ -77,3 +77,14 @@ def test_parse_quantity(text, value):
 def test_parse_quantity_names_bad_input():
     with pytest.raises(ValueError, match="'lots' is not a Kubernetes quantity"):
         parse_quantity("lots")
+
+
+def test_an_unknown_node_class_is_refused_naming_the_known_ones() -> None:
+    from scale_scheduler.simulator.state import NODE_CLASSES, ClusterState
+
+    spec = heterogeneous(4, seed=0)
+    spec.nodes[2] = spec.nodes[2].model_copy(update={"node_class": "quantum"})
+    with pytest.raises(ValueError, match="unknown node class 'quantum'") as refused:
+        ClusterState(spec)
+    assert spec.nodes[2].name in str(refused.value)
+    assert all(known in str(refused.value) for known in NODE_CLASSES)

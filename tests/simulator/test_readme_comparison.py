@@ -15,7 +15,7 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 def test_readme_heuristic_comparison_commands_print_the_quoted_figures() -> None:
     commands = [line.split(maxsplit=1)[1] for line in README.splitlines()
-                if line.startswith(".venv/bin/scale-sched simulate") and "--compare" in line]
+                if line.startswith(".venv/bin/scale-sched simulate") and "--policies" in line]
     assert len(commands) == 2, "the README shows the comparison on 16 and on 48 nodes"
     quoted = re.search(r"Average response time then \(s, N=16 / N=48\): (.*?)\(p95", README, re.S)
     assert quoted, "the README quotes the comparison's figures"

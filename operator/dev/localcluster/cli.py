@@ -124,5 +124,5 @@ def bin_dir_command() -> None:
         raise typer.Exit(1) from None
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(cluster_app, name="cluster")
+def register(app: typer.Typer, panel: str | None = None) -> None:
+    app.add_typer(cluster_app, name="cluster", rich_help_panel=panel)

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from scale_scheduler.operator.kube.labels import KWOK_NODE_KEY, KWOK_TAINT
 from scale_scheduler.simulator.cluster import ClusterSpec
-
-# kwok manages nodes carrying this annotation; on a cluster with real nodes (kind) the taint of the
-# same key keeps ordinary pods off the fake ones.
-KWOK_ANNOTATION = "kwok.x-k8s.io/node"
-KWOK_TAINT = {"key": KWOK_ANNOTATION, "value": "fake", "effect": "NoSchedule"}
 
 
 def node_objects(spec: ClusterSpec, *, taint: bool = False) -> list[dict[str, Any]]:
@@ -22,7 +18,7 @@ def node_objects(spec: ClusterSpec, *, taint: bool = False) -> list[dict[str, An
             "metadata": {
                 "name": node.name,
                 "labels": {**node.labels, "kubernetes.io/hostname": node.name, "type": "kwok"},
-                "annotations": {KWOK_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "annotations": {KWOK_NODE_KEY: "fake", "node.alpha.kubernetes.io/ttl": "0"},
             },
             "spec": {"taints": [dict(KWOK_TAINT)]} if taint else {},
             "status": {"capacity": node.allocatable(), "allocatable": node.allocatable()},

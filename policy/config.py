@@ -1,0 +1,139 @@
+"""Training and network settings, one dataclass per algorithm: the single home of every default.
+
+`scale-sched train` generates its options from the fields that carry help (``setting``), so no number is
+written twice; this module imports neither torch nor the trainers, so generating them keeps `--help` fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, PlacementRule
+
+from .registry import LEARNED
+
+# SRR's default weights: the decorrelation term is a mean over D(D-1) pairs (in [0, 1]) and the KL term a
+# mean over D dimensions, so both are O(1) like PPO's losses.
+DEFAULT_DECORRELATION_COEF = 0.1
+DEFAULT_KL_COEF = 0.1
+
+
+def setting(default: Any, help: str, flag: str | None = None) -> Any:
+    """A config field that `scale-sched train` offers as an option: its default lives here and only here."""
+    return field(default=default, metadata={"help": help, "flag": flag})
+
+
+@dataclass
+class NetworkConfig:
+    """Architecture hyper-parameters; saved as config.json beside every checkpoint."""
+
+    architecture: str = "scale"  # "scale" (cross-attention pointer) or "mlp" (fixed window)
+    hidden: int = 64
+    heads: int = 4
+    layers: int = 2  # cross-attention layers (paper: 2)
+    logit_clip: float = 10.0  # C in C·tanh(·)
+    window: int = 16  # the MLP's fixed number of node slots
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+# algo name -> (architecture, SRR on), for the learned methods PPO trains
+PPO_ALGOS: dict[str, tuple[str, bool]] = {
+    name: (method.architecture, method.srr) for name, method in LEARNED.items() if method.trainer == "ppo"
+}
+
+
+@dataclass
+class PPOConfig:
+    """PPO's settings; each one with help is a `scale-sched train` option (policy/cli.py generates them)."""
+
+    algo: str = "scale"
+    seed: int = setting(0, "seed of the model, the episodes and the sampling")
+    nodes: int = setting(16, "training cluster size")
+    total_steps: int = setting(200_000, "scheduling decisions to train on (all environments together)", "--steps")
+    groups: int = setting(4, "distinct arrival sequences per rollout")
+    # K = groups * rollouts_per_group rollouts per iteration
+    rollouts_per_group: int = setting(4, "rollouts replaying each arrival sequence", "--rollouts")
+    workflows_per_episode: int = setting(20, "workflows per training episode", "--workflows")
+    load_low: float = setting(0.5, "lowest offered load (fraction of capacity), drawn uniformly per arrival sequence")
+    load_high: float = setting(0.9, "highest offered load, drawn uniformly per arrival sequence")
+    learning_rate: float = setting(3e-4, "Adam's learning rate")
+    anneal_lr: bool = setting(True, "anneal the learning rate linearly to 5 % over the run")
+    gamma: float = setting(0.99, "discount per decision")
+    gae_lambda: float = setting(0.95, "GAE's lambda")
+    update_epochs: int = setting(4, "passes over each iteration's decisions")
+    minibatch_size: int = setting(256, "decisions per gradient step")
+    clip_coef: float = setting(0.2, "PPO's ratio clip")
+    value_coef: float = setting(0.5, "weight of the value loss")
+    # on entropy / log(#feasible), so it weighs the same at any N
+    entropy_coef: float = setting(0.01, "weight of the entropy bonus (normalised by log #feasible nodes)")
+    max_grad_norm: float = setting(0.5, "gradient norm clip")
+    srr: bool = True
+    # the operator must run the same rule
+    rule: str = setting(DEFAULT_RULE.value, RULE_HELP + " Training episodes run under it; the checkpoint records it.")
+    decorrelation_coef: float = setting(
+        DEFAULT_DECORRELATION_COEF, "SRR: weight of the decorrelation loss", "--srr-decorrelation"
+    )
+    kl_coef: float = setting(DEFAULT_KL_COEF, "SRR: weight of the KL penalty toward N(0, 1)", "--srr-kl")
+    eval_interval: int = setting(5, "iterations between validations and checkpoints")
+    eval_episodes: int = setting(2, "validation episodes per size")
+    eval_workflows: int = setting(40, "workflows per validation episode")
+    eval_load: float = setting(0.7, "offered load of the validation episodes")
+    eval_nodes: tuple[int, ...] = (16, 48)  # validation sizes (the first one picks the best model)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+
+    @classmethod
+    def for_algo(cls, algo: str, **overrides: Any) -> PPOConfig:
+        if algo not in PPO_ALGOS:
+            raise ValueError(f"unknown PPO algo {algo!r}; choose from {', '.join(PPO_ALGOS)}")
+        architecture, srr = PPO_ALGOS[algo]
+        network = overrides.pop("network", None) or NetworkConfig(architecture=architecture)
+        return cls(algo=algo, srr=srr, network=network, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PPOConfig:
+        data = dict(data)
+        data["network"] = NetworkConfig(**data["network"])
+        data["eval_nodes"] = tuple(data["eval_nodes"])
+        # configs written before the rule existed trained on per-node FIFO queues: the node-queues rule
+        data.setdefault("rule", PlacementRule.NODE_QUEUES.value)
+        return cls(**data)
+
+
+@dataclass
+class SACConfig:
+    """SAC's settings; each one with help is a `scale-sched train` option (policy/cli.py generates them)."""
+
+    algo: str = "sac"
+    seed: int = setting(0, "seed of the model, the episodes and the sampling")
+    nodes: int = setting(16, "training cluster size")
+    total_steps: int = setting(200_000, "scheduling decisions to train on (all environments together)", "--steps")
+    envs: int = setting(8, "engines stepped in lock-step")
+    workflows_per_episode: int = setting(20, "workflows per training episode", "--workflows")
+    load_low: float = setting(0.5, "lowest offered load (fraction of capacity), drawn uniformly per arrival sequence")
+    load_high: float = setting(0.9, "highest offered load, drawn uniformly per arrival sequence")
+    buffer_size: int = setting(50_000, "replay buffer capacity (decisions)")
+    learning_starts: int = setting(2_000, "decisions collected before the first update")
+    batch_size: int = setting(128, "transitions per gradient step")
+    updates_per_step: int = setting(1, "gradient steps per lock-step (i.e. per --envs decisions)")
+    gamma: float = setting(0.99, "discount per decision")
+    tau: float = setting(0.005, "Polyak averaging rate of the target critics")
+    actor_lr: float = setting(3e-4, "the actor's (and temperature's) learning rate")
+    critic_lr: float = setting(3e-4, "the critics' learning rate")
+    target_entropy_fraction: float = setting(0.3, "target entropy as a fraction of log(#feasible nodes)")
+    # the operator must run the same rule
+    rule: str = setting(DEFAULT_RULE.value, RULE_HELP + " Training episodes run under it; the checkpoint records it.")
+    eval_interval: int = setting(2_000, "decisions between validations and checkpoints")
+    eval_episodes: int = setting(2, "validation episodes per size")
+    eval_workflows: int = setting(40, "workflows per validation episode")
+    eval_load: float = setting(0.7, "offered load of the validation episodes")
+    eval_nodes: tuple[int, ...] = (16, 48)
+    network: NetworkConfig = field(default_factory=lambda: NetworkConfig(architecture="mlp"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,106 @@
+"""What the trainers learn and are judged on: sampled episodes, fixed validation sets, return scaling.
+
+Shared by every algorithm (ppo.py, sac.py) and by the benchmarks, so neither trainer imports the other.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
+from scale_scheduler.simulator.engine import simulate
+from scale_scheduler.simulator.generators import generate_workload
+from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule
+from scale_scheduler.simulator.schedulers import Scheduler, make_heuristic
+from scale_scheduler.simulator.workflow import Workflow
+
+# Validation seeds are offset so they never coincide with `scale-sched evaluate`'s seeds (0, 1, ...).
+VALIDATION_SEED_OFFSET = 10_000
+
+
+@dataclass
+class EpisodeSpec:
+    """One arrival sequence: the cluster, its workflows and the seed of the true durations."""
+
+    cluster: ClusterSpec
+    workflows: list[Workflow]
+    duration_seed: int
+    load: float
+
+
+def sample_episode(rng: np.random.Generator, nodes: int, workflows: int, load: float) -> EpisodeSpec:
+    cluster = heterogeneous(nodes, seed=int(rng.integers(2**31)))
+    return EpisodeSpec(
+        cluster=cluster,
+        workflows=generate_workload(cluster, workflows, load, seed=int(rng.integers(2**31))),
+        duration_seed=int(rng.integers(2**31)),
+        load=load,
+    )
+
+
+def validation_episodes(seed: int, nodes: int, count: int, workflows: int, load: float) -> list[EpisodeSpec]:
+    """Fixed held-out episodes for the training curve; seeds disjoint from `scale-sched evaluate`'s."""
+    rng = np.random.default_rng(VALIDATION_SEED_OFFSET + seed)
+    return [sample_episode(rng, nodes, workflows, load) for _ in range(count)]
+
+
+def average_response_time(
+    episodes: list[EpisodeSpec], scheduler_factory: Callable[[], Any], rule: PlacementRule = DEFAULT_RULE
+) -> float:
+    times = []
+    for episode in episodes:
+        scheduler = scheduler_factory()
+        scheduler.reset(episode.duration_seed)
+        result = simulate(
+            episode.cluster, copy.deepcopy(episode.workflows), scheduler, seed=episode.duration_seed, rule=rule
+        )
+        times.append(result.avg_response_time)
+    return float(np.mean(times))
+
+
+class ValidationSet:
+    """Held-out episodes per validation size and HEFT's response time on them: the training curve's yardstick."""
+
+    def __init__(
+        self, seed: int, sizes: tuple[int, ...], count: int, workflows: int, load: float, rule: PlacementRule
+    ) -> None:
+        self.rule = rule
+        self.episodes = {n: validation_episodes(seed, n, count, workflows, load) for n in sizes}
+        self.heft = {
+            n: average_response_time(episodes, lambda: make_heuristic("heft"), rule)
+            for n, episodes in self.episodes.items()
+        }
+
+    def evaluate(self, scheduler: Scheduler) -> dict[str, float]:
+        """``eval/*`` scalars: the scheduler's response time per size, HEFT's, and their ratio."""
+        stats = {}
+        for nodes, episodes in self.episodes.items():
+            response_time = average_response_time(episodes, lambda: scheduler, self.rule)
+            stats[f"eval/avg_response_time_n{nodes}"] = response_time
+            stats[f"eval/heft_avg_response_time_n{nodes}"] = self.heft[nodes]
+            # >1 means better than HEFT: the paper's "normalised reward" curve
+            stats[f"eval/normalised_vs_heft_n{nodes}"] = self.heft[nodes] / max(response_time, 1e-9)
+        return stats
+
+
+class RunningReturnScale:
+    """Divides rewards by the running std of the discounted return (CleanRL's NormalizeReward,
+    deterministic and saved with the checkpoint): keeps value targets O(1) at any load."""
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def update(self, returns: np.ndarray) -> None:
+        for value in returns.astype(np.float64):
+            self.count += 1
+            delta = value - self.mean
+            self.mean += delta / self.count
+            self.m2 += delta * (value - self.mean)
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(self.m2 / self.count)) if self.count > 1 else 1.0
