@@ -27,8 +27,13 @@ def pods_to_collect(spec: dict[str, Any], workflow_phase: str, pods: list[dict[s
     """The finished pods ``spec.podGC`` says to delete now (none that is being deleted already)."""
     pod_phases, workflow_phases = POD_GC[(spec.get("podGC") or {}).get("strategy") or "Never"]
     every = workflow_phase in workflow_phases
-    return [pod for pod in pods if not pod["metadata"].get("deletionTimestamp")
-            and pod_phase(pod) in ("Succeeded", "Failed") and (every or pod_phase(pod) in pod_phases)]
+    return [
+        pod
+        for pod in pods
+        if not pod["metadata"].get("deletionTimestamp")
+        and pod_phase(pod) in ("Succeeded", "Failed")
+        and (every or pod_phase(pod) in pod_phases)
+    ]
 
 
 def expired(spec: dict[str, Any], status: dict[str, Any], now: datetime) -> bool:

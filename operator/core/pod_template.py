@@ -17,14 +17,16 @@ from typing import Any
 from scale_scheduler.simulator.workflow import WorkflowValidationError
 
 # The estimates the simulator and the policy read, and the DAG itself; not passed to the pod.
-PRIMITIVE_ONLY_FIELDS = frozenset({"name", "kind", "dependsOn", "inputTokens", "outputTokens", "workSeconds",
-                                   "outputMegabytes", "retries"})
+PRIMITIVE_ONLY_FIELDS = frozenset(
+    {"name", "kind", "dependsOn", "inputTokens", "outputTokens", "workSeconds", "outputMegabytes", "retries"}
+)
 
 
 def _by(key: str) -> Callable[[list[Any], list[Any]], list[Any]]:
     def merge(template: list[Any], own: list[Any]) -> list[Any]:
         own_keys = {item.get(key) for item in own}
         return [item for item in template if item.get(key) not in own_keys] + list(own)
+
     return merge
 
 
@@ -42,23 +44,42 @@ def _keywise(template: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
 
 # field -> how a primitive's value combines with the template's
 TEMPLATE_FIELDS: dict[str, Callable[[Any, Any], Any]] = {
-    "image": _replace, "imagePullPolicy": _replace, "command": _replace, "args": _replace, "workingDir": _replace,
-    "env": _by("name"), "envFrom": _concatenate, "volumeMounts": _by("mountPath"), "volumes": _by("name"),
-    "serviceAccountName": _replace, "automountServiceAccountToken": _replace, "imagePullSecrets": _by("name"),
-    "securityContext": _keywise, "podSecurityContext": _keywise, "resources": _keywise,
-    "nodeSelector": _keywise, "tolerations": _concatenate, "affinity": _replace, "priorityClassName": _replace,
-    "activeDeadlineSeconds": _replace, "pendingTimeoutSeconds": _replace, "retryStrategy": _keywise,
+    "image": _replace,
+    "imagePullPolicy": _replace,
+    "command": _replace,
+    "args": _replace,
+    "workingDir": _replace,
+    "env": _by("name"),
+    "envFrom": _concatenate,
+    "volumeMounts": _by("mountPath"),
+    "volumes": _by("name"),
+    "serviceAccountName": _replace,
+    "automountServiceAccountToken": _replace,
+    "imagePullSecrets": _by("name"),
+    "securityContext": _keywise,
+    "podSecurityContext": _keywise,
+    "resources": _keywise,
+    "nodeSelector": _keywise,
+    "tolerations": _concatenate,
+    "affinity": _replace,
+    "priorityClassName": _replace,
+    "activeDeadlineSeconds": _replace,
+    "pendingTimeoutSeconds": _replace,
+    "retryStrategy": _keywise,
 }
 
 
-def _refuse_unknown(entry: dict[str, Any], allowed: frozenset[str] | dict[str, Any], where: str,
-                    primitive: str) -> None:
+def _refuse_unknown(
+    entry: dict[str, Any], allowed: frozenset[str] | dict[str, Any], where: str, primitive: str
+) -> None:
     unknown = sorted(set(entry) - set(allowed))
     if unknown:
         raise WorkflowValidationError(
-            "UnknownField", primitive,
+            "UnknownField",
+            primitive,
             f"{where}.{unknown[0]} is not a field the operator passes to the pod (it would be dropped); "
-            f"known fields: {', '.join(sorted(allowed))}")
+            f"known fields: {', '.join(sorted(allowed))}",
+        )
 
 
 def effective_primitives(spec: dict[str, Any]) -> list[dict[str, Any]]:

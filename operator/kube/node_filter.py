@@ -27,10 +27,14 @@ class NodeConstraints:
     def of_pod(cls, pod: dict[str, Any]) -> NodeConstraints:
         spec = pod.get("spec") or {}
         affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-            "requiredDuringSchedulingIgnoredDuringExecution")
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        )
         terms = None if affinity is None else affinity.get("nodeSelectorTerms") or []
-        return cls(tuple(sorted((spec.get("nodeSelector") or {}).items())),
-                   json.dumps(spec.get("tolerations") or [], sort_keys=True), json.dumps(terms, sort_keys=True))
+        return cls(
+            tuple(sorted((spec.get("nodeSelector") or {}).items())),
+            json.dumps(spec.get("tolerations") or [], sort_keys=True),
+            json.dumps(terms, sort_keys=True),
+        )
 
     def rejection(self, node: dict[str, Any]) -> str | None:
         """Why kube-scheduler's filters would refuse ``node`` (a Node object) for the pod, or None if they admit it."""
@@ -64,8 +68,15 @@ def tolerates(toleration: dict[str, Any], taint: dict[str, Any]) -> bool:
 
 def untolerated_taint(tolerations: list[dict[str, Any]], taints: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The first NoSchedule/NoExecute taint no toleration covers, or None."""
-    return next((taint for taint in taints if taint.get("effect") in BLOCKING_TAINT_EFFECTS
-                 and not any(tolerates(toleration, taint) for toleration in tolerations)), None)
+    return next(
+        (
+            taint
+            for taint in taints
+            if taint.get("effect") in BLOCKING_TAINT_EFFECTS
+            and not any(tolerates(toleration, taint) for toleration in tolerations)
+        ),
+        None,
+    )
 
 
 def _term_matches(term: dict[str, Any], node_name: str, node_labels: dict[str, str]) -> bool:
@@ -74,8 +85,9 @@ def _term_matches(term: dict[str, Any], node_name: str, node_labels: dict[str, s
     fields = term.get("matchFields") or []
     if not expressions and not fields:
         return False
-    return (all(_requirement_holds(r, node_labels) for r in expressions)
-            and all(_requirement_holds(r, {"metadata.name": node_name}) for r in fields))
+    return all(_requirement_holds(r, node_labels) for r in expressions) and all(
+        _requirement_holds(r, {"metadata.name": node_name}) for r in fields
+    )
 
 
 def _requirement_holds(requirement: dict[str, Any], values: dict[str, str]) -> bool:

@@ -19,16 +19,19 @@ def _pod(name: str, phase: str, deleting: bool = False) -> dict[str, Any]:
 PODS = [_pod("ok", "Succeeded"), _pod("bad", "Failed"), _pod("busy", "Running"), _pod("gone", "Succeeded", True)]
 
 
-@pytest.mark.parametrize(("strategy", "workflow_phase", "collected"), [
-    (None, "Succeeded", []),
-    ("Never", "Failed", []),
-    ("OnPodSuccess", "Running", ["ok"]),
-    ("OnPodCompletion", "Running", ["ok", "bad"]),
-    ("OnWorkflowSuccess", "Running", []),
-    ("OnWorkflowSuccess", "Failed", []),  # a failed workflow keeps its pods for debugging
-    ("OnWorkflowSuccess", "Succeeded", ["ok", "bad"]),
-    ("OnWorkflowCompletion", "Failed", ["ok", "bad"]),
-])
+@pytest.mark.parametrize(
+    ("strategy", "workflow_phase", "collected"),
+    [
+        (None, "Succeeded", []),
+        ("Never", "Failed", []),
+        ("OnPodSuccess", "Running", ["ok"]),
+        ("OnPodCompletion", "Running", ["ok", "bad"]),
+        ("OnWorkflowSuccess", "Running", []),
+        ("OnWorkflowSuccess", "Failed", []),  # a failed workflow keeps its pods for debugging
+        ("OnWorkflowSuccess", "Succeeded", ["ok", "bad"]),
+        ("OnWorkflowCompletion", "Failed", ["ok", "bad"]),
+    ],
+)
 def test_pods_to_collect_by_strategy(strategy: str | None, workflow_phase: str, collected: list[str]) -> None:
     spec = {"podGC": {"strategy": strategy}} if strategy else {}
     assert [pod["metadata"]["name"] for pod in pods_to_collect(spec, workflow_phase, PODS)] == collected

@@ -10,15 +10,18 @@ from scale_scheduler.operator.kube.node_filter import NodeConstraints, tolerates
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 
 
-@pytest.mark.parametrize(("toleration", "expected"), [
-    ({"key": "nvidia.com/gpu", "operator": "Exists"}, True),
-    ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}, True),
-    ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}, False),
-    ({"key": "nvidia.com/gpu", "value": "present"}, True),  # operator defaults to Equal
-    ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "absent"}, False),
-    ({"operator": "Exists"}, True),  # an empty key with Exists tolerates everything
-    ({"key": "other", "operator": "Exists"}, False),
-])
+@pytest.mark.parametrize(
+    ("toleration", "expected"),
+    [
+        ({"key": "nvidia.com/gpu", "operator": "Exists"}, True),
+        ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}, True),
+        ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}, False),
+        ({"key": "nvidia.com/gpu", "value": "present"}, True),  # operator defaults to Equal
+        ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "absent"}, False),
+        ({"operator": "Exists"}, True),  # an empty key with Exists tolerates everything
+        ({"key": "other", "operator": "Exists"}, False),
+    ],
+)
 def test_toleration_matches_taint_as_core_v1_does(toleration: dict[str, Any], expected: bool) -> None:
     assert tolerates(toleration, GPU_TAINT) is expected
 
@@ -43,23 +46,43 @@ def test_rejection_names_the_filter_that_refuses() -> None:
     assert selector.rejection(_node({"pool": "a"})) is None
 
 
-@pytest.mark.parametrize(("expression", "expected"), [
-    ({"key": "gen", "operator": "Gt", "values": ["3"]}, True),
-    ({"key": "gen", "operator": "Lt", "values": ["3"]}, False),
-    ({"key": "gen", "operator": "Gt", "values": ["x"]}, False),
-    ({"key": "zone", "operator": "DoesNotExist"}, True),
-    ({"key": "gen", "operator": "Exists"}, True),
-])
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ({"key": "gen", "operator": "Gt", "values": ["3"]}, True),
+        ({"key": "gen", "operator": "Lt", "values": ["3"]}, False),
+        ({"key": "gen", "operator": "Gt", "values": ["x"]}, False),
+        ({"key": "zone", "operator": "DoesNotExist"}, True),
+        ({"key": "gen", "operator": "Exists"}, True),
+    ],
+)
 def test_required_affinity_operators(expression: dict[str, Any], expected: bool) -> None:
-    pod = {"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchExpressions": [expression]}]}}}}}
+    pod = {
+        "spec": {
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [expression]}]
+                    }
+                }
+            }
+        }
+    }
     assert (NodeConstraints.of_pod(pod).rejection(_node({"gen": "4"})) is None) is expected
 
 
 def test_terms_are_ored_and_an_empty_term_matches_nothing() -> None:
     def with_terms(terms: list[dict[str, Any]]) -> NodeConstraints:
-        return NodeConstraints.of_pod({"spec": {"affinity": {"nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}}})
+        return NodeConstraints.of_pod(
+            {
+                "spec": {
+                    "affinity": {
+                        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}
+                    }
+                }
+            }
+        )
+
     miss = {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["b"]}]}
     hit = {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["a"]}]}
     assert with_terms([miss, hit]).rejection(_node({"pool": "a"})) is None
