@@ -168,3 +168,24 @@ def test_release_name_is_used_for_cluster_scoped_names(release: str) -> None:
     (role,) = operator_roles(template(release=release))
     expected = "scale-scheduler" if release == "scale-scheduler" else "other-scale-scheduler"
     assert role["metadata"]["name"] == expected
+
+
+def test_extra_args_env_and_volumes_reach_the_operator_container() -> None:
+    (deployment,) = by_kind(template("extraArgs[0]=--log-level=debug", "extraEnv[0].name=HTTPS_PROXY",
+                                     "extraEnv[0].value=http://proxy:3128", "extraVolumes[0].name=ckpt",
+                                     "extraVolumes[0].persistentVolumeClaim.claimName=ckpt",
+                                     "extraVolumeMounts[0].name=ckpt", "extraVolumeMounts[0].mountPath=/ckpt"),
+                            "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"][-1] == "--log-level=debug"
+    assert {"name": "HTTPS_PROXY", "value": "http://proxy:3128"} in container["env"]
+    assert {"name": "ckpt", "mountPath": "/ckpt"} in container["volumeMounts"]
+    assert {"name": "ckpt", "persistentVolumeClaim": {"claimName": "ckpt"}} in pod["volumes"]
+
+
+def test_a_pod_disruption_budget_only_with_several_replicas() -> None:
+    assert by_kind(template(), "PodDisruptionBudget") == []
+    (budget,) = by_kind(template("replicas=2", "peering.enabled=true"), "PodDisruptionBudget")
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == "scale-scheduler"
