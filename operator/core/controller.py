@@ -1,11 +1,13 @@
 """The WorkflowDAG controller: orchestration only. Watch events in, reconciles out, one workflow at a time.
 
-A reconcile reads the workflow and its pods, moves pods whose node vanished, places every waiting pod
-(``placer``: the engine's rule and queue order, ``operator/core/binding.py``), carries the placements out
-(``binder``) and writes the status (``status_writer``). Each reconcile re-derives the workflow's progress from
-its pods and its recorded status, so an operator killed at any moment and restarted ends in the same state
-without duplicate pods: pod names are deterministic per (workflow, primitive, attempt) and a 409 on create or
-bind means "already done".
+A reconcile reads the workflow and its pods, moves pods whose node vanished, ends pods past their deadline or
+pending timeout, places every waiting pod (``placer``: the engine's rule and queue order,
+``operator/core/binding.py``) unless the workflow is suspended, carries the placements out (``binder``), writes
+the status (``status_writer``) and collects pods by ``spec.podGC`` (``cleanup``). ``spec.shutdown`` and
+``spec.activeDeadlineSeconds`` end the workflow instead; a finished one is deleted after its TTL. Each reconcile
+re-derives the workflow's progress from its pods and its recorded status, so an operator killed at any moment and
+restarted ends in the same state without duplicate pods: pod names are deterministic per (workflow, primitive,
+attempt) and a 409 on create or bind means "already done".
 
 No finalizer: pods carry ownerReferences to their WorkflowDAG, and the garbage collector removes them
 when it is deleted, so ``kubectl delete`` never waits for the operator.
@@ -219,6 +221,7 @@ class WorkflowController:
                                for pod in collected))
         for pod in collected:
             self.live.apply_pod_event("DELETED", pod)
+
     async def _shut_down(self, key: Key, progress: WorkflowProgress, why: Trouble, terminate: bool) -> Trouble | None:
         """Start nothing more; ``terminate`` deletes every live pod, else only those not yet bound (they have not
         started) and the bound ones finish (spec.shutdown Stop). ``why`` once nothing of it runs any more
