@@ -27,7 +27,9 @@ render() {  # $1: output directory
     echo "  name: scale-scheduler"
   } > "$1/01-namespace.yaml"
   # Fixed release name and namespace so the output is stable; same values as `helm install` defaults.
-  "$helm" template scale-scheduler "$chart" --namespace scale-scheduler > "$1/02-scale-scheduler.yaml"
+  # --kube-version: offline, helm assumes v1.20, which the chart's kubeVersion (>=1.29) refuses.
+  "$helm" template scale-scheduler "$chart" --namespace scale-scheduler --kube-version 1.34.0 \
+    > "$1/02-scale-scheduler.yaml"
 }
 
 if [ "${1:-}" = "--check" ]; then

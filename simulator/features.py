@@ -104,6 +104,9 @@ class Observation:
     downstream_seconds: float = 0.0
     workflow_elapsed: float = 0.0
     rule: PlacementRule = DEFAULT_RULE
+    # [N] nodes the primitive's own placement constraints admit (a live cluster's nodeSelector, node affinity and
+    # taints, read by the operator); None: every node, as in the simulator
+    allowed: np.ndarray | None = None
     # in the simulator, Engine.fork at this decision (lookahead schedulers); None on a live cluster
     fork: Callable[..., Engine] | None = None
 
@@ -118,7 +121,7 @@ class Observation:
             & (p.gpus <= s.alloc_gpus)
             & np.isfinite(self.estimated_duration)
         )
-        return mask
+        return mask if self.allowed is None else np.logical_and(mask, self.allowed)
 
     @_lazy
     def candidates(self) -> np.ndarray:

@@ -1,19 +1,43 @@
 """Carrying out a placement ``Step`` on the API server: create the pod, annotate it, bind it or tell why it waits.
 
 kube-scheduler's conventions: a bound pod gets a ``Scheduled`` Event, a waiting one ``PodScheduled=False``
-(``Unschedulable``) and one ``FailedScheduling`` Event per pod (not one per reconcile).
+(``Unschedulable``) and one ``FailedScheduling`` Event per pod (not one per reconcile). A create or bind the API
+refuses (Pod Security admission, a ResourceQuota, a webhook) is told as the ReplicaSet controller tells it: a
+``FailedCreate`` (or ``FailedBinding``) Warning Event on the WorkflowDAG, once per distinct message, and the
+primitive's status reason; it is tried again after a doubling delay, not on every resync.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from scale_scheduler.operator.core import metrics
+from scale_scheduler.operator.core.binding import PodKey, WorkflowKey
 from scale_scheduler.operator.core.events import PostEvent
 from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.operator.core.placer import Step
+from scale_scheduler.operator.core.progress import Trouble
 from scale_scheduler.operator.kube import labels
-from scale_scheduler.operator.kube.api import BindOutcome, KubeApi
+from scale_scheduler.operator.kube.api import BindOutcome, KubeApi, api_message
+
+# A refused create or bind is tried again after this delay, doubled each time up to the cap (the ReplicaSet
+# controller's rate-limited requeue, shorter: a quota freed by a finished pod should not wait minutes).
+REFUSAL_FIRST_DELAY = 2.0
+REFUSAL_MAX_DELAY = 60.0
+
+
+@dataclass
+class Refusal:
+    """The API's last refusal of one pod: which primitive, what it said, and when to try again."""
+
+    workflow: WorkflowKey
+    primitive: str
+    trouble: Trouble
+    delay: float
+    retry_at: float
 
 
 class Binder:
@@ -22,9 +46,37 @@ class Binder:
     def __init__(self, api: KubeApi, live: LiveCluster, policy: str, post_event: PostEvent) -> None:
         self.api, self.live, self.policy, self.post_event = api, live, policy, post_event
         self.told_unschedulable: set[str] = set()  # pod uids with a FailedScheduling posted; dropped with the pod
+        self.refusals: dict[PodKey, Refusal] = {}  # pods whose create or bind the API refused, until one succeeds
 
     def forget_pod(self, uid: str) -> None:
         self.told_unschedulable.discard(uid)
+
+    def forget_workflow(self, workflow: WorkflowKey) -> None:
+        for pod in [pod for pod, refusal in self.refusals.items() if refusal.workflow == workflow]:
+            del self.refusals[pod]
+
+    def holding_off(self, pod: PodKey) -> bool:
+        """Whether ``pod``'s create or bind was refused too recently to try again."""
+        refusal = self.refusals.get(pod)
+        return refusal is not None and time.monotonic() < refusal.retry_at
+
+    def problems(self, workflow: WorkflowKey) -> dict[str, Trouble]:
+        """Per primitive of ``workflow``: the API's standing refusal of its pod."""
+        return {r.primitive: r.trouble for r in self.refusals.values() if r.workflow == workflow}
+
+    def _refused(self, body: dict[str, Any], pod: dict[str, Any], reason: str, error: ApiException) -> None:
+        """Remember and tell a refusal (the Event only when the API says something new about that pod)."""
+        meta = pod["metadata"]
+        key, primitive = (meta["namespace"], meta["name"]), meta["labels"].get(labels.PRIMITIVE_LABEL, "?")
+        verb = "creating" if reason == "FailedCreate" else "binding"
+        message = f"Error {verb}: {api_message(error)}"
+        previous = self.refusals.get(key)
+        delay = REFUSAL_FIRST_DELAY if previous is None else min(previous.delay * 2, REFUSAL_MAX_DELAY)
+        workflow = (body["metadata"]["namespace"], body["metadata"]["name"])
+        self.refusals[key] = Refusal(workflow, primitive, Trouble(reason, message), delay, time.monotonic() + delay)
+        metrics.BIND_ERRORS.labels(reason="create" if reason == "FailedCreate" else "api").inc()
+        if previous is None or previous.trouble.message != message:
+            self.post_event(body, labels.KIND, reason, f"primitive {primitive!r}: {message}", True)
 
     async def carry_out(self, body: dict[str, Any], step: Step) -> dict[str, Any] | None:
         """Create the step's pod if it is new, annotate it, then bind it or tell why it waits.
@@ -32,7 +84,13 @@ class Binder:
         The pod as it stands afterwards; None when only a fresh list can tell."""
         pod = step.pod
         if step.create:
-            pod, created = await self.api.create_pod(step.pod)
+            try:
+                pod, created = await self.api.create_pod(step.pod)
+            except ApiException as error:
+                self.live.apply_pod_event("DELETED", step.pod)  # drop the placer's assumption: no such pod
+                self._refused(body, step.pod, "FailedCreate", error)
+                return None
+            self.refusals.pop((pod["metadata"]["namespace"], pod["metadata"]["name"]), None)
             owners = {ref.get("uid") for ref in pod["metadata"].get("ownerReferences") or []}
             if body["metadata"]["uid"] not in owners:
                 # a pod of that name left by a deleted WorkflowDAG of the same name: wait for the garbage collector
@@ -62,12 +120,16 @@ class Binder:
         The pod as bound by us; None when it was not (bound before, to a node only a list can tell, or gone)."""
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         self.live.assume(pod, node)
-        outcome = await self.api.bind(namespace, name, node)
-        if outcome in (BindOutcome.FAILED, BindOutcome.GONE):
+        try:
+            outcome = await self.api.bind(namespace, name, node)
+        except ApiException as error:
             self.live.apply_pod_event("DELETED", pod)  # drop the assumption; the next watch event re-adds the pod
-            if outcome == BindOutcome.FAILED:
-                metrics.BIND_ERRORS.labels(reason="api").inc()
+            self._refused(body, pod, "FailedBinding", error)
             return None
+        if outcome == BindOutcome.GONE:
+            self.live.apply_pod_event("DELETED", pod)
+            return None
+        self.refusals.pop((namespace, name), None)
         self.told_unschedulable.discard(pod["metadata"].get("uid", ""))
         if outcome == BindOutcome.BOUND:
             annotations = pod["metadata"].get("annotations") or {}

@@ -18,6 +18,7 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.simulator.node_model import feasible
 from scale_scheduler.simulator.placement import Waiting, queue_key, room_now
 from scale_scheduler.simulator.state import ClusterState
@@ -38,6 +39,7 @@ class WaitingPod:
     mean_seconds: float  # its mean estimated work, which leaves the workflow's remaining work when it starts
     sequence: int  # order of arrival in the queue (first come, first served among equals)
     planned_node: str = ""  # node-queues: the node whose queue it waits in; "" while no node is chosen
+    constraints: NodeConstraints = NodeConstraints()  # the nodes its nodeSelector, affinity and tolerations admit
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Arrival:
     downstream_seconds: float
     mean_seconds: float
     planned_node: str
+    constraints: NodeConstraints = NodeConstraints()
 
 
 class BindingQueue:
@@ -74,7 +77,7 @@ class BindingQueue:
             if entry is None:
                 self._sequence += 1
                 entry = WaitingPod(workflow, arrival.pod, arrival.primitive, arrival.downstream_seconds,
-                                   arrival.mean_seconds, self._sequence)
+                                   arrival.mean_seconds, self._sequence, constraints=arrival.constraints)
             self._entries[arrival.pod] = replace(entry, planned_node=arrival.planned_node)
         self._set_remaining(workflow, remaining_seconds)
         return sorted((e for e in self._entries.values() if e.workflow == workflow), key=self.key)
@@ -112,13 +115,16 @@ class BindingQueue:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def ahead_with_room(self, pod: PodKey, node: int, state: ClusterState) -> WaitingPod | None:
+    def ahead_with_room(self, pod: PodKey, node: int, state: ClusterState,
+                        admits: Callable[[NodeConstraints], bool] = lambda _: True) -> WaitingPod | None:
         """Late-binding: the first pod of another workflow, ahead of ``pod`` in the queue, that could run on
-        ``node`` and has room there now (the engine would place it before ``pod``); None if there is none."""
+        ``node`` (``admits``: its own node constraints allow it there) and has room there now (the engine would
+        place it before ``pod``); None if there is none."""
         own, spec = self._entries[pod], state.spec.nodes[node]
         ahead = sorted((e for e in self._entries.values()
                         if e.workflow != own.workflow and self._keys[e.pod] < self._keys[pod]), key=self.key)
-        return next((e for e in ahead if feasible(e.primitive, spec) and room_now(e.primitive, state)[node]), None)
+        return next((e for e in ahead if feasible(e.primitive, spec) and room_now(e.primitive, state)[node]
+                     and admits(e.constraints)), None)
 
     def ahead_on_node(self, pod: PodKey) -> int:
         """Node-queues: how many pods wait ahead of ``pod`` in its planned node's queue."""

@@ -9,9 +9,12 @@ Conventions:
 - Times are Unix seconds (``time.time()``): pass ``now=time.time()`` to ``observation``. With a
   ``time_scale`` (simulated seconds per wall second) every time is multiplied by it: pass
   ``now=time.time() * time_scale``.
-- A node is left out of the view while it is ``spec.unschedulable``, not ``Ready``, carries a
-  ``NoSchedule``/``NoExecute`` taint whose key is not in ``tolerated_taints``, or has a node-class
+- A node is left out of the view while it is ``spec.unschedulable``, not ``Ready``, or has a node-class
   label the simulator does not know (logged once). It comes back with the event that clears that.
+- Taints, nodeSelector and node affinity are per pod (``node_filter.NodeConstraints``): a tainted node stays in
+  the view, its pods count against its room, and ``observation(..., constraints=...)`` narrows the policy's
+  mask to the nodes that pod's constraints admit (a GPU node tainted ``nvidia.com/gpu=present:NoSchedule`` is
+  a candidate only for pods that tolerate the taint), as kube-scheduler's TaintToleration and NodeAffinity do.
 - A pod holds its node's resources and counts as running there from the moment it is bound
   (``spec.nodeName``) until it is Succeeded, Failed or deleted (kube-scheduler's accounting; a bound
   pod starts as soon as the kubelet sees it, because it was bound only where it fits).
@@ -47,6 +50,7 @@ from typing import Any
 
 import numpy as np
 from scale_scheduler.operator.kube.labels import PLANNED_NODE_ANNOTATION, PRIMITIVE_KIND_LABEL
+from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.operator.kube.objects import expected_seconds, pod_key, pod_requests, start_time
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, ClusterSpec, NodeSpec, node_spec_from_object
 from scale_scheduler.simulator.features import Observation
@@ -59,7 +63,6 @@ log = logging.getLogger(__name__)
 
 _TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 _STARTED_PHASES = frozenset({"Running", "Succeeded", "Failed"})
-_BLOCKING_TAINT_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
 _IGNORED_EVENTS = frozenset({"BOOKMARK", "ERROR"})
 
 
@@ -85,9 +88,7 @@ class LiveCluster:
     node heartbeats cost nothing.
     """
 
-    def __init__(self, tolerated_taints: frozenset[str] | set[str] | tuple[str, ...] = (), time_scale: float = 1.0,
-                 rule: PlacementRule = DEFAULT_RULE):
-        self._tolerated_taints = frozenset(tolerated_taints)
+    def __init__(self, time_scale: float = 1.0, rule: PlacementRule = DEFAULT_RULE):
         self.rule = parse_rule(rule)
         # Simulated seconds per wall-clock second (the operator's --time-scale): pods' duration annotations
         # are wall-clock, so waits are scaled back to the simulator's seconds, the unit of every estimate.
@@ -103,6 +104,7 @@ class LiveCluster:
         self._index: dict[str, int] = {}
         self._names: list[str] = []
         self._nodes_changed = True
+        self._allowed: dict[NodeConstraints, np.ndarray] = {}  # per distinct constraints; cleared with the nodes
         # per-node dynamic arrays of the last snapshot; None after any change (rebuilt on the next read)
         self._dynamic: tuple[np.ndarray, ...] | None = None
 
@@ -124,6 +126,7 @@ class LiveCluster:
             if self._node_signatures.get(name) == signature:
                 return  # a heartbeat or status change the view does not read
             self._node_signatures[name] = signature
+            self._allowed.clear()  # labels or taints may have changed what pods' constraints admit
             spec = self._eligible_spec(name, node)
             previous = self._eligible.pop(name, None)
             if spec is not None:
@@ -210,23 +213,40 @@ class LiveCluster:
             return self._snapshot()
 
     def observation(self, primitive: Primitive, parent_outputs: list[tuple[str, float]], now: float,
-                    downstream_seconds: float = 0.0, workflow_elapsed: float = 0.0) -> Observation:
+                    downstream_seconds: float = 0.0, workflow_elapsed: float = 0.0,
+                    constraints: NodeConstraints | None = None) -> Observation:
         """The policy's input for placing ``primitive``; ``parent_outputs`` are (node name, megabytes).
 
-        Outputs on nodes no longer in the view are left out: their data is as far from every node, so
-        they would not change the choice.
+        ``constraints`` (the pod's nodeSelector, node affinity, tolerations) narrow the observation's mask to
+        the nodes they admit. Outputs on nodes no longer in the view are left out: their data is as far from
+        every node, so they would not change the choice.
         """
         with self._lock:
             state = self._snapshot()
             parents = [(self._index[name], megabytes) for name, megabytes in parent_outputs if name in self._index]
+            allowed = self._allowed_mask(constraints or NodeConstraints())
         return Observation(now=now, primitive=primitive, state=state, parent_outputs=parents,
-                           downstream_seconds=downstream_seconds, workflow_elapsed=workflow_elapsed, rule=self.rule)
+                           downstream_seconds=downstream_seconds, workflow_elapsed=workflow_elapsed, rule=self.rule,
+                           allowed=allowed)
+
+    def allowed(self, constraints: NodeConstraints) -> np.ndarray:
+        """[N] the view's nodes (``node_names()`` order) that a pod with these constraints may be placed on."""
+        with self._lock:
+            self._refresh_nodes()
+            return self._allowed_mask(constraints).copy()
+
+    def rejection(self, constraints: NodeConstraints, name: str) -> str | None:
+        """Why the constraints refuse node ``name`` (kube-scheduler's wording), or None when they admit it."""
+        with self._lock:
+            node = self._node_objects.get(name)
+            return None if node is None else constraints.rejection(node)
 
     # -- internals -------------------------------------------------------------------------------
     def _signature(self, node: dict[str, Any]) -> tuple[Any, ...]:
         meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
         ready = next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
-        taints = tuple(sorted((t.get("key", ""), t.get("effect", "")) for t in spec.get("taints") or []))
+        taints = tuple(sorted((t.get("key", ""), t.get("value", ""), t.get("effect", ""))
+                              for t in spec.get("taints") or []))
         labels = tuple(sorted((meta.get("labels") or {}).items()))
         allocatable = tuple(sorted((status.get("allocatable") or {}).items()))
         return labels, allocatable, bool(spec.get("unschedulable")), ready, taints
@@ -234,9 +254,7 @@ class LiveCluster:
     def _eligible_spec(self, name: str, node: dict[str, Any]) -> NodeSpec | None:
         spec, status = node.get("spec") or {}, node.get("status") or {}
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-        blocking = [t for t in spec.get("taints") or []
-                    if t.get("effect") in _BLOCKING_TAINT_EFFECTS and t.get("key") not in self._tolerated_taints]
-        if spec.get("unschedulable") or not ready or blocking:
+        if spec.get("unschedulable") or not ready:
             return None
         try:
             return node_spec_from_object(node)
@@ -251,18 +269,29 @@ class LiveCluster:
             return
         self._nodes_changed = False
         self._dynamic = None
+        self._allowed.clear()
         self._names = sorted(self._eligible)
         self._index = {name: i for i, name in enumerate(self._names)}
         self._template = (
             ClusterState(ClusterSpec(nodes=[self._eligible[name] for name in self._names])) if self._names else None
         )
 
+    def _allowed_mask(self, constraints: NodeConstraints) -> np.ndarray:
+        """Cached per distinct constraints: a reconcile places many pods that share their workflow's template."""
+        self._refresh_nodes()
+        mask = self._allowed.get(constraints)
+        if mask is None:
+            mask = np.fromiter((constraints.rejection(self._node_objects[name]) is None for name in self._names),
+                               dtype=bool, count=len(self._names))
+            self._allowed[constraints] = mask
+        return mask
+
     def _snapshot(self) -> ClusterState:
         self._refresh_nodes()
         if self._template is None:
             raise LookupError(
-                "no schedulable node in the live view: every node is unknown, unschedulable, not Ready or "
-                "tainted NoSchedule/NoExecute (check `kubectl get nodes` and the node-class labels)"
+                "no schedulable node in the live view: every node is unknown, unschedulable or not Ready "
+                "(check `kubectl get nodes` and the node-class labels)"
             )
         if self._dynamic is None:
             self._dynamic = self._dynamic_arrays(self._template)

@@ -29,7 +29,8 @@ DECISION_LATENCY = Histogram(
     ["source"], buckets=DECISION_LATENCY_BUCKETS,
 )
 BIND_ERRORS = Counter(
-    "scale_sched_bind_errors", "Bindings that failed (409 conflicts that mean already bound are not errors).",
+    "scale_sched_bind_errors",
+    "Pod creations (reason=create) and bindings (reason=api) the API refused (409s meaning already done are not).",
     ["reason"],
 )
 GUARDED_DECISIONS = Counter(

@@ -18,11 +18,20 @@ from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.operator.core.plan import WorkflowPlan
 from scale_scheduler.operator.core.progress import WorkflowProgress
 from scale_scheduler.operator.core.reconcile_queue import ReconcileQueue
-from scale_scheduler.operator.core.workflow_pods import go_duration, pod_manifest, pod_name, run_seconds
+from scale_scheduler.operator.core.workflow_pods import (
+    avoiding_nodes,
+    go_duration,
+    pod_manifest,
+    pod_name,
+    run_seconds,
+    scheduling_fields,
+)
 from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.operator.kube.times import parse_time
 from scale_scheduler.simulator.cluster import NodeSpec
 from scale_scheduler.simulator.features import Observation
+from scale_scheduler.simulator.node_model import feasible
 from scale_scheduler.simulator.placement import PlacementRule, room_now
 from scale_scheduler.simulator.schedulers import Scheduler
 from scale_scheduler.simulator.workflow import Primitive
@@ -72,9 +81,12 @@ def annotated(pod: dict[str, Any], annotations: dict[str, str]) -> dict[str, Any
 def waiting_pods(body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress
                  ) -> dict[PodKey, tuple[Arrival, dict[str, Any] | None]]:
     """The workflow's pods that wait for a node, in topological order: (queue arrival, the unbound pod, or None
-    for a ready primitive whose next attempt's pod does not exist yet)."""
+    for a ready primitive whose next attempt's pod does not exist yet). A primitive whose retryStrategy backoff
+    has not run out yet is not among them (the resync looks again)."""
     meta = body["metadata"]
-    ready = set(progress.ready)
+    now = datetime.now(UTC)
+    ready = {name for name in progress.ready
+             if (after := progress.primitives[name].next_attempt) is None or after <= now}
     waiting: dict[PodKey, tuple[Arrival, dict[str, Any] | None]] = {}
     for primitive in plan.workflow.primitives:
         entry = progress.primitives[primitive.name]
@@ -86,8 +98,10 @@ def waiting_pods(body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowPro
             planned = str((pod["metadata"].get("annotations") or {}).get(labels.PLANNED_NODE_ANNOTATION, ""))
         else:
             continue
+        # an existing pod's own constraints (a retry may avoid the nodes where it failed), else the primitive's
+        constraints = plan.constraints[primitive.name] if pod is None else NodeConstraints.of_pod(pod)
         arrival = Arrival((meta["namespace"], name), primitive, plan.downstream_seconds[primitive.name],
-                          plan.mean_seconds[primitive.name], planned)
+                          plan.mean_seconds[primitive.name], planned, constraints)
         waiting[arrival.pod] = (arrival, pod)
     return waiting
 
@@ -101,29 +115,34 @@ class Placer:
         self.policy, self.time_scale = policy, time_scale
 
     def observe(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-                primitive: Primitive) -> Observation:
-        """The policy's input for one primitive of this workflow, from the live view."""
+                primitive: Primitive, constraints: NodeConstraints | None = None) -> Observation:
+        """The policy's input for one primitive of this workflow, from the live view (its pod's node constraints:
+        ``constraints``, else the primitive's)."""
         now = time.time()
         created = parse_time(body["metadata"]["creationTimestamp"]) or datetime.now(UTC)
         parents = [(progress.primitives[parent].node or "", plan.by_name[parent].output_megabytes)
                    for parent in primitive.depends_on]
         return self.live.observation(
             primitive, parents, now=now * self.time_scale, downstream_seconds=plan.downstream_seconds[primitive.name],
-            workflow_elapsed=max(now - created.timestamp(), 0.0) * self.time_scale)
+            workflow_elapsed=max(now - created.timestamp(), 0.0) * self.time_scale,
+            constraints=constraints or plan.constraints[primitive.name])
 
     def decide(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-               primitive: Primitive) -> Decision:
+               primitive: Primitive, constraints: NodeConstraints | None = None) -> Decision:
         """The policy's node for one attempt among the rule's candidates (``Observation.candidates``: under
         late-binding the nodes that can run it and have its requests free now, kube-scheduler's filter; under
-        node-queues every node that can run it). LookupError (NoRoom when nodes are merely full) if there is none."""
+        node-queues every node that can run it; either way only nodes its nodeSelector, node affinity and
+        tolerations admit). LookupError (NoRoom when nodes are merely full) if there is none."""
         started = time.perf_counter()
-        observation = self.observe(body, plan, progress, primitive)
+        observation = self.observe(body, plan, progress, primitive, constraints)
         if not observation.mask.any():
-            raise LookupError(f"no schedulable node in the cluster can run primitive {primitive.name!r}")
+            raise LookupError(f"no schedulable node in the cluster that its nodeSelector, node affinity and "
+                              f"tolerations admit can run primitive {primitive.name!r}")
         if not observation.candidates.any():
             raise NoRoom(f"0/{observation.state.num_nodes} nodes are available: none of the nodes that can run "
-                         f"{primitive.kind.value} has cpu {primitive.cpu_millicores}m, memory {primitive.memory_bytes}"
-                         f" and nvidia.com/gpu {primitive.gpus} free; waiting for running pods to finish")
+                         f"{primitive.kind.value} (and that admit it) has cpu {primitive.cpu_millicores}m, memory "
+                         f"{primitive.memory_bytes} and nvidia.com/gpu {primitive.gpus} free; waiting for running pods "
+                         "to finish")
         index = self.scheduler.choose(observation)  # the engine's call: the policy's best candidate
         metrics.record_decision(self.policy, "operator", time.perf_counter() - started)
         return _decision(observation, index)
@@ -135,20 +154,21 @@ class Placer:
         cluster can run it at all (logged; looked at again on resync)."""
         primitive, attempt = entry.primitive, progress.primitives[entry.primitive.name].attempts
         if pod is None:
-            pod = pod_manifest(workflow=body, primitive=primitive, raw_primitive=plan.raw[primitive.name],
+            pod = pod_manifest(workflow=body, primitive=primitive, raw_primitive=self._retry_elsewhere(plan, progress,
+                                                                                                      primitive),
                                attempt=attempt, policy=self.policy)
             create = True
         else:
             attempt, create = int(pod["metadata"]["labels"].get(labels.ATTEMPT_LABEL, "0")), False
-        rule, state = self.live.rule, self.live.snapshot()
+        rule, state, constraints = self.live.rule, self.live.snapshot(), NodeConstraints.of_pod(pod)
         planned = entry.planned_node if self.live.has_node(entry.planned_node) else ""  # a node gone: choose again
         if planned and rule is PlacementRule.LATE_BINDING and not room_now(primitive, state)[state.index_of(planned)]:
             planned = ""  # decided before but never bound (a failed bind, a restart), and full since: choose again
         if planned:
-            decision = _decision(self.observe(body, plan, progress, primitive), state.index_of(planned))
+            decision = _decision(self.observe(body, plan, progress, primitive, constraints), state.index_of(planned))
         else:
             try:
-                decision = self.decide(body, plan, progress, primitive)
+                decision = self.decide(body, plan, progress, primitive, constraints)
             except NoRoom as error:
                 return Step(pod, create, {}, None, str(error))
             except LookupError as error:
@@ -156,7 +176,9 @@ class Placer:
                          body["metadata"]["name"], error)
                 return None
             if rule is PlacementRule.LATE_BINDING:
-                ahead = self.queue.ahead_with_room(entry.pod, decision.index, state)
+                ahead = self.queue.ahead_with_room(
+                    entry.pod, decision.index, state,
+                    lambda constraints: bool(self.live.allowed(constraints)[decision.index]))
                 if ahead is not None:  # the engine would place that pod first: its workflow's turn, then ours
                     self.reconciles.trigger_after(ahead.workflow, entry.workflow)
                     return Step(pod, create, {}, None, None)
@@ -173,6 +195,21 @@ class Placer:
         self.live.assume(pod, decision.node.name)
         self.queue.started(entry.pod)
         return Step(pod, create, annotations, decision.node.name, None)
+
+    def _retry_elsewhere(self, plan: WorkflowPlan, progress: WorkflowProgress, primitive: Primitive) -> dict[str, Any]:
+        """The primitive's spec entry; for a retry under ``retryStrategy.differentNode``, with a required node
+        affinity that keeps it off the nodes where it failed (Argo's nodeAntiAffinity), so that this placer and
+        any kubelet agree. Left as it is when no other node its constraints admit could ever run it."""
+        raw, failed = plan.raw[primitive.name], progress.primitives[primitive.name].failed_nodes
+        if not (plan.strategies[primitive.name].different_node and failed):
+            return raw
+        elsewhere = {**raw, "affinity": avoiding_nodes(raw.get("affinity"), sorted(set(failed)))}
+        constraints = NodeConstraints.of_pod({"spec": scheduling_fields(elsewhere)})
+        state = self.live.snapshot()
+        if any(ok and feasible(primitive, node) for ok, node in zip(self.live.allowed(constraints), state.spec.nodes,
+                                                                       strict=True)):
+            return elsewhere
+        return raw
 
     def _wait_in_node_queue(self, entry: WaitingPod, pod: dict[str, Any], create: bool, decision: Decision) -> Step:
         """Node-queues: the pod waits in its node's queue, planned there (the annotation outlives a restart) and

@@ -6,9 +6,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.core.pod_template import effective_primitives
+from scale_scheduler.operator.core.progress import RetryStrategy
+from scale_scheduler.operator.core.workflow_pods import scheduling_fields
+from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.simulator.estimates import workflow_estimates
 from scale_scheduler.simulator.manifests import workflow_from_manifest
-from scale_scheduler.simulator.workflow import Primitive, Workflow, validate
+from scale_scheduler.simulator.node_model import feasible
+from scale_scheduler.simulator.workflow import Primitive, Workflow, WorkflowValidationError, validate
 
 
 @dataclass
@@ -17,7 +22,9 @@ class WorkflowPlan:
 
     uid: str
     workflow: Workflow
-    raw: dict[str, dict[str, Any]]  # spec entry per primitive name (image, command)
+    raw: dict[str, dict[str, Any]]  # spec entry per primitive name, podTemplate merged in (the pod's fields)
+    constraints: dict[str, NodeConstraints]  # per primitive: the nodes its pods may go to (selector, affinity, taints)
+    strategies: dict[str, RetryStrategy]  # per primitive: which failures are retried, when and where
     downstream_seconds: dict[str, float]  # per primitive: the longest chain of mean estimated work after it
     lower_bound_seconds: float  # critical path on the fastest feasible nodes (slowdown's denominator)
     mean_seconds: dict[str, float]  # per primitive: the estimate averaged over the nodes that can run it
@@ -32,11 +39,24 @@ def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
 
     LookupError when the live view has no schedulable node yet (try again later, it is not the DAG's fault).
     """
-    workflow = workflow_from_manifest(body)
+    entries = effective_primitives(body["spec"])
+    workflow = workflow_from_manifest({**body, "spec": {**body["spec"], "primitives": entries}})
     state = live.snapshot()
     validate(workflow, state.spec.nodes)  # Unschedulable when a primitive can ever run on no node
-    raw = {entry["name"]: entry for entry in body["spec"]["primitives"]}
+    raw = {entry["name"]: entry for entry in entries}
+    constraints = {name: NodeConstraints.of_pod({"spec": scheduling_fields(entry)}) for name, entry in raw.items()}
+    for primitive in workflow.primitives:
+        allowed = live.allowed(constraints[primitive.name])
+        if not any(ok and feasible(primitive, node) for ok, node in zip(allowed, state.spec.nodes, strict=True)):
+            raise WorkflowValidationError(
+                "Unschedulable", primitive.name,
+                f"workflow {workflow.name!r}: primitive {primitive.name!r} ({primitive.kind.value}) can run on no "
+                "node its nodeSelector, node affinity and tolerations admit (a node tainted NoSchedule/NoExecute "
+                "needs a toleration)",
+            )
     estimates = workflow_estimates(workflow, state)  # the simulator engine's own per-workflow preparation
-    return WorkflowPlan(body["metadata"]["uid"], workflow, raw, estimates.downstream_seconds(workflow),
+    return WorkflowPlan(body["metadata"]["uid"], workflow, raw, constraints,
+                        {name: RetryStrategy.of(entry) for name, entry in raw.items()},
+                        estimates.downstream_seconds(workflow),
                         estimates.lower_bound_seconds,
                         {p.name: estimates.mean[i] for i, p in enumerate(workflow.primitives)})

@@ -7,6 +7,7 @@ the pods is what makes a restarted operator pick up exactly where the old one st
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +48,98 @@ def pod_phase(pod: dict[str, Any]) -> str:
     return str((pod.get("status") or {}).get("phase") or "Pending")
 
 
+# Container states that are normal steps on the way to running, not something to tell the user.
+_ROUTINE_WAITING = frozenset({"ContainerCreating", "PodInitializing"})
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """What went wrong, or holds a primitive up: a reason (CamelCase), its message and the exit code if any."""
+
+    reason: str
+    message: str = ""
+    exit_code: int | None = None
+
+
+def pod_trouble(pod: dict[str, Any]) -> Trouble | None:
+    """Why a pod failed or is stuck, as the kubelet reports it: the container's terminated state (Error, OOMKilled,
+    with its exit code) or waiting state (ImagePullBackOff, CreateContainerConfigError ...), else the pod's own
+    reason (DeadlineExceeded, Evicted ...)."""
+    status = pod.get("status") or {}
+    phase = pod_phase(pod)
+    for container in status.get("containerStatuses") or []:
+        state = container.get("state") or {}
+        terminated, waiting = state.get("terminated"), state.get("waiting")
+        if terminated and phase == "Failed":
+            code = terminated.get("exitCode")
+            return Trouble(terminated.get("reason") or "Error", terminated.get("message") or "",
+                           int(code) if code is not None else None)
+        if waiting and waiting.get("reason") and waiting["reason"] not in _ROUTINE_WAITING:
+            return Trouble(waiting["reason"], waiting.get("message") or "")
+    if phase == "Failed":
+        return Trouble(status.get("reason") or "Failed", status.get("message") or "")
+    return None
+
+
+@dataclass(frozen=True)
+class RetryStrategy:
+    """When a failed attempt is tried again: a primitive's ``retryStrategy`` (its ``limit`` is the primitive's
+    ``retries``, which stays the shorthand). Node loss is never a failure, so it is retried whatever this says."""
+
+    exit_codes: frozenset[int] = frozenset()  # with reasons: the failures that are retried; both empty: every one
+    reasons: frozenset[str] = frozenset()
+    backoff_seconds: float = 0.0  # before the first retry, then times ``factor`` per failure, at most ``cap``
+    factor: float = 2.0
+    cap_seconds: float = math.inf
+    different_node: bool = False  # a retry avoids the nodes where the primitive failed (if any other can run it)
+
+    @classmethod
+    def of(cls, raw_primitive: dict[str, Any]) -> RetryStrategy:
+        raw = raw_primitive.get("retryStrategy") or {}
+        retry_on, backoff = raw.get("retryOn") or {}, raw.get("backoff") or {}
+        return cls(frozenset(int(code) for code in retry_on.get("exitCodes") or []),
+                   frozenset(retry_on.get("reasons") or []), float(backoff.get("durationSeconds", 0.0)),
+                   float(backoff.get("factor", 2.0)), float(backoff.get("capSeconds", math.inf)),
+                   bool(raw.get("differentNode", False)))
+
+    def retries(self, failure: Trouble | None) -> bool:
+        """Whether this failure may be retried (one whose pod is gone, reason unknown, may)."""
+        if failure is None or not (self.exit_codes or self.reasons):
+            return True
+        return failure.exit_code in self.exit_codes or failure.reason in self.reasons
+
+    def delay(self, failures: int) -> float:
+        """Seconds between the ``failures``-th failure and the next attempt."""
+        return min(self.backoff_seconds * self.factor ** max(failures - 1, 0), self.cap_seconds)
+
+
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"  # the kubelet's words
+
+
+def overdue(pod: dict[str, Any], now: datetime, pending_timeout: float | None = None) -> Trouble | None:
+    """Why a live pod must be ended now: past its ``activeDeadlineSeconds`` (``DeadlineExceeded``), or still not
+    running ``pending_timeout`` seconds after it was created (``PendingTimeout``: no room, an image that does not
+    pull ...); None if neither."""
+    if past_deadline(pod, now):
+        return Trouble("DeadlineExceeded", DEADLINE_MESSAGE)
+    created = parse_time(pod["metadata"].get("creationTimestamp"))
+    if pending_timeout is not None and created is not None and pod_phase(pod) == "Pending" and (
+            (now - created).total_seconds() >= pending_timeout):
+        return Trouble("PendingTimeout", f"the pod did not start running within {pending_timeout:g}s "
+                                         "(spec pendingTimeoutSeconds)")
+    return None
+
+
+def past_deadline(pod: dict[str, Any], now: datetime) -> bool:
+    """Whether a pod still running has outlived its ``activeDeadlineSeconds``, counted as the kubelet counts it
+    (from ``status.startTime``, when the node accepted it; wall clock, whatever the --time-scale)."""
+    deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds")
+    started = parse_time((pod.get("status") or {}).get("startTime"))
+    if deadline is None or started is None or pod_phase(pod) not in ("Pending", "Running"):
+        return False
+    return (now - started).total_seconds() >= float(deadline)
+
+
 @dataclass
 class PrimitiveProgress:
     name: str
@@ -59,6 +152,12 @@ class PrimitiveProgress:
     finish: datetime | None = None
     # the pod that is (or will be) running this primitive: not failed, not being deleted
     live_pod: dict[str, Any] | None = None
+    trouble: Trouble | None = None  # the live pod's, else the last failed attempt's
+    failure: Trouble | None = None  # the last failed attempt's
+    failed_at: datetime | None = None  # when it ended
+    failed_nodes: list[str] = field(default_factory=list)  # where attempts failed, oldest first
+    not_retried: bool = False  # its last failure is one its retryStrategy does not retry
+    next_attempt: datetime | None = None  # ready again after a failure: not before this (retryStrategy backoff)
 
 
 @dataclass
@@ -91,11 +190,13 @@ class WorkflowProgress:
 
 
 def workflow_progress(workflow: Workflow, pods: list[dict[str, Any]],
-                      recorded: dict[str, dict[str, Any]] | None = None) -> WorkflowProgress:
+                      recorded: dict[str, dict[str, Any]] | None = None,
+                      strategies: dict[str, RetryStrategy] | None = None) -> WorkflowProgress:
     """Progress of a validated workflow (primitives in topological order) from the pods it owns.
 
     ``recorded`` is the previous ``status.primitives``: a success or failure recorded there stands even
-    if its pod has since gone (the pod GC removes pods of deleted nodes, finished or not).
+    if its pod has since gone (the pod GC removes pods of deleted nodes, finished or not). ``strategies``: each
+    primitive's retryStrategy (default: retry every failure at once, up to its ``retries``).
     """
     progress = {p.name: PrimitiveProgress(p.name) for p in workflow.primitives}
     for name, record in (recorded or {}).items():
@@ -115,6 +216,11 @@ def workflow_progress(workflow: Workflow, pods: list[dict[str, Any]],
         phase = pod_phase(pod)
         if phase == "Failed":
             failed_pods[entry.name] += 1
+            # pods come in attempt order: the last failure is kept
+            entry.trouble = entry.failure = pod_trouble(pod)
+            entry.failed_at = pod_times(pod)[1] or parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+            if (pod.get("spec") or {}).get("nodeName"):
+                entry.failed_nodes.append(pod["spec"]["nodeName"])
             continue
         if entry.state == "Succeeded":
             continue
@@ -127,11 +233,15 @@ def workflow_progress(workflow: Workflow, pods: list[dict[str, Any]],
         else:
             entry.state = "Running" if phase == "Running" else "Pending"
             entry.live_pod = pod
+            entry.trouble = pod_trouble(pod) or entry.trouble
     result = WorkflowProgress(progress)
     for primitive in workflow.primitives:
         entry = progress[primitive.name]
+        strategy = (strategies or {}).get(primitive.name) or RetryStrategy()
         entry.failures = max(entry.failures, failed_pods[primitive.name])
-        if entry.failures > primitive.retries:
+        latest_failed = failed_pods[primitive.name] > 0 and entry.live_pod is None and entry.state != "Succeeded"
+        entry.not_retried = latest_failed and not strategy.retries(entry.failure)
+        if entry.failures > primitive.retries or entry.not_retried:
             result.exhausted = result.exhausted or primitive.name
             entry.state = "Failed"
             continue
@@ -139,13 +249,15 @@ def workflow_progress(workflow: Workflow, pods: list[dict[str, Any]],
         if entry.state in ("Waiting", "Pending", "Running") and entry.live_pod is None and parents_done:
             entry.state = "Pending"
             result.ready.append(primitive.name)
+            if latest_failed and entry.failed_at is not None:
+                entry.next_attempt = entry.failed_at + timedelta(seconds=strategy.delay(entry.failures))
     return result
 
 
-def condition(kind: str, status: bool, reason: str, message: str, previous: list[dict[str, Any]],
+def condition(kind: str, status: bool | None, reason: str, message: str, previous: list[dict[str, Any]],
               now: datetime, generation: int | None = None) -> dict[str, Any]:
-    """A status condition; lastTransitionTime moves only when its status changes."""
-    value = "True" if status else "False"
+    """A status condition (``status`` None: Unknown); lastTransitionTime moves only when its status changes."""
+    value = "Unknown" if status is None else "True" if status else "False"
     old = next((c for c in previous if c.get("type") == kind), None)
     since = old["lastTransitionTime"] if old and old.get("status") == value and old.get("lastTransitionTime") \
         else format_time(now)
@@ -155,45 +267,88 @@ def condition(kind: str, status: bool, reason: str, message: str, previous: list
     return entry
 
 
+def outcome_conditions(succeeded: bool | None, reason: str, message: str, previous: list[dict[str, Any]],
+                       now: datetime, generation: int | None) -> list[dict[str, Any]]:
+    """``Succeeded`` (Unknown while running) and ``Failed`` (True once failed), for ``kubectl wait --for=condition=``;
+    ``Complete`` keeps its meaning (False both while running and after a failure)."""
+    failed = succeeded is False
+    return [condition("Succeeded", succeeded, reason, message, previous, now, generation),
+            condition("Failed", failed, reason if failed else "NotFailed", message if failed else "", previous, now,
+                      generation)]
+
+
+def _primitive_record(p: PrimitiveProgress, trouble: Trouble | None, now: datetime) -> dict[str, Any]:
+    record = {"state": p.state, "node": p.node, "pod": p.pod, "attempts": p.attempts, "failures": p.failures,
+              "startTime": format_time(p.start), "finishTime": format_time(p.finish),
+              "nextAttemptTime": format_time(p.next_attempt) if p.next_attempt and p.next_attempt > now else None}
+    if trouble is not None and p.state != "Succeeded":
+        record.update(reason=trouble.reason, message=trouble.message[:1024], exitCode=trouble.exit_code)
+    return {k: v for k, v in record.items() if v not in (None, 0, "")}
+
+
 def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: datetime, now: datetime,
                     time_scale: float, lower_bound_seconds: float, policy: str, placement_rule: str,
-                    generation: int | None, previous: dict[str, Any]) -> dict[str, Any]:
+                    generation: int | None, previous: dict[str, Any],
+                    problems: dict[str, Trouble] | None = None, ended_by: Trouble | None = None,
+                    suspended: bool = False) -> dict[str, Any]:
     """The WorkflowDAG status for this progress (compact: a few fields per primitive).
 
+    ``problems``: what the operator itself met per primitive (a refused create or bind), shown over the pods'.
+    ``ended_by``: why the operator ended it before its primitives did (``Stopped``, ``Terminated`` once a shutdown
+    is complete, ``DeadlineExceeded``); the workflow then ends Failed with that reason.
     Slowdown = response time x time scale / the critical path with every primitive on its fastest
     feasible node (estimated durations, no waiting or transfers): the simulator's definition.
     """
     conditions = list(previous.get("conditions") or [])
-    phase = progress.phase
+    phase = "Failed" if ended_by else progress.phase
     total = len(workflow.primitives)
+    troubles = {name: (problems or {}).get(name) or p.trouble for name, p in progress.primitives.items()}
     valid = condition("Valid", True, "Validated", f"{total} primitives, acyclic, each fits some node",
                       conditions, now, generation)
-    if phase == "Failed":
+    if ended_by:
+        reason, message = ended_by.reason, f"{ended_by.message}; {progress.succeeded}/{total} primitives succeeded"
+        complete = condition("Complete", False, reason, message, conditions, now, generation)
+    elif phase == "Failed":
         name = progress.exhausted or ""
-        entry = progress.primitives[name]
-        complete = condition("Complete", False, "RetriesExhausted",
-                             f"primitive {name!r} failed {entry.failures} time(s), allowed retries "
-                             f"{entry.failures - 1}; see its pods' events", conditions, now, generation)
+        entry, trouble = progress.primitives[name], troubles[name]
+        last = "" if trouble is None else f" (last: {trouble.reason}" + (
+            f", exit code {trouble.exit_code})" if trouble.exit_code is not None else ")")
+        allowed = ("its retryStrategy does not retry that failure" if entry.not_retried
+                   else f"allowed retries {entry.failures - 1}")
+        reason, message = "RetriesExhausted", (f"primitive {name!r} failed {entry.failures} time(s){last}, {allowed}; "
+                                               "see its pods' events")
+        complete = condition("Complete", False, reason, message, conditions, now, generation)
     elif phase == "Succeeded":
-        complete = condition("Complete", True, "Succeeded", f"all {total} primitives succeeded", conditions, now,
-                             generation)
+        reason, message = "Succeeded", f"all {total} primitives succeeded"
+        complete = condition("Complete", True, reason, message, conditions, now, generation)
     else:
-        complete = condition("Complete", False, "InProgress", f"{progress.succeeded}/{total} primitives succeeded",
-                             conditions, now, generation)
+        reason, message = "InProgress", f"{progress.succeeded}/{total} primitives succeeded"
+        complete = condition("Complete", False, reason, message, conditions, now, generation)
+    outcome = {"Succeeded": True, "Failed": False}.get(phase)
+    held = next(((name, t) for name, t in troubles.items()
+                 if t is not None and progress.primitives[name].state in ("Pending", "Running")), None)
+    top_reason: str | None
+    top_message: str | None
+    if outcome is None and held is not None:  # running, but something holds a primitive up: say so at the top
+        top_reason, top_message = held[1].reason, f"primitive {held[0]!r}: {held[1].message}"[:1024]
+    elif outcome is None:
+        top_reason, top_message = ("Suspended", "spec.suspend: no new pod starts") if suspended else (None, None)
+    else:
+        top_reason, top_message = reason, message
     status: dict[str, Any] = {
         "phase": phase,
         "done": f"{progress.succeeded}/{total}",
+        "reason": top_reason,
+        "message": top_message,
         "policy": policy,
         "placementRule": placement_rule,
         "timeScale": time_scale,
-        "conditions": [valid, complete],
-        "primitives": {
-            name: {k: v for k, v in {
-                "state": p.state, "node": p.node, "pod": p.pod, "attempts": p.attempts, "failures": p.failures,
-                "startTime": format_time(p.start), "finishTime": format_time(p.finish),
-            }.items() if v not in (None, 0)}
-            for name, p in progress.primitives.items()
-        },
+        "conditions": [valid, complete, *outcome_conditions(outcome, reason, message, conditions, now, generation),
+                       condition("Suspended", suspended and outcome is None, "Suspended" if suspended else "Running",
+                                 "", conditions, now, generation)],
+        "primitives": {name: _primitive_record(p, troubles[name] or (Trouble(ended_by.reason) if ended_by else None),
+                                               now)
+                       for name, p in progress.primitives.items()},
     }
     if generation is not None:
         status["observedGeneration"] = generation
@@ -223,9 +378,12 @@ def failed_status(reason: str, message: str, *, total: int, now: datetime, polic
         "policy": policy,
         "placementRule": placement_rule,
         "completionTime": format_time(now),
+        "reason": reason,
+        "message": message,
         "conditions": [
             condition("Valid", False, reason, message, conditions, now, generation),
             condition("Complete", False, reason, message, conditions, now, generation),
+            *outcome_conditions(False, reason, message, conditions, now, generation),
         ],
     }
     if generation is not None:

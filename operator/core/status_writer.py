@@ -11,6 +11,7 @@ from scale_scheduler.operator.core.events import PostEvent
 from scale_scheduler.operator.core.plan import WorkflowPlan
 from scale_scheduler.operator.core.progress import (
     PHASES,
+    Trouble,
     WorkflowProgress,
     failed_status,
     status_patch,
@@ -34,15 +35,18 @@ class StatusWriter:
         self.policy, self.rule, self.time_scale = policy, rule, time_scale
         self.phases: dict[Key, str] = {}  # dropped by ``forget`` when the WorkflowDAG is gone
 
-    async def write(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress) -> str:
-        """Bring the status up to date; the workflow's phase."""
+    async def write(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress, *,
+                    problems: dict[str, Trouble] | None = None, ended_by: Trouble | None = None,
+                    suspended: bool = False) -> str:
+        """Bring the status up to date (``progress.workflow_status`` says what the keywords mean); the phase."""
         meta, previous = body["metadata"], body.get("status") or {}
         key = (meta["namespace"], meta["name"])
         created = parse_time(meta["creationTimestamp"]) or datetime.now(UTC)
         status = workflow_status(plan.workflow, progress, created=created, now=datetime.now(UTC),
                                  time_scale=self.time_scale, lower_bound_seconds=plan.lower_bound_seconds,
                                  policy=self.policy, placement_rule=self.rule,
-                                 generation=meta.get("generation"), previous=previous)
+                                 generation=meta.get("generation"), previous=previous, problems=problems,
+                                 ended_by=ended_by, suspended=suspended)
         patch = status_patch(previous, status)
         if not patch:
             self.set_phase(key, status["phase"])

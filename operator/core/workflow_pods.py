@@ -61,11 +61,50 @@ def go_duration(seconds: float) -> str:
     return f"{max(seconds, 0.001):.3f}s"
 
 
-def resource_quantities(primitive: Primitive) -> dict[str, str]:
-    resources = {"cpu": f"{primitive.cpu_millicores}m", "memory": str(primitive.memory_bytes)}
+# Pod Security "restricted" out of the box; what a user sets in podSecurityContext/securityContext wins key by key.
+RESTRICTED_POD_SECURITY: dict[str, Any] = {
+    # runAsNonRoot alone fails on images whose user is root (busybox, python): run them as "nobody" unless told
+    "runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_CONTAINER_SECURITY: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+# Container fields copied as they are from the primitive (podTemplate merged in: pod_template.py).
+_CONTAINER_PASSTHROUGH = ("imagePullPolicy", "command", "args", "workingDir", "env", "envFrom", "volumeMounts")
+_POD_PASSTHROUGH = ("volumes", "serviceAccountName", "imagePullSecrets", "nodeSelector", "affinity",
+                    "priorityClassName", "activeDeadlineSeconds")
+
+
+def resource_quantities(primitive: Primitive, raw_primitive: dict[str, Any] | None = None) -> dict[str, str]:
+    """Requests (= limits): cpu, memory and GPUs as the policy counted them, plus any other resource the
+    primitive names (ephemeral-storage, extended resources), passed through."""
+    resources = {name: str(value) for name, value in ((raw_primitive or {}).get("resources") or {}).items()}
+    resources.update({"cpu": f"{primitive.cpu_millicores}m", "memory": str(primitive.memory_bytes)})
+    resources.pop(GPU_RESOURCE, None)
     if primitive.gpus > 0:
         resources[GPU_RESOURCE] = str(primitive.gpus)
     return resources
+
+
+def scheduling_fields(raw_primitive: dict[str, Any]) -> dict[str, Any]:
+    """The pod spec's node constraints for a primitive: its nodeSelector and affinity, and its tolerations
+    beside the one every pod carries for KWOK's nodes (what ``node_filter.NodeConstraints`` reads)."""
+    fields: dict[str, Any] = {"tolerations": [dict(KWOK_TOLERATION), *(raw_primitive.get("tolerations") or [])]}
+    fields.update({key: raw_primitive[key] for key in ("nodeSelector", "affinity") if raw_primitive.get(key)})
+    return fields
+
+
+def avoiding_nodes(affinity: dict[str, Any] | None, nodes: list[str]) -> dict[str, Any]:
+    """``affinity`` whose required node affinity also keeps the pod off ``nodes`` (every nodeSelectorTerm gets a
+    ``metadata.name NotIn`` field requirement: terms are ORed, so each must exclude them)."""
+    affinity = dict(affinity or {})
+    node_affinity = dict(affinity.get("nodeAffinity") or {})
+    required = dict(node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    excluded = {"key": "metadata.name", "operator": "NotIn", "values": list(nodes)}
+    terms = required.get("nodeSelectorTerms") or [{}]
+    required["nodeSelectorTerms"] = [{**term, "matchFields": [*(term.get("matchFields") or []), excluded]}
+                                     for term in terms]
+    node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = required
+    affinity["nodeAffinity"] = node_affinity
+    return affinity
 
 
 def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitive: dict[str, Any], attempt: int,
@@ -74,18 +113,18 @@ def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitiv
     adding the planned node and its drawn duration as annotations).
 
     ``workflow`` is the WorkflowDAG object (metadata name/namespace/uid are used), ``raw_primitive`` its
-    spec entry (image, command).
+    spec entry with the workflow's podTemplate merged in (``pod_template.effective_primitives``).
     """
     meta = workflow["metadata"]
-    resources = resource_quantities(primitive)
+    resources = resource_quantities(primitive, raw_primitive)
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": raw_primitive.get("image") or DEFAULT_IMAGE,
         # Guaranteed QoS: what the policy counted is what the node reserves.
         "resources": {"requests": resources, "limits": dict(resources)},
+        "securityContext": {**RESTRICTED_CONTAINER_SECURITY, **(raw_primitive.get("securityContext") or {})},
     }
-    if raw_primitive.get("command"):
-        container["command"] = list(raw_primitive["command"])
+    container.update({key: raw_primitive[key] for key in _CONTAINER_PASSTHROUGH if raw_primitive.get(key)})
     pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -104,10 +143,12 @@ def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitiv
         "spec": {
             "schedulerName": labels.SCHEDULER_NAME,
             "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
+            "automountServiceAccountToken": bool(raw_primitive.get("automountServiceAccountToken", False)),
             "terminationGracePeriodSeconds": 0,
+            "securityContext": {**RESTRICTED_POD_SECURITY, **(raw_primitive.get("podSecurityContext") or {})},
             "containers": [container],
-            "tolerations": [dict(KWOK_TOLERATION)],
+            **scheduling_fields(raw_primitive),
+            **{key: raw_primitive[key] for key in _POD_PASSTHROUGH if raw_primitive.get(key)},
         },
     }
     # Owned by the WorkflowDAG (the garbage collector removes the pod with it); the identity is spelled out

@@ -37,7 +37,15 @@ class BindOutcome(StrEnum):
     BOUND = "bound"
     ALREADY_DONE = "already-done"  # 409 already assigned / being deleted: a previous incarnation did it
     GONE = "gone"  # 404: the pod was deleted meanwhile
-    FAILED = "failed"
+
+
+def api_message(error: ApiException) -> str:
+    """The API server's own words for a refusal (the Status object's message), else its HTTP reason."""
+    try:
+        message = json.loads(error.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or error.body or f"HTTP {error.status} {error.reason}")
 
 
 def _retryable(error: BaseException) -> bool:
@@ -119,6 +127,15 @@ class KubeApi:
                 return None
             raise
 
+    async def delete_workflow(self, namespace: str, name: str) -> None:
+        """Delete a WorkflowDAG (its TTL ran out); its pods follow through their ownerReferences."""
+        try:
+            await self.request("DELETE", self._workflow_path(namespace, name),
+                               query={"propagationPolicy": "Background"})
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
     async def patch_workflow_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         # JSON merge patch: keys we do not mention (kopf's bookkeeping) stay as they are.
         await self.request("PATCH", self._workflow_path(namespace, name) + "/status", {"status": status},
@@ -156,10 +173,14 @@ class KubeApi:
         return await self.request("GET", self._pod_path(namespace, name))
 
     async def create_pod(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Create the pod; (pod, created). An existing pod of that name (409) is read back instead."""
+        """Create the pod; (pod, created). An existing pod of that name (409) is read back instead.
+
+        Strict field validation: a misspelt field the user passed through (env, volumes, securityContext ...) is
+        refused with the API's message naming it, not dropped with a warning nobody reads."""
         namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
         try:
-            return await self.request("POST", f"/api/v1/namespaces/{namespace}/pods", manifest), True
+            return await self.request("POST", f"/api/v1/namespaces/{namespace}/pods", manifest,
+                                      query={"fieldValidation": "Strict"}), True
         except ApiException as error:
             if error.status != 409:
                 raise
@@ -180,6 +201,15 @@ class KubeApi:
             if error.status != 404:
                 raise
 
+    async def fail_pod(self, namespace: str, name: str, reason: str, message: str) -> None:
+        """Mark a pod Failed, as its kubelet does when it kills it (a 404 means it is gone already)."""
+        body = {"status": {"phase": "Failed", "reason": reason, "message": message}}
+        try:
+            await self.request("PATCH", self._pod_path(namespace, name) + "/status", body, content_type=MERGE_PATCH)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
     async def delete_pod(self, namespace: str, name: str) -> None:
         """Delete at once (grace 0): used for pods whose node no longer exists, so no kubelet will confirm."""
         try:
@@ -189,7 +219,9 @@ class KubeApi:
                 raise
 
     async def bind(self, namespace: str, name: str, node: str) -> BindOutcome:
-        """POST the pod's Binding subresource; 409 means someone (our previous incarnation) already bound it."""
+        """POST the pod's Binding subresource; 409 means someone (our previous incarnation) already bound it.
+
+        Any other refusal is raised (ApiException) for the caller to tell the user."""
         body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": namespace},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
         try:
@@ -200,5 +232,4 @@ class KubeApi:
                 return BindOutcome.ALREADY_DONE
             if error.status == 404:
                 return BindOutcome.GONE
-            log.warning("binding %s/%s to %s failed: HTTP %s %s", namespace, name, node, error.status, error.body)
-            return BindOutcome.FAILED
+            raise

@@ -9,7 +9,8 @@ PLURAL = "workflowdags"
 KIND = manifests.KIND
 SCHEDULER_NAME = "scale-scheduler"
 
-# Pods never really run on simulated nodes; a tiny image that exists everywhere keeps real clusters happy.
+# Pods never really run on simulated nodes; a tiny image that exists everywhere keeps KWOK clusters happy. On real
+# nodes it never exits: real workflows name their image (docs/operator.md).
 DEFAULT_IMAGE = "registry.k8s.io/pause:3.10"
 
 # kwok manages nodes carrying this annotation; on a cluster with real nodes (kind) the taint of the same

@@ -15,7 +15,8 @@ Wire format (kube-scheduler's extender structs have no JSON tags, hence PascalCa
 What the policy sees: the pod turned into a simulator ``Primitive`` (``primitive_from_pod``) and the
 ``LiveCluster`` observation, the same features as in training. filter keeps the nodes the placement rule
 lets the policy pick (``Observation.candidates``: under late-binding those with the primitive's requests
-free now; kube-scheduler's own filter has already dropped full nodes under either rule); nodes outside the
+free now; kube-scheduler's own filter has already dropped full nodes under either rule), narrowed by the pod's
+own nodeSelector, node affinity and tolerations (``node_filter``, as for the operator's pods); nodes outside the
 live view fail with a reason. With ``decide=True`` (the default, what the chart's configuration and
 docs/extender.md assume) filter then keeps only the policy's choice among them (``placement.pick`` over
 ``Scheduler.scores``, as the engine and the controller pick), so the policy decides rather than advises:
@@ -44,6 +45,7 @@ from scale_scheduler.operator.kube.labels import (
     ESTIMATED_DURATION_ANNOTATION,
     PRIMITIVE_KIND_LABEL,
 )
+from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.operator.kube.objects import parse_go_duration, pod_key, pod_requests
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, PROFILES
 from scale_scheduler.simulator.features import Observation
@@ -171,7 +173,8 @@ class Extender:
 
     # -- internals -------------------------------------------------------------------------------
     def _observation(self, pod: dict[str, Any]) -> Observation:
-        return self.live.observation(primitive_from_pod(pod), [], now=time.time())
+        return self.live.observation(primitive_from_pod(pod), [], now=time.time(),
+                                     constraints=NodeConstraints.of_pod(pod))
 
     def _candidate_preference(self, observation: Observation, names: list[str]) -> np.ndarray:
         """The policy's scores for each node in ``names`` (-inf where the placement rule does not let it pick)."""
@@ -191,7 +194,10 @@ class Extender:
         for name in names:
             i = index.get(name)
             if i is None:
-                failed[name] = "not in SCALE's live view (unknown node class, unschedulable, NotReady or tainted)"
+                failed[name] = "not in SCALE's live view (unknown node class, unschedulable or NotReady)"
+            elif observation.allowed is not None and not observation.allowed[i]:
+                unresolvable[name] = (self.live.rejection(NodeConstraints.of_pod(pod), name)
+                                      or "node(s) didn't match Pod's node constraints")
             elif not observation.mask[i]:
                 unresolvable[name] = f"node cannot run a {p.kind.value} primitive with these requests"
             elif not observation.candidates[i]:

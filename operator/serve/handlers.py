@@ -32,9 +32,23 @@ def build_registry(controller: WorkflowController,
         assert namespace is not None  # WorkflowDAGs are namespaced
         await controller.reconcile(namespace, name)
 
+    # spec.suspend and spec.shutdown are the only fields that may change: act on them at once, not at the resync
+    @kopf.on.update(labels.GROUP, labels.VERSION, labels.PLURAL, field="spec", registry=registry)
+    async def spec_changed(namespace: str | None, name: str, **_: Any) -> None:
+        assert namespace is not None
+        await controller.reconcile(namespace, name)
+
     @kopf.timer(labels.GROUP, labels.VERSION, labels.PLURAL, interval=RESYNC_SECONDS, registry=registry,
                 when=lambda status, **_: status.get("phase") not in TERMINAL)
     async def resync(namespace: str | None, name: str, **_: Any) -> None:
+        assert namespace is not None
+        controller.resync(namespace, name)
+
+    # A finished workflow is looked at again only when it has a TTL to honour (and pods its podGC collects then).
+    @kopf.timer(labels.GROUP, labels.VERSION, labels.PLURAL, interval=RESYNC_SECONDS, registry=registry,
+                when=lambda spec, status, **_: status.get("phase") in TERMINAL
+                and spec.get("ttlSecondsAfterFinished") is not None)
+    async def expire(namespace: str | None, name: str, **_: Any) -> None:
         assert namespace is not None
         controller.resync(namespace, name)
 

@@ -154,7 +154,6 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     from scale_scheduler.operator.core.controller import WorkflowController
     from scale_scheduler.operator.core.livestate import LiveCluster
     from scale_scheduler.operator.kube.api import COMPONENT, KubeApi
-    from scale_scheduler.operator.kube.labels import KWOK_NODE_KEY
     from scale_scheduler.operator.serve.handlers import build_registry
 
     scheduler, warning = load_policy(policy, checkpoint)
@@ -168,7 +167,7 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     api = KubeApi(client.ApiClient())
     if peering:
         await check_peering(api, peering, namespace)
-    live = LiveCluster(tolerated_taints={KWOK_NODE_KEY}, time_scale=time_scale, rule=rule)
+    live = LiveCluster(time_scale=time_scale, rule=rule)
     log.info("placing WorkflowDAG pods with policy %s under the %s placement rule (%s)", policy_name, rule.value,
              f"namespace {namespace}" if namespace else "all namespaces")
     controller = WorkflowController(api, live, scheduler, policy_name, time_scale, namespace=namespace,

@@ -18,8 +18,14 @@ def tool(name: str) -> str:
     return str(kwok.ensure_binaries() / name)
 
 
+# Offline `helm template` assumes Kubernetes v1.20, below the chart's kubeVersion: render for the version we test.
+KUBE_VERSION = "1.34.0"
+
+
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([tool("helm"), *args], capture_output=True, text=True, check=check, timeout=120)
+    version = ["--kube-version", KUBE_VERSION] if args[:1] == ("template",) else []
+    return subprocess.run([tool("helm"), *args, *version], capture_output=True, text=True, check=check,
+                          timeout=120)
 
 
 def template(*set_values: str, release: str = "scale-scheduler", namespace: str = "scale-scheduler",
@@ -32,3 +38,9 @@ def template(*set_values: str, release: str = "scale-scheduler", namespace: str 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [doc for doc in docs if doc["kind"] == kind]
+
+
+def operator_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The operator's own ClusterRole(s): not the user roles aggregated into view/edit/admin."""
+    return [role for role in by_kind(docs, "ClusterRole")
+            if not any(key.startswith("rbac.authorization.k8s.io/aggregate-to-") for key in role["metadata"]["labels"])]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,50 @@ def test_helm_install_then_operator_with_the_chart_service_account_completes_a_w
     assert results and all(r.phase.lower() == "succeeded" for r in results), results
     assert placements and all(p.node != "-" for p in placements)
     assert "Forbidden" not in log and " 403" not in log, "the chart's RBAC must cover everything the operator does"
+
+
+def _token_kubeconfig(kube: demo.Kube, directory: Path, namespace: str, account: str) -> Path:
+    """A kubeconfig whose only credential is a TokenRequest token for ``namespace/account``."""
+    token = _kubectl(kube, "-n", namespace, "create", "token", account, "--duration", "1h")
+    assert token.returncode == 0, token.stderr
+    cluster = yaml.safe_load(Path(kube.kubeconfig).read_text())["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "user",
+        "clusters": [{"name": "local", "cluster": cluster}],
+        "users": [{"name": account, "user": {"token": token.stdout.strip()}}],
+        "contexts": [{"name": "user", "context": {"cluster": "local", "user": account, "namespace": namespace}}],
+    }
+    path = directory / f"{account}.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_user_bound_to_edit_can_create_a_workflow_and_one_bound_to_view_only_read(
+        kube: demo.Kube, tmp_path: Path) -> None:
+    crds = _kubectl(kube, "apply", "-f", str(CHART_DIR / "crds"))
+    assert crds.returncode == 0, crds.stderr
+    # only the user roles, under a release name of their own (another test installs the whole chart)
+    roles = helm("template", "tenancy", str(CHART_DIR), "--show-only", "templates/aggregate-roles.yaml").stdout
+    applied = _kubectl(kube, "apply", "-f", "-", stdin=roles)
+    assert applied.returncode == 0, applied.stderr
+    namespace = f"team-{os.getpid()}"
+    _kubectl(kube, "create", "namespace", namespace)
+    for account, role in (("developer", "edit"), ("auditor", "view")):
+        assert _kubectl(kube, "-n", namespace, "create", "serviceaccount", account).returncode == 0
+        bound = _kubectl(kube, "-n", namespace, "create", "rolebinding", account, f"--clusterrole={role}",
+                         f"--serviceaccount={namespace}:{account}")
+        assert bound.returncode == 0, bound.stderr
+    developer = _token_kubeconfig(kube, tmp_path, namespace, "developer")
+    auditor = _token_kubeconfig(kube, tmp_path, namespace, "auditor")
+    sample = sorted((REPO_ROOT / "manifests" / "samples").glob("*.yaml"))[0]
+    deadline = time.monotonic() + 30  # the ClusterRole aggregation controller folds the rules in shortly
+    while (created := _kubectl(kube, "--kubeconfig", str(developer), "apply", "-f", str(sample))).returncode:
+        assert time.monotonic() < deadline, created.stderr
+        time.sleep(0.5)
+    listed = _kubectl(kube, "--kubeconfig", str(auditor), "get", "workflowdags")
+    assert listed.returncode == 0 and yaml.safe_load(sample.read_text())["metadata"]["name"] in listed.stdout
+    refused = _kubectl(kube, "--kubeconfig", str(auditor), "delete", "workflowdags", "--all")
+    assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
+    status = _kubectl(kube, "--kubeconfig", str(developer), "patch", "workflowdags", "--all", "--subresource=status",
+                      "--type=merge", "-p", '{"status": {"phase": "Succeeded"}}')
+    assert status.returncode != 0, "status is the operator's to write"

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from .helmtools import CHART_DIR, REPO_ROOT, by_kind, helm, template, tool
+from .helmtools import CHART_DIR, REPO_ROOT, by_kind, helm, operator_roles, template, tool
 
 
 def test_helm_lint_passes() -> None:
@@ -49,7 +49,18 @@ def test_several_replicas_without_peering_are_refused() -> None:
 def test_default_render_has_the_operator_objects() -> None:
     docs = template()
     kinds = sorted(doc["kind"] for doc in docs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+    # the operator's ClusterRole and the two user roles aggregated into view and edit/admin
+    assert kinds == ["ClusterRole"] * 3 + ["ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+
+
+def test_user_roles_aggregate_into_view_and_edit_and_can_be_left_out() -> None:
+    roles = {role["metadata"]["name"]: role for role in by_kind(template(), "ClusterRole")}
+    view, edit = roles["scale-scheduler-view"], roles["scale-scheduler-edit"]
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert set(view["rules"][0]["verbs"]) == {"get", "list", "watch"}
+    assert "create" in edit["rules"][0]["verbs"] and "workflowdags/status" not in edit["rules"][0]["resources"]
+    assert len(by_kind(template("aggregateRoles=false"), "ClusterRole")) == 1
 
 
 def test_deployment_is_hardened_and_probed() -> None:
@@ -94,7 +105,7 @@ def test_single_namespace_mode_watches_the_release_namespace() -> None:
 
 
 def test_cluster_role_has_no_wildcards_and_can_bind_pods() -> None:
-    (role,) = by_kind(template(), "ClusterRole")
+    (role,) = operator_roles(template())
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
     grants = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
@@ -110,7 +121,7 @@ def test_cluster_role_has_no_wildcards_and_can_bind_pods() -> None:
 
 def test_peering_adds_kopf_peering_rules_and_flag() -> None:
     docs = template("replicas=2", "peering.enabled=true")
-    (role,) = by_kind(docs, "ClusterRole")
+    (role,) = operator_roles(docs)
     assert any("kopf.dev" in rule["apiGroups"] and "clusterkopfpeerings" in rule["resources"] for rule in role["rules"])
     (deployment,) = by_kind(docs, "Deployment")
     assert "--peering=scale-scheduler" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -154,6 +165,27 @@ def test_manifests_are_in_sync_with_the_chart() -> None:
 
 @pytest.mark.parametrize("release", ["scale-scheduler", "other"])
 def test_release_name_is_used_for_cluster_scoped_names(release: str) -> None:
-    (role,) = by_kind(template(release=release), "ClusterRole")
+    (role,) = operator_roles(template(release=release))
     expected = "scale-scheduler" if release == "scale-scheduler" else "other-scale-scheduler"
     assert role["metadata"]["name"] == expected
+
+
+def test_extra_args_env_and_volumes_reach_the_operator_container() -> None:
+    (deployment,) = by_kind(template("extraArgs[0]=--log-level=debug", "extraEnv[0].name=HTTPS_PROXY",
+                                     "extraEnv[0].value=http://proxy:3128", "extraVolumes[0].name=ckpt",
+                                     "extraVolumes[0].persistentVolumeClaim.claimName=ckpt",
+                                     "extraVolumeMounts[0].name=ckpt", "extraVolumeMounts[0].mountPath=/ckpt"),
+                            "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"][-1] == "--log-level=debug"
+    assert {"name": "HTTPS_PROXY", "value": "http://proxy:3128"} in container["env"]
+    assert {"name": "ckpt", "mountPath": "/ckpt"} in container["volumeMounts"]
+    assert {"name": "ckpt", "persistentVolumeClaim": {"claimName": "ckpt"}} in pod["volumes"]
+
+
+def test_a_pod_disruption_budget_only_with_several_replicas() -> None:
+    assert by_kind(template(), "PodDisruptionBudget") == []
+    (budget,) = by_kind(template("replicas=2", "peering.enabled=true"), "PodDisruptionBudget")
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == "scale-scheduler"

@@ -169,3 +169,19 @@ def test_extender_scores_map_linearly() -> None:
     assert scores.tolist() == [0, 5, 10, 0]
     assert extender_scores(np.array([1.0, 1.0])).tolist() == [10, 10]
     assert extender_scores(np.array([-np.inf])).tolist() == [0]
+
+
+def test_filter_honours_the_pods_own_tolerations_and_selector(live: LiveCluster) -> None:
+    taint = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+    live.apply_node_event("MODIFIED", node_object("gpu-large-000", taints=[taint]))
+    extender = Extender(live, LeastLoadedScheduler(), decide=False)
+    reply = extender.filter({"Pod": gpu_pod(), "NodeNames": GPU_NODES})
+    assert reply["NodeNames"] == ["gpu-small-001", "gpu-small-002"]
+    assert reply["FailedAndUnresolvableNodes"]["gpu-large-000"] == (
+        "node(s) had untolerated taint {nvidia.com/gpu=present:NoSchedule}")
+    tolerant = gpu_pod()
+    tolerant["spec"]["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    tolerant["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "gpu-large-000"}
+    assert extender.filter({"Pod": tolerant, "NodeNames": GPU_NODES})["NodeNames"] == ["gpu-large-000"]
+    del tolerant["spec"]["nodeSelector"]
+    assert extender.filter({"Pod": tolerant, "NodeNames": GPU_NODES})["NodeNames"] == GPU_NODES

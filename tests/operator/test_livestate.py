@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from kube_objects import SPEC, live_view, node_object, pod_object
 from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.operator.kube.objects import parse_go_duration, pod_requests
 from scale_scheduler.simulator.cluster import NODE_CLASS_LABEL, PROFILES
 from scale_scheduler.simulator.features import Observation
@@ -129,23 +130,45 @@ def test_warm_kinds_stay_after_the_pod_is_gone(live: LiveCluster) -> None:
 
 
 def test_ineligible_nodes_are_left_out_and_come_back(live: LiveCluster) -> None:
+    # A tainted node is no longer left out of the view (issue 14): taints are per pod, see the tests below.
     live.apply_node_event("MODIFIED", node_object("cpu-small-005", unschedulable=True))
     live.apply_node_event("MODIFIED", node_object("cpu-small-006", ready="False"))
-    live.apply_node_event("MODIFIED", node_object("mem-optimised-007",
-                                                  taints=[{"key": "maintenance", "effect": "NoSchedule"}]))
-    assert not {"cpu-small-005", "cpu-small-006", "mem-optimised-007"} & set(live.node_names())
-    assert live.snapshot().num_nodes == 5
+    assert not {"cpu-small-005", "cpu-small-006"} & set(live.node_names())
+    assert live.snapshot().num_nodes == 6
     live.apply_node_event("MODIFIED", node_object("cpu-small-005"))
-    assert live.has_node("cpu-small-005") and live.snapshot().num_nodes == 6
+    assert live.has_node("cpu-small-005") and live.snapshot().num_nodes == 7
     live.apply_node_event("DELETED", node_object("cpu-small-005"))
     assert not live.has_node("cpu-small-005")
 
 
-def test_tolerated_taints_keep_the_node() -> None:
-    live = LiveCluster(tolerated_taints={"kwok.x-k8s.io/node"})
-    live.apply_node_event("ADDED", node_object("gpu-large-000",
-                                               taints=[{"key": "kwok.x-k8s.io/node", "effect": "NoSchedule"}]))
-    assert live.node_names() == ["gpu-large-000"]
+def test_a_tainted_node_stays_in_the_view_and_is_a_candidate_only_for_pods_that_tolerate_it(
+        live: LiveCluster) -> None:
+    taint = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+    live.apply_node_event("MODIFIED", node_object("gpu-large-000", taints=[taint]))
+    i = live.node_names().index("gpu-large-000")
+    primitive = Primitive("gen", PrimitiveKind.LLM_GENERATE, input_tokens=100, output_tokens=50)
+    plain = live.observation(primitive, [], now=time.time())
+    tolerant = NodeConstraints.of_pod({"spec": {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}})
+    tolerating = live.observation(primitive, [], now=time.time(), constraints=tolerant)
+    assert not plain.mask[i] and not plain.candidates[i]
+    assert tolerating.mask[i] and tolerating.candidates[i]
+    assert plain.mask.sum() == tolerating.mask.sum() - 1, "only the tainted node differs"
+    live.apply_node_event("MODIFIED", node_object("gpu-large-000"))  # untainted: every pod may go there again
+    assert live.observation(primitive, [], now=time.time()).mask[i]
+
+
+def test_node_selector_and_required_affinity_narrow_the_mask(live: LiveCluster) -> None:
+    primitive = Primitive("x", PrimitiveKind.CODE_EXEC)
+    names = live.node_names()
+    selector = NodeConstraints.of_pod({"spec": {"nodeSelector": {NODE_CLASS_LABEL: "cpu-large"}}})
+    chosen = live.observation(primitive, [], now=time.time(), constraints=selector)
+    assert {names[i] for i in np.flatnonzero(chosen.mask)} == {"cpu-large-003", "cpu-large-004"}
+    term = {"matchExpressions": [{"key": NODE_CLASS_LABEL, "operator": "NotIn", "values": ["cpu-large"]}],
+            "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["cpu-large-003", "cpu-small-005"]}]}
+    affinity = NodeConstraints.of_pod({"spec": {"affinity": {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}}})
+    assert {names[i] for i in np.flatnonzero(live.allowed(affinity))} == {"cpu-small-005"}
+    assert "node affinity/selector" in (live.rejection(affinity, "cpu-large-003") or "")
 
 
 def test_unknown_node_class_is_left_out() -> None:

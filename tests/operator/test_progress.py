@@ -6,8 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scale_scheduler.operator.core.progress import (
+    RetryStrategy,
+    Trouble,
     condition,
     failed_status,
+    overdue,
+    past_deadline,
+    pod_trouble,
     status_patch,
     workflow_progress,
     workflow_status,
@@ -164,3 +169,78 @@ def test_status_patch_is_empty_when_nothing_changed_and_nulls_fields_that_no_lon
              "primitives": {"a": {"state": "Pending", "pod": "wf-a-1", "attempts": 2}, "b": {"state": "Waiting"}}}
     assert status_patch(previous, moved) == {
         "primitives": {"a": {"node": None, "state": "Pending", "pod": "wf-a-1", "attempts": 2}}}
+
+
+def test_trouble_comes_from_the_container_then_the_pod() -> None:
+    failed = _pod("a", 0, "Failed", start=0, finish=1)
+    failed["status"]["containerStatuses"][0]["state"]["terminated"].update(reason="OOMKilled", exitCode=137)
+    assert pod_trouble(failed) == Trouble("OOMKilled", "", 137)
+    pulling = _pod("a", 1, "Pending")
+    pulling["status"]["containerStatuses"] = [{"state": {"waiting": {"reason": "ImagePullBackOff", "message": "nope"}}}]
+    assert pod_trouble(pulling) == Trouble("ImagePullBackOff", "nope")
+    creating = _pod("a", 1, "Pending")
+    creating["status"]["containerStatuses"] = [{"state": {"waiting": {"reason": "ContainerCreating"}}}]
+    assert pod_trouble(creating) is None, "a routine step is nothing to report"
+    evicted = {"status": {"phase": "Failed", "reason": "DeadlineExceeded", "message": "too long"}}
+    assert pod_trouble(evicted) == Trouble("DeadlineExceeded", "too long")
+
+
+def test_past_deadline_counts_from_the_pod_start_time() -> None:
+    pod = _pod("a", 0, "Running", start=0)
+    pod["status"]["startTime"] = _stamp(0)
+    pod["spec"]["activeDeadlineSeconds"] = 10
+    assert not past_deadline(pod, T0 + timedelta(seconds=9))
+    assert past_deadline(pod, T0 + timedelta(seconds=10))
+    del pod["spec"]["activeDeadlineSeconds"]
+    assert not past_deadline(pod, T0 + timedelta(days=1))
+
+
+def test_succeeded_and_failed_conditions_tell_running_from_failed() -> None:
+    workflow = _diamond()
+
+    def conditions(pods: list[dict[str, Any]]) -> dict[str, str]:
+        status = workflow_status(workflow, workflow_progress(workflow, pods), created=T0, now=T0, time_scale=1.0,
+                                 lower_bound_seconds=1.0, policy="heft", placement_rule="late-binding",
+                                 generation=1, previous={})
+        return {c["type"]: c["status"] for c in status["conditions"]}
+
+    running = conditions([_pod("a", 0, "Running", start=0)])
+    assert (running["Complete"], running["Succeeded"], running["Failed"]) == ("False", "Unknown", "False")
+    failed = conditions([_pod("a", 0, "Failed", start=0, finish=1)])
+    assert (failed["Complete"], failed["Succeeded"], failed["Failed"]) == ("False", "False", "True")
+
+
+def test_retry_strategy_chooses_failures_and_backs_off() -> None:
+    strategy = RetryStrategy.of({"retryStrategy": {"retryOn": {"exitCodes": [42], "reasons": ["OOMKilled"]},
+                                                   "backoff": {"durationSeconds": 2, "factor": 3, "capSeconds": 10}}})
+    assert strategy.retries(Trouble("Error", "", 42)) and strategy.retries(Trouble("OOMKilled", "", 137))
+    assert not strategy.retries(Trouble("Error", "", 1))
+    assert strategy.retries(None), "a failure whose pod is gone may be retried"
+    assert [strategy.delay(n) for n in (1, 2, 3)] == [2.0, 6.0, 10.0]
+    assert RetryStrategy().retries(Trouble("Error", "", 1)) and RetryStrategy().delay(3) == 0.0
+
+
+def test_a_failure_the_strategy_does_not_retry_exhausts_the_primitive_and_backoff_sets_the_next_attempt() -> None:
+    workflow = _diamond(retries=3)
+    done_a = _pod("a", 0, "Succeeded", start=0, finish=1)
+    failed_b = _pod("b", 0, "Failed", start=1, finish=2)
+    failed_b["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] = 7
+    picky = {"b": RetryStrategy(exit_codes=frozenset({42}))}
+    progress = workflow_progress(workflow, [done_a, failed_b], strategies=picky)
+    assert progress.exhausted == "b" and progress.primitives["b"].not_retried
+    patient = {"b": RetryStrategy(backoff_seconds=5)}
+    progress = workflow_progress(workflow, [done_a, failed_b], strategies=patient)
+    assert "b" in progress.ready and progress.primitives["b"].next_attempt == T0 + timedelta(seconds=7)
+
+
+def test_overdue_tells_a_deadline_from_a_pending_timeout() -> None:
+    waiting = _pod("a", 0, "Pending", node=None)
+    waiting["metadata"]["creationTimestamp"] = _stamp(0)
+    assert overdue(waiting, T0 + timedelta(seconds=4), pending_timeout=5) is None
+    assert overdue(waiting, T0 + timedelta(seconds=5), pending_timeout=5) == Trouble(
+        "PendingTimeout", "the pod did not start running within 5s (spec pendingTimeoutSeconds)")
+    assert overdue(waiting, T0 + timedelta(days=1)) is None, "no timeout, no end"
+    running = _pod("a", 0, "Running", start=0)
+    running["status"]["startTime"] = _stamp(0)
+    running["spec"]["activeDeadlineSeconds"] = 1
+    assert overdue(running, T0 + timedelta(seconds=2), pending_timeout=5).reason == "DeadlineExceeded"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+from scale_scheduler.operator.core.pod_template import effective_primitives
 from scale_scheduler.operator.core.workflow_pods import (
     DEFAULT_IMAGE,
+    avoiding_nodes,
     go_duration,
     label_value,
     pod_manifest,
@@ -14,7 +17,7 @@ from scale_scheduler.operator.kube import labels
 from scale_scheduler.simulator.cluster import heterogeneous
 from scale_scheduler.simulator.node_model import estimated_duration
 from scale_scheduler.simulator.primitives import PrimitiveKind
-from scale_scheduler.simulator.workflow import Primitive
+from scale_scheduler.simulator.workflow import Primitive, WorkflowValidationError
 
 WORKFLOW = {"metadata": {"name": "wf", "namespace": "team-a", "uid": "1234-uid"}}
 
@@ -80,3 +83,61 @@ def test_run_seconds_is_reproducible_per_attempt_and_centred_on_the_node_model()
 def test_go_duration_format() -> None:
     assert go_duration(12.3456) == "12.346s"
     assert go_duration(0.0) == "0.001s"  # never zero: kwok needs a delay
+
+
+def test_pod_template_merges_into_each_primitive_and_the_primitive_wins() -> None:
+    spec = {
+        "podTemplate": {
+            "image": "busybox:1.36", "env": [{"name": "A", "value": "t"}, {"name": "B", "value": "t"}],
+            "envFrom": [{"secretRef": {"name": "keys"}}], "volumes": [{"name": "data", "emptyDir": {}}],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}], "nodeSelector": {"pool": "a", "zone": "z1"},
+            "tolerations": [{"key": "t1", "operator": "Exists"}], "resources": {"cpu": "1", "ephemeral-storage": "1Gi"},
+            "securityContext": {"readOnlyRootFilesystem": True},
+        },
+        "primitives": [
+            {"name": "p", "kind": "tool_call", "env": [{"name": "B", "value": "own"}], "nodeSelector": {"pool": "b"},
+             "tolerations": [{"key": "t2", "operator": "Exists"}], "resources": {"cpu": "2"}},
+            {"name": "q", "kind": "tool_call", "image": "python:3.12-slim"},
+        ],
+    }
+    p, q = effective_primitives(spec)
+    assert p["image"] == "busybox:1.36" and q["image"] == "python:3.12-slim"
+    assert p["env"] == [{"name": "A", "value": "t"}, {"name": "B", "value": "own"}]
+    assert p["nodeSelector"] == {"pool": "b", "zone": "z1"}
+    assert [t["key"] for t in p["tolerations"]] == ["t1", "t2"]
+    assert p["resources"] == {"cpu": "2", "ephemeral-storage": "1Gi"}
+    assert q["volumes"] == [{"name": "data", "emptyDir": {}}] and q["envFrom"] == [{"secretRef": {"name": "keys"}}]
+    primitive = Primitive("p", PrimitiveKind.TOOL_CALL, cpu_millicores=2000, memory_bytes=1024**3)
+    pod = pod_manifest(workflow=WORKFLOW, primitive=primitive, raw_primitive=p, attempt=0, policy="heft")
+    container, pod_spec = pod["spec"]["containers"][0], pod["spec"]
+    assert container["resources"]["requests"] == {"cpu": "2000m", "memory": str(1024**3), "ephemeral-storage": "1Gi"}
+    assert container["env"] == p["env"] and container["envFrom"] == p["envFrom"]
+    assert container["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
+    assert pod_spec["volumes"] == [{"name": "data", "emptyDir": {}}] and pod_spec["nodeSelector"] == p["nodeSelector"]
+    assert [t["key"] for t in pod_spec["tolerations"]] == ["kwok.x-k8s.io/node", "t1", "t2"]
+    # restricted Pod Security by default, the user's keys on top
+    assert pod_spec["securityContext"] == {"runAsNonRoot": True, "runAsUser": 65534,
+                                           "seccompProfile": {"type": "RuntimeDefault"}}
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                            "readOnlyRootFilesystem": True}
+
+
+def test_a_field_the_operator_would_not_pass_through_is_refused_by_name() -> None:
+    with pytest.raises(WorkflowValidationError, match=r"spec\.podTemplate\.hostNetwork") as refused:
+        effective_primitives({"podTemplate": {"hostNetwork": True}, "primitives": [{"name": "a", "kind": "tool_call"}]})
+    assert refused.value.reason == "UnknownField"
+    with pytest.raises(WorkflowValidationError, match=r"spec\.primitives\[a\]\.workSecond ") as refused:
+        effective_primitives({"primitives": [{"name": "a", "kind": "tool_call", "workSecond": 2}]})
+    assert refused.value.primitive == "a"
+
+
+def test_avoiding_nodes_adds_the_exclusion_to_every_term() -> None:
+    assert avoiding_nodes(None, ["n1"])["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
+        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}]}]}
+    own = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"matchExpressions": [{"key": "b",
+                                                                                          "operator": "Exists"}]}]}}}
+    terms = avoiding_nodes(own, ["n1"])["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert all(term["matchFields"][0]["values"] == ["n1"] for term in terms["nodeSelectorTerms"])
+    assert "matchFields" not in own["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"][0], "the primitive's own affinity is left as it was"
