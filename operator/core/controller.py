@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from scale_scheduler.operator.core.binder import Binder
 from scale_scheduler.operator.core.binding import BindingQueue
-from scale_scheduler.operator.core.cleanup import expired, pods_to_collect
 from scale_scheduler.operator.core.events import PostEvent, post_event
+from scale_scheduler.operator.core.lifecycle import Lifecycle
 from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.operator.core.placer import Placer, waiting_pods
 from scale_scheduler.operator.core.plan import WorkflowPlan, plan_workflow
 from scale_scheduler.operator.core.progress import (
-    Trouble,
     WorkflowProgress,
-    overdue,
     workflow_progress,
 )
 from scale_scheduler.operator.core.reconcile_queue import Key, ReconcileQueue
@@ -38,7 +35,6 @@ from scale_scheduler.operator.core.status_writer import StatusWriter
 from scale_scheduler.operator.core.workflow_pods import label_value
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.operator.kube.api import KubeApi, owned_by
-from scale_scheduler.operator.kube.times import parse_time
 from scale_scheduler.simulator.schedulers import Scheduler
 from scale_scheduler.simulator.workflow import WorkflowValidationError
 
@@ -66,6 +62,7 @@ class WorkflowController:
         self.placer = Placer(live, scheduler, self.queue, self.reconciles, policy, time_scale)
         self.binder = Binder(api, live, policy, post_event)
         self.status = StatusWriter(api, post_event, policy, live.rule.value, time_scale)
+        self.lifecycle = Lifecycle(api, live, self.queue)
         self._plans: dict[Key, WorkflowPlan] = {}  # by (namespace, name); checked against the uid
         self._warned: set[Key] = set()  # workflows told about the policy fallback
 
@@ -163,7 +160,7 @@ class WorkflowController:
         if status.get("phase") in TERMINAL:
             self.queue.forget(key)
             self.status.set_phase(key, status["phase"])
-            await self._clean_up(key, body, status["phase"], pods)
+            await self.lifecycle.clean_up(key, body, status["phase"], pods)
             return
         if self.fallback_warning and key not in self._warned:
             self._warned.add(key)
@@ -181,19 +178,11 @@ class WorkflowController:
             self._plans[key] = plan
         spec = body.get("spec") or {}
         progress = workflow_progress(plan.workflow, pods, status.get("primitives"), plan.strategies)
-        ended_by, deadline = None, spec.get("activeDeadlineSeconds")
-        created = parse_time(body["metadata"]["creationTimestamp"])
-        if deadline and created and (datetime.now(UTC) - created).total_seconds() > deadline:
-            # Argo's and Job's workflow deadline: what still runs is terminated
-            ended_by = await self._shut_down(key, progress, Trouble(
-                "DeadlineExceeded", f"spec.activeDeadlineSeconds: the workflow ran longer than {deadline}s"), True)
-        elif spec.get("shutdown"):
-            terminate = spec["shutdown"] == "Terminate"
-            ended_by = await self._shut_down(key, progress, Trouble(
-                "Terminated" if terminate else "Stopped", f"spec.shutdown: {spec['shutdown']}"), terminate)
-        elif spec.get("suspend"):
+        ending = self.lifecycle.ending(body)  # past spec.activeDeadlineSeconds, or spec.shutdown
+        ended_by = await self.lifecycle.shut_down(key, progress, *ending) if ending else None
+        if ending is None and spec.get("suspend"):
             self.queue.forget(key)  # it starts nothing: no other workflow's pod should yield to one of its pods
-        elif progress.exhausted is None:
+        elif ending is None and progress.exhausted is None:
             after = await self._advance(key, body, plan, progress, pods)
             if after is None:  # something only a fresh list can tell (an eviction, someone else's binding)
                 after = owned_by(await self.api.list_workflow_pods(key[0], label_value(key[1])), plan.uid)
@@ -206,45 +195,7 @@ class WorkflowController:
             self.queue.forget(key)
             self.binder.forget_workflow(key)
         # after the status write: what the collected pods said is recorded there by now
-        await self._clean_up(key, body, phase, pods, expire=False)
-
-    async def _clean_up(self, key: Key, body: dict[str, Any], phase: str, pods: list[dict[str, Any]], *,
-                        expire: bool = True) -> None:
-        """Delete the pods ``spec.podGC`` collects and, when ``expire``, a finished workflow past its
-        ``spec.ttlSecondsAfterFinished`` (its pods go with it, by their ownerReferences)."""
-        spec = body.get("spec") or {}
-        if expire and expired(spec, body.get("status") or {}, datetime.now(UTC)):
-            await self.api.delete_workflow(*key)
-            return
-        collected = pods_to_collect(spec, phase, pods)
-        await asyncio.gather(*(self.api.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
-                               for pod in collected))
-        for pod in collected:
-            self.live.apply_pod_event("DELETED", pod)
-
-    async def _shut_down(self, key: Key, progress: WorkflowProgress, why: Trouble, terminate: bool) -> Trouble | None:
-        """Start nothing more; ``terminate`` deletes every live pod, else only those not yet bound (they have not
-        started) and the bound ones finish (spec.shutdown Stop). ``why`` once nothing of it runs any more
-        (``progress`` is marked for the record), else None (a later reconcile looks again)."""
-        self.queue.forget(key)
-        running = False
-        for entry in progress.primitives.values():
-            pod = entry.live_pod
-            if pod is None:
-                if entry.state == "Pending":
-                    entry.state = "Waiting"  # ready, but nothing will start it now
-                continue
-            if terminate or not (pod.get("spec") or {}).get("nodeName"):
-                await self.api.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
-                self.live.apply_pod_event("DELETED", pod)
-                # a terminated pod was running (or about to): Failed; a stopped one had not started yet: Waiting
-                entry.state = "Failed" if terminate else "Waiting"
-                entry.trouble = Trouble(why.reason, f"pod {pod['metadata']['name']} deleted: {why.message}")
-            else:
-                running = True
-        if running or progress.phase == "Succeeded":  # a Stop that came after the last primitive finished: success
-            return None
-        return why
+        await self.lifecycle.clean_up(key, body, phase, pods, expire=False)
 
     async def _advance(self, key: Key, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
                        pods: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
@@ -260,17 +211,8 @@ class WorkflowController:
             await self.binder.evict(body, pod, node)
         if lost:
             return None  # re-derive progress first: the evicted primitives are ready again
-        # The kubelet ends a pod past its activeDeadlineSeconds; a node that does not (KWOK's, an unreachable one)
-        # would keep the primitive running for ever, so the operator does it too, and ends a pod that has not
-        # started within its primitive's pendingTimeoutSeconds. Either failure counts as a retry.
-        now = datetime.now(UTC)
-        ended = [(entry.live_pod, why) for entry in progress.primitives.values() if entry.live_pod is not None
-                 and (why := overdue(entry.live_pod, now, plan.raw[entry.name].get("pendingTimeoutSeconds")))]
-        for pod, why in ended:
-            await self.api.fail_pod(pod["metadata"]["namespace"], pod["metadata"]["name"], why.reason, why.message)
-            self.live.apply_pod_event("DELETED", pod)  # it holds nothing once failed (the watch confirms)
-        if ended:
-            return None
+        if await self.lifecycle.end_overdue(plan, progress):
+            return None  # re-derive progress: the ended pods count as failed attempts
         # Every pod of the workflow that waits for a node joins the cluster-wide queue (the engine's order,
         # placement.queue_key); SRPT-like priorities read the workflow's work not started yet.
         # a pod whose create or bind the API refused waits out its delay outside the queue (nobody yields to it)
