@@ -74,23 +74,26 @@ class Follower:
     """Follows one watch in a thread, calling ``on_event(type, raw_object, seen_at)``; started from a fresh
     list's resourceVersion, so nothing created after ``start`` returns is missed."""
 
-    def __init__(self, list_call: Callable[..., Any], on_event: Callable[[str, dict[str, Any], float], None],
-                 **list_args: Any):
+    def __init__(
+        self, list_call: Callable[..., Any], on_event: Callable[[str, dict[str, Any], float], None], **list_args: Any
+    ):
         self.list_call, self.on_event, self.list_args = list_call, on_event, list_args
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> Follower:
         listing = self.list_call(**self.list_args)
-        self.resource_version = listing["metadata"]["resourceVersion"] if isinstance(listing, dict) \
-            else listing.metadata.resource_version
+        self.resource_version = (
+            listing["metadata"]["resourceVersion"] if isinstance(listing, dict) else listing.metadata.resource_version
+        )
         self.thread.start()
         return self
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            stream = watch.Watch().stream(self.list_call, resource_version=self.resource_version,
-                                          timeout_seconds=5, **self.list_args)
+            stream = watch.Watch().stream(
+                self.list_call, resource_version=self.resource_version, timeout_seconds=5, **self.list_args
+            )
             try:
                 for event in stream:
                     raw = event["raw_object"]
@@ -148,11 +151,18 @@ def wait_no_pods(core: client.CoreV1Api, namespace: str, timeout: float = 180.0)
 
 
 @contextmanager
-def operator_for_bench(kubeconfig: Path, policy: str, time_scale: float, rule: PlacementRule,
-                       log_path: Path) -> Iterator[int]:
+def operator_for_bench(
+    kubeconfig: Path, policy: str, time_scale: float, rule: PlacementRule, log_path: Path
+) -> Iterator[int]:
     """``scale-sched operator run`` on every namespace; yields its metrics port once kopf answers /healthz."""
-    with running_operator(kubeconfig, policy=policy, time_scale=time_scale, metrics=True, log_path=log_path,
-                          extra=("--rule", rule.value, "--log-level", "warning")) as operator:
+    with running_operator(
+        kubeconfig,
+        policy=policy,
+        time_scale=time_scale,
+        metrics=True,
+        log_path=log_path,
+        extra=("--rule", rule.value, "--log-level", "warning"),
+    ) as operator:
         yield operator.metrics_port
 
 
@@ -188,10 +198,19 @@ def histogram_quantile(quantile: float, bounds: np.ndarray, cumulative: np.ndarr
 
 def tool_call_pod(name: str) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-        "spec": {"restartPolicy": "Never", "containers": [{
-            "name": "main", "image": labels.DEFAULT_IMAGE,
-            "resources": {"requests": TOOL_CALL_REQUESTS, "limits": TOOL_CALL_REQUESTS}}]},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": labels.DEFAULT_IMAGE,
+                    "resources": {"requests": TOOL_CALL_REQUESTS, "limits": TOOL_CALL_REQUESTS},
+                }
+            ],
+        },
     }
 
 
@@ -202,8 +221,9 @@ def kube_scheduler_throughput(core: client.CoreV1Api, pods: int) -> float:
     follower = Follower(core.list_namespaced_pod, times.on_event, namespace=namespace).start()
     try:
         with ThreadPoolExecutor(CREATOR_THREADS) as pool:
-            list(pool.map(lambda i: core.create_namespaced_pod(namespace, tool_call_pod(f"plain-{i:04d}")),
-                          range(pods)))
+            list(
+                pool.map(lambda i: core.create_namespaced_pod(namespace, tool_call_pod(f"plain-{i:04d}")), range(pods))
+            )
         times.wait(pods, timeout=300)
     finally:
         follower.close()
@@ -237,26 +257,37 @@ def measured_latency(metrics_port: int) -> Iterator[list[Latency]]:
     if len(before) == 0:  # no decision had been recorded yet: the histogram had no series
         bounds, before = after_bounds, np.zeros_like(after)
     delta = after - before
-    result.append(Latency(histogram_quantile(0.5, bounds, delta) * 1000.0,
-                          histogram_quantile(0.99, bounds, delta) * 1000.0, int(delta[-1])))
+    result.append(
+        Latency(
+            histogram_quantile(0.5, bounds, delta) * 1000.0,
+            histogram_quantile(0.99, bounds, delta) * 1000.0,
+            int(delta[-1]),
+        )
+    )
 
 
-def operator_throughput(core: client.CoreV1Api, custom: client.CustomObjectsApi, kubeconfig: Path, pods: int,
-                        rule: PlacementRule, work: Path) -> tuple[float, Latency]:
+def operator_throughput(
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    kubeconfig: Path,
+    pods: int,
+    rule: PlacementRule,
+    work: Path,
+) -> tuple[float, Latency]:
     """(pods per second, decision latency) of the operator (least-loaded) placing and binding ``pods`` pods."""
     namespace = "bench-operator"
     create_namespace(core, namespace)
     widths = [pods // THROUGHPUT_WORKFLOWS + (i < pods % THROUGHPUT_WORKFLOWS) for i in range(THROUGHPUT_WORKFLOWS)]
-    with (operator_for_bench(kubeconfig, THROUGHPUT_POLICY, 1.0, rule, work / "operator-throughput.log")
-          as metrics_port,
-          measured_latency(metrics_port) as latency):
+    with (
+        operator_for_bench(kubeconfig, THROUGHPUT_POLICY, 1.0, rule, work / "operator-throughput.log") as metrics_port,
+        measured_latency(metrics_port) as latency,
+    ):
         times = BindTimes()
         follower = Follower(core.list_namespaced_pod, times.on_event, namespace=namespace).start()
         try:
             for i, width in enumerate(widths):
                 manifest = workflow_to_manifest(wide_workflow(f"wide-{i:02d}", width), namespace=namespace)
-                custom.create_namespaced_custom_object(labels.GROUP, labels.VERSION, namespace, labels.PLURAL,
-                                                       manifest)
+                custom.create_namespaced_custom_object(labels.GROUP, labels.VERSION, namespace, labels.PLURAL, manifest)
             times.wait(pods, timeout=300)
         finally:
             follower.close()
@@ -286,9 +317,16 @@ class ResponseRun:
         return float(np.mean(self.simulator_seconds))
 
 
-def cluster_response_times(core: client.CoreV1Api, custom: client.CustomObjectsApi, kubeconfig: Path,
-                           workflows: list[Workflow], policy: str, time_scale: float, rule: PlacementRule,
-                           work: Path) -> tuple[list[float], list[float], Latency]:
+def cluster_response_times(
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    kubeconfig: Path,
+    workflows: list[Workflow],
+    policy: str,
+    time_scale: float,
+    rule: PlacementRule,
+    work: Path,
+) -> tuple[list[float], list[float], Latency]:
     namespace = f"bench-response-{policy}"
     create_namespace(core, namespace)
     submitted: dict[str, float] = {}
@@ -302,18 +340,25 @@ def cluster_response_times(core: client.CoreV1Api, custom: client.CustomObjectsA
         elif status.get("phase") == "Failed" and name not in failed:
             failed.append(name)
 
-    with (operator_for_bench(kubeconfig, policy, time_scale, rule, work / f"operator-{policy}.log") as metrics_port,
-          measured_latency(metrics_port) as latency):
-        follower = Follower(custom.list_namespaced_custom_object, on_event, group=labels.GROUP,
-                            version=labels.VERSION, namespace=namespace, plural=labels.PLURAL).start()
+    with (
+        operator_for_bench(kubeconfig, policy, time_scale, rule, work / f"operator-{policy}.log") as metrics_port,
+        measured_latency(metrics_port) as latency,
+    ):
+        follower = Follower(
+            custom.list_namespaced_custom_object,
+            on_event,
+            group=labels.GROUP,
+            version=labels.VERSION,
+            namespace=namespace,
+            plural=labels.PLURAL,
+        ).start()
         try:
             start = time.time()
             for workflow in workflows:
                 time.sleep(max(start + workflow.arrival_time / time_scale - time.time(), 0.0))
                 manifest = workflow_to_manifest(workflow, namespace=namespace)
                 submitted[workflow.name] = time.time()
-                custom.create_namespaced_custom_object(labels.GROUP, labels.VERSION, namespace, labels.PLURAL,
-                                                       manifest)
+                custom.create_namespaced_custom_object(labels.GROUP, labels.VERSION, namespace, labels.PLURAL, manifest)
             deadline = time.monotonic() + 600
             while len(finished) + len(failed) < len(workflows):
                 if time.monotonic() > deadline:
@@ -330,8 +375,9 @@ def cluster_response_times(core: client.CoreV1Api, custom: client.CustomObjectsA
     return cluster, status, latency[0]
 
 
-def simulator_response_times(spec: ClusterSpec, workflows: list[Workflow], policy: str, seeds: int,
-                             rule: PlacementRule) -> list[float]:
+def simulator_response_times(
+    spec: ClusterSpec, workflows: list[Workflow], policy: str, seeds: int, rule: PlacementRule
+) -> list[float]:
     results = []
     for seed in range(seeds):
         scheduler = make_scheduler(policy)
@@ -346,8 +392,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     info = kwok.up(name, heterogeneous(args.nodes, seed=0), timeout=600, progress=log)
     try:
         kwok.kubectl(info, "apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-        kwok.kubectl(info, "wait", "--for", "condition=established", "--timeout=60s",
-                     "crd/workflowdags.agentic.scale.dev")
+        kwok.kubectl(
+            info, "wait", "--for", "condition=established", "--timeout=60s", "crd/workflowdags.agentic.scale.dev"
+        )
         api = config.new_client_from_config(config_file=str(info.kubeconfig))
         core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
         spec = ClusterSpec.from_kubectl_json(kwok.kubectl(info, "get", "nodes", "-o", "json"))
@@ -357,32 +404,46 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log(f"kube-scheduler binding {args.pods} plain pods ...")
             kube_rate = kube_scheduler_throughput(core, args.pods)
             log(f"operator (policy {THROUGHPUT_POLICY}) placing and binding {args.pods} pods ...")
-            operator_rate, throughput_latency = operator_throughput(core, custom, info.kubeconfig, args.pods,
-                                                                    args.rule, work)
+            operator_rate, throughput_latency = operator_throughput(
+                core, custom, info.kubeconfig, args.pods, args.rule, work
+            )
             workflows = generate_workload(spec, args.workflows, load=args.load, seed=args.seed)
             runs = []
             for policy in POLICIES:
                 log(f"{args.workflows} workflows under --policy {policy} at --time-scale {args.time_scale} ...")
                 cluster, status, latency = cluster_response_times(
-                    core, custom, info.kubeconfig, copy.deepcopy(workflows), policy, args.time_scale, args.rule, work)
-                runs.append(ResponseRun(policy, cluster, status,
-                                        simulator_response_times(spec, workflows, policy, args.sim_seeds, args.rule),
-                                        latency))
+                    core, custom, info.kubeconfig, copy.deepcopy(workflows), policy, args.time_scale, args.rule, work
+                )
+                runs.append(
+                    ResponseRun(
+                        policy,
+                        cluster,
+                        status,
+                        simulator_response_times(spec, workflows, policy, args.sim_seeds, args.rule),
+                        latency,
+                    )
+                )
     finally:
         log(f"stopping cluster {name} ...")
         kwok.down(name)
     return {
-        "nodes": args.nodes, "pods": args.pods,
-        "operator_pods_per_second": operator_rate, "operator_throughput_policy": THROUGHPUT_POLICY,
+        "nodes": args.nodes,
+        "pods": args.pods,
+        "operator_pods_per_second": operator_rate,
+        "operator_throughput_policy": THROUGHPUT_POLICY,
         "kube_scheduler_pods_per_second": kube_rate,
         "operator_vs_kube_scheduler_throughput": operator_rate / kube_rate,
         # headline: the SCALE policy's decisions in its response-time run
-        "decision_latency_p50_ms": runs[0].latency.p50_ms, "decision_latency_p99_ms": runs[0].latency.p99_ms,
+        "decision_latency_p50_ms": runs[0].latency.p50_ms,
+        "decision_latency_p99_ms": runs[0].latency.p99_ms,
         "decision_latency_ms": {
             f"{THROUGHPUT_POLICY} (throughput run)": asdict(throughput_latency),
             **{f"{run.policy} (response-time run)": asdict(run.latency) for run in runs},
         },
-        "workflows": args.workflows, "time_scale": args.time_scale, "load": args.load, "seed": args.seed,
+        "workflows": args.workflows,
+        "time_scale": args.time_scale,
+        "load": args.load,
+        "seed": args.seed,
         "rule": args.rule.value,  # the placement rule of the operator and of the simulator alike
         # headline: the SCALE policy's; per policy below
         "sim_vs_cluster_response_time_ratio": runs[0].simulator_mean / runs[0].cluster_mean,
@@ -393,7 +454,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "simulator_avg_seconds": run.simulator_mean,
                 "simulator_seed_spread_seconds": [min(run.simulator_seconds), max(run.simulator_seconds)],
                 "sim_vs_cluster_ratio": run.simulator_mean / run.cluster_mean,
-            } for run in runs
+            }
+            for run in runs
         },
     }
 
@@ -403,8 +465,9 @@ def print_table(result: dict[str, Any]) -> None:
     binding = Table(title=f"binding {result['pods']} pods on {result['nodes']} nodes (one cluster, one run)")
     for column in ("scheduler", "pods/s"):
         binding.add_column(column, justify="right")
-    binding.add_row(f"scale-sched operator ({result['operator_throughput_policy']})",
-                    f"{result['operator_pods_per_second']:.1f}")
+    binding.add_row(
+        f"scale-sched operator ({result['operator_throughput_policy']})", f"{result['operator_pods_per_second']:.1f}"
+    )
     binding.add_row("kube-scheduler", f"{result['kube_scheduler_pods_per_second']:.1f}")
     console.print(binding)
     latency = Table(title="operator decision latency (observation + policy)")
@@ -413,14 +476,21 @@ def print_table(result: dict[str, Any]) -> None:
     for run, row in result["decision_latency_ms"].items():
         latency.add_row(run, str(row["decisions"]), f"{row['p50_ms']:.2f} ms", f"{row['p99_ms']:.2f} ms")
     console.print(latency)
-    response = Table(title=f"avg workflow response time, {result['workflows']} workflows, load {result['load']}, "
-                           f"seed {result['seed']}, time scale {result['time_scale']}, rule {result['rule']} "
-                           "(simulated seconds)")
+    response = Table(
+        title=f"avg workflow response time, {result['workflows']} workflows, load {result['load']}, "
+        f"seed {result['seed']}, time scale {result['time_scale']}, rule {result['rule']} "
+        "(simulated seconds)"
+    )
     for column in ("policy", "cluster", "operator status", "simulator", "sim / cluster"):
         response.add_column(column, justify="right")
     for policy, row in result["response_time"].items():
-        response.add_row(policy, f"{row['cluster_avg_seconds']:.1f}", f"{row['operator_status_avg_seconds']:.1f}",
-                         f"{row['simulator_avg_seconds']:.1f}", f"{row['sim_vs_cluster_ratio']:.3f}")
+        response.add_row(
+            policy,
+            f"{row['cluster_avg_seconds']:.1f}",
+            f"{row['operator_status_avg_seconds']:.1f}",
+            f"{row['simulator_avg_seconds']:.1f}",
+            f"{row['sim_vs_cluster_ratio']:.3f}",
+        )
     console.print(response)
 
 
@@ -431,11 +501,16 @@ def main() -> None:
     parser.add_argument("--workflows", type=int, default=24, help="workflows in the response-time batch")
     parser.add_argument("--load", type=float, default=0.5, help="offered load of the batch's arrivals")
     parser.add_argument("--seed", type=int, default=3, help="seed of the workflow batch")
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="simulated seconds per wall second of the operator (pods run 1/time-scale as long)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="simulated seconds per wall second of the operator (pods run 1/time-scale as long)",
+    )
     parser.add_argument("--sim-seeds", type=int, default=5, help="simulator duration draws averaged")
-    parser.add_argument("--rule", choices=[rule.value for rule in PlacementRule], default=DEFAULT_RULE.value,
-                        help=RULE_HELP)
+    parser.add_argument(
+        "--rule", choices=[rule.value for rule in PlacementRule], default=DEFAULT_RULE.value, help=RULE_HELP
+    )
     parser.add_argument("--logs", help="keep the operators' logs in this folder")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()

@@ -50,8 +50,13 @@ def busy_state(nodes: int, seed: int) -> ClusterState:
 
 
 def observation(state: ClusterState, i: int) -> Observation:
-    return Observation(now=0.0, primitive=PRIMITIVES[i % len(PRIMITIVES)], state=state,
-                       parent_outputs=[(i % state.num_nodes, 5.0)], downstream_seconds=3.0)
+    return Observation(
+        now=0.0,
+        primitive=PRIMITIVES[i % len(PRIMITIVES)],
+        state=state,
+        parent_outputs=[(i % state.num_nodes, 5.0)],
+        downstream_seconds=3.0,
+    )
 
 
 def single_decision_ms(scheduler: LearnedScheduler, nodes: int, calls: int) -> tuple[float, float]:
@@ -100,8 +105,14 @@ def main() -> None:
         p50[str(nodes)], p99[str(nodes)] = single_decision_ms(scheduler, nodes, args.calls)
         repeats = max(5, 20_000 // (nodes * args.batch) + 5)
         throughput[str(nodes)] = batched_decisions_per_second(model, nodes, args.batch, repeats)
-    report = {"single_decision_p50_ms": p50, "single_decision_p99_ms": p99, "batched_decisions_per_second": throughput,
-              "batch_size": args.batch, "threads": args.threads, "weights": weights}
+    report = {
+        "single_decision_p50_ms": p50,
+        "single_decision_p99_ms": p99,
+        "batched_decisions_per_second": throughput,
+        "batch_size": args.batch,
+        "threads": args.threads,
+        "weights": weights,
+    }
     if args.json:
         print(json.dumps(report))
         return

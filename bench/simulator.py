@@ -69,9 +69,14 @@ def reference_decisions_per_second(cluster: ClusterSpec, workload: list[Workflow
             for k, p in enumerate(primitives):
                 for parent in p.depends_on:
                     children[w][index[parent]].append(k)
-            requests[w] = [(p.cpu_millicores, p.memory_bytes,
-                            p.input_tokens / prefill + p.output_tokens / decode if p.kind is LLM else p.work_seconds)
-                           for p in primitives]
+            requests[w] = [
+                (
+                    p.cpu_millicores,
+                    p.memory_bytes,
+                    p.input_tokens / prefill + p.output_tokens / decode if p.kind is LLM else p.work_seconds,
+                )
+                for p in primitives
+            ]
             ready += [(w, k) for k, count in enumerate(missing[w]) if count == 0]
         else:  # finish: free the node, release the children
             node = placed_on.pop((w, i))
@@ -101,8 +106,9 @@ def reference_decisions_per_second(cluster: ClusterSpec, workload: list[Workflow
     return decisions / (time.process_time() - started)
 
 
-def engine_decisions_per_second(cluster: ClusterSpec, workload: list[Workflow], method: str, rule: PlacementRule,
-                                seed: int) -> float:
+def engine_decisions_per_second(
+    cluster: ClusterSpec, workload: list[Workflow], method: str, rule: PlacementRule, seed: int
+) -> float:
     scheduler = make_heuristic(method)
     scheduler.reset(seed)
     workload = copy.deepcopy(workload)  # the engine validates in place: every run starts from the same input
@@ -130,8 +136,11 @@ def fork_microseconds(nodes: int, workflows: int, seed: int) -> dict[str, float]
         for _ in range(count):
             copier()
         timings[name] = (time.process_time() - started) / count * 1e6
-    return {"fork_us": timings["fork"], "deepcopy_us": timings["deepcopy"],
-            "deepcopy_over_fork": timings["deepcopy"] / timings["fork"]}
+    return {
+        "fork_us": timings["fork"],
+        "deepcopy_us": timings["deepcopy"],
+        "deepcopy_over_fork": timings["deepcopy"] / timings["fork"],
+    }
 
 
 def rollout_heft_rates(nodes: int, workflows: int, seed: int) -> dict[str, float]:
@@ -147,8 +156,12 @@ def rollout_heft_rates(nodes: int, workflows: int, seed: int) -> dict[str, float
         engine.apply(scheduler.choose(observation))
         decisions += 1
     elapsed = time.process_time() - started
-    return {"nodes": nodes, "workflows": workflows, "decisions_per_second": decisions / elapsed,
-            "rollouts_per_second": scheduler.rollouts / elapsed}
+    return {
+        "nodes": nodes,
+        "workflows": workflows,
+        "decisions_per_second": decisions / elapsed,
+        "rollouts_per_second": scheduler.rollouts / elapsed,
+    }
 
 
 def measure(sizes: tuple[int, ...], workflows: int, repeats: int, seed: int) -> dict[str, object]:
@@ -166,14 +179,18 @@ def measure(sizes: tuple[int, ...], workflows: int, repeats: int, seed: int) -> 
                 pairs = []
                 for _ in range(repeats):
                     reference_rates.append(reference_decisions_per_second(cluster, workload, seed))
-                    pairs.append((engine_decisions_per_second(cluster, workload, method, rule, seed),
-                                  reference_rates[-1]))
+                    pairs.append(
+                        (engine_decisions_per_second(cluster, workload, method, rule, seed), reference_rates[-1])
+                    )
                 engine_rates[method][rule.value][str(n)] = statistics.median(rate for rate, _ in pairs)
                 ratio[method][rule.value][str(n)] = statistics.median(rate / base for rate, base in pairs)
         reference[str(n)] = statistics.median(reference_rates)
     return {
-        "workflows": workflows, "load": LOAD, "repeats": repeats,
-        "decisions_per_second": engine_rates, "reference_decisions_per_second": reference,
+        "workflows": workflows,
+        "load": LOAD,
+        "repeats": repeats,
+        "decisions_per_second": engine_rates,
+        "reference_decisions_per_second": reference,
         "ratio_to_reference": ratio,
         "fork": {str(n): fork_microseconds(n, workflows, seed) for n in FORK_SIZES},
         "rollout_heft": rollout_heft_rates(48, max(workflows // 20, 5), seed),
@@ -194,8 +211,10 @@ def main() -> None:
         print(json.dumps(report))
         return
     console = Console(width=max(Console().width, 100))  # the table is ~95 columns: no wrapped cells
-    table = Table(title=f"decisions/s, {args.workflows} workflows, load {LOAD}, medians of {args.repeats} "
-                        "(ratio to the reference loop in brackets)")
+    table = Table(
+        title=f"decisions/s, {args.workflows} workflows, load {LOAD}, medians of {args.repeats} "
+        "(ratio to the reference loop in brackets)"
+    )
     table.add_column("nodes", justify="right")
     table.add_column("reference", justify="right")
     for method in SCHEDULERS:
@@ -205,8 +224,10 @@ def main() -> None:
         row = [n, f"{report['reference_decisions_per_second'][n]:,.0f}"]
         for method in SCHEDULERS:
             for rule in PlacementRule:
-                rate, ratio = report["decisions_per_second"][method][rule.value][n], \
-                    report["ratio_to_reference"][method][rule.value][n]
+                rate, ratio = (
+                    report["decisions_per_second"][method][rule.value][n],
+                    report["ratio_to_reference"][method][rule.value][n],
+                )
                 row.append(f"{rate:,.0f} ({ratio:.2f})")
         table.add_row(*row)
     console.print(table)
@@ -217,9 +238,11 @@ def main() -> None:
         forks.add_row(n, f"{cost['fork_us']:.1f}", f"{cost['deepcopy_us']:.0f}", f"{cost['deepcopy_over_fork']:.0f}x")
     console.print(forks)
     rollout = report["rollout_heft"]
-    console.print(f"rollout-heft at N={rollout['nodes']}, {rollout['workflows']} workflows: "
-                  f"{rollout['decisions_per_second']:,.1f} decisions/s, "
-                  f"{rollout['rollouts_per_second']:,.0f} rollouts/s")
+    console.print(
+        f"rollout-heft at N={rollout['nodes']}, {rollout['workflows']} workflows: "
+        f"{rollout['decisions_per_second']:,.1f} decisions/s, "
+        f"{rollout['rollouts_per_second']:,.0f} rollouts/s"
+    )
 
 
 if __name__ == "__main__":

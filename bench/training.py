@@ -85,9 +85,14 @@ def main() -> None:
     for column in ("workers", "rollout decisions/s", "speed-up", "label decisions/s", "speed-up", "Ray start (s)"):
         table.add_column(column, justify="right")
     for count, figure in figures.items():
-        table.add_row(str(count), f"{figure['rollout']:,.0f}", f"x{figure['rollout'] / base['rollout']:.2f}",
-                      f"{figure['label']:,.1f}", f"x{figure['label'] / base['label']:.2f}",
-                      f"{figure['ray_start']:.1f}" if count > 1 else "-")
+        table.add_row(
+            str(count),
+            f"{figure['rollout']:,.0f}",
+            f"x{figure['rollout'] / base['rollout']:.2f}",
+            f"{figure['label']:,.1f}",
+            f"x{figure['label'] / base['label']:.2f}",
+            f"{figure['ray_start']:.1f}" if count > 1 else "-",
+        )
     Console().print(table)
 
 

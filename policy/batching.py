@@ -24,8 +24,9 @@ class ObservationBatch:
         return torch.from_numpy(self.primitive), torch.from_numpy(self.nodes), torch.from_numpy(self.mask)
 
 
-def pad_arrays(primitives: Sequence[np.ndarray], nodes: Sequence[np.ndarray], masks: Sequence[np.ndarray],
-               width: int | None = None) -> ObservationBatch:
+def pad_arrays(
+    primitives: Sequence[np.ndarray], nodes: Sequence[np.ndarray], masks: Sequence[np.ndarray], width: int | None = None
+) -> ObservationBatch:
     """Stack per-decision arrays, padding the node axis to ``width`` (default: the largest N)."""
     width = width or max(len(m) for m in masks)
     batch = len(masks)

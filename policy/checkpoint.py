@@ -28,8 +28,14 @@ class FeatureLayoutMismatch(ValueError):
     """The checkpoint was trained on other feature columns than the simulator builds today."""
 
 
-def save_model(directory: str | Path, model: nn.Module, network: NetworkConfig, algo: str,
-               extra: dict[str, Any] | None = None, model_file: str = MODEL_FILE) -> Path:
+def save_model(
+    directory: str | Path,
+    model: nn.Module,
+    network: NetworkConfig,
+    algo: str,
+    extra: dict[str, Any] | None = None,
+    model_file: str = MODEL_FILE,
+) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), directory / model_file)

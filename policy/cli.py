@@ -37,20 +37,29 @@ TrainPolicy = StrEnum("TrainPolicy", {name: name for name in LEARNED_METHODS})  
 # every method that also runs on a cluster (the lookahead references are slow and opt-in)
 DEFAULT_EVAL_POLICIES = ",".join(CLUSTER_METHODS)
 TRAINING_FILES = ("model.pt", "config.json", "metrics.jsonl", "TRAINING.md", "TRAINING.json")
-WORKERS_HELP = ("run the work on Ray, at most this many units at a time (a local Ray of this many CPUs unless "
-                "--ray-address); unset or 1: in this process. Same numbers either way (docs/scale-out.md)")
+WORKERS_HELP = (
+    "run the work on Ray, at most this many units at a time (a local Ray of this many CPUs unless "
+    "--ray-address); unset or 1: in this process. Same numbers either way (docs/scale-out.md)"
+)
 RAY_ADDRESS_HELP = "a running Ray cluster to run on: host:port of `ray start --head`, ray://host:port or auto"
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -76,7 +85,8 @@ def _write_training_record(out: Path, record: dict[str, Any]) -> None:
         f"# How this checkpoint was trained\n\n"
         f"- command: `{record['command']}`\n- seed: {record['seed']}\n"
         f"- decisions trained on: {record['global_step']}\n- wall time: {record['wall_seconds']:.0f} s"
-        + (f" on {record['machine']}" if "machine" in record else "") + f"\n- git commit: {record['git_commit']}\n"
+        + (f" on {record['machine']}" if "machine" in record else "")
+        + f"\n- git commit: {record['git_commit']}\n"
         f"- best validation avg response time at N={record['train_config']['nodes']}: "
         f"{record['best_validation_avg_response_time']:.3f} s (validation seeds are disjoint from evaluate's)\n"
         + (f"- stopped early {record['stopped_early']}\n" if "stopped_early" in record else "")
@@ -117,14 +127,21 @@ def _setting_options() -> dict[str, tuple[str, inspect.Parameter]]:
             for policy, policy_class in classes.items():
                 if _applies(field.name, policy, policy_class):
                     own = next(f for f in dataclasses.fields(policy_class) if f.name == field.name)
-                    groups.setdefault((own.metadata["help"], f"{own.default:g}" if isinstance(own.default, float)
-                                       else str(own.default)), []).append(policy)
+                    groups.setdefault(
+                        (
+                            own.metadata["help"],
+                            f"{own.default:g}" if isinstance(own.default, float) else str(own.default),
+                        ),
+                        [],
+                    ).append(policy)
             help_text = _setting_help(groups, len(classes))
             kind = _FLAG_TYPES[str(field.type)]
             names = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
             option = typer.Option(None, *names, help=help_text, show_default=False, rich_help_panel="Training settings")
-            options[field.name] = (flag, inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY,
-                                                           default=option, annotation=kind | None))
+            options[field.name] = (
+                flag,
+                inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind | None),
+            )
     return options
 
 
@@ -140,8 +157,10 @@ def _setting_help(groups: dict[tuple[str, str], list[str]], policies: int) -> st
 
 
 def _train(
-    policy: TrainPolicy = typer.Option(TrainPolicy("scale"), help="the learned method to train: PPO (+SRR) for "
-                                       "scale, crossattn, ppo-mlp, ppo-mlp-srr; discrete SAC for sac"),
+    policy: TrainPolicy = typer.Option(
+        TrainPolicy("scale"),
+        help="the learned method to train: PPO (+SRR) for scale, crossattn, ppo-mlp, ppo-mlp-srr; discrete SAC for sac",
+    ),
     out: Path = typer.Option(..., help="run directory (checkpoints, TensorBoard, metrics); resumed if it exists"),
     threads: int = typer.Option(1, help="torch CPU threads (1 lets two runs share a 2-core machine)"),
     workers: int | None = typer.Option(None, min=1, help="PPO: " + WORKERS_HELP + "; the gradient step stays here"),
@@ -160,18 +179,26 @@ def _train(
     given = {field: value for field, value in settings.items() if value is not None}
     if set(given) & set(SRR_FIELDS) and not LEARNED[name].srr:
         with_srr = " and ".join(p for p, method in LEARNED.items() if method.srr)
-        raise typer.BadParameter(f"{name!r} trains without SRR; the SRR weights apply to {with_srr}",
-                                 param_hint="/".join(flags[f] for f in SRR_FIELDS))
+        raise typer.BadParameter(
+            f"{name!r} trains without SRR; the SRR weights apply to {with_srr}",
+            param_hint="/".join(flags[f] for f in SRR_FIELDS),
+        )
     for field in given:
         if not _applies(field, name, config_class):
             takers = ", ".join(p for p, c in _config_classes().items() if _applies(field, p, c))
-            raise typer.BadParameter(f"{flags[field]} does not apply to {name} ({config_class.__name__} has no such "
-                                     f"setting); it applies to {takers}", param_hint=flags[field])
+            raise typer.BadParameter(
+                f"{flags[field]} does not apply to {name} ({config_class.__name__} has no such "
+                f"setting); it applies to {takers}",
+                param_hint=flags[field],
+            )
     if "rule" in given:
         given["rule"] = rule_option(given["rule"]).value
     if LEARNED[name].trainer == "sac" and ((workers or 1) > 1 or ray_address):
-        raise typer.BadParameter("sac updates after every decision of one engine: no rollouts to fan out "
-                                 "(--workers and --ray-address apply to the PPO algos)", param_hint="--workers")
+        raise typer.BadParameter(
+            "sac updates after every decision of one engine: no rollouts to fan out "
+            "(--workers and --ray-address apply to the PPO algos)",
+            param_hint="--workers",
+        )
     import torch
 
     from .config import PPOConfig, SACConfig
@@ -199,8 +226,12 @@ def _train(
             progress.update(task, completed=step, description=f"train {name} (response time {shown:.2f} s)")
 
         final = trainer.train(on_progress)
-    record = {**trainer.training_record(), "git_commit": _git_commit(), "machine": f"CPU, {threads} torch thread(s)",
-              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    record = {
+        **trainer.training_record(),
+        "git_commit": _git_commit(),
+        "machine": f"CPU, {threads} torch thread(s)",
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     _write_training_record(Path(out), record)
     if as_json:
         print(json.dumps({"out": str(out), "final": final, "training": record}))
@@ -210,8 +241,11 @@ def _train(
 
 def train_command() -> Callable[..., None]:
     """``_train`` with one keyword option per config setting, so typer sees them as ordinary parameters."""
-    fixed = [p for p in inspect.signature(_train, eval_str=True).parameters.values()
-             if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    fixed = [
+        p
+        for p in inspect.signature(_train, eval_str=True).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
     generated = [parameter for _, parameter in _setting_options().values()]
 
     @functools.wraps(_train)
@@ -234,11 +268,24 @@ def export_policy(
         raise typer.BadParameter(f"{source_weights} not found: is {run} a finished `scale-sched train` run?")
     if not (run / "TRAINING.json").exists():  # stopped before the end: the record saved with each checkpoint
         config = json.loads((run / "config.json").read_text())
-        record = {key: config[key] for key in ("command", "seed", "train_config", "global_step", "wall_seconds",
-                                                "best_validation_avg_response_time") if key in config}
+        record = {
+            key: config[key]
+            for key in (
+                "command",
+                "seed",
+                "train_config",
+                "global_step",
+                "wall_seconds",
+                "best_validation_avg_response_time",
+            )
+            if key in config
+        }
         # the machine is not in a stopped run's config: left out rather than guessed
-        record.update(git_commit=_git_commit(), stopped_early=f"at decision {record.get('global_step')} of "
-                                    f"{record.get('train_config', {}).get('total_steps')}")
+        record.update(
+            git_commit=_git_commit(),
+            stopped_early=f"at decision {record.get('global_step')} of "
+            f"{record.get('train_config', {}).get('total_steps')}",
+        )
         _write_training_record(run, record)
     destination.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source_weights, destination / "model.pt")
@@ -266,8 +313,10 @@ def _parse_checkpoints(values: list[str]) -> dict[str, str]:
 
 
 def evaluate(
-    policies: str = typer.Option(DEFAULT_EVAL_POLICIES, help="comma-separated policies: any of "
-                                 f"{', '.join(METHODS)}, or a name given a --checkpoint"),
+    policies: str = typer.Option(
+        DEFAULT_EVAL_POLICIES,
+        help=f"comma-separated policies: any of {', '.join(METHODS)}, or a name given a --checkpoint",
+    ),
     nodes: str = typer.Option("16,32,48", help="comma-separated cluster sizes"),
     seeds: int = typer.Option(5, help="seeds per (N, regime); each seed is a cluster + workload + durations"),
     workflows: int = typer.Option(60, help="workflows per evaluation episode (drained to the end)"),
@@ -277,21 +326,37 @@ def evaluate(
     out: Path | None = typer.Option(None, help="write CSV, markdown tables, JSON and PNG plots here"),
     rule: str = typer.Option(DEFAULT_RULE.value, help=RULE_HELP),
     suite: str | None = typer.Option(
-        None, help="'ood' for every out-of-distribution scenario, or comma-separated scenario names "
+        None,
+        help="'ood' for every out-of-distribution scenario, or comma-separated scenario names "
         "(simulator/scenarios.py): each method per scenario with its ratio to that scenario's best heuristic, "
-        "instead of the N sweep (--nodes, --workflows, --load and --pair do not apply)"),
-    size: str = typer.Option("default", help="--suite only: scenario size, default, tiny or a factor on the "
-                             "number of workflows"),
-    optimality: int = typer.Option(0, min=0, help="also run every method on this many small instances "
-                                   "(6 nodes, 6 workflows) beside max(LB1, LB2) and the CP-SAT optimum"),
-    cp_sat_work: float = typer.Option(20.0, min=0.1, help="CP-SAT's deterministic work limit per small instance "
-                                      "(roughly seconds on one idle core; the same result on a busy machine)"),
-    workers: int | None = typer.Option(None, min=1, help=WORKERS_HELP + "; a unit is one (N, regime, seed) cell, "
-                                       "or with --suite one (scenario, seed)"),
+        "instead of the N sweep (--nodes, --workflows, --load and --pair do not apply)",
+    ),
+    size: str = typer.Option(
+        "default", help="--suite only: scenario size, default, tiny or a factor on the number of workflows"
+    ),
+    optimality: int = typer.Option(
+        0,
+        min=0,
+        help="also run every method on this many small instances "
+        "(6 nodes, 6 workflows) beside max(LB1, LB2) and the CP-SAT optimum",
+    ),
+    cp_sat_work: float = typer.Option(
+        20.0,
+        min=0.1,
+        help="CP-SAT's deterministic work limit per small instance "
+        "(roughly seconds on one idle core; the same result on a busy machine)",
+    ),
+    workers: int | None = typer.Option(
+        None, min=1, help=WORKERS_HELP + "; a unit is one (N, regime, seed) cell, or with --suite one (scenario, seed)"
+    ),
     ray_address: str | None = typer.Option(None, help=RAY_ADDRESS_HELP),
-    guard: float = typer.Option(0.0, min=0.0, help="wrap every policy in the guard: a choice estimated to finish "
-                                                    "more than GUARD times later than the best candidate is replaced "
-                                                    "(0 = off); results report the share replaced"),
+    guard: float = typer.Option(
+        0.0,
+        min=0.0,
+        help="wrap every policy in the guard: a choice estimated to finish "
+        "more than GUARD times later than the best candidate is replaced "
+        "(0 = off); results report the share replaced",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print {'results': [...]} as JSON on stdout"),
     methods: str | None = old_name("--methods", "--policies"),
 ) -> None:
@@ -310,6 +375,7 @@ def evaluate(
         run_evaluation,
         summarise,
     )
+
     methods = resolve(policies, methods, "--policies", "--methods", DEFAULT_EVAL_POLICIES)
     torch.set_num_threads(1)
     overrides = _parse_checkpoints(checkpoint)
@@ -320,8 +386,7 @@ def evaluate(
     if suite is not None:
         _evaluate_suite(suite, _split(methods), seeds, size, placement_rule, make, out, as_json, chosen)
         return
-    plan = EvaluationPlan(_split(methods), [int(n) for n in _split(nodes)], seeds, workflows, load,
-                          rule=placement_rule)
+    plan = EvaluationPlan(_split(methods), [int(n) for n in _split(nodes)], seeds, workflows, load, rule=placement_rule)
     for method in plan.methods:  # an unknown method or checkpoint fails here, not in a worker
         make(method)
     with _connected(chosen), _progress() as progress:
@@ -335,20 +400,53 @@ def evaluate(
             paired.extend(paired_comparison(results, method, reference))
     heuristics = [m for m in plan.methods if m in HEURISTICS]
     versus_heuristic = best_heuristic_comparison(results, "scale", heuristics) if "scale" in plan.methods else []
-    document = {"results": [{k: row[k] for k in ("method", "nodes", "regime", "avg_response_time",
-                                                  "avg_response_time_ci95", "p95_response_time",
-                                                  "completed_primitives", "avg_slowdown", "lower_bound",
-                                                  "ratio_to_lower_bound")} for row in summary],
-                "paired": paired, "scale_vs_best_heuristic": versus_heuristic,
-                "config": {"methods": plan.methods, "nodes": plan.nodes, "seeds": seeds, "workflows": workflows,
-                           "load": load, "rule": placement_rule.value, "checkpoints": overrides}}
+    document = {
+        "results": [
+            {
+                k: row[k]
+                for k in (
+                    "method",
+                    "nodes",
+                    "regime",
+                    "avg_response_time",
+                    "avg_response_time_ci95",
+                    "p95_response_time",
+                    "completed_primitives",
+                    "avg_slowdown",
+                    "lower_bound",
+                    "ratio_to_lower_bound",
+                )
+            }
+            for row in summary
+        ],
+        "paired": paired,
+        "scale_vs_best_heuristic": versus_heuristic,
+        "config": {
+            "methods": plan.methods,
+            "nodes": plan.nodes,
+            "seeds": seeds,
+            "workflows": workflows,
+            "load": load,
+            "rule": placement_rule.value,
+            "checkpoints": overrides,
+        },
+    }
     optimality_markdown = ""
     if optimality:
-        document["optimality"], optimality_markdown = _optimality(plan.methods, make, optimality, cp_sat_work,
-                                                                  placement_rule)
+        document["optimality"], optimality_markdown = _optimality(
+            plan.methods, make, optimality, cp_sat_work, placement_rule
+        )
     if out is not None:
-        _write_evaluation(out, plan, results_as_dicts(results), summary, document,
-                          markdown_table(summary), markdown_paired(paired + versus_heuristic), overrides)
+        _write_evaluation(
+            out,
+            plan,
+            results_as_dicts(results),
+            summary,
+            document,
+            markdown_table(summary),
+            markdown_paired(paired + versus_heuristic),
+            overrides,
+        )
         if optimality_markdown:
             (out / "optimality.md").write_text(optimality_markdown + "\n")
     if as_json:
@@ -359,9 +457,15 @@ def evaluate(
         table.add_column(column)
     for row in sorted(summary, key=lambda r: (r["nodes"], r["regime"], r["avg_response_time"])):
         low, high = row["avg_response_time_ci95"]
-        table.add_row(str(row["nodes"]), row["regime"], row["method"],
-                      f"{row['avg_response_time']:.2f} [{low:.2f}, {high:.2f}]", f"{row['p95_response_time']:.2f}",
-                      f"{row['completed_primitives']:.1f}", f"{row['avg_slowdown']:.2f}")
+        table.add_row(
+            str(row["nodes"]),
+            row["regime"],
+            row["method"],
+            f"{row['avg_response_time']:.2f} [{low:.2f}, {high:.2f}]",
+            f"{row['p95_response_time']:.2f}",
+            f"{row['completed_primitives']:.1f}",
+            f"{row['avg_slowdown']:.2f}",
+        )
     Console().print(table)
     if paired or versus_heuristic:
         Console().print(markdown_paired(paired + versus_heuristic))
@@ -388,38 +492,63 @@ def _method_maker(overrides: dict[str, str], guard: float = 0.0) -> Any:  # Call
     return make
 
 
-def _optimality(methods: list[str], make: Any, instances: int, cp_sat_work: float,
-                rule: Any) -> tuple[dict[str, Any], str]:
+def _optimality(
+    methods: list[str], make: Any, instances: int, cp_sat_work: float, rule: Any
+) -> tuple[dict[str, Any], str]:
     """Every method on ``instances`` small instances (seeds 0..K-1) beside max(LB1, LB2) and CP-SAT's optimum."""
     from .optimality import optimality_report, optimality_table, small_instances
 
     console.print(f"CP-SAT on {instances} small instances (work limit {cp_sat_work:g} each) ...")
     # the wall-clock limit is only a safety net: the work limit makes the result reproducible
-    rows = optimality_report(methods, make, small_instances(range(instances)), time_limit_s=30 * cp_sat_work,
-                             work_limit=cp_sat_work, simulate_kwargs={"rule": rule})
+    rows = optimality_report(
+        methods,
+        make,
+        small_instances(range(instances)),
+        time_limit_s=30 * cp_sat_work,
+        work_limit=cp_sat_work,
+        simulate_kwargs={"rule": rule},
+    )
     document = {
-        "instances": [{"instance": row.instance, "lb1": row.lower_bound.critical_path,
-                       "lb2": row.lower_bound.capacity, "cp_sat_objective": row.optimum.objective,
-                       "cp_sat_bound": row.optimum.best_bound, "cp_sat_status": row.optimum.status,
-                       "cp_sat_proven_gap": row.optimum.proven_gap, "response_times": row.response_times}
-                      for row in rows],
+        "instances": [
+            {
+                "instance": row.instance,
+                "lb1": row.lower_bound.critical_path,
+                "lb2": row.lower_bound.capacity,
+                "cp_sat_objective": row.optimum.objective,
+                "cp_sat_bound": row.optimum.best_bound,
+                "cp_sat_status": row.optimum.status,
+                "cp_sat_proven_gap": row.optimum.proven_gap,
+                "response_times": row.response_times,
+            }
+            for row in rows
+        ],
         "mean_gap_to_cp_sat": {m: float(sum(row.gap_to_optimum(m) for row in rows) / len(rows)) for m in methods},
-        "mean_ratio_to_lower_bound": {m: float(sum(row.ratio_to_bound(m) for row in rows) / len(rows))
-                                      for m in methods},
+        "mean_ratio_to_lower_bound": {
+            m: float(sum(row.ratio_to_bound(m) for row in rows) / len(rows)) for m in methods
+        },
     }
     return document, optimality_table(rows)
 
 
 def _scenario_size(text: str) -> str | float:
-    """"default", "tiny", or a factor on the number of workflows (the scenario checks it is positive)."""
+    """ "default", "tiny", or a factor on the number of workflows (the scenario checks it is positive)."""
     try:
         return float(text)
     except ValueError:
         return text
 
 
-def _evaluate_suite(suite: str, methods: list[str], seeds: int, size: str, rule: Any, make: Any, out: Path | None,
-                    as_json: bool, workers: Workers) -> None:
+def _evaluate_suite(
+    suite: str,
+    methods: list[str],
+    seeds: int,
+    size: str,
+    rule: Any,
+    make: Any,
+    out: Path | None,
+    as_json: bool,
+    workers: Workers,
+) -> None:
     from scale_scheduler.simulator.scenarios import SCENARIOS, get_scenario
 
     from .suite import markdown_suite_table, plot_suite_ratios, run_suite, summarise_suite
@@ -440,14 +569,22 @@ def _evaluate_suite(suite: str, methods: list[str], seeds: int, size: str, rule:
     total = len(names) * seeds * len(methods)
     with _connected(workers), _progress() as progress:
         task = progress.add_task("suite", total=total)
-        episodes = run_suite(names, methods, range(seeds), make, size=scale, simulate_kwargs={"rule": rule},
-                             on_episode=lambda e: progress.update(task, advance=1,
-                                                                  description=f"{e.scenario} {e.method}"),
-                             workers=workers)
+        episodes = run_suite(
+            names,
+            methods,
+            range(seeds),
+            make,
+            size=scale,
+            simulate_kwargs={"rule": rule},
+            on_episode=lambda e: progress.update(task, advance=1, description=f"{e.scenario} {e.method}"),
+            workers=workers,
+        )
     summary = summarise_suite(episodes)
     table = markdown_suite_table(summary)
-    document = {"suite": summary, "config": {"scenarios": names, "methods": methods, "seeds": seeds,
-                                             "size": size, "rule": rule.value}}
+    document = {
+        "suite": summary,
+        "config": {"scenarios": names, "methods": methods, "seeds": seeds, "size": size, "rule": rule.value},
+    }
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "suite.json").write_text(json.dumps(document, indent=2) + "\n")
@@ -460,8 +597,16 @@ def _evaluate_suite(suite: str, methods: list[str], seeds: int, size: str, rule:
         Console().print(table)
 
 
-def _write_evaluation(out: Path, plan: Any, raw: list[dict[str, Any]], summary: list[dict[str, Any]],
-                      document: dict[str, Any], table: str, paired: str, overrides: dict[str, str]) -> None:
+def _write_evaluation(
+    out: Path,
+    plan: Any,
+    raw: list[dict[str, Any]],
+    summary: list[dict[str, Any]],
+    document: dict[str, Any],
+    table: str,
+    paired: str,
+    overrides: dict[str, str],
+) -> None:
     from . import plots
     from .checkpoint import shipped_checkpoint
     from .registry import LEARNED_METHODS
@@ -476,8 +621,14 @@ def _write_evaluation(out: Path, plan: Any, raw: list[dict[str, Any]], summary: 
         writer = csv.DictWriter(handle, fieldnames=[*summary[0].keys(), "ci95_low", "ci95_high"])
         writer.writeheader()
         for row in summary:
-            writer.writerow({**row, "ci95_low": row["avg_response_time_ci95"][0],
-                             "ci95_high": row["avg_response_time_ci95"][1], "avg_response_time_ci95": ""})
+            writer.writerow(
+                {
+                    **row,
+                    "ci95_low": row["avg_response_time_ci95"][0],
+                    "ci95_high": row["avg_response_time_ci95"][1],
+                    "avg_response_time_ci95": "",
+                }
+            )
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     (out / "table.md").write_text(table + "\n" + paired)
     plots.metric_vs_nodes(summary, "avg_response_time", "average response time (s)", out / "response_time_vs_nodes.png")
@@ -494,8 +645,10 @@ def _write_evaluation(out: Path, plan: Any, raw: list[dict[str, Any]], summary: 
 
 
 def diagnose(
-    policies: str = typer.Option("scale,crossattn", help=f"learned policies to inspect: any of "
-                                 f"{', '.join(LEARNED_METHODS)}, or a name given a --checkpoint"),
+    policies: str = typer.Option(
+        "scale,crossattn",
+        help=f"learned policies to inspect: any of {', '.join(LEARNED_METHODS)}, or a name given a --checkpoint",
+    ),
     nodes: str = typer.Option("16,32,48,96", help="cluster sizes"),
     seeds: int = typer.Option(3),
     workflows: int = typer.Option(40),

@@ -35,8 +35,9 @@ class FeatureRecorder(LearnedScheduler):
         return int(torch.argmax(output.logits[0]))
 
 
-def feature_drift(models: dict[str, nn.Module], nodes: list[int], seeds: int, workflows: int,
-                  load: float = 0.7) -> list[dict[str, Any]]:
+def feature_drift(
+    models: dict[str, nn.Module], nodes: list[int], seeds: int, workflows: int, load: float = 0.7
+) -> list[dict[str, Any]]:
     """Per (model, N): statistics of the features over all decisions of ``seeds`` per-node-load episodes."""
     rows = []
     for name, model in models.items():

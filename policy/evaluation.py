@@ -75,8 +75,9 @@ def workload_for(plan: EvaluationPlan, nodes: int, regime: str, seed: int) -> tu
     return cluster, generate_workload(cluster, plan.workflows, plan.load, seed=seed)
 
 
-def evaluate_cell(plan: EvaluationPlan, schedulers: Mapping[str, Scheduler],
-                  cell: tuple[int, str, int]) -> list[EpisodeResult]:
+def evaluate_cell(
+    plan: EvaluationPlan, schedulers: Mapping[str, Scheduler], cell: tuple[int, str, int]
+) -> list[EpisodeResult]:
     """Every method on one (N, regime, seed) workload, in ``plan.methods`` order: the unit ``--workers`` fans out."""
     nodes, regime, seed = cell
     cluster, workflows = workload_for(plan, nodes, regime, seed)
@@ -88,8 +89,17 @@ def evaluate_cell(plan: EvaluationPlan, schedulers: Mapping[str, Scheduler],
         before = tally(scheduler)
         outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed, rule=plan.rule)
         metrics = {m: float(getattr(outcome, m)) for m in METRICS}
-        results.append(EpisodeResult(method, nodes, regime, seed, **metrics, lower_bound=bound,
-                                     guarded_fraction=guarded_fraction(scheduler, before)))
+        results.append(
+            EpisodeResult(
+                method,
+                nodes,
+                regime,
+                seed,
+                **metrics,
+                lower_bound=bound,
+                guarded_fraction=guarded_fraction(scheduler, before),
+            )
+        )
     return results
 
 
@@ -97,9 +107,12 @@ def make_schedulers(make: Callable[[str], Scheduler], methods: Sequence[str]) ->
     return {method: make(method) for method in methods}
 
 
-def run_evaluation(plan: EvaluationPlan, make: Callable[[str], Scheduler],
-                   on_episode: Callable[[EpisodeResult], None] | None = None,
-                   workers: Workers = IN_PROCESS) -> list[EpisodeResult]:
+def run_evaluation(
+    plan: EvaluationPlan,
+    make: Callable[[str], Scheduler],
+    on_episode: Callable[[EpisodeResult], None] | None = None,
+    workers: Workers = IN_PROCESS,
+) -> list[EpisodeResult]:
     """Every cell of ``plan``; with ``workers``, cells run on Ray and ``make`` builds the schedulers in each worker
     (so it must pickle: names and checkpoint paths, not models)."""
 
@@ -108,8 +121,13 @@ def run_evaluation(plan: EvaluationPlan, make: Callable[[str], Scheduler],
         for result in cell:
             on_episode(result)
 
-    cells = run_units(partial(make_schedulers, make, plan.methods), partial(evaluate_cell, plan), list(plan.cells()),
-                      workers, report if on_episode else None)
+    cells = run_units(
+        partial(make_schedulers, make, plan.methods),
+        partial(evaluate_cell, plan),
+        list(plan.cells()),
+        workers,
+        report if on_episode else None,
+    )
     results = []
     for result in (result for cell in cells for result in cell):
         results.append(result)
@@ -152,21 +170,35 @@ def paired_comparison(results: list[EpisodeResult], method: str, reference: str)
     cells = sorted({(r.nodes, r.regime) for r in results}, key=lambda c: (c[0], REGIMES.index(c[1])))
     rows = []
     for nodes, regime in cells:
-        seeds = sorted(s for (m, n, g, s) in by_key if m == method and n == nodes and g == regime
-                       and (reference, n, g, s) in by_key)
+        seeds = sorted(
+            s
+            for (m, n, g, s) in by_key
+            if m == method and n == nodes and g == regime and (reference, n, g, s) in by_key
+        )
         if not seeds:
             continue
         ours = np.array([by_key[(method, nodes, regime, s)] for s in seeds])
         theirs = np.array([by_key[(reference, nodes, regime, s)] for s in seeds])
         difference = ours - theirs
         low, high = confidence_interval(difference)
-        p_value = (float(require("scipy.stats", "train").ttest_rel(ours, theirs).pvalue)
-                   if len(seeds) > 1 and difference.std() > 0 else 1.0)
-        rows.append({
-            "method": method, "reference": reference, "nodes": nodes, "regime": regime, "seeds": len(seeds),
-            "mean_difference": float(difference.mean()), "difference_ci95": [low, high], "p_value": p_value,
-            "relative_change": float(difference.mean() / theirs.mean()),
-        })
+        p_value = (
+            float(require("scipy.stats", "train").ttest_rel(ours, theirs).pvalue)
+            if len(seeds) > 1 and difference.std() > 0
+            else 1.0
+        )
+        rows.append(
+            {
+                "method": method,
+                "reference": reference,
+                "nodes": nodes,
+                "regime": regime,
+                "seeds": len(seeds),
+                "mean_difference": float(difference.mean()),
+                "difference_ci95": [low, high],
+                "p_value": p_value,
+                "relative_change": float(difference.mean() / theirs.mean()),
+            }
+        )
     return rows
 
 
@@ -198,21 +230,50 @@ def _with_ci(value: float, interval: Sequence[float], sign: str = "") -> str:
 
 
 def markdown_table(summary: list[dict[str, Any]]) -> str:
-    header = ["N", "regime", "method", "avg response time (s) [95% CI]", "p95 (s)", "completed primitives",
-              "slowdown", "max(LB1, LB2) (s)", "/ LB"]
+    header = [
+        "N",
+        "regime",
+        "method",
+        "avg response time (s) [95% CI]",
+        "p95 (s)",
+        "completed primitives",
+        "slowdown",
+        "max(LB1, LB2) (s)",
+        "/ LB",
+    ]
     ordered = sorted(summary, key=lambda r: (r["nodes"], REGIMES.index(r["regime"]), r["avg_response_time"]))
-    return _markdown(header, ([
-        str(row["nodes"]), row["regime"], row["method"],
-        _with_ci(row["avg_response_time"], row["avg_response_time_ci95"]),
-        f"{row['p95_response_time']:.2f}", f"{row['completed_primitives']:.1f}", f"{row['avg_slowdown']:.2f}",
-        f"{row['lower_bound']:.2f}", f"{row['ratio_to_lower_bound']:.2f}",
-    ] for row in ordered))
+    return _markdown(
+        header,
+        (
+            [
+                str(row["nodes"]),
+                row["regime"],
+                row["method"],
+                _with_ci(row["avg_response_time"], row["avg_response_time_ci95"]),
+                f"{row['p95_response_time']:.2f}",
+                f"{row['completed_primitives']:.1f}",
+                f"{row['avg_slowdown']:.2f}",
+                f"{row['lower_bound']:.2f}",
+                f"{row['ratio_to_lower_bound']:.2f}",
+            ]
+            for row in ordered
+        ),
+    )
 
 
 def markdown_paired(rows: list[dict[str, Any]]) -> str:
     header = ["N", "regime", "method - reference", "mean diff (s) [95% CI]", "relative", "paired t p"]
-    return _markdown(header, ([
-        str(row["nodes"]), row["regime"], f"{row['method']} - {row['reference']}",
-        _with_ci(row["mean_difference"], row["difference_ci95"], "+"),
-        f"{100 * row['relative_change']:+.1f}%", f"{row['p_value']:.3g}",
-    ] for row in rows))
+    return _markdown(
+        header,
+        (
+            [
+                str(row["nodes"]),
+                row["regime"],
+                f"{row['method']} - {row['reference']}",
+                _with_ci(row["mean_difference"], row["difference_ci95"], "+"),
+                f"{100 * row['relative_change']:+.1f}%",
+                f"{row['p_value']:.3g}",
+            ]
+            for row in rows
+        ),
+    )

@@ -37,8 +37,13 @@ class Labels:
 def label_episode(rule: PlacementRule, teacher: Scheduler, episode: EpisodeSpec) -> Labels:
     """The teacher schedules the whole episode (its choices, not a student's, decide what comes next)."""
     teacher.reset(episode.duration_seed)
-    engine = Engine(episode.cluster, copy.deepcopy(episode.workflows), seed=episode.duration_seed,
-                    priority=teacher.priority, rule=rule)
+    engine = Engine(
+        episode.cluster,
+        copy.deepcopy(episode.workflows),
+        seed=episode.duration_seed,
+        priority=teacher.priority,
+        rule=rule,
+    )
     labels = Labels()
     while (observation := engine.next_decision()) is not None:
         node = teacher.choose(observation)
@@ -50,8 +55,14 @@ def label_episode(rule: PlacementRule, teacher: Scheduler, episode: EpisodeSpec)
     return labels
 
 
-def generate_labels(episodes: Sequence[EpisodeSpec], teacher: str = DEFAULT_TEACHER, rule: PlacementRule = DEFAULT_RULE,
-                    workers: Workers = IN_PROCESS, on_episode: Callable[[Labels], None] | None = None) -> list[Labels]:
+def generate_labels(
+    episodes: Sequence[EpisodeSpec],
+    teacher: str = DEFAULT_TEACHER,
+    rule: PlacementRule = DEFAULT_RULE,
+    workers: Workers = IN_PROCESS,
+    on_episode: Callable[[Labels], None] | None = None,
+) -> list[Labels]:
     """``teacher``'s labels for every episode, in episode order."""
-    return run_units(partial(make_scheduler, teacher), partial(label_episode, rule), list(episodes), workers,
-                     on_episode)
+    return run_units(
+        partial(make_scheduler, teacher), partial(label_episode, rule), list(episodes), workers, on_episode
+    )

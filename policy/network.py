@@ -112,8 +112,10 @@ class WindowMLPNetwork(nn.Module):
         self.config = config
         window, hidden = config.window, config.hidden
         self.body = nn.Sequential(
-            nn.Linear(PRIMITIVE_FEATURES + window * (NODE_FEATURES + 1), 2 * hidden), nn.ReLU(),
-            nn.Linear(2 * hidden, hidden), nn.ReLU(),
+            nn.Linear(PRIMITIVE_FEATURES + window * (NODE_FEATURES + 1), 2 * hidden),
+            nn.ReLU(),
+            nn.Linear(2 * hidden, hidden),
+            nn.ReLU(),
         )
         self.actor = nn.Linear(hidden, window)
         self.critic = nn.Linear(hidden, 1)
@@ -128,8 +130,9 @@ class WindowMLPNetwork(nn.Module):
         in_window = torch.isfinite(torch.gather(rank_key, 1, order))
         return order.clamp(max=nodes.shape[1] - 1), in_window
 
-    def slots(self, primitive: torch.Tensor, nodes: torch.Tensor, mask: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def slots(
+        self, primitive: torch.Tensor, nodes: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Hidden [B, D], raw per-slot outputs [B, W], slot -> node index [B, W], slot in use [B, W]."""
         node_features = nodes.shape[-1]
         order, in_window = self.window_indices(nodes, mask)
@@ -139,8 +142,9 @@ class WindowMLPNetwork(nn.Module):
         return hidden, self.actor(hidden), order, in_window
 
     @staticmethod
-    def scatter_to_nodes(slot_values: torch.Tensor, order: torch.Tensor, in_window: torch.Tensor,
-                         num_nodes: int, fill: float) -> torch.Tensor:
+    def scatter_to_nodes(
+        slot_values: torch.Tensor, order: torch.Tensor, in_window: torch.Tensor, num_nodes: int, fill: float
+    ) -> torch.Tensor:
         """[B, W] slot values -> [B, N]; nodes outside the window (and empty slots) get ``fill``."""
         slot_values = slot_values.masked_fill(~in_window, fill)
         out = torch.full((slot_values.shape[0], num_nodes), fill, dtype=slot_values.dtype, device=slot_values.device)

@@ -41,8 +41,10 @@ def small_instance(seed: int, nodes: int = 6, workflows: int = 6, load: float = 
     """A heterogeneous cluster of ``nodes`` and the first ``workflows`` of a generated workload at ``load``
     that have at most MAX_PRIMITIVES primitives (a larger one is skipped, its arrival slot left empty)."""
     if nodes > MAX_NODES or workflows > MAX_WORKFLOWS:
-        raise ValueError(f"small instances have at most {MAX_NODES} nodes and {MAX_WORKFLOWS} workflows; "
-                         f"asked for {nodes} nodes and {workflows} workflows")
+        raise ValueError(
+            f"small instances have at most {MAX_NODES} nodes and {MAX_WORKFLOWS} workflows; "
+            f"asked for {nodes} nodes and {workflows} workflows"
+        )
     cluster = heterogeneous(nodes, seed)
     # four candidates per slot: the largest shapes (react with 4 rounds: 9 primitives) are rare
     pool = generate_workload(cluster, 4 * workflows, load, seed)
@@ -70,23 +72,42 @@ class OptimalityRow:
         return self.response_times[method] / self.optimum.objective - 1.0
 
 
-def optimality_report(methods: Sequence[str], make: Callable[[str], Scheduler], instances: Sequence[Instance],
-                      time_limit_s: float, simulate_kwargs: dict[str, Any] | None = None,
-                      work_limit: float | None = None) -> list[OptimalityRow]:
+def optimality_report(
+    methods: Sequence[str],
+    make: Callable[[str], Scheduler],
+    instances: Sequence[Instance],
+    time_limit_s: float,
+    simulate_kwargs: dict[str, Any] | None = None,
+    work_limit: float | None = None,
+) -> list[OptimalityRow]:
     """Every method (a fresh ``make(method)`` per instance) simulated on every instance, beside the bounds and
     CP-SAT's optimum of that instance's episode (``time_limit_s``, ``work_limit``: see ``yardsticks.optimum``)."""
     rows = []
     for instance in instances:
         times = {}
         for method in methods:
-            result = simulate(instance.cluster, copy.deepcopy(instance.workflows), make(method), seed=instance.seed,
-                              **(simulate_kwargs or {}))
+            result = simulate(
+                instance.cluster,
+                copy.deepcopy(instance.workflows),
+                make(method),
+                seed=instance.seed,
+                **(simulate_kwargs or {}),
+            )
             times[method] = result.avg_response_time
-        rows.append(OptimalityRow(
-            instance.name, lower_bound(instance.cluster, instance.workflows, instance.seed),
-            optimum(instance.cluster, instance.workflows, instance.seed, time_limit_s=time_limit_s,
-                    work_limit=work_limit), times,
-        ))
+        rows.append(
+            OptimalityRow(
+                instance.name,
+                lower_bound(instance.cluster, instance.workflows, instance.seed),
+                optimum(
+                    instance.cluster,
+                    instance.workflows,
+                    instance.seed,
+                    time_limit_s=time_limit_s,
+                    work_limit=work_limit,
+                ),
+                times,
+            )
+        )
     return rows
 
 
@@ -103,15 +124,20 @@ def optimality_table(rows: Sequence[OptimalityRow]) -> str:
         header += [f"{method} s", f"{method} / LB", f"{method} vs CP-SAT"]
     # (value, format) per column; the status column is text and has no mean
     columns: list[tuple[Callable[[OptimalityRow], Any], str]] = [
-        (lambda row: row.lower_bound.critical_path, "{:.2f}"), (lambda row: row.lower_bound.capacity, "{:.2f}"),
-        (lambda row: row.optimum.objective, "{:.2f}"), (lambda row: row.optimum.best_bound, "{:.2f}"),
-        (lambda row: row.optimum.status, "{}"), (lambda row: row.optimum.proven_gap, "{:.1%}"),
+        (lambda row: row.lower_bound.critical_path, "{:.2f}"),
+        (lambda row: row.lower_bound.capacity, "{:.2f}"),
+        (lambda row: row.optimum.objective, "{:.2f}"),
+        (lambda row: row.optimum.best_bound, "{:.2f}"),
+        (lambda row: row.optimum.status, "{}"),
+        (lambda row: row.optimum.proven_gap, "{:.1%}"),
         (lambda row: row.optimum.wall_seconds, "{:.1f}"),
     ]
     for method in methods:
-        columns += [(partial(_response_time, method=method), "{:.2f}"),
-                    (partial(OptimalityRow.ratio_to_bound, method=method), "{:.2f}"),
-                    (partial(OptimalityRow.gap_to_optimum, method=method), "{:+.1%}")]
+        columns += [
+            (partial(_response_time, method=method), "{:.2f}"),
+            (partial(OptimalityRow.ratio_to_bound, method=method), "{:.2f}"),
+            (partial(OptimalityRow.gap_to_optimum, method=method), "{:+.1%}"),
+        ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         lines.append("| " + " | ".join([row.instance] + [form.format(value(row)) for value, form in columns]) + " |")

@@ -70,8 +70,9 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_SECONDS).close()
     except OSError as error:
-        raise WorkersUnavailable(f"no Ray cluster answers at {address} ({error.strerror or error}); "
-                                 f"start one with `ray start --head`") from None
+        raise WorkersUnavailable(
+            f"no Ray cluster answers at {address} ({error.strerror or error}); start one with `ray start --head`"
+        ) from None
 
 
 @contextmanager
@@ -95,8 +96,10 @@ def connected(workers: Workers) -> Iterator[None]:
         # `ray start --head` turns token authentication on (Ray 2.60); a driver without the token is refused with
         # nothing but "failed to connect" in the exception, so say what usually fixes it
         hint = " (a cluster with token authentication needs RAY_AUTH_MODE=token and its token: docs/scale-out.md)"
-        raise WorkersUnavailable(f"cannot start or join Ray at {workers.address or 'a local instance'}: {message}"
-                                 + (hint if "Failed to connect" in message else "")) from None
+        raise WorkersUnavailable(
+            f"cannot start or join Ray at {workers.address or 'a local instance'}: {message}"
+            + (hint if "Failed to connect" in message else "")
+        ) from None
     try:
         yield
     finally:
@@ -112,8 +115,13 @@ def _remote_run_unit() -> Any:  # ray.remote_function.RemoteFunction, exported t
     return _import_ray().remote(num_cpus=1)(_run_unit)
 
 
-def run_units(setup: Callable[[], Context], work: Callable[[Context, Unit], Result], units: Sequence[Unit],
-              workers: Workers = IN_PROCESS, on_result: Callable[[Result], None] | None = None) -> list[Result]:
+def run_units(
+    setup: Callable[[], Context],
+    work: Callable[[Context, Unit], Result],
+    units: Sequence[Unit],
+    workers: Workers = IN_PROCESS,
+    on_result: Callable[[Result], None] | None = None,
+) -> list[Result]:
     """``[work(setup(), unit) for unit in units]``, in that order.
 
     In-process ``setup`` runs once; on Ray once per unit, inside the worker (so schedulers and models are built

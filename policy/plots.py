@@ -22,8 +22,9 @@ def metric_vs_nodes(summary: list[dict[str, Any]], metric: str, ylabel: str, pat
     methods = sorted({row["method"] for row in summary})
     for axis, regime in zip(axes, REGIMES, strict=True):
         for method in methods:
-            rows = sorted((r for r in summary if r["method"] == method and r["regime"] == regime),
-                          key=lambda r: r["nodes"])
+            rows = sorted(
+                (r for r in summary if r["method"] == method and r["regime"] == regime), key=lambda r: r["nodes"]
+            )
             if not rows:
                 continue
             x = [r["nodes"] for r in rows]
@@ -78,8 +79,11 @@ def training_curves(runs: dict[str, Path], path: Path, key: str = "eval/normalis
 
 
 def feature_drift(rows: list[dict[str, Any]], path: Path) -> Path:
-    panels = [("feature_abs_mean", "mean |per-dimension mean|"), ("feature_variance", "mean per-dimension variance"),
-              ("mean_abs_offdiag_correlation", "mean |off-diagonal correlation|")]
+    panels = [
+        ("feature_abs_mean", "mean |per-dimension mean|"),
+        ("feature_variance", "mean per-dimension variance"),
+        ("mean_abs_offdiag_correlation", "mean |off-diagonal correlation|"),
+    ]
     plt = pyplot()
     figure, axes = plt.subplots(1, len(panels), figsize=(13, 4))
     for axis, (key, label) in zip(axes, panels, strict=True):

@@ -63,14 +63,17 @@ class PolicySnapshot:
         return model.eval()
 
 
-def collect_group(rollouts: int, rule: PlacementRule, model: nn.Module,
-                  unit: tuple[EpisodeSpec, int]) -> tuple[list[Trajectory], list[float]]:
+def collect_group(
+    rollouts: int, rule: PlacementRule, model: nn.Module, unit: tuple[EpisodeSpec, int]
+) -> tuple[list[Trajectory], list[float]]:
     """Run one episode ``rollouts`` times, the engines in lock-step with one batched forward per step, sampling
     actions from a generator seeded with the unit's seed: the same trajectories wherever the group runs."""
     episode, seed = unit
     generator = torch.Generator().manual_seed(seed)
-    engines = [Engine(episode.cluster, copy.deepcopy(episode.workflows), seed=episode.duration_seed, rule=rule)
-               for _ in range(rollouts)]
+    engines = [
+        Engine(episode.cluster, copy.deepcopy(episode.workflows), seed=episode.duration_seed, rule=rule)
+        for _ in range(rollouts)
+    ]
     trajectories = [Trajectory() for _ in engines]
     observations = [engine.next_decision() for engine in engines]
     while True:
@@ -98,19 +101,28 @@ def collect_group(rollouts: int, rule: PlacementRule, model: nn.Module,
     return trajectories, [engine.result().avg_response_time for engine in engines]
 
 
-def collect_rollouts(policy: PolicySnapshot, episodes: list[EpisodeSpec], seeds: list[int], rollouts_per_group: int,
-                     rule: PlacementRule = DEFAULT_RULE, workers: Workers = IN_PROCESS,
-                     ) -> tuple[list[Trajectory], list[float]]:
+def collect_rollouts(
+    policy: PolicySnapshot,
+    episodes: list[EpisodeSpec],
+    seeds: list[int],
+    rollouts_per_group: int,
+    rule: PlacementRule = DEFAULT_RULE,
+    workers: Workers = IN_PROCESS,
+) -> tuple[list[Trajectory], list[float]]:
     """Every episode ``rollouts_per_group`` times, one group per (episode, seed) and per unit of ``workers``;
     trajectories in episode order, each group's rollouts together."""
-    groups = run_units(policy.build, partial(collect_group, rollouts_per_group, rule),
-                       list(zip(episodes, seeds, strict=True)), workers)
-    return ([trajectory for trajectories, _ in groups for trajectory in trajectories],
-            [time for _, times in groups for time in times])
+    groups = run_units(
+        policy.build, partial(collect_group, rollouts_per_group, rule), list(zip(episodes, seeds, strict=True)), workers
+    )
+    return (
+        [trajectory for trajectories, _ in groups for trajectory in trajectories],
+        [time for _, times in groups for time in times],
+    )
 
 
-def advantages_and_returns(trajectories: list[Trajectory], rollouts_per_group: int, reward_scale: float,
-                           gamma: float, gae_lambda: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def advantages_and_returns(
+    trajectories: list[Trajectory], rollouts_per_group: int, reward_scale: float, gamma: float, gae_lambda: float
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """GAE per trajectory (episodes end when all workflows drain: terminal, no bootstrap), then the
     mean advantage of the group's rollouts at the same decision index is subtracted."""
     advantages, returns = [], []
@@ -128,7 +140,7 @@ def advantages_and_returns(trajectories: list[Trajectory], rollouts_per_group: i
         returns.append(advantage + values)
     centred: list[np.ndarray] = []
     for start in range(0, len(trajectories), rollouts_per_group):
-        group = advantages[start:start + rollouts_per_group]
+        group = advantages[start : start + rollouts_per_group]
         longest = max(len(a) for a in group)
         stacked = np.full((len(group), longest), np.nan)
         for row, advantage in enumerate(group):
@@ -167,24 +179,31 @@ class Trainer:
         self.global_step = 0
         self.wall_seconds = 0.0
         self.best_validation = float("inf")
-        self.validation = ValidationSet(config.seed, config.eval_nodes, config.eval_episodes, config.eval_workflows,
-                                        config.eval_load, self.rule)
+        self.validation = ValidationSet(
+            config.seed, config.eval_nodes, config.eval_episodes, config.eval_workflows, config.eval_load, self.rule
+        )
 
     # -- persistence ---------------------------------------------------------------------------
     def save_state(self) -> None:
-        self.run.save({
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "numpy_rng": self.rng.bit_generator.state,
-            "return_scale": vars(self.return_scale),
-            "iteration": self.iteration,
-            "global_step": self.global_step,
-            "wall_seconds": self.wall_seconds,
-            "best_validation": self.best_validation,
-            "config": self.config.to_dict(),
-        }, self.model, self.config.network, self.config.algo, self.training_record())
+        self.run.save(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "numpy_rng": self.rng.bit_generator.state,
+                "return_scale": vars(self.return_scale),
+                "iteration": self.iteration,
+                "global_step": self.global_step,
+                "wall_seconds": self.wall_seconds,
+                "best_validation": self.best_validation,
+                "config": self.config.to_dict(),
+            },
+            self.model,
+            self.config.network,
+            self.config.algo,
+            self.training_record(),
+        )
 
     def resume(self) -> bool:
         """Continue from ``checkpoint.pt`` if the run directory has one; the config must match."""
@@ -207,9 +226,12 @@ class Trainer:
         return True
 
     def training_record(self) -> dict[str, Any]:
-        return self.run.training_record(self.config.to_dict(),
-                                        {"global_step": self.global_step, "iterations": self.iteration},
-                                        self.wall_seconds, self.best_validation)
+        return self.run.training_record(
+            self.config.to_dict(),
+            {"global_step": self.global_step, "iterations": self.iteration},
+            self.wall_seconds,
+            self.best_validation,
+        )
 
     # -- one iteration -------------------------------------------------------------------------
     def rollout_and_update(self) -> dict[str, float]:
@@ -218,14 +240,24 @@ class Trainer:
             fraction = 1.0 - min(self.global_step / config.total_steps, 1.0)
             self.optimizer.param_groups[0]["lr"] = max(fraction, 0.05) * config.learning_rate
         episodes = [
-            sample_episode(self.rng, config.nodes, config.workflows_per_episode,
-                           float(self.rng.uniform(config.load_low, config.load_high)))
+            sample_episode(
+                self.rng,
+                config.nodes,
+                config.workflows_per_episode,
+                float(self.rng.uniform(config.load_low, config.load_high)),
+            )
             for _ in range(config.groups)
         ]
         # each group samples its actions from its own seed, so a group's rollouts do not depend on where it runs
         seeds = [int(seed) for seed in self.rng.integers(2**63, size=config.groups)]
-        trajectories, response_times = collect_rollouts(PolicySnapshot.of(self.model, config.network), episodes,
-                                                        seeds, config.rollouts_per_group, self.rule, self.workers)
+        trajectories, response_times = collect_rollouts(
+            PolicySnapshot.of(self.model, config.network),
+            episodes,
+            seeds,
+            config.rollouts_per_group,
+            self.rule,
+            self.workers,
+        )
         self.return_scale.update(discounted_returns(trajectories, config.gamma))
         advantages, returns = advantages_and_returns(
             trajectories, config.rollouts_per_group, self.return_scale.std, config.gamma, config.gae_lambda
@@ -233,12 +265,14 @@ class Trainer:
         steps = sum(len(t.action) for t in trajectories)
         self.global_step += steps
         stats = self.update(trajectories, np.concatenate(advantages), np.concatenate(returns))
-        stats.update({
-            "rollout/avg_response_time": float(np.mean(response_times)),
-            "rollout/steps": float(steps),
-            "rollout/return_scale": self.return_scale.std,
-            "train/learning_rate": self.optimizer.param_groups[0]["lr"],
-        })
+        stats.update(
+            {
+                "rollout/avg_response_time": float(np.mean(response_times)),
+                "rollout/steps": float(steps),
+                "rollout/return_scale": self.return_scale.std,
+                "train/learning_rate": self.optimizer.param_groups[0]["lr"],
+            }
+        )
         return stats
 
     def update(self, trajectories: list[Trajectory], advantages: np.ndarray, returns: np.ndarray) -> dict[str, float]:
@@ -257,7 +291,7 @@ class Trainer:
         for _ in range(config.update_epochs):
             order = torch.randperm(size, generator=self.generator)
             for start in range(0, size, config.minibatch_size):
-                index = order[start:start + config.minibatch_size]
+                index = order[start : start + config.minibatch_size]
                 if len(index) < 2:
                     continue
                 width = int(node_counts[index].max())  # pad this minibatch only to its own largest N
@@ -276,7 +310,8 @@ class Trainer:
                 entropy_bonus = entropy.mean()
                 regulariser = (
                     srr_loss(output.features, config.decorrelation_coef, config.kl_coef)
-                    if config.srr else torch.zeros(())
+                    if config.srr
+                    else torch.zeros(())
                 )
                 loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy_bonus + regulariser
                 self.optimizer.zero_grad()
@@ -286,10 +321,15 @@ class Trainer:
                 with torch.no_grad():
                     approx_kl = ((ratio - 1) - log_ratio).mean()
                     clip_fraction = ((ratio - 1).abs() > config.clip_coef).float().mean()
-                for key, value in (("loss/policy", policy_loss), ("loss/value", value_loss),
-                                   ("loss/entropy", entropy_bonus), ("loss/srr", regulariser),
-                                   ("loss/total", loss), ("loss/approx_kl", approx_kl),
-                                   ("loss/clip_fraction", clip_fraction)):
+                for key, value in (
+                    ("loss/policy", policy_loss),
+                    ("loss/value", value_loss),
+                    ("loss/entropy", entropy_bonus),
+                    ("loss/srr", regulariser),
+                    ("loss/total", loss),
+                    ("loss/approx_kl", approx_kl),
+                    ("loss/clip_fraction", clip_fraction),
+                ):
                     totals.setdefault(key, []).append(float(value.detach()))
         return {key: float(np.mean(values)) for key, values in totals.items()}
 

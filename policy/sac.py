@@ -53,11 +53,15 @@ class ReplayBuffer:
     def add(self, observation: Observation, action: int, reward: float, next_observation: Observation | None) -> None:
         i = self.cursor
         self.primitive[0, i], self.nodes[0, i], self.mask[0, i] = (
-            observation.primitive_features, observation.node_features, observation.candidates
+            observation.primitive_features,
+            observation.node_features,
+            observation.candidates,
         )
         if next_observation is not None:
             self.primitive[1, i], self.nodes[1, i], self.mask[1, i] = (
-                next_observation.primitive_features, next_observation.node_features, next_observation.candidates
+                next_observation.primitive_features,
+                next_observation.node_features,
+                next_observation.candidates,
             )
         else:  # terminal: the next state is never used (done = 1) but must not be all-masked garbage
             self.primitive[1, i], self.nodes[1, i], self.mask[1, i] = 0.0, 0.0, True
@@ -68,14 +72,18 @@ class ReplayBuffer:
     def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         index = torch.randint(self.size, (batch_size,), generator=generator).numpy()
         return {
-            "primitive": torch.from_numpy(self.primitive[:, index]), "nodes": torch.from_numpy(self.nodes[:, index]),
-            "mask": torch.from_numpy(self.mask[:, index]), "action": torch.from_numpy(self.action[index]),
-            "reward": torch.from_numpy(self.reward[index]), "done": torch.from_numpy(self.done[index]),
+            "primitive": torch.from_numpy(self.primitive[:, index]),
+            "nodes": torch.from_numpy(self.nodes[:, index]),
+            "mask": torch.from_numpy(self.mask[:, index]),
+            "action": torch.from_numpy(self.action[index]),
+            "reward": torch.from_numpy(self.reward[index]),
+            "done": torch.from_numpy(self.done[index]),
         }
 
 
-def _policy_terms(actor: nn.Module, primitive: torch.Tensor, nodes: torch.Tensor, mask: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def _policy_terms(
+    actor: nn.Module, primitive: torch.Tensor, nodes: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     logits = actor(primitive, nodes, mask).logits
     log_probs = torch.log_softmax(logits, dim=-1)
     return log_probs.exp() * mask, torch.where(mask, log_probs, 0.0)
@@ -101,25 +109,38 @@ class SACTrainer:
         self.buffer = ReplayBuffer(config.buffer_size, config.nodes)
         self.return_scale = RunningReturnScale()
         self.global_step, self.wall_seconds, self.best_validation = 0, 0.0, float("inf")
-        self.validation = ValidationSet(config.seed, config.eval_nodes, config.eval_episodes, config.eval_workflows,
-                                        config.eval_load, self.rule)
+        self.validation = ValidationSet(
+            config.seed, config.eval_nodes, config.eval_episodes, config.eval_workflows, config.eval_load, self.rule
+        )
 
     def save_state(self) -> None:
-        self.run.save({
-            "actor": self.actor.state_dict(), "critics": self.critics.state_dict(),
-            "targets": self.targets.state_dict(),
-            "log_alpha": self.log_alpha.detach(), "actor_optimizer": self.actor_optimizer.state_dict(),
-            "critic_optimizer": self.critic_optimizer.state_dict(),
-            "alpha_optimizer": self.alpha_optimizer.state_dict(),
-            "generator": self.generator.get_state(), "numpy_rng": self.rng.bit_generator.state,
-            "return_scale": vars(self.return_scale), "global_step": self.global_step,
-            "wall_seconds": self.wall_seconds, "best_validation": self.best_validation,
-            "config": self.config.to_dict(),
-        }, self.actor, self.config.network, "sac", self.training_record())
+        self.run.save(
+            {
+                "actor": self.actor.state_dict(),
+                "critics": self.critics.state_dict(),
+                "targets": self.targets.state_dict(),
+                "log_alpha": self.log_alpha.detach(),
+                "actor_optimizer": self.actor_optimizer.state_dict(),
+                "critic_optimizer": self.critic_optimizer.state_dict(),
+                "alpha_optimizer": self.alpha_optimizer.state_dict(),
+                "generator": self.generator.get_state(),
+                "numpy_rng": self.rng.bit_generator.state,
+                "return_scale": vars(self.return_scale),
+                "global_step": self.global_step,
+                "wall_seconds": self.wall_seconds,
+                "best_validation": self.best_validation,
+                "config": self.config.to_dict(),
+            },
+            self.actor,
+            self.config.network,
+            "sac",
+            self.training_record(),
+        )
 
     def training_record(self) -> dict[str, Any]:
-        return self.run.training_record(self.config.to_dict(), {"global_step": self.global_step}, self.wall_seconds,
-                                        self.best_validation)
+        return self.run.training_record(
+            self.config.to_dict(), {"global_step": self.global_step}, self.wall_seconds, self.best_validation
+        )
 
     def resume(self) -> bool:
         state = self.run.load_state()
@@ -141,8 +162,12 @@ class SACTrainer:
 
     def new_engine(self) -> Engine:
         config = self.config
-        episode = sample_episode(self.rng, config.nodes, config.workflows_per_episode,
-                                 float(self.rng.uniform(config.load_low, config.load_high)))
+        episode = sample_episode(
+            self.rng,
+            config.nodes,
+            config.workflows_per_episode,
+            float(self.rng.uniform(config.load_low, config.load_high)),
+        )
         return Engine(episode.cluster, episode.workflows, seed=episode.duration_seed, rule=self.rule)
 
     def update(self) -> dict[str, float]:
@@ -186,8 +211,12 @@ class SACTrainer:
             for target_net, critic in zip(self.targets, self.critics, strict=True):
                 for target_param, param in zip(target_net.parameters(), critic.parameters(), strict=True):
                     target_param.lerp_(param, config.tau)
-        return {"loss/critic": float(critic_loss.detach()), "loss/actor": float(actor_loss.detach()),
-                "train/alpha": float(self.log_alpha.detach().exp()), "loss/entropy": float(entropy.mean())}
+        return {
+            "loss/critic": float(critic_loss.detach()),
+            "loss/actor": float(actor_loss.detach()),
+            "train/alpha": float(self.log_alpha.detach().exp()),
+            "loss/entropy": float(entropy.mean()),
+        }
 
     def validate(self) -> dict[str, float]:
         stats = self.validation.evaluate(LearnedScheduler("sac", self.actor))
@@ -256,4 +285,3 @@ class SACTrainer:
                     on_progress(self.global_step, stats)
         self.run.close()
         return last
-

@@ -40,8 +40,13 @@ class SuiteEpisode:
     guarded_fraction: float = 0.0  # share of its decisions the guard replaced (evaluate --guard)
 
 
-def suite_cell(methods: Sequence[str], size: str | float, simulate_kwargs: Mapping[str, Any],
-               schedulers: Mapping[str, Scheduler], cell: tuple[str, int]) -> list[SuiteEpisode]:
+def suite_cell(
+    methods: Sequence[str],
+    size: str | float,
+    simulate_kwargs: Mapping[str, Any],
+    schedulers: Mapping[str, Scheduler],
+    cell: tuple[str, int],
+) -> list[SuiteEpisode]:
     """Every method on one (scenario, seed)'s cluster and workload: the unit ``--workers`` fans out."""
     scenario, seed = get_scenario(cell[0]), cell[1]
     cluster, workflows = scenario.build(seed, size)
@@ -52,16 +57,32 @@ def suite_cell(methods: Sequence[str], size: str | float, simulate_kwargs: Mappi
         scheduler.reset(seed)
         before = tally(scheduler)
         outcome = simulate(cluster, copy.deepcopy(workflows), scheduler, seed=seed, **simulate_kwargs)
-        episodes.append(SuiteEpisode(scenario.name, method, seed, float(outcome.avg_response_time),
-                                     float(outcome.p95_response_time), outcome.completed_workflows, len(workflows),
-                                     bound, guarded_fraction(scheduler, before)))
+        episodes.append(
+            SuiteEpisode(
+                scenario.name,
+                method,
+                seed,
+                float(outcome.avg_response_time),
+                float(outcome.p95_response_time),
+                outcome.completed_workflows,
+                len(workflows),
+                bound,
+                guarded_fraction(scheduler, before),
+            )
+        )
     return episodes
 
 
-def run_suite(names: Sequence[str], methods: Sequence[str], seeds: Sequence[int], make: Callable[[str], Scheduler],
-              size: str | float = "default", simulate_kwargs: Mapping[str, Any] | None = None,
-              on_episode: Callable[[SuiteEpisode], None] | None = None,
-              workers: Workers = IN_PROCESS) -> list[SuiteEpisode]:
+def run_suite(
+    names: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    make: Callable[[str], Scheduler],
+    size: str | float = "default",
+    simulate_kwargs: Mapping[str, Any] | None = None,
+    on_episode: Callable[[SuiteEpisode], None] | None = None,
+    workers: Workers = IN_PROCESS,
+) -> list[SuiteEpisode]:
     """Each method on the identical cluster and workload per (scenario, seed); ``simulate_kwargs`` go to
     ``simulate`` unchanged (e.g. the placement rule). With ``workers``, (scenario, seed) cells run on Ray and
     ``make`` builds the schedulers in each worker (so it must pickle: names and checkpoint paths, not models)."""
@@ -72,10 +93,13 @@ def run_suite(names: Sequence[str], methods: Sequence[str], seeds: Sequence[int]
         for episode in cell:
             on_episode(episode)
 
-    cells = run_units(partial(make_schedulers, make, methods),
-                      partial(suite_cell, list(methods), size, dict(simulate_kwargs or {})),
-                      [(scenario.name, seed) for scenario in scenarios for seed in seeds], workers,
-                      report if on_episode else None)
+    cells = run_units(
+        partial(make_schedulers, make, methods),
+        partial(suite_cell, list(methods), size, dict(simulate_kwargs or {})),
+        [(scenario.name, seed) for scenario in scenarios for seed in seeds],
+        workers,
+        report if on_episode else None,
+    )
     return [episode for cell in cells for episode in cell]
 
 
@@ -95,27 +119,33 @@ def summarise_suite(episodes: Iterable[SuiteEpisode], heuristics: Iterable[str] 
             best[scenario] = method
     missing = sorted({scenario for scenario, _ in groups} - set(best))
     if missing:
-        raise ValueError(f"no heuristic among the methods of {', '.join(missing)}: the ratio needs one "
-                         f"(heuristics: {', '.join(sorted(heuristic_names))})")
+        raise ValueError(
+            f"no heuristic among the methods of {', '.join(missing)}: the ratio needs one "
+            f"(heuristics: {', '.join(sorted(heuristic_names))})"
+        )
     rows = []
     for (scenario, method), group in groups.items():
         low, high = confidence_interval(np.array([e.avg_response_time for e in group]))
-        rows.append({
-            "scenario": scenario, "method": method, "seeds": len(group),
-            "avg_response_time": means[(scenario, method)], "avg_response_time_ci95": [low, high],
-            "best_heuristic": best[scenario],
-            "ratio_to_best_heuristic": means[(scenario, method)] / means[(scenario, best[scenario])],
-            "completed_fraction": sum(e.completed_workflows for e in group) / sum(e.workflows for e in group),
-            "lower_bound": float(np.mean([e.lower_bound for e in group])),
-            "ratio_to_lower_bound": float(np.mean([e.avg_response_time / e.lower_bound for e in group])),
-            "guarded_fraction": float(np.mean([e.guarded_fraction for e in group])),
-        })
+        rows.append(
+            {
+                "scenario": scenario,
+                "method": method,
+                "seeds": len(group),
+                "avg_response_time": means[(scenario, method)],
+                "avg_response_time_ci95": [low, high],
+                "best_heuristic": best[scenario],
+                "ratio_to_best_heuristic": means[(scenario, method)] / means[(scenario, best[scenario])],
+                "completed_fraction": sum(e.completed_workflows for e in group) / sum(e.workflows for e in group),
+                "lower_bound": float(np.mean([e.lower_bound for e in group])),
+                "ratio_to_lower_bound": float(np.mean([e.avg_response_time / e.lower_bound for e in group])),
+                "guarded_fraction": float(np.mean([e.guarded_fraction for e in group])),
+            }
+        )
     worst: dict[str, dict[str, Any]] = {}
     for row in rows:
         method = str(row["method"])
         if method not in worst or row["ratio_to_best_heuristic"] > worst[method]["ratio"]:
-            worst[method] = {"method": method, "scenario": row["scenario"],
-                                    "ratio": row["ratio_to_best_heuristic"]}
+            worst[method] = {"method": method, "scenario": row["scenario"], "ratio": row["ratio_to_best_heuristic"]}
     return {"rows": rows, "worst": list(worst.values())}
 
 
@@ -145,13 +175,17 @@ def markdown_suite_table(summary: dict[str, Any]) -> str:
         row += [first["best_heuristic"], f"{first['lower_bound']:.2f}"]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
-    lines += [f"- {w['method']}: worst scenario {w['scenario']} (×{w['ratio']:.2f} the best heuristic)"
-              for w in summary["worst"]]
+    lines += [
+        f"- {w['method']}: worst scenario {w['scenario']} (×{w['ratio']:.2f} the best heuristic)"
+        for w in summary["worst"]
+    ]
     guarded = {method: [r["guarded_fraction"] for r in summary["rows"] if r["method"] == method] for method in methods}
     if any(any(fractions) for fractions in guarded.values()):  # evaluate --guard: how often it stepped in
         lines += ["", "Decisions the guard replaced (mean over scenarios; most in one scenario):"]
-        lines += [f"- {method}: {100 * float(np.mean(fractions)):.2f} % (max {100 * max(fractions):.2f} %)"
-                  for method, fractions in guarded.items()]
+        lines += [
+            f"- {method}: {100 * float(np.mean(fractions)):.2f} % (max {100 * max(fractions):.2f} %)"
+            for method, fractions in guarded.items()
+        ]
     return "\n".join(lines) + "\n"
 
 

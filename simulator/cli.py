@@ -25,12 +25,26 @@ from .rollout import LOOKAHEAD
 from .schedulers import HEURISTICS, Scheduler, make_heuristic
 from .workflow import Workflow, WorkflowValidationError, validate
 
-_COLUMNS = [("avg_response_time", "avg (s)"), ("p95_response_time", "p95 (s)"), ("p99_response_time", "p99 (s)"),
-            ("avg_slowdown", "slowdown"), ("completed_primitives", "prims"), ("utilisation", "util")]
+_COLUMNS = [
+    ("avg_response_time", "avg (s)"),
+    ("p95_response_time", "p95 (s)"),
+    ("p99_response_time", "p99 (s)"),
+    ("avg_slowdown", "slowdown"),
+    ("completed_primitives", "prims"),
+    ("utilisation", "util"),
+]
 
 
-def _run(cluster: ClusterSpec, workload: list[Workflow], scheduler: Scheduler, seed: int, horizon: float | None,
-         rule: PlacementRule, progress: Progress | None, label: str) -> SimulationResult:
+def _run(
+    cluster: ClusterSpec,
+    workload: list[Workflow],
+    scheduler: Scheduler,
+    seed: int,
+    horizon: float | None,
+    rule: PlacementRule,
+    progress: Progress | None,
+    label: str,
+) -> SimulationResult:
     scheduler.reset(seed)
     engine = Engine(cluster, workload, seed, horizon=horizon, priority=scheduler.priority, rule=rule)
     total = sum(len(w.primitives) for w in workload)
@@ -46,8 +60,12 @@ def _run(cluster: ClusterSpec, workload: list[Workflow], scheduler: Scheduler, s
     return engine.result()
 
 
-def register(app: typer.Typer, make_scheduler: Callable[[str], Scheduler] = make_heuristic,
-             methods: tuple[str, ...] = (*HEURISTICS, *LOOKAHEAD), panel: str | None = None) -> None:
+def register(
+    app: typer.Typer,
+    make_scheduler: Callable[[str], Scheduler] = make_heuristic,
+    methods: tuple[str, ...] = (*HEURISTICS, *LOOKAHEAD),
+    panel: str | None = None,
+) -> None:
     """Add `simulate`; ``make_scheduler`` and ``methods`` name the policies it can run (the registry's, learned
     ones included, when the policy package registers it)."""
 
@@ -59,10 +77,12 @@ def register(app: typer.Typer, make_scheduler: Callable[[str], Scheduler] = make
         workflows: int = typer.Option(500, help="Workflows to generate."),
         load: float = typer.Option(0.7, help="Offered load as a fraction of the bottleneck resource's capacity."),
         seed: int = typer.Option(1, help="Seed of the cluster, the workload and the true durations."),
-        policies: str | None = typer.Option(None, help="Comma-separated policies run on the identical workload "
-                                            "(instead of --policy)."),
-        cluster_file: Path | None = typer.Option(None, "--cluster", help="Cluster spec: YAML, or "
-                                                 "`kubectl get nodes -o json` output."),
+        policies: str | None = typer.Option(
+            None, help="Comma-separated policies run on the identical workload (instead of --policy)."
+        ),
+        cluster_file: Path | None = typer.Option(
+            None, "--cluster", help="Cluster spec: YAML, or `kubectl get nodes -o json` output."
+        ),
         workload_file: Path | None = typer.Option(None, "--workload", help="WorkflowDAG manifests (YAML)."),
         bursty: bool = typer.Option(False, help="On/off-modulated arrivals with the same mean rate."),
         horizon: float | None = typer.Option(None, help="Stop at this simulated time (seconds)."),
@@ -91,19 +111,35 @@ def register(app: typer.Typer, make_scheduler: Callable[[str], Scheduler] = make
         results: dict[str, SimulationResult] = {}
         with Progress(console=console, transient=True, disable=not show_progress) as progress:
             for name, scheduler in schedulers.items():
-                results[name] = _run(cluster, workload, scheduler, seed, horizon, placement_rule,
-                                     progress if show_progress else None, name)
-        header = {"nodes": len(cluster.nodes), "seed": seed, "workflows": len(workload), "load": load,
-                  "rule": placement_rule.value}
+                results[name] = _run(
+                    cluster,
+                    workload,
+                    scheduler,
+                    seed,
+                    horizon,
+                    placement_rule,
+                    progress if show_progress else None,
+                    name,
+                )
+        header = {
+            "nodes": len(cluster.nodes),
+            "seed": seed,
+            "workflows": len(workload),
+            "load": load,
+            "rule": placement_rule.value,
+        }
         if as_json:
             if compare:
-                typer.echo(json.dumps({**header, "policies": {n: {"policy": n, **r.to_dict()}
-                                                               for n, r in results.items()}}))
+                typer.echo(
+                    json.dumps({**header, "policies": {n: {"policy": n, **r.to_dict()} for n, r in results.items()}})
+                )
             else:
                 typer.echo(json.dumps({**header, "policy": policy, **results[policy].to_dict()}))
             return
-        table = Table(title=f"{len(workload)} workflows on {len(cluster.nodes)} nodes, load {load}, seed {seed}, "
-                            f"rule {placement_rule.value}")
+        table = Table(
+            title=f"{len(workload)} workflows on {len(cluster.nodes)} nodes, load {load}, seed {seed}, "
+            f"rule {placement_rule.value}"
+        )
         table.add_column("policy")
         for _, title in _COLUMNS:
             table.add_column(title, justify="right")

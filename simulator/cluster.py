@@ -54,8 +54,14 @@ _PROFILE_ROWS: list[tuple[str, str, int, int, int, float, float, float, tuple[fl
 # fmt: on
 PROFILES: dict[str, NodeProfile] = {
     node_class: NodeProfile(
-        node_class=node_class, accelerator=accelerator, cpu_millicores=cpu, memory_bytes=gib * GIB, gpus=gpus,
-        prefill_tokens_per_second=prefill, decode_tokens_per_second=decode, bandwidth_gbps=gbps,
+        node_class=node_class,
+        accelerator=accelerator,
+        cpu_millicores=cpu,
+        memory_bytes=gib * GIB,
+        gpus=gpus,
+        prefill_tokens_per_second=prefill,
+        decode_tokens_per_second=decode,
+        bandwidth_gbps=gbps,
         speed=dict(zip(KINDS, speeds, strict=True)),
     )
     for node_class, accelerator, cpu, gib, gpus, prefill, decode, gbps, speeds in _PROFILE_ROWS
@@ -63,7 +69,11 @@ PROFILES: dict[str, NodeProfile] = {
 
 # Fixed mix of the generator: per 8 nodes, 1 large GPU, 2 small GPU, 2 CPU-large, 2 CPU-small, 1 memory.
 CLASS_MIX: dict[str, float] = {
-    "gpu-large": 1 / 8, "gpu-small": 2 / 8, "cpu-large": 2 / 8, "cpu-small": 2 / 8, "mem-optimised": 1 / 8,
+    "gpu-large": 1 / 8,
+    "gpu-small": 2 / 8,
+    "cpu-large": 2 / 8,
+    "cpu-small": 2 / 8,
+    "mem-optimised": 1 / 8,
 }
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
@@ -93,8 +103,9 @@ class NodeSpec(BaseModel):
         return name
 
     @classmethod
-    def from_profile(cls, name: str, profile: NodeProfile, speed_factor: float = 1.0,
-                     labels: dict[str, str] | None = None) -> NodeSpec:
+    def from_profile(
+        cls, name: str, profile: NodeProfile, speed_factor: float = 1.0, labels: dict[str, str] | None = None
+    ) -> NodeSpec:
         return cls(
             name=name,
             node_class=profile.node_class,
@@ -155,8 +166,7 @@ class ClusterSpec(BaseModel):
                         f"nodes[{i}]: unknown node_class {raw['node_class']!r}; known: {', '.join(PROFILES)}"
                     )
                 base = NodeSpec.from_profile(raw["name"], PROFILES[raw["node_class"]], labels=raw.get("labels"))
-                raw = {**base.model_dump(), **{k: v for k, v in raw.items() if k != "labels"},
-                       "labels": base.labels}
+                raw = {**base.model_dump(), **{k: v for k, v in raw.items() if k != "labels"}, "labels": base.labels}
             nodes.append(raw)
         return cls(nodes=nodes)
 
@@ -186,8 +196,21 @@ def parse_quantity(value: str | int | float) -> float:
     """Parse a Kubernetes resource quantity ('500m', '16Gi', '2', '1e3') into a plain number."""
     text = str(value).strip()
     suffixes = {
-        "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "Pi": 1024**5, "Ei": 1024**6,
-        "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+        "Ki": 1024,
+        "Mi": 1024**2,
+        "Gi": 1024**3,
+        "Ti": 1024**4,
+        "Pi": 1024**5,
+        "Ei": 1024**6,
+        "n": 1e-9,
+        "u": 1e-6,
+        "m": 1e-3,
+        "k": 1e3,
+        "M": 1e6,
+        "G": 1e9,
+        "T": 1e12,
+        "P": 1e15,
+        "E": 1e18,
     }
     for suffix in sorted(suffixes, key=len, reverse=True):
         if text.endswith(suffix) and text[: -len(suffix)]:
@@ -213,13 +236,15 @@ def node_spec_from_object(node: dict[str, Any]) -> NodeSpec:
         raise ValueError(f"node {name!r}: unknown {NODE_CLASS_LABEL} {node_class!r}; known: {', '.join(PROFILES)}")
     profile = PROFILES[node_class]
     spec = NodeSpec.from_profile(name, profile)
-    return spec.model_copy(update={
-        "labels": labels,
-        "cpu_millicores": int(round(parse_quantity(allocatable.get("cpu", profile.cpu_millicores / 1000)) * 1000)),
-        "memory_bytes": int(parse_quantity(allocatable.get("memory", profile.memory_bytes))),
-        "gpus": gpus,
-        "pods": int(parse_quantity(allocatable.get("pods", 110))),
-    })
+    return spec.model_copy(
+        update={
+            "labels": labels,
+            "cpu_millicores": int(round(parse_quantity(allocatable.get("cpu", profile.cpu_millicores / 1000)) * 1000)),
+            "memory_bytes": int(parse_quantity(allocatable.get("memory", profile.memory_bytes))),
+            "gpus": gpus,
+            "pods": int(parse_quantity(allocatable.get("pods", 110))),
+        }
+    )
 
 
 def class_counts(n: int) -> dict[str, int]:
@@ -246,7 +271,17 @@ def heterogeneous(n: int, seed: int = 0, speed_jitter: float = 0.05) -> ClusterS
 
 
 __all__ = [
-    "ACCELERATOR_LABEL", "CLASS_MIX", "ClusterSpec", "GPU_RESOURCE", "KINDS", "NODE_CLASS_LABEL",
-    "NodeProfile", "NodeSpec", "PROFILES", "class_counts", "heterogeneous", "node_spec_from_object",
+    "ACCELERATOR_LABEL",
+    "CLASS_MIX",
+    "ClusterSpec",
+    "GPU_RESOURCE",
+    "KINDS",
+    "NODE_CLASS_LABEL",
+    "NodeProfile",
+    "NodeSpec",
+    "PROFILES",
+    "class_counts",
+    "heterogeneous",
+    "node_spec_from_object",
     "parse_quantity",
 ]

@@ -98,10 +98,29 @@ class _Task:
     finished: bool = False
 
     def copy(self) -> _Task:
-        return _Task(self.workflow, self.index, self.primitive, self.parents, self.children, self.estimated_seconds,
-                     self.raw_estimate, self.mask, self.duration_normal, self.downstream_seconds, self.mean_seconds,
-                     self.missing_parents, self.status, self.sequence, self.key, self.node, self.ready, self.start,
-                     self.setup, self.estimated_finish, self.finished)
+        return _Task(
+            self.workflow,
+            self.index,
+            self.primitive,
+            self.parents,
+            self.children,
+            self.estimated_seconds,
+            self.raw_estimate,
+            self.mask,
+            self.duration_normal,
+            self.downstream_seconds,
+            self.mean_seconds,
+            self.missing_parents,
+            self.status,
+            self.sequence,
+            self.key,
+            self.node,
+            self.ready,
+            self.start,
+            self.setup,
+            self.estimated_finish,
+            self.finished,
+        )
 
 
 def _key_of(task: _Task) -> tuple[float, float, int]:
@@ -109,9 +128,16 @@ def _key_of(task: _Task) -> tuple[float, float, int]:
 
 
 class Engine:
-    def __init__(self, cluster: ClusterSpec, workflows: list[Workflow], seed: int, horizon: float | None = None,
-                 stochastic: bool = True, priority: Callable[[Waiting], float] | None = None,
-                 rule: PlacementRule = DEFAULT_RULE):
+    def __init__(
+        self,
+        cluster: ClusterSpec,
+        workflows: list[Workflow],
+        seed: int,
+        horizon: float | None = None,
+        stochastic: bool = True,
+        priority: Callable[[Waiting], float] | None = None,
+        rule: PlacementRule = DEFAULT_RULE,
+    ):
         self.cluster, self.seed, self.horizon, self.stochastic = cluster, seed, horizon, stochastic
         self.rule = parse_rule(rule)
         self.state = ClusterState(cluster)
@@ -139,8 +165,12 @@ class Engine:
         # [N] Observation.node_load, kept current node by node the same way (state.dominant_share per node); once
         # an observation or a fork holds it, the next change writes a copy
         s = self.state
-        self._load = dominant_share(s.free_cpu, s.alloc_cpu, s.free_memory, s.alloc_memory, s.free_gpus,
-                                    s.gpu_divisor, s.gpu_weight) + s.queue_length
+        self._load = (
+            dominant_share(
+                s.free_cpu, s.alloc_cpu, s.free_memory, s.alloc_memory, s.free_gpus, s.gpu_divisor, s.gpu_weight
+            )
+            + s.queue_length
+        )
         self._load_shared = False
         # per node, only where there are any (a fork copies these, so it costs what is busy, not N):
         self._queues: dict[int, list[_Task]] = {}  # node-queues rule: the primitives planned there
@@ -159,8 +189,9 @@ class Engine:
         self._unfinished = 0
         self._cost = 0.0
         self._completed_primitives = 0
-        for w, (workflow, estimates) in enumerate(zip(self.workflows, workflows_estimates(self.workflows, self.state),
-                                                      strict=True)):
+        for w, (workflow, estimates) in enumerate(
+            zip(self.workflows, workflows_estimates(self.workflows, self.state), strict=True)
+        ):
             self._prepare(w, workflow, estimates)
             self._push(workflow.arrival_time, _ARRIVAL, w, -1)
 
@@ -168,11 +199,22 @@ class Engine:
     def _prepare(self, w: int, workflow: Workflow, est: WorkflowEstimates) -> None:
         normals = self._duration_normals(w, len(workflow.primitives))
         # rows by iterating the [P, N] arrays (views made in C, cheaper than indexing each)
-        tasks = [_Task(w, i, p, parents, [], estimated, raw, feasible, normal, downstream, mean, len(parents))
-                 for i, (p, parents, estimated, raw, feasible, normal, downstream, mean) in enumerate(zip(
-                     workflow.primitives, est.parents, est.estimates, est.raw, est.feasible,
-                     [None] * len(workflow.primitives) if normals is None else normals, est.downstream, est.mean,
-                     strict=True))]
+        tasks = [
+            _Task(w, i, p, parents, [], estimated, raw, feasible, normal, downstream, mean, len(parents))
+            for i, (p, parents, estimated, raw, feasible, normal, downstream, mean) in enumerate(
+                zip(
+                    workflow.primitives,
+                    est.parents,
+                    est.estimates,
+                    est.raw,
+                    est.feasible,
+                    [None] * len(workflow.primitives) if normals is None else normals,
+                    est.downstream,
+                    est.mean,
+                    strict=True,
+                )
+            )
+        ]
         for task in tasks:
             for parent in task.parents:
                 tasks[parent].children.append(task.index)
@@ -239,8 +281,10 @@ class Engine:
         heapq.heappush(self._queue, (task.key, task))
 
     def _queue_key(self, task: _Task) -> tuple[float, float, int]:
-        return queue_key(self.priority, Waiting(task.primitive, task.downstream_seconds,
-                                                self._unstarted_seconds[task.workflow], task.sequence))
+        return queue_key(
+            self.priority,
+            Waiting(task.primitive, task.downstream_seconds, self._unstarted_seconds[task.workflow], task.sequence),
+        )
 
     def _rekey(self, w: int) -> None:
         """New queue keys for the waiting primitives of workflow ``w``: its work not started yet just changed,
@@ -285,9 +329,14 @@ class Engine:
         tasks = self._tasks[task.workflow]
         parent_outputs = [(tasks[p].node, tasks[p].primitive.output_megabytes) for p in task.parents]
         observation = Observation(
-            now=self.now, primitive=task.primitive, state=self.state, parent_outputs=parent_outputs,
+            now=self.now,
+            primitive=task.primitive,
+            state=self.state,
+            parent_outputs=parent_outputs,
             downstream_seconds=task.downstream_seconds,
-            workflow_elapsed=self.now - self.workflows[task.workflow].arrival_time, rule=self.rule, fork=self.fork,
+            workflow_elapsed=self.now - self.workflows[task.workflow].arrival_time,
+            rule=self.rule,
+            fork=self.fork,
         )
         # prime the lazy fields the engine already computed once per primitive (hot loop)
         observation.__dict__["estimated_duration"] = task.raw_estimate
@@ -307,8 +356,10 @@ class Engine:
         if task is None:
             raise RuntimeError("apply() without a pending decision: call next_decision() first")
         if not (0 <= node < self.state.num_nodes) or not self._pending_candidates[node]:
-            raise ValueError(f"node {node} is not a candidate for primitive {task.primitive.name!r} under "
-                             f"the {self.rule.value} rule (use observation.candidates)")
+            raise ValueError(
+                f"node {node} is not a candidate for primitive {task.primitive.name!r} under "
+                f"the {self.rule.value} rule (use observation.candidates)"
+            )
         self._pending = None
         heapq.heappop(self._queue)  # the pending task, still at the head
         task.node = node
@@ -342,9 +393,16 @@ class Engine:
         free = (s.free_cpu.item(node), s.free_memory.item(node), s.free_gpus.item(node))
         if self._load_shared:
             self._load, self._load_shared = self._load.copy(), False
-        self._load[node] = dominant_share(free[0], s.alloc_cpu.item(node), free[1], s.alloc_memory.item(node),
-                                          free[2], s.gpu_divisor.item(node), s.gpu_weight.item(node),
-                                          larger=max) + s.queue_length.item(node)
+        self._load[node] = dominant_share(
+            free[0],
+            s.alloc_cpu.item(node),
+            free[1],
+            s.alloc_memory.item(node),
+            free[2],
+            s.gpu_divisor.item(node),
+            s.gpu_weight.item(node),
+            larger=max,
+        ) + s.queue_length.item(node)
         if not free_changed:
             return
         for shape, room in self._room.items():
@@ -368,8 +426,10 @@ class Engine:
             source = tasks[parent].node
             megabytes = tasks[parent].primitive.output_megabytes
             if source != node and megabytes > 0:
-                transfer = max(transfer, float(transfer_seconds(megabytes, s.bandwidth_gbps.item(source),
-                                                                s.bandwidth_gbps.item(node))))
+                transfer = max(
+                    transfer,
+                    float(transfer_seconds(megabytes, s.bandwidth_gbps.item(source), s.bandwidth_gbps.item(node))),
+                )
         kind = KIND_INDEX[p.kind]
         cold = 0.0
         if not s.warm.item(node, kind):
@@ -490,8 +550,9 @@ class Engine:
             clone._tasks[w] = [task if task.finished else task.copy() for task in self._tasks[w]]
             copies.update(zip(map(id, self._tasks[w]), clone._tasks[w], strict=True))
         # the live entries only (stale ones may name tasks of finished workflows): the pending task stays the head
-        clone._queue = [(key, copies[id(task)]) for key, task in self._queue if task.status == _QUEUED
-                        and task.key is key]
+        clone._queue = [
+            (key, copies[id(task)]) for key, task in self._queue if task.status == _QUEUED and task.key is key
+        ]
         heapq.heapify(clone._queue)
         clone._blocked = [copies[id(task)] for task in self._blocked]
         clone._queues = {node: [copies[id(task)] for task in queue] for node, queue in self._queues.items()}
@@ -547,10 +608,23 @@ class Engine:
             w = len(self.workflows)
             self.workflows.append(Workflow(f"{source.name}~{w}", source.primitives, arrival_time=when))
             normals = rng.standard_normal(size=len(source.primitives))
-            tasks = [_Task(w, t.index, t.primitive, t.parents, t.children, t.estimated_seconds, t.raw_estimate,
-                           t.mask, np.full(n, z) if self.stochastic else None, t.downstream_seconds, t.mean_seconds,
-                           len(t.parents))
-                     for t, z in zip(self._tasks[template], normals, strict=True)]
+            tasks = [
+                _Task(
+                    w,
+                    t.index,
+                    t.primitive,
+                    t.parents,
+                    t.children,
+                    t.estimated_seconds,
+                    t.raw_estimate,
+                    t.mask,
+                    np.full(n, z) if self.stochastic else None,
+                    t.downstream_seconds,
+                    t.mean_seconds,
+                    len(t.parents),
+                )
+                for t, z in zip(self._tasks[template], normals, strict=True)
+            ]
             self._tasks.append(tasks)
             self._remaining.append(len(tasks))
             self._unstarted_seconds.append(float(sum(t.mean_seconds for t in tasks)))
@@ -575,9 +649,17 @@ class Engine:
     def result(self) -> SimulationResult:
         times = np.array(list(self._response.values())) if self._response else np.zeros(1)
         slowdown = [self._response[w] / max(self._lower_bound[w], 1e-9) for w in self._response]
-        placements = [Placement(self.workflows[w].name, self.workflows[w].primitives[i].name,
-                                self.cluster.nodes[node].name, ready, start, finish)
-                      for w, i, node, ready, start, finish in self._placements]
+        placements = [
+            Placement(
+                self.workflows[w].name,
+                self.workflows[w].primitives[i].name,
+                self.cluster.nodes[node].name,
+                ready,
+                start,
+                finish,
+            )
+            for w, i, node, ready, start, finish in self._placements
+        ]
         primitive_times = [pl.finish - pl.ready for pl in placements]
         elapsed = max(self.now, 1e-9)
         s = self.state
@@ -586,12 +668,17 @@ class Engine:
         shares = np.divide(used, capacity, out=np.zeros_like(used), where=capacity > 0)
         node_utilisation = shares.max(axis=1).tolist()
         return SimulationResult(
-            avg_response_time=float(times.mean()), p50_response_time=float(np.percentile(times, 50)),
-            p95_response_time=float(np.percentile(times, 95)), p99_response_time=float(np.percentile(times, 99)),
+            avg_response_time=float(times.mean()),
+            p50_response_time=float(np.percentile(times, 50)),
+            p95_response_time=float(np.percentile(times, 95)),
+            p99_response_time=float(np.percentile(times, 99)),
             avg_primitive_response_time=float(np.mean(primitive_times)) if primitive_times else 0.0,
-            completed_primitives=self._completed_primitives, completed_workflows=len(self._response),
-            throughput=len(self._response) / elapsed, utilisation=float(np.mean(node_utilisation)),
-            node_utilisation=node_utilisation, avg_slowdown=float(np.mean(slowdown)) if slowdown else 0.0,
+            completed_primitives=self._completed_primitives,
+            completed_workflows=len(self._response),
+            throughput=len(self._response) / elapsed,
+            utilisation=float(np.mean(node_utilisation)),
+            node_utilisation=node_utilisation,
+            avg_slowdown=float(np.mean(slowdown)) if slowdown else 0.0,
             placements=placements,
         )
 
@@ -604,8 +691,14 @@ def _factor_beyond(low: float, rng: np.random.Generator) -> float:
     return math.exp(DURATION_LOG_MEAN + DURATION_SIGMA * _NORMAL.inv_cdf(min(max(tail, 1e-12), 1.0 - 1e-12)))
 
 
-def simulate(cluster: ClusterSpec, workflows: list[Workflow], scheduler: Scheduler, seed: int,
-             horizon: float | None = None, rule: PlacementRule = DEFAULT_RULE) -> SimulationResult:
+def simulate(
+    cluster: ClusterSpec,
+    workflows: list[Workflow],
+    scheduler: Scheduler,
+    seed: int,
+    horizon: float | None = None,
+    rule: PlacementRule = DEFAULT_RULE,
+) -> SimulationResult:
     engine = Engine(cluster, workflows, seed, horizon, priority=scheduler.priority, rule=rule)
     while (observation := engine.next_decision()) is not None:
         engine.apply(scheduler.choose(observation))

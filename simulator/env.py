@@ -39,8 +39,15 @@ else:  # the env is for users' own agents (our trainers drive Engine directly): 
 class SchedulingEnv(gymnasium.Env):
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, nodes: int = 16, workflows: int = 50, load: float = 0.7, seed: int | None = None,
-                 shapes: list[str] | None = None, rule: PlacementRule | str = DEFAULT_RULE):
+    def __init__(
+        self,
+        nodes: int = 16,
+        workflows: int = 50,
+        load: float = 0.7,
+        seed: int | None = None,
+        shapes: list[str] | None = None,
+        rule: PlacementRule | str = DEFAULT_RULE,
+    ):
         self.nodes, self.workflows, self.load, self.shapes = nodes, workflows, load, shapes
         self.rule = parse_rule(rule)
         self._seed = seed
@@ -50,15 +57,18 @@ class SchedulingEnv(gymnasium.Env):
         self._set_spaces(nodes)
 
     def _set_spaces(self, n: int) -> None:
-        self.observation_space = spaces.Dict({
-            "primitive": spaces.Box(-np.inf, np.inf, (PRIMITIVE_FEATURES,), np.float32),
-            "nodes": spaces.Box(-np.inf, np.inf, (n, NODE_FEATURES), np.float32),
-            "mask": spaces.MultiBinary(n),
-        })
+        self.observation_space = spaces.Dict(
+            {
+                "primitive": spaces.Box(-np.inf, np.inf, (PRIMITIVE_FEATURES,), np.float32),
+                "nodes": spaces.Box(-np.inf, np.inf, (n, NODE_FEATURES), np.float32),
+                "mask": spaces.MultiBinary(n),
+            }
+        )
         self.action_space = spaces.Discrete(n)
 
-    def reset(self, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
         if seed is not None:
             self._episode_rng = np.random.default_rng(seed)
@@ -70,7 +80,8 @@ class SchedulingEnv(gymnasium.Env):
         cluster: ClusterSpec = options.get("cluster") or heterogeneous(self.nodes, seed=episode_seed)
         self.nodes = len(cluster.nodes)
         workload: list[Workflow] = options.get("workload") or generate_workload(
-            cluster, self.workflows, self.load, seed=episode_seed, shapes=self.shapes)
+            cluster, self.workflows, self.load, seed=episode_seed, shapes=self.shapes
+        )
         duration_seed = int(options.get("duration_seed", episode_seed))
         self.cluster = cluster
         self.engine = Engine(cluster, workload, seed=duration_seed, rule=self.rule)
@@ -88,14 +99,18 @@ class SchedulingEnv(gymnasium.Env):
         reward = self.engine.reward_since_last()
         if observation is None:
             result = self.engine.result()
-            empty = {"primitive": np.zeros(PRIMITIVE_FEATURES, np.float32),
-                     "nodes": np.zeros((self.nodes, NODE_FEATURES), np.float32),
-                     "mask": np.zeros(self.nodes, bool)}
+            empty = {
+                "primitive": np.zeros(PRIMITIVE_FEATURES, np.float32),
+                "nodes": np.zeros((self.nodes, NODE_FEATURES), np.float32),
+                "mask": np.zeros(self.nodes, bool),
+            }
             return empty, reward, True, False, {"observation": None, "result": result}
         return self._encode(observation), reward, False, False, {"observation": observation}
 
     @staticmethod
     def _encode(observation: Observation) -> dict[str, np.ndarray]:
-        return {"primitive": observation.primitive_features.astype(np.float32, copy=False),
-                "nodes": observation.node_features.astype(np.float32, copy=False),
-                "mask": observation.candidates.copy()}
+        return {
+            "primitive": observation.primitive_features.astype(np.float32, copy=False),
+            "nodes": observation.node_features.astype(np.float32, copy=False),
+            "mask": observation.candidates.copy(),
+        }

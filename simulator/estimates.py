@@ -65,11 +65,15 @@ def _batch_estimates(workflows: list[Workflow], state: ClusterState) -> list[Wor
     raw = estimated_durations_matrix(primitives, state.speed, state.prefill_tps, state.decode_tps)  # [P, N]
     # a handful of request shapes (one per kind unless set by hand): fit each shape once, then per primitive
     shape_index: dict[tuple[int, int, int], int] = {}
-    shape_of = [shape_index.setdefault((p.cpu_millicores, p.memory_bytes, p.gpus), len(shape_index))
-                for p in primitives]
+    shape_of = [
+        shape_index.setdefault((p.cpu_millicores, p.memory_bytes, p.gpus), len(shape_index)) for p in primitives
+    ]
     shapes = np.array(list(shape_index), dtype=float)
-    fits = ((shapes[:, 0:1] <= state.alloc_cpu) & (shapes[:, 1:2] <= state.alloc_memory)
-            & (shapes[:, 2:3] <= state.alloc_gpus))[shape_of]
+    fits = (
+        (shapes[:, 0:1] <= state.alloc_cpu)
+        & (shapes[:, 1:2] <= state.alloc_memory)
+        & (shapes[:, 2:3] <= state.alloc_gpus)
+    )[shape_of]
     estimates = np.where(fits, raw, math.inf)
     feasible = np.isfinite(estimates)
     feasible_counts = feasible.sum(axis=1)
@@ -82,8 +86,10 @@ def _batch_estimates(workflows: list[Workflow], state: ClusterState) -> list[Wor
         rows = slice(first, first + count)
         mean, fastest = means[rows], fastest_all[rows]
         index = {p.name: i for i, p in enumerate(workflow.primitives)}
-        parents = [[index[name] for name in (p.depends_on if len(p.depends_on) < 2 else dict.fromkeys(p.depends_on))]
-                   for p in workflow.primitives]
+        parents = [
+            [index[name] for name in (p.depends_on if len(p.depends_on) < 2 else dict.fromkeys(p.depends_on))]
+            for p in workflow.primitives
+        ]
         # topological order: each primitive's parents come before it, so one pass each way (plain loops: this
         # runs for every workflow of every episode)
         downstream = [0.0] * count
@@ -99,7 +105,10 @@ def _batch_estimates(workflows: list[Workflow], state: ClusterState) -> list[Wor
                 if finish[parent] > before:
                     before = finish[parent]
             finish[i] = fastest[i] + before
-        results.append(WorkflowEstimates(raw[rows], estimates[rows], feasible[rows], mean, downstream,
-                                         max(finish, default=0.0), parents))
+        results.append(
+            WorkflowEstimates(
+                raw[rows], estimates[rows], feasible[rows], mean, downstream, max(finish, default=0.0), parents
+            )
+        )
         first += count
     return results

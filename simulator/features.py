@@ -150,8 +150,12 @@ class Observation:
     def node_load(self) -> np.ndarray:
         """Dominant-resource share in use per node, plus queued primitives (each counts as a full node)."""
         s = self.state
-        load: np.ndarray = dominant_share(s.free_cpu, s.alloc_cpu, s.free_memory, s.alloc_memory, s.free_gpus,
-                                          s.gpu_divisor, s.gpu_weight) + s.queue_length
+        load: np.ndarray = (
+            dominant_share(
+                s.free_cpu, s.alloc_cpu, s.free_memory, s.alloc_memory, s.free_gpus, s.gpu_divisor, s.gpu_weight
+            )
+            + s.queue_length
+        )
         return load
 
     @_lazy

@@ -20,14 +20,20 @@ from .workflow import Primitive, Workflow, validate
 
 def _llm(rng: np.random.Generator, name: str, depends_on: list[str] | None = None, service: str = "conv") -> Primitive:
     prompt, output = sample_tokens(rng, service)
-    return Primitive(name, PrimitiveKind.LLM_GENERATE, depends_on=depends_on or [], input_tokens=prompt,
-                     output_tokens=output)
+    return Primitive(
+        name, PrimitiveKind.LLM_GENERATE, depends_on=depends_on or [], input_tokens=prompt, output_tokens=output
+    )
 
 
 def _step(kind: PrimitiveKind, rng: np.random.Generator, name: str, depends_on: list[str]) -> Primitive:
     work = DEFAULT_WORK_SECONDS[kind]
-    return Primitive(name, kind, depends_on=depends_on, work_seconds=float(work * rng.lognormal(0, 0.4)),
-                     output_megabytes=float(rng.choice([0.05, 1.0, 20.0], p=[0.6, 0.3, 0.1])))
+    return Primitive(
+        name,
+        kind,
+        depends_on=depends_on,
+        work_seconds=float(work * rng.lognormal(0, 0.4)),
+        output_megabytes=float(rng.choice([0.05, 1.0, 20.0], p=[0.6, 0.3, 0.1])),
+    )
 
 
 def plan_execute(rng: np.random.Generator, name: str, width: int | None = None) -> Workflow:
@@ -53,8 +59,10 @@ def react(rng: np.random.Generator, name: str, rounds: int | None = None) -> Wor
 
 def map_reduce_rag(rng: np.random.Generator, name: str, chunks: int | None = None) -> Workflow:
     chunks = chunks or int(rng.integers(2, 6))
-    steps = [_step(PrimitiveKind.LLM_EMBED, rng, "embed-query", []),
-             _step(PrimitiveKind.RETRIEVE, rng, "retrieve", ["embed-query"])]
+    steps = [
+        _step(PrimitiveKind.LLM_EMBED, rng, "embed-query", []),
+        _step(PrimitiveKind.RETRIEVE, rng, "retrieve", ["embed-query"]),
+    ]
     steps += [_llm(rng, f"map-{i}", ["retrieve"]) for i in range(chunks)]
     steps.append(_llm(rng, "reduce", [f"map-{i}" for i in range(chunks)]))
     return Workflow(name, steps, shape="map-reduce-rag")
@@ -83,7 +91,10 @@ def code_repair(rng: np.random.Generator, name: str, attempts: int | None = None
 
 
 SHAPES: dict[str, Callable[..., Workflow]] = {
-    "plan-execute": plan_execute, "react": react, "map-reduce-rag": map_reduce_rag, "debate": debate,
+    "plan-execute": plan_execute,
+    "react": react,
+    "map-reduce-rag": map_reduce_rag,
+    "debate": debate,
     "code-repair": code_repair,
 }
 
@@ -95,8 +106,9 @@ def _sample(rng: np.random.Generator, name: str, shapes: Sequence[str], library:
     return library[shapes[int(rng.integers(len(shapes)))]](rng, name)
 
 
-def arrival_rate_for_load(cluster: ClusterSpec, load: float, shapes: Sequence[str] | None = None,
-                          library: ShapeLibrary = SHAPES) -> float:
+def arrival_rate_for_load(
+    cluster: ClusterSpec, load: float, shapes: Sequence[str] | None = None, library: ShapeLibrary = SHAPES
+) -> float:
     """Workflows per second that offer ``load`` x the capacity of the bottleneck resource (GPUs or CPU),
     estimated from 200 sample workflows with each primitive's mean estimated duration over feasible nodes.
     ``shapes`` name generators of ``library`` (scenarios.py passes its own shapes)."""
@@ -119,9 +131,16 @@ def arrival_rate_for_load(cluster: ClusterSpec, load: float, shapes: Sequence[st
     return float(load * min(capacities))
 
 
-def generate_workload(cluster: ClusterSpec, num_workflows: int, load: float, seed: int,
-                      shapes: Sequence[str] | None = None, bursty: bool = False,
-                      arrival_rate: float | None = None, library: ShapeLibrary = SHAPES) -> list[Workflow]:
+def generate_workload(
+    cluster: ClusterSpec,
+    num_workflows: int,
+    load: float,
+    seed: int,
+    shapes: Sequence[str] | None = None,
+    bursty: bool = False,
+    arrival_rate: float | None = None,
+    library: ShapeLibrary = SHAPES,
+) -> list[Workflow]:
     """``num_workflows`` workflows with Poisson arrivals (bursty: on/off-modulated) at the given load;
     ``shapes`` name generators of ``library``."""
     shapes = list(shapes or library)

@@ -24,8 +24,10 @@ DEFAULT_GUARD_FACTOR = 2.0  # "far worse": twice as long to finish as the best c
 def check_factor(factor: float) -> float:
     """``factor`` if it can be a guard's (0 means no guard); ValueError saying what to give otherwise."""
     if factor < 0.0 or 0.0 < factor <= 1.0:
-        raise ValueError(f"{factor} would guard against choices as good as the best; give a factor above 1 "
-                         "(e.g. 2) or 0 for no guard")
+        raise ValueError(
+            f"{factor} would guard against choices as good as the best; give a factor above 1 "
+            "(e.g. 2) or 0 for no guard"
+        )
     return factor
 
 
@@ -44,8 +46,9 @@ def guarded_fraction(scheduler: object, since: tuple[int, int]) -> float:
 class Guarded:
     """``policy`` with its far-worse choices replaced by what it would pick among the reasonable candidates."""
 
-    def __init__(self, policy: Scheduler, factor: float = DEFAULT_GUARD_FACTOR,
-                 on_guard: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, policy: Scheduler, factor: float = DEFAULT_GUARD_FACTOR, on_guard: Callable[[], None] | None = None
+    ) -> None:
         if not factor:
             raise ValueError("a guard needs a factor above 1")
         check_factor(factor)

@@ -25,7 +25,8 @@ def primitive_from_spec(workflow_name: str, raw: dict[str, Any]) -> Primitive:
     kind = raw.get("kind")
     if kind not in {k.value for k in KINDS}:
         raise WorkflowValidationError(
-            "UnknownKind", name,
+            "UnknownKind",
+            name,
             f"workflow {workflow_name!r}: primitive {name!r} has kind {kind!r}; "
             f"expected one of {', '.join(k.value for k in KINDS)}",
         )
@@ -79,8 +80,9 @@ def _quantity_memory(size: int) -> str:
     return str(size)
 
 
-def workflow_to_manifest(workflow: Workflow, namespace: str | None = None,
-                         include_arrival: bool = False) -> dict[str, Any]:
+def workflow_to_manifest(
+    workflow: Workflow, namespace: str | None = None, include_arrival: bool = False
+) -> dict[str, Any]:
     primitives = []
     for p in workflow.primitives:
         entry: dict[str, Any] = {"name": p.name, "kind": p.kind.value}

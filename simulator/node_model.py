@@ -35,23 +35,24 @@ def feasible(primitive: Primitive, node: NodeSpec) -> bool:
 
 def estimated_duration(primitive: Primitive, node: NodeSpec) -> float:
     """Expected run time in seconds (no queueing, cold start or transfer); inf where infeasible."""
-    return float(estimated_durations(
-        primitive,
-        np.array([node.speed.get(primitive.kind, 0.0)]),
-        np.array([node.prefill_tokens_per_second]),
-        np.array([node.decode_tokens_per_second]),
-    )[0])
+    return float(
+        estimated_durations(
+            primitive,
+            np.array([node.speed.get(primitive.kind, 0.0)]),
+            np.array([node.prefill_tokens_per_second]),
+            np.array([node.decode_tokens_per_second]),
+        )[0]
+    )
 
 
-def estimated_durations(primitive: Primitive, speed: np.ndarray, prefill_tps: np.ndarray,
-                        decode_tps: np.ndarray) -> np.ndarray:
+def estimated_durations(
+    primitive: Primitive, speed: np.ndarray, prefill_tps: np.ndarray, decode_tps: np.ndarray
+) -> np.ndarray:
     """``estimated_duration`` for many nodes at once, from per-node arrays (speed for this kind)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         if primitive.kind is PrimitiveKind.LLM_GENERATE:
             duration = (
-                LLM_OVERHEAD_SECONDS
-                + primitive.input_tokens / prefill_tps
-                + primitive.output_tokens / decode_tps
+                LLM_OVERHEAD_SECONDS + primitive.input_tokens / prefill_tps + primitive.output_tokens / decode_tps
             )
             runs = (speed > 0) & (prefill_tps > 0) & (decode_tps > 0)
         else:
@@ -89,8 +90,9 @@ def cold_start_seconds(kind: PrimitiveKind) -> float:
     return COLD_START_SECONDS[kind]
 
 
-def transfer_seconds(megabytes: float, source_gbps: float | np.ndarray,
-                     destination_gbps: float | np.ndarray) -> float | np.ndarray:
+def transfer_seconds(
+    megabytes: float, source_gbps: float | np.ndarray, destination_gbps: float | np.ndarray
+) -> float | np.ndarray:
     """Time to move a parent's output to a child on another node; callers charge 0 on the same node."""
     link: float | np.ndarray
     if type(source_gbps) is float and type(destination_gbps) is float:
@@ -113,8 +115,9 @@ def transfer_seconds_over(megabytes: float, link_mbps: float | np.ndarray) -> fl
     return NETWORK_LATENCY_SECONDS + megabytes * 8.0 / link_mbps
 
 
-def estimated_durations_matrix(primitives: list[Primitive], speed: np.ndarray, prefill_tps: np.ndarray,
-                               decode_tps: np.ndarray) -> np.ndarray:
+def estimated_durations_matrix(
+    primitives: list[Primitive], speed: np.ndarray, prefill_tps: np.ndarray, decode_tps: np.ndarray
+) -> np.ndarray:
     """[P, N] ``estimated_durations`` of many primitives at once (speed is [N, K] over KINDS), in a few
     numpy operations instead of several per primitive: the engine prepares every workflow this way. Each row
     gets only its own kind's formula (LLM calls: tokens at the node's rates; others: work over speed)."""
@@ -131,9 +134,15 @@ def estimated_durations_matrix(primitives: list[Primitive], speed: np.ndarray, p
         if not is_llm.all():
             rows = np.flatnonzero(~is_llm)
             others = [primitives[i] for i in rows]
-            work = np.array([p.input_tokens / EMBED_TOKENS_PER_SECOND
-                             if p.kind is PrimitiveKind.LLM_EMBED and p.input_tokens > 0 else p.work_seconds
-                             for p in others], dtype=np.float64)
+            work = np.array(
+                [
+                    p.input_tokens / EMBED_TOKENS_PER_SECOND
+                    if p.kind is PrimitiveKind.LLM_EMBED and p.input_tokens > 0
+                    else p.work_seconds
+                    for p in others
+                ],
+                dtype=np.float64,
+            )
             node_speed = np.ascontiguousarray(speed.T)[[KIND_INDEX[p.kind] for p in others]]  # [rows, N]
             durations[rows] = np.where(node_speed > 0, work[:, None] / node_speed, math.inf)
     return durations

@@ -31,9 +31,11 @@ class PlacementRule(StrEnum):
 
 DEFAULT_RULE = PlacementRule.LATE_BINDING
 # the help text of every command's --rule (simulate, evaluate, train, operator run)
-RULE_HELP = ("Placement rule: late-binding (wait in the cluster-wide queue, placed only where there is room "
-             "now) or node-queues (may be planned for a busy node and wait in its queue). Simulator, trainer "
-             "and operator implement both identically.")
+RULE_HELP = (
+    "Placement rule: late-binding (wait in the cluster-wide queue, placed only where there is room "
+    "now) or node-queues (may be planned for a busy node and wait in its queue). Simulator, trainer "
+    "and operator implement both identically."
+)
 
 
 def parse_rule(name: str | PlacementRule) -> PlacementRule:
@@ -47,8 +49,11 @@ def parse_rule(name: str | PlacementRule) -> PlacementRule:
 
 def room_now(primitive: Primitive, state: ClusterState) -> np.ndarray:
     """[N] nodes whose free allocatable holds the primitive's requests right now (the fit-now predicate)."""
-    return ((primitive.cpu_millicores <= state.free_cpu) & (primitive.memory_bytes <= state.free_memory)
-            & (primitive.gpus <= state.free_gpus))
+    return (
+        (primitive.cpu_millicores <= state.free_cpu)
+        & (primitive.memory_bytes <= state.free_memory)
+        & (primitive.gpus <= state.free_gpus)
+    )
 
 
 def request_fits(request: tuple[float, float, float], free: tuple[float, float, float]) -> bool:
@@ -56,8 +61,9 @@ def request_fits(request: tuple[float, float, float], free: tuple[float, float, 
     return request[0] <= free[0] and request[1] <= free[1] and request[2] <= free[2]
 
 
-def candidates(primitive: Primitive, state: ClusterState, feasible: np.ndarray, rule: PlacementRule,
-               room: np.ndarray | None = None) -> np.ndarray:
+def candidates(
+    primitive: Primitive, state: ClusterState, feasible: np.ndarray, rule: PlacementRule, room: np.ndarray | None = None
+) -> np.ndarray:
     """[N] the nodes the primitive may be given under ``rule`` (``feasible``: those that can ever run it;
     ``room``: ``room_now(primitive, state)`` where the caller has it already)."""
     if rule is PlacementRule.NODE_QUEUES:

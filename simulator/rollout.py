@@ -39,11 +39,19 @@ HORIZON_DECISIONS = 32
 class RolloutHeftScheduler(HeftScheduler):
     name = "rollout-heft"
 
-    def __init__(self, top_k: int = TOP_K, samples: int = SAMPLES, horizon: int = HORIZON_DECISIONS,
-                 arrivals: int = 0, clairvoyant: bool = False) -> None:
+    def __init__(
+        self,
+        top_k: int = TOP_K,
+        samples: int = SAMPLES,
+        horizon: int = HORIZON_DECISIONS,
+        arrivals: int = 0,
+        clairvoyant: bool = False,
+    ) -> None:
         if top_k < 1 or samples < 1 or horizon < 0 or arrivals < 0:
-            raise ValueError(f"rollout-heft needs top_k >= 1, samples >= 1, horizon >= 0, arrivals >= 0 "
-                             f"(got {top_k}, {samples}, {horizon}, {arrivals})")
+            raise ValueError(
+                f"rollout-heft needs top_k >= 1, samples >= 1, horizon >= 0, arrivals >= 0 "
+                f"(got {top_k}, {samples}, {horizon}, {arrivals})"
+            )
         if clairvoyant and arrivals:
             raise ValueError("a clairvoyant rollout plays the true arrivals; sampled ones do not apply")
         self.top_k, self.horizon, self.arrivals = top_k, horizon, arrivals
@@ -61,8 +69,10 @@ class RolloutHeftScheduler(HeftScheduler):
     def scores(self, observation: Observation) -> np.ndarray:
         """HEFT's scores, except that the top-k candidates score minus their rollout cost (and above the rest)."""
         if observation.fork is None:
-            raise RuntimeError("rollout-heft looks ahead in the simulator and cannot place on a live cluster; "
-                               "use heft or a learned policy there")
+            raise RuntimeError(
+                "rollout-heft looks ahead in the simulator and cannot place on a live cluster; "
+                "use heft or a learned policy there"
+            )
         heft = np.where(observation.candidates, super().scores(observation), -np.inf)
         ranked = np.argsort(-heft, kind="stable")
         top = ranked[: min(self.top_k, int(observation.candidates.sum()))]

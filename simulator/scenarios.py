@@ -54,8 +54,12 @@ def with_a_gpu(counts: dict[str, int], shares: Mapping[str, float]) -> dict[str,
     return counts
 
 
-def cluster_from_counts(counts: Mapping[str, int], rng: np.random.Generator,
-                        profiles: Mapping[str, NodeProfile] = PROFILES, speed_jitter: float = 0.05) -> ClusterSpec:
+def cluster_from_counts(
+    counts: Mapping[str, int],
+    rng: np.random.Generator,
+    profiles: Mapping[str, NodeProfile] = PROFILES,
+    speed_jitter: float = 0.05,
+) -> ClusterSpec:
     """Nodes named, labelled and jittered as ``heterogeneous`` makes them, from any per-class counts."""
     nodes: list[NodeSpec] = []
     for node_class, count in counts.items():
@@ -103,15 +107,18 @@ def scaled_profile(profile: NodeProfile, work_factor: float, token_factor: float
 
     The class name stays, so labels and the node-class feature still say which hardware it is (as a newer or
     older generation of the same class would)."""
-    return profile.model_copy(update={
-        "speed": {kind: speed * work_factor for kind, speed in profile.speed.items()},
-        "prefill_tokens_per_second": profile.prefill_tokens_per_second * token_factor,
-        "decode_tokens_per_second": profile.decode_tokens_per_second * token_factor,
-    })
+    return profile.model_copy(
+        update={
+            "speed": {kind: speed * work_factor for kind, speed in profile.speed.items()},
+            "prefill_tokens_per_second": profile.prefill_tokens_per_second * token_factor,
+            "decode_tokens_per_second": profile.decode_tokens_per_second * token_factor,
+        }
+    )
 
 
-def off_profile(n: int, seed: int, slow: tuple[float, float] = (0.3, 0.6),
-                fast: tuple[float, float] = (1.6, 3.0)) -> ClusterSpec:
+def off_profile(
+    n: int, seed: int, slow: tuple[float, float] = (0.3, 0.6), fast: tuple[float, float] = (1.6, 3.0)
+) -> ClusterSpec:
     """The generator's mix, but each class's speeds and, separately, token rates scaled by a factor drawn
     log-uniformly from the slow or the fast band. Even with the 0.8-1.2 jitter on top, no node's speeds lie
     within the jitter ``heterogeneous`` applies to a profile, and the classes' relative speeds change too."""
@@ -142,8 +149,9 @@ def _agent_step(rng: np.random.Generator, name: str, weights: tuple[float, ...],
 def long_chain(rng: np.random.Generator, name: str, length: int | None = None) -> Workflow:
     """A strictly sequential agent of 10-24 steps: no parallelism to exploit, only placement and transfers."""
     length = length or int(rng.integers(10, 25))
-    steps = [_agent_step(rng, f"step-{i}", (0.4, 0.3, 0.15, 0.15), [f"step-{i - 1}"] if i else [])
-             for i in range(length)]
+    steps = [
+        _agent_step(rng, f"step-{i}", (0.4, 0.3, 0.15, 0.15), [f"step-{i - 1}"] if i else []) for i in range(length)
+    ]
     return Workflow(name, steps, shape="long-chain")
 
 
@@ -182,14 +190,16 @@ def montage(rng: np.random.Generator, name: str, images: int | None = None) -> W
     images = images or int(rng.integers(4, 13))
     columns = math.ceil(math.sqrt(images))
     pairs = [(i, i + 1) for i in range(images - 1) if (i + 1) % columns] + [
-        (i, i + columns) for i in range(images - columns)]
+        (i, i + columns) for i in range(images - columns)
+    ]
     steps = [_step(PrimitiveKind.CODE_EXEC, rng, f"project-{i}", []) for i in range(images)]
-    steps += [_step(PrimitiveKind.TOOL_CALL, rng, f"diff-{a}-{b}", [f"project-{a}", f"project-{b}"])
-              for a, b in pairs]
+    steps += [_step(PrimitiveKind.TOOL_CALL, rng, f"diff-{a}-{b}", [f"project-{a}", f"project-{b}"]) for a, b in pairs]
     steps.append(_step(PrimitiveKind.TOOL_CALL, rng, "concat-fit", [f"diff-{a}-{b}" for a, b in pairs]))
     steps.append(_llm(rng, "background-model", ["concat-fit"]))
-    steps += [_step(PrimitiveKind.CODE_EXEC, rng, f"background-{i}", ["background-model", f"project-{i}"])
-              for i in range(images)]
+    steps += [
+        _step(PrimitiveKind.CODE_EXEC, rng, f"background-{i}", ["background-model", f"project-{i}"])
+        for i in range(images)
+    ]
     steps.append(_step(PrimitiveKind.RETRIEVE, rng, "image-table", [f"background-{i}" for i in range(images)]))
     steps.append(_step(PrimitiveKind.CODE_EXEC, rng, "add", ["image-table"]))
     steps.append(_step(PrimitiveKind.TOOL_CALL, rng, "shrink", ["add"]))
@@ -202,8 +212,12 @@ def epigenomics(rng: np.random.Generator, name: str, lanes: int | None = None, c
     lane; then one global merge, index and pile-up (parallel pipelines between two funnels)."""
     lanes = lanes or int(rng.integers(1, 3))
     chunks = chunks or int(rng.integers(2, 7))
-    pipeline = (("filter", PrimitiveKind.TOOL_CALL), ("convert", PrimitiveKind.TOOL_CALL),
-                ("encode", PrimitiveKind.LLM_EMBED), ("map", PrimitiveKind.CODE_EXEC))
+    pipeline = (
+        ("filter", PrimitiveKind.TOOL_CALL),
+        ("convert", PrimitiveKind.TOOL_CALL),
+        ("encode", PrimitiveKind.LLM_EMBED),
+        ("map", PrimitiveKind.CODE_EXEC),
+    )
     steps = []
     for lane in range(lanes):
         steps.append(_step(PrimitiveKind.RETRIEVE, rng, f"split-{lane}", []))
@@ -219,16 +233,20 @@ def epigenomics(rng: np.random.Generator, name: str, lanes: int | None = None, c
     return Workflow(name, steps, shape="epigenomics")
 
 
-def cybershake(rng: np.random.Generator, name: str, tensors: int | None = None,
-               ruptures: int | None = None) -> Workflow:
+def cybershake(
+    rng: np.random.Generator, name: str, tensors: int | None = None, ruptures: int | None = None
+) -> Workflow:
     """CyberShake: extract a few strain tensors, synthesise a seismogram per rupture from its tensor and a
     peak value per seismogram, then two wide fan-ins (archive the seismograms, summarise the hazard)."""
     tensors = tensors or int(rng.integers(1, 3))
     ruptures = ruptures or int(rng.integers(3, 11))
     steps = [_step(PrimitiveKind.RETRIEVE, rng, f"extract-{t}", []) for t in range(tensors)]
     synth = [f"synth-{t}-{r}" for t in range(tensors) for r in range(ruptures)]
-    steps += [_step(PrimitiveKind.CODE_EXEC, rng, f"synth-{t}-{r}", [f"extract-{t}"])
-              for t in range(tensors) for r in range(ruptures)]
+    steps += [
+        _step(PrimitiveKind.CODE_EXEC, rng, f"synth-{t}-{r}", [f"extract-{t}"])
+        for t in range(tensors)
+        for r in range(ruptures)
+    ]
     steps += [_step(PrimitiveKind.TOOL_CALL, rng, f"peak-{s}", [s]) for s in synth]
     steps.append(_step(PrimitiveKind.TOOL_CALL, rng, "zip-seismograms", synth))
     steps.append(_llm(rng, "hazard-summary", [f"peak-{s}" for s in synth]))
@@ -244,8 +262,13 @@ def seismology(rng: np.random.Generator, name: str, stations: int | None = None)
 
 
 OOD_SHAPES: dict[str, Callable[..., Workflow]] = {
-    "long-chain": long_chain, "wide-tool-fanout": wide_tool_fanout, "lattice": lattice, "montage": montage,
-    "epigenomics": epigenomics, "cybershake": cybershake, "seismology": seismology,
+    "long-chain": long_chain,
+    "wide-tool-fanout": wide_tool_fanout,
+    "lattice": lattice,
+    "montage": montage,
+    "epigenomics": epigenomics,
+    "cybershake": cybershake,
+    "seismology": seismology,
 }
 # Every shape a scenario may name: the generator's five and the ones above.
 SHAPE_LIBRARY: dict[str, Callable[..., Workflow]] = {**SHAPES, **OOD_SHAPES}
@@ -286,41 +309,82 @@ class Scenario:
         """The cluster and the workload of this seed; the same seed always gives the same pair."""
         nodes, workflows = self.size(size)
         cluster = self.cluster(nodes, seed)
-        return cluster, generate_workload(cluster, workflows, self.load, seed, shapes=self.shapes,
-                                          bursty=self.bursty, library=SHAPE_LIBRARY)
+        return cluster, generate_workload(
+            cluster, workflows, self.load, seed, shapes=self.shapes, bursty=self.bursty, library=SHAPE_LIBRARY
+        )
 
 
 _SCIENCE = ("montage", "epigenomics", "cybershake", "seismology")
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
-    Scenario("all-gpu", "16 GPU nodes only (1/3 gpu-large, 2/3 gpu-small), the five agentic shapes", all_gpu),
-    Scenario("cpu-heavy-1gpu", "one gpu-large among 15 CPU nodes: every LLM call queues for the same 4 GPUs",
-             partial(cpu_heavy, gpu_nodes=1)),
-    Scenario("skewed-mix", "80% cpu-small, the rest in the generator's proportions", skewed),
-    Scenario("off-profile-speeds", "the generator's mix with each class's speeds and token rates x0.3-0.6 or "
-             "x1.6-3, drawn per seed", off_profile),
-    Scenario("tiny-8-nodes", "8 nodes in a Dirichlet(0.5) class mix drawn per seed", random_mix, nodes=8,
-             nodes_are_the_point=True),
-    # At the same per-node load 256 nodes take 16x the arrival rate: 40 workflows would all arrive within ~4 s
-    # and measure only a cold, empty cluster (least-loaded 34 s there against 16 s in steady state); 480 span
-    # ~45 s, a few response times, for ~1.5 s per episode of a learned policy.
-    Scenario("large-256-nodes", "256 nodes in a Dirichlet(0.5) class mix drawn per seed", random_mix, nodes=256,
-             workflows=480, nodes_are_the_point=True),
-    Scenario("long-chains", "strictly sequential agents of 10-24 steps", heterogeneous, shapes=("long-chain",)),
-    Scenario("wide-tool-fanout", "a plan fanning out to 16-48 parallel tool calls, one join", heterogeneous,
-             shapes=("wide-tool-fanout",)),
-    Scenario("lattice", "3-6 x 3-6 grid DAGs: wavefront parallelism", heterogeneous, shapes=("lattice",)),
-    Scenario("montage", "Montage-like mosaics: project, pairwise diffs, one global fit, correct, serial tail",
-             heterogeneous, shapes=("montage",)),
-    Scenario("epigenomics", "Epigenomics-like: parallel 4-step pipelines between split and merge funnels",
-             heterogeneous, shapes=("epigenomics",)),
-    Scenario("science-mix", "Montage, Epigenomics, CyberShake and Seismology shapes mixed", heterogeneous,
-             shapes=_SCIENCE),
-    Scenario("low-load-0.3", "the five agentic shapes at offered load 0.3", heterogeneous, load=0.3),
-    Scenario("high-load-0.95", "the five agentic shapes at offered load 0.95", heterogeneous, load=0.95),
-    Scenario("bursty", "the five agentic shapes at load 0.7 with bursty (hyper-exponential) arrivals",
-             heterogeneous, bursty=True),
-]}
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in [
+        Scenario("all-gpu", "16 GPU nodes only (1/3 gpu-large, 2/3 gpu-small), the five agentic shapes", all_gpu),
+        Scenario(
+            "cpu-heavy-1gpu",
+            "one gpu-large among 15 CPU nodes: every LLM call queues for the same 4 GPUs",
+            partial(cpu_heavy, gpu_nodes=1),
+        ),
+        Scenario("skewed-mix", "80% cpu-small, the rest in the generator's proportions", skewed),
+        Scenario(
+            "off-profile-speeds",
+            "the generator's mix with each class's speeds and token rates x0.3-0.6 or x1.6-3, drawn per seed",
+            off_profile,
+        ),
+        Scenario(
+            "tiny-8-nodes",
+            "8 nodes in a Dirichlet(0.5) class mix drawn per seed",
+            random_mix,
+            nodes=8,
+            nodes_are_the_point=True,
+        ),
+        # At the same per-node load 256 nodes take 16x the arrival rate: 40 workflows would all arrive within ~4 s
+        # and measure only a cold, empty cluster (least-loaded 34 s there against 16 s in steady state); 480 span
+        # ~45 s, a few response times, for ~1.5 s per episode of a learned policy.
+        Scenario(
+            "large-256-nodes",
+            "256 nodes in a Dirichlet(0.5) class mix drawn per seed",
+            random_mix,
+            nodes=256,
+            workflows=480,
+            nodes_are_the_point=True,
+        ),
+        Scenario("long-chains", "strictly sequential agents of 10-24 steps", heterogeneous, shapes=("long-chain",)),
+        Scenario(
+            "wide-tool-fanout",
+            "a plan fanning out to 16-48 parallel tool calls, one join",
+            heterogeneous,
+            shapes=("wide-tool-fanout",),
+        ),
+        Scenario("lattice", "3-6 x 3-6 grid DAGs: wavefront parallelism", heterogeneous, shapes=("lattice",)),
+        Scenario(
+            "montage",
+            "Montage-like mosaics: project, pairwise diffs, one global fit, correct, serial tail",
+            heterogeneous,
+            shapes=("montage",),
+        ),
+        Scenario(
+            "epigenomics",
+            "Epigenomics-like: parallel 4-step pipelines between split and merge funnels",
+            heterogeneous,
+            shapes=("epigenomics",),
+        ),
+        Scenario(
+            "science-mix",
+            "Montage, Epigenomics, CyberShake and Seismology shapes mixed",
+            heterogeneous,
+            shapes=_SCIENCE,
+        ),
+        Scenario("low-load-0.3", "the five agentic shapes at offered load 0.3", heterogeneous, load=0.3),
+        Scenario("high-load-0.95", "the five agentic shapes at offered load 0.95", heterogeneous, load=0.95),
+        Scenario(
+            "bursty",
+            "the five agentic shapes at load 0.7 with bursty (hyper-exponential) arrivals",
+            heterogeneous,
+            bursty=True,
+        ),
+    ]
+}
 
 
 def get_scenario(name: str) -> Scenario:

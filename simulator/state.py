@@ -28,13 +28,23 @@ def _class_index(node_class: str, node: str) -> int:
     return NODE_CLASSES.index(node_class)
 
 
-def dominant_share(free_cpu: Any, alloc_cpu: Any, free_memory: Any, alloc_memory: Any, free_gpus: Any,
-                   gpu_divisor: Any, gpu_weight: Any, larger: Callable[[Any, Any], Any] = np.maximum) -> Any:
+def dominant_share(
+    free_cpu: Any,
+    alloc_cpu: Any,
+    free_memory: Any,
+    alloc_memory: Any,
+    free_gpus: Any,
+    gpu_divisor: Any,
+    gpu_weight: Any,
+    larger: Callable[[Any, Any], Any] = np.maximum,
+) -> Any:
     """Share in use of a node's most used resource (GPUs only on GPU nodes): for every node at once from the
     state's arrays, or for one node from its Python floats with ``larger=max`` (how the engine keeps it current
     as primitives start and finish); the same operations either way, so the same bits."""
-    return larger(larger(1.0 - free_cpu / alloc_cpu, 1.0 - free_memory / alloc_memory),
-                  (1.0 - free_gpus / gpu_divisor) * gpu_weight)
+    return larger(
+        larger(1.0 - free_cpu / alloc_cpu, 1.0 - free_memory / alloc_memory),
+        (1.0 - free_gpus / gpu_divisor) * gpu_weight,
+    )
 
 
 @dataclass
@@ -115,8 +125,9 @@ class ClusterState:
         """[N] megabits per second from node ``source`` to each node (``node_model.link_megabits_per_second``)."""
         links = self._links.get(source)
         if links is None:
-            links = self._links[source] = link_megabits_per_second(self.bandwidth_gbps.item(source),
-                                                                   self.bandwidth_gbps)
+            links = self._links[source] = link_megabits_per_second(
+                self.bandwidth_gbps.item(source), self.bandwidth_gbps
+            )
         return links
 
     def is_warm(self, kind: PrimitiveKind) -> np.ndarray:

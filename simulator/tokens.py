@@ -18,11 +18,15 @@ SERVICES = ("code", "conv")
 
 @cache
 def _tables() -> dict[str, dict[str, np.ndarray]]:
-    raw = json.loads(resources.files("scale_scheduler.simulator").joinpath("calibration/azure_tokens.json")
-                     .read_text())
-    return {service: {column: np.log(np.asarray(fit["quantiles"], dtype=float))
-                      for column, fit in raw["services"][service].items() if column in ("context", "generated")}
-            for service in SERVICES}
+    raw = json.loads(resources.files("scale_scheduler.simulator").joinpath("calibration/azure_tokens.json").read_text())
+    return {
+        service: {
+            column: np.log(np.asarray(fit["quantiles"], dtype=float))
+            for column, fit in raw["services"][service].items()
+            if column in ("context", "generated")
+        }
+        for service in SERVICES
+    }
 
 
 def sample_tokens(rng: np.random.Generator, service: str = "conv") -> tuple[int, int]:

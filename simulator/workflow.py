@@ -94,7 +94,8 @@ def validate(workflow: Workflow, cluster_nodes: Sequence[NodeSpec] | None = None
         for parent in p.depends_on:
             if parent not in names:
                 raise WorkflowValidationError(
-                    "UnknownDependency", p.name,
+                    "UnknownDependency",
+                    p.name,
                     f"workflow {workflow.name!r}: primitive {p.name!r} depends on unknown primitive {parent!r}",
                 )
             if parent == p.name:
@@ -113,7 +114,8 @@ def validate(workflow: Workflow, cluster_nodes: Sequence[NodeSpec] | None = None
                 fit = fits[request] = any(feasible(p, node) for node in cluster_nodes)
             if not fit:
                 raise WorkflowValidationError(
-                    "Unschedulable", p.name,
+                    "Unschedulable",
+                    p.name,
                     f"workflow {workflow.name!r}: primitive {p.name!r} ({p.kind.value}) requests "
                     f"cpu={p.cpu_millicores}m memory={p.memory_bytes} gpu={p.gpus}, and no node of the cluster can "
                     f"ever run it (none of a class that runs {p.kind.value} has that much allocatable)",

@@ -116,10 +116,12 @@ def capacity_bound(cluster: ClusterSpec, workflows: Sequence[Workflow], seed: in
     for r, capacity in enumerate(capacities):
         if capacity <= 0:
             continue
-        work = np.array([
-            sum(_requests(p)[r] * fastest for p, fastest in zip(w.primitives, d.min(axis=1), strict=True))
-            for w, d in zip(episode.workflows, episode.durations, strict=True)
-        ])
+        work = np.array(
+            [
+                sum(_requests(p)[r] * fastest for p, fastest in zip(w.primitives, d.min(axis=1), strict=True))
+                for w, d in zip(episode.workflows, episode.durations, strict=True)
+            ]
+        )
         best = max(best, srpt_total_response(arrivals, work, float(capacity)) / len(episode.workflows))
     return best
 
@@ -168,8 +170,14 @@ class OptimumResult:
     schedule: tuple[PlannedRun, ...] = ()  # the best schedule, empty when none
 
 
-def optimum(cluster: ClusterSpec, workflows: Sequence[Workflow], seed: int, time_limit_s: float = 10.0,
-            workers: int = 1, work_limit: float | None = None) -> OptimumResult:
+def optimum(
+    cluster: ClusterSpec,
+    workflows: Sequence[Workflow],
+    seed: int,
+    time_limit_s: float = 10.0,
+    workers: int = 1,
+    work_limit: float | None = None,
+) -> OptimumResult:
     """The clairvoyant offline optimum of the mean response time by OR-Tools CP-SAT.
 
     The model knows every arrival and every true duration and plays by the engine's rules: each primitive
@@ -210,17 +218,34 @@ def optimum(cluster: ClusterSpec, workflows: Sequence[Workflow], seed: int, time
 
     best_bound = mean_response(solver.best_objective_bound)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return OptimumResult(status=solver.status_name(status), objective=math.inf, best_bound=best_bound,
-                             proven_gap=math.inf, wall_seconds=time.perf_counter() - started)
+        return OptimumResult(
+            status=solver.status_name(status),
+            objective=math.inf,
+            best_bound=best_bound,
+            proven_gap=math.inf,
+            wall_seconds=time.perf_counter() - started,
+        )
     objective = mean_response(solver.objective_value)
     schedule = tuple(
-        PlannedRun(episode.workflows[tasks[t].workflow].name, tasks[t].primitive.name, cluster.nodes[n].name,
-                   solver.value(plan.start[t]) * TIME_STEP_SECONDS, solver.value(plan.end[t]) * TIME_STEP_SECONDS,
-                   solver.boolean_value(plan.cold[t, n]))
-        for (t, n), placed in plan.presence.items() if solver.boolean_value(placed))
-    return OptimumResult(status=solver.status_name(status), objective=objective, best_bound=best_bound,
-                         proven_gap=(objective - best_bound) / objective if objective > 0 else 0.0,
-                         wall_seconds=time.perf_counter() - started, schedule=schedule)
+        PlannedRun(
+            episode.workflows[tasks[t].workflow].name,
+            tasks[t].primitive.name,
+            cluster.nodes[n].name,
+            solver.value(plan.start[t]) * TIME_STEP_SECONDS,
+            solver.value(plan.end[t]) * TIME_STEP_SECONDS,
+            solver.boolean_value(plan.cold[t, n]),
+        )
+        for (t, n), placed in plan.presence.items()
+        if solver.boolean_value(placed)
+    )
+    return OptimumResult(
+        status=solver.status_name(status),
+        objective=objective,
+        best_bound=best_bound,
+        proven_gap=(objective - best_bound) / objective if objective > 0 else 0.0,
+        wall_seconds=time.perf_counter() - started,
+        schedule=schedule,
+    )
 
 
 def _ticks(seconds: float) -> int:
@@ -253,8 +278,9 @@ def _ticked_tasks(episode: _Episode) -> list[_TickedTask]:
                 if megabytes > 0:  # the engine charges nothing for an empty output, nor on the same node
                     seconds = transfer_seconds(megabytes, bandwidth[:, None], bandwidth[None, :])
                     transfer_in[k] = np.where(same_node, 0, np.floor(seconds / TIME_STEP_SECONDS))
-            tasks.append(_TickedTask(j, p, [_ticks(d) if math.isfinite(d) else None for d in durations[i]],
-                                     parents, transfer_in))
+            tasks.append(
+                _TickedTask(j, p, [_ticks(d) if math.isfinite(d) else None for d in durations[i]], parents, transfer_in)
+            )
     return tasks
 
 
@@ -271,8 +297,10 @@ def _build(model: cp_model.CpModel, tasks: list[_TickedTask], episode: _Episode)
     nodes = range(state.num_nodes)
     arrival = [_ticks(w.arrival_time) for w in episode.workflows]
     cold_ticks = [_ticks(cold_start_seconds(task.primitive.kind)) for task in tasks]
-    longest = [max(d for d in task.duration if d is not None) + cold_ticks[t] + int(task.transfer_in.max(initial=0))
-               for t, task in enumerate(tasks)]
+    longest = [
+        max(d for d in task.duration if d is not None) + cold_ticks[t] + int(task.transfer_in.max(initial=0))
+        for t, task in enumerate(tasks)
+    ]
     # An optimal schedule never idles the whole cluster after the last arrival (shifting everything after
     # such a gap earlier keeps it feasible and no worse), so it ends within this horizon.
     horizon = max(arrival) + sum(longest)
@@ -293,7 +321,8 @@ def _build(model: cp_model.CpModel, tasks: list[_TickedTask], episode: _Episode)
                 for m in nodes:
                     if (parent, m) in presence and task.transfer_in[k, m, n]:
                         model.add(transfer >= int(task.transfer_in[k, m, n])).only_enforce_if(
-                            [presence[t, n], presence[parent, m]])
+                            [presence[t, n], presence[parent, m]]
+                        )
             size = model.new_int_var(duration, duration + cold_ticks[t] + wait, f"size{t},{n}")
             model.add(size == duration + cold_ticks[t] * cold[t, n] + transfer)
             intervals[t, n] = model.new_optional_interval_var(start[t], size, end[t], presence[t, n], f"run{t},{n}")
@@ -316,8 +345,11 @@ def _build(model: cp_model.CpModel, tasks: list[_TickedTask], episode: _Episode)
                         model.add(start[t] <= start[u]).only_enforce_if([cold[t, n], presence[u, n]])
         capacity = (int(state.alloc_cpu[n]), math.ceil(state.alloc_memory[n] / MIB), int(state.alloc_gpus[n]))
         for r in range(3):
-            placed = [(intervals[t, n], _requests(task.primitive)[r] // (MIB if r == 1 else 1))
-                      for t, task in enumerate(tasks) if (t, n) in intervals]
+            placed = [
+                (intervals[t, n], _requests(task.primitive)[r] // (MIB if r == 1 else 1))
+                for t, task in enumerate(tasks)
+                if (t, n) in intervals
+            ]
             placed = [(interval, demand) for interval, demand in placed if demand > 0]
             if sum(demand for _, demand in placed) > capacity[r]:  # else nothing can ever overfill it
                 model.add_cumulative([i for i, _ in placed], [d for _, d in placed], capacity[r])
@@ -335,4 +367,5 @@ def _check_size(cluster: ClusterSpec, workflows: Sequence[Workflow]) -> None:
         raise ValueError(
             f"CP-SAT optimum is limited to {MAX_WORKFLOWS} workflows, {MAX_PRIMITIVES} primitives per workflow "
             f"and {MAX_NODES} nodes; this instance has {len(workflows)} workflows, up to {widest} primitives "
-            f"in a workflow and {len(cluster.nodes)} nodes")
+            f"in a workflow and {len(cluster.nodes)} nodes"
+        )

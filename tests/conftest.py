@@ -14,10 +14,16 @@ from scale_scheduler.simulator.cluster import heterogeneous
 ClusterFactory = Callable[..., kwok.ClusterInfo]
 
 # Journeys that run the CLI, a script or Ray workers in subprocesses: minutes, not seconds.
-SLOW_MODULES = frozenset({
-    "test_cli_journey.py", "test_srr_sweep_script.py", "test_bench_smoke.py", "test_parallel.py",
-    "test_evaluate_suite_cli.py", "test_readme_comparison.py",
-})
+SLOW_MODULES = frozenset(
+    {
+        "test_cli_journey.py",
+        "test_srr_sweep_script.py",
+        "test_bench_smoke.py",
+        "test_parallel.py",
+        "test_evaluate_suite_cli.py",
+        "test_readme_comparison.py",
+    }
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,15 +46,20 @@ def local_cluster() -> Iterator[ClusterFactory]:
     cluster is stopped at the end of the session."""
     started: dict[tuple[int, str, bool], kwok.ClusterInfo] = {}
 
-    def factory(nodes: int = 16, scheduler_config: str | Path | None = None,
-                kube_scheduler: bool = True) -> kwok.ClusterInfo:
+    def factory(
+        nodes: int = 16, scheduler_config: str | Path | None = None, kube_scheduler: bool = True
+    ) -> kwok.ClusterInfo:
         key = (nodes, str(scheduler_config or ""), kube_scheduler)
         if key not in started:
             digest = hashlib.sha1(repr(key).encode()).hexdigest()[:6]
             name = f"pytest-{os.getpid()}-{nodes}-{digest}"
-            started[key] = kwok.up(name, heterogeneous(nodes, seed=0),
-                                   scheduler_config=Path(scheduler_config) if scheduler_config else None,
-                                   kube_scheduler=kube_scheduler, timeout=300)
+            started[key] = kwok.up(
+                name,
+                heterogeneous(nodes, seed=0),
+                scheduler_config=Path(scheduler_config) if scheduler_config else None,
+                kube_scheduler=kube_scheduler,
+                timeout=300,
+            )
         return started[key]
 
     yield factory

@@ -12,8 +12,9 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 def _bench(script: str, *args: str) -> dict:
-    done = subprocess.run([sys.executable, str(BENCH / script), *args, "--json"], capture_output=True, text=True,
-                          timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args, "--json"], capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 
@@ -41,8 +42,23 @@ def test_policy_bench_reports_latencies_and_batched_rate() -> None:
 
 
 def test_training_bench_reports_rollout_and_label_rates_and_the_speedup_of_two_workers() -> None:
-    report = _bench("training.py", "--workers", "1,2", "--nodes", "4", "--groups", "2", "--rollouts", "2",
-                    "--workflows", "2", "--label-episodes", "2", "--label-workflows", "1")
+    report = _bench(
+        "training.py",
+        "--workers",
+        "1,2",
+        "--nodes",
+        "4",
+        "--groups",
+        "2",
+        "--rollouts",
+        "2",
+        "--workflows",
+        "2",
+        "--label-episodes",
+        "2",
+        "--label-workflows",
+        "1",
+    )
     for key in ("rollout_decisions_per_second", "label_decisions_per_second"):
         assert set(report[key]) == {"1", "2"} and all(rate > 0 for rate in report[key].values())
     assert set(report["speedup"]) == {"rollout", "label"}

@@ -100,11 +100,13 @@ class Binder:
             if (pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
                 return pod
             if not created and step.annotations:  # a previous incarnation's pod of that name: make it this one
-                pod = await self.api.patch_pod_annotations(pod["metadata"]["namespace"], pod["metadata"]["name"],
-                                                           step.annotations)
+                pod = await self.api.patch_pod_annotations(
+                    pod["metadata"]["namespace"], pod["metadata"]["name"], step.annotations
+                )
         elif step.annotations:
-            pod = await self.api.patch_pod_annotations(pod["metadata"]["namespace"], pod["metadata"]["name"],
-                                                       step.annotations)
+            pod = await self.api.patch_pod_annotations(
+                pod["metadata"]["namespace"], pod["metadata"]["name"], step.annotations
+            )
         if step.node is not None:
             return await self.bind(body, pod, step.node)
         uid = pod["metadata"].get("uid", "")
@@ -136,10 +138,14 @@ class Binder:
             primitive = pod["metadata"]["labels"].get(labels.PRIMITIVE_LABEL, "?")
             self.post_event(pod, "Pod", "Scheduled", f"Successfully assigned {namespace}/{name} to {node}", False)
             self.post_event(
-                body, labels.KIND, "Placed",
+                body,
+                labels.KIND,
+                "Placed",
                 f"primitive {primitive!r} attempt {pod['metadata']['labels'].get(labels.ATTEMPT_LABEL, '0')} -> node "
                 f"{node} by policy {self.policy} (run {annotations.get(labels.DURATION_ANNOTATION, '?')}, estimated "
-                f"{annotations.get(labels.ESTIMATED_DURATION_ANNOTATION, '?')}, wall clock)", False)
+                f"{annotations.get(labels.ESTIMATED_DURATION_ANNOTATION, '?')}, wall clock)",
+                False,
+            )
             return {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node}}
         return None  # 409: bound before (a previous incarnation), maybe elsewhere
 
@@ -149,6 +155,11 @@ class Binder:
         await self.api.delete_pod(meta["namespace"], meta["name"])
         self.live.apply_pod_event("DELETED", pod)
         primitive = meta["labels"].get(labels.PRIMITIVE_LABEL, "?")
-        self.post_event(body, labels.KIND, "NodeLost",
-                        f"node {node} is gone: deleted pod {meta['name']} of primitive {primitive!r}; "
-                        "it runs again elsewhere (this does not use up a retry)", True)
+        self.post_event(
+            body,
+            labels.KIND,
+            "NodeLost",
+            f"node {node} is gone: deleted pod {meta['name']} of primitive {primitive!r}; "
+            "it runs again elsewhere (this does not use up a retry)",
+            True,
+        )

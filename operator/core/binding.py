@@ -76,8 +76,15 @@ class BindingQueue:
             entry = self._entries.get(arrival.pod)
             if entry is None:
                 self._sequence += 1
-                entry = WaitingPod(workflow, arrival.pod, arrival.primitive, arrival.downstream_seconds,
-                                   arrival.mean_seconds, self._sequence, constraints=arrival.constraints)
+                entry = WaitingPod(
+                    workflow,
+                    arrival.pod,
+                    arrival.primitive,
+                    arrival.downstream_seconds,
+                    arrival.mean_seconds,
+                    self._sequence,
+                    constraints=arrival.constraints,
+                )
             self._entries[arrival.pod] = replace(entry, planned_node=arrival.planned_node)
         self._set_remaining(workflow, remaining_seconds)
         return sorted((e for e in self._entries.values() if e.workflow == workflow), key=self.key)
@@ -115,22 +122,32 @@ class BindingQueue:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def ahead_with_room(self, pod: PodKey, node: int, state: ClusterState,
-                        admits: Callable[[NodeConstraints], bool] = lambda _: True) -> WaitingPod | None:
+    def ahead_with_room(
+        self, pod: PodKey, node: int, state: ClusterState, admits: Callable[[NodeConstraints], bool] = lambda _: True
+    ) -> WaitingPod | None:
         """Late-binding: the first pod of another workflow, ahead of ``pod`` in the queue, that could run on
         ``node`` (``admits``: its own node constraints allow it there) and has room there now (the engine would
         place it before ``pod``); None if there is none."""
         own, spec = self._entries[pod], state.spec.nodes[node]
-        ahead = sorted((e for e in self._entries.values()
-                        if e.workflow != own.workflow and self._keys[e.pod] < self._keys[pod]), key=self.key)
-        return next((e for e in ahead if feasible(e.primitive, spec) and room_now(e.primitive, state)[node]
-                     and admits(e.constraints)), None)
+        ahead = sorted(
+            (e for e in self._entries.values() if e.workflow != own.workflow and self._keys[e.pod] < self._keys[pod]),
+            key=self.key,
+        )
+        return next(
+            (
+                e
+                for e in ahead
+                if feasible(e.primitive, spec) and room_now(e.primitive, state)[node] and admits(e.constraints)
+            ),
+            None,
+        )
 
     def ahead_on_node(self, pod: PodKey) -> int:
         """Node-queues: how many pods wait ahead of ``pod`` in its planned node's queue."""
         own = self._entries[pod]
-        return sum(e.planned_node == own.planned_node and self._keys[e.pod] < self._keys[pod]
-                   for e in self._entries.values())
+        return sum(
+            e.planned_node == own.planned_node and self._keys[e.pod] < self._keys[pod] for e in self._entries.values()
+        )
 
     def admitted(self, node: int, state: ClusterState) -> list[WaitingPod]:
         """Node-queues: the pods planned for ``node`` that start now, head first: each fits in the room left by
@@ -138,8 +155,11 @@ class BindingQueue:
         name = state.spec.nodes[node].name
         queue = sorted((e for e in self._entries.values() if e.planned_node == name), key=self.key)
         room = copy.copy(state)  # the free resources are used up in queue order: fresh copies of those arrays
-        room.free_cpu, room.free_memory, room.free_gpus = (state.free_cpu.copy(), state.free_memory.copy(),
-                                                           state.free_gpus.copy())
+        room.free_cpu, room.free_memory, room.free_gpus = (
+            state.free_cpu.copy(),
+            state.free_memory.copy(),
+            state.free_gpus.copy(),
+        )
         admitted = []
         for entry in queue:
             if not room_now(entry.primitive, room)[node]:
@@ -165,5 +185,6 @@ class BindingQueue:
             return
         self._remaining[workflow] = seconds
         for entry in entries:
-            self._keys[entry.pod] = queue_key(self._priority, Waiting(
-                entry.primitive, entry.downstream_seconds, seconds, entry.sequence))
+            self._keys[entry.pod] = queue_key(
+                self._priority, Waiting(entry.primitive, entry.downstream_seconds, seconds, entry.sequence)
+            )

@@ -51,9 +51,17 @@ RESYNC_SECONDS = 2.0
 class WorkflowController:
     """Reconciles WorkflowDAGs; one reconcile at a time per workflow, bursts of pod events coalesced."""
 
-    def __init__(self, api: KubeApi, live: LiveCluster, scheduler: Scheduler, policy: str, time_scale: float,
-                 namespace: str | None = None, fallback_warning: str | None = None,
-                 post_event: PostEvent = post_event) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        live: LiveCluster,
+        scheduler: Scheduler,
+        policy: str,
+        time_scale: float,
+        namespace: str | None = None,
+        fallback_warning: str | None = None,
+        post_event: PostEvent = post_event,
+    ) -> None:
         self.api, self.live, self.namespace = api, live, namespace  # namespace None: every namespace
         self.fallback_warning, self.post_event = fallback_warning, post_event
         self.reconciles = ReconcileQueue(self._reconcile_key)
@@ -114,12 +122,14 @@ class WorkflowController:
             for key in self.queue.workflows():  # room may have been freed: look again now, not at the next resync
                 self.reconciles.trigger(key)
         value = (meta.get("labels") or {}).get(labels.WORKFLOW_LABEL)
-        owner = next((ref["name"] for ref in meta.get("ownerReferences") or [] if ref.get("kind") == labels.KIND),
-                     None)
+        owner = next((ref["name"] for ref in meta.get("ownerReferences") or [] if ref.get("kind") == labels.KIND), None)
         # A live Pending pod's events are the echo of our own create and bind, which the reconcile that made
         # them has already accounted for: reconciling on them doubled the API calls per DAG step.
-        echo = (event_type in ("ADDED", "MODIFIED") and not meta.get("deletionTimestamp")
-                and (pod.get("status") or {}).get("phase", "Pending") == "Pending")
+        echo = (
+            event_type in ("ADDED", "MODIFIED")
+            and not meta.get("deletionTimestamp")
+            and (pod.get("status") or {}).get("phase", "Pending") == "Pending"
+        )
         if value and owner and meta.get("namespace") and not echo:
             self.reconciles.trigger((meta["namespace"], owner))
 
@@ -139,8 +149,9 @@ class WorkflowController:
         # (parent Succeeded -> child created), which at --time-scale 10 is ten times as long in simulated seconds.
         # Both reads are issued after this process's previous writes have completed (one reconcile per key at a
         # time), so each sees them; the pods are filtered by owner once the uid is known.
-        body, labelled = await asyncio.gather(self.api.get_workflow(*key),
-                                              self.api.list_workflow_pods(key[0], label_value(key[1])))
+        body, labelled = await asyncio.gather(
+            self.api.get_workflow(*key), self.api.list_workflow_pods(key[0], label_value(key[1]))
+        )
         if body is None:
             self._forget(key)
             return False
@@ -188,8 +199,14 @@ class WorkflowController:
                 after = owned_by(await self.api.list_workflow_pods(key[0], label_value(key[1])), plan.uid)
             pods = after
             progress = workflow_progress(plan.workflow, pods, status.get("primitives"), plan.strategies)
-        phase = await self.status.write(body, plan, progress, problems=self.binder.problems(key), ended_by=ended_by,
-                                        suspended=bool(spec.get("suspend")))
+        phase = await self.status.write(
+            body,
+            plan,
+            progress,
+            problems=self.binder.problems(key),
+            ended_by=ended_by,
+            suspended=bool(spec.get("suspend")),
+        )
         if phase in TERMINAL:
             self._plans.pop(key, None)
             self.queue.forget(key)
@@ -197,16 +214,20 @@ class WorkflowController:
         # after the status write: what the collected pods said is recorded there by now
         await self.lifecycle.clean_up(key, body, phase, pods, expire=False)
 
-    async def _advance(self, key: Key, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-                       pods: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    async def _advance(
+        self, key: Key, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress, pods: list[dict[str, Any]]
+    ) -> list[dict[str, Any]] | None:
         """Move pods whose node vanished, create pods for ready primitives, bind waiting pods.
 
         Returns the workflow's pods as they stand afterwards, built from the API's own replies (a second
         list per reconcile was one more serial round trip on every DAG step), or None when only a fresh
         list can tell.
         """
-        lost = [(entry.live_pod, entry.node) for entry in progress.primitives.values()
-                if entry.live_pod is not None and entry.node and not self.live.node_exists(entry.node)]
+        lost = [
+            (entry.live_pod, entry.node)
+            for entry in progress.primitives.values()
+            if entry.live_pod is not None and entry.node and not self.live.node_exists(entry.node)
+        ]
         for pod, node in lost:
             await self.binder.evict(body, pod, node)
         if lost:
@@ -216,14 +237,18 @@ class WorkflowController:
         # Every pod of the workflow that waits for a node joins the cluster-wide queue (the engine's order,
         # placement.queue_key); SRPT-like priorities read the workflow's work not started yet.
         # a pod whose create or bind the API refused waits out its delay outside the queue (nobody yields to it)
-        waiting = {pod: entry for pod, entry in waiting_pods(body, plan, progress).items()
-                   if not self.binder.holding_off(pod)}
+        waiting = {
+            pod: entry for pod, entry in waiting_pods(body, plan, progress).items() if not self.binder.holding_off(pod)
+        }
         remaining = sum(plan.mean_seconds[name] for name, entry in progress.primitives.items() if not entry.node)
         entries = self.queue.sync(key, [arrival for arrival, _ in waiting.values()], remaining)
         # Decide one after another without yielding (each decision sees the pods assumed and planned before it, and
         # the queue as it stands), then create and bind the pods concurrently: the API round trips are the slow part.
-        steps = [step for entry in entries
-                 if (step := self.placer.step(body, plan, progress, entry, waiting[entry.pod][1])) is not None]
+        steps = [
+            step
+            for entry in entries
+            if (step := self.placer.step(body, plan, progress, entry, waiting[entry.pod][1])) is not None
+        ]
         results = list(await asyncio.gather(*(self.binder.carry_out(body, step) for step in steps)))
         if any(pod is None for pod in results):
             return None

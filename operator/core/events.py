@@ -22,8 +22,11 @@ def reference(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     """The identity kopf needs (list items from the API carry no apiVersion or kind)."""
     meta = obj["metadata"]
     api_version = "v1" if kind == "Pod" else labels.API_VERSION
-    return {"apiVersion": api_version, "kind": kind,
-            "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid")}}
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid")},
+    }
 
 
 def post_event(obj: dict[str, Any], kind: str, reason: str, message: str, warning: bool = False) -> None:

@@ -48,15 +48,20 @@ class Lifecycle:
         would keep the primitive running for ever, so the operator does it too. Either failure counts as a retry.
         """
         now = datetime.now(UTC)
-        ended = [(entry.live_pod, why) for entry in progress.primitives.values() if entry.live_pod is not None
-                 and (why := overdue(entry.live_pod, now, plan.raw[entry.name].get("pendingTimeoutSeconds")))]
+        ended = [
+            (entry.live_pod, why)
+            for entry in progress.primitives.values()
+            if entry.live_pod is not None
+            and (why := overdue(entry.live_pod, now, plan.raw[entry.name].get("pendingTimeoutSeconds")))
+        ]
         for pod, why in ended:
             await self.api.fail_pod(pod["metadata"]["namespace"], pod["metadata"]["name"], why.reason, why.message)
             self.live.apply_pod_event("DELETED", pod)  # it holds nothing once failed (the watch confirms)
         return bool(ended)
 
-    async def clean_up(self, key: Key, body: dict[str, Any], phase: str, pods: list[dict[str, Any]], *,
-                        expire: bool = True) -> None:
+    async def clean_up(
+        self, key: Key, body: dict[str, Any], phase: str, pods: list[dict[str, Any]], *, expire: bool = True
+    ) -> None:
         """Delete the pods ``spec.podGC`` collects and, when ``expire``, a finished workflow past its
         ``spec.ttlSecondsAfterFinished`` (its pods go with it, by their ownerReferences)."""
         spec = body.get("spec") or {}
@@ -64,8 +69,9 @@ class Lifecycle:
             await self.api.delete_workflow(*key)
             return
         collected = pods_to_collect(spec, phase, pods)
-        await asyncio.gather(*(self.api.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
-                               for pod in collected))
+        await asyncio.gather(
+            *(self.api.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"]) for pod in collected)
+        )
         for pod in collected:
             self.live.apply_pod_event("DELETED", pod)
 
@@ -92,4 +98,3 @@ class Lifecycle:
         if running or progress.phase == "Succeeded":  # a Stop that came after the last primitive finished: success
             return None
         return why
-

@@ -170,9 +170,14 @@ class LiveCluster:
             planned = "" if node else str((meta.get("annotations") or {}).get(PLANNED_NODE_ANNOTATION, ""))
             requests = pod_requests(pod)
             self._pods[key] = _PodRecord(
-                uid=uid, node=node, planned_node=planned, cpu_millicores=requests.get("cpu", 0.0) * 1000.0,
-                memory_bytes=requests.get("memory", 0.0), gpus=requests.get(GPU_RESOURCE, 0.0),
-                started_at=started_at, expected_seconds=expected_seconds(pod),
+                uid=uid,
+                node=node,
+                planned_node=planned,
+                cpu_millicores=requests.get("cpu", 0.0) * 1000.0,
+                memory_bytes=requests.get("memory", 0.0),
+                gpus=requests.get(GPU_RESOURCE, 0.0),
+                started_at=started_at,
+                expected_seconds=expected_seconds(pod),
             )
 
     def replace_pods_outside(self, namespace: str, pods: list[dict[str, Any]]) -> None:
@@ -212,9 +217,15 @@ class LiveCluster:
         with self._lock:
             return self._snapshot()
 
-    def observation(self, primitive: Primitive, parent_outputs: list[tuple[str, float]], now: float,
-                    downstream_seconds: float = 0.0, workflow_elapsed: float = 0.0,
-                    constraints: NodeConstraints | None = None) -> Observation:
+    def observation(
+        self,
+        primitive: Primitive,
+        parent_outputs: list[tuple[str, float]],
+        now: float,
+        downstream_seconds: float = 0.0,
+        workflow_elapsed: float = 0.0,
+        constraints: NodeConstraints | None = None,
+    ) -> Observation:
         """The policy's input for placing ``primitive``; ``parent_outputs`` are (node name, megabytes).
 
         ``constraints`` (the pod's nodeSelector, node affinity, tolerations) narrow the observation's mask to
@@ -225,9 +236,16 @@ class LiveCluster:
             state = self._snapshot()
             parents = [(self._index[name], megabytes) for name, megabytes in parent_outputs if name in self._index]
             allowed = self._allowed_mask(constraints or NodeConstraints())
-        return Observation(now=now, primitive=primitive, state=state, parent_outputs=parents,
-                           downstream_seconds=downstream_seconds, workflow_elapsed=workflow_elapsed, rule=self.rule,
-                           allowed=allowed)
+        return Observation(
+            now=now,
+            primitive=primitive,
+            state=state,
+            parent_outputs=parents,
+            downstream_seconds=downstream_seconds,
+            workflow_elapsed=workflow_elapsed,
+            rule=self.rule,
+            allowed=allowed,
+        )
 
     def allowed(self, constraints: NodeConstraints) -> np.ndarray:
         """[N] the view's nodes (``node_names()`` order) that a pod with these constraints may be placed on."""
@@ -245,8 +263,9 @@ class LiveCluster:
     def _signature(self, node: dict[str, Any]) -> tuple[Any, ...]:
         meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
         ready = next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
-        taints = tuple(sorted((t.get("key", ""), t.get("value", ""), t.get("effect", ""))
-                              for t in spec.get("taints") or []))
+        taints = tuple(
+            sorted((t.get("key", ""), t.get("value", ""), t.get("effect", "")) for t in spec.get("taints") or [])
+        )
         labels = tuple(sorted((meta.get("labels") or {}).items()))
         allocatable = tuple(sorted((status.get("allocatable") or {}).items()))
         return labels, allocatable, bool(spec.get("unschedulable")), ready, taints
@@ -281,8 +300,11 @@ class LiveCluster:
         self._refresh_nodes()
         mask = self._allowed.get(constraints)
         if mask is None:
-            mask = np.fromiter((constraints.rejection(self._node_objects[name]) is None for name in self._names),
-                               dtype=bool, count=len(self._names))
+            mask = np.fromiter(
+                (constraints.rejection(self._node_objects[name]) is None for name in self._names),
+                dtype=bool,
+                count=len(self._names),
+            )
             self._allowed[constraints] = mask
         return mask
 
@@ -296,8 +318,16 @@ class LiveCluster:
         if self._dynamic is None:
             self._dynamic = self._dynamic_arrays(self._template)
         state = copy.copy(self._template)  # shares the static arrays; the dynamic ones are fresh copies
-        (state.free_cpu, state.free_memory, state.free_gpus, state.running, state.queue_length,
-         state.queued_seconds, state.next_release, state.warm) = (array.copy() for array in self._dynamic)
+        (
+            state.free_cpu,
+            state.free_memory,
+            state.free_gpus,
+            state.running,
+            state.queue_length,
+            state.queued_seconds,
+            state.next_release,
+            state.warm,
+        ) = (array.copy() for array in self._dynamic)
         return state
 
     def _dynamic_arrays(self, template: ClusterState) -> tuple[np.ndarray, ...]:
@@ -305,14 +335,17 @@ class LiveCluster:
         operations over all pods (a Python loop per pod cost ~2 ms at 300 pods: decision latency)."""
         n, nan = len(self._names), math.nan
         bound = [(i, r) for r in self._pods.values() if (i := self._index.get(r.node)) is not None]
-        queued = [] if self.rule is PlacementRule.LATE_BINDING else [
-            (i, r) for r in self._pods.values() if (i := self._index.get(r.planned_node)) is not None]
+        queued = (
+            []
+            if self.rule is PlacementRule.LATE_BINDING
+            else [(i, r) for r in self._pods.values() if (i := self._index.get(r.planned_node)) is not None]
+        )
         node = np.fromiter((i for i, _ in bound), dtype=np.int64, count=len(bound))
 
         def column(rows: list[tuple[int, _PodRecord]], value: Callable[[_PodRecord], float | None]) -> np.ndarray:
             return np.fromiter((nan if (v := value(r)) is None else v for _, r in rows), np.float64, len(rows))
 
-        release = (column(bound, lambda r: r.started_at) + column(bound, lambda r: r.expected_seconds))
+        release = column(bound, lambda r: r.started_at) + column(bound, lambda r: r.expected_seconds)
         release *= self._time_scale
         releasing = np.isfinite(release)
         next_release = np.full(n, math.inf)

@@ -15,18 +15,38 @@ log = logging.getLogger(__name__)
 
 # Decisions take well under a millisecond for heuristics and a few for the network: fine buckets there.
 DECISION_LATENCY_BUCKETS = (
-    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05,
-    0.075, 0.1, 0.25, 0.5, 1.0,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.00075,
+    0.001,
+    0.0015,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
 )
 RESPONSE_TIME_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600)
 
 DECISIONS = Counter(
-    "scale_sched_decisions", "Placement decisions made by the policy.", ["policy", "source"],
+    "scale_sched_decisions",
+    "Placement decisions made by the policy.",
+    ["policy", "source"],
 )
 DECISION_LATENCY = Histogram(
     "scale_sched_decision_latency_seconds",
     "Time to build the observation and run the policy for one decision.",
-    ["source"], buckets=DECISION_LATENCY_BUCKETS,
+    ["source"],
+    buckets=DECISION_LATENCY_BUCKETS,
 )
 BIND_ERRORS = Counter(
     "scale_sched_bind_errors",
@@ -41,10 +61,12 @@ GUARDED_DECISIONS = Counter(
 WORKFLOWS = Gauge("scale_sched_workflows", "WorkflowDAGs known to the operator, by phase.", ["phase"])
 WORKFLOW_RESPONSE_TIME = Histogram(
     "scale_sched_workflow_response_time_seconds",
-    "Seconds from a WorkflowDAG's creation to its last primitive finishing.", buckets=RESPONSE_TIME_BUCKETS,
+    "Seconds from a WorkflowDAG's creation to its last primitive finishing.",
+    buckets=RESPONSE_TIME_BUCKETS,
 )
 EXTENDER_REQUESTS = Counter(
-    "scale_sched_extender_requests", "Requests kube-scheduler made to the extender, by verb and outcome.",
+    "scale_sched_extender_requests",
+    "Requests kube-scheduler made to the extender, by verb and outcome.",
     ["verb", "outcome"],
 )
 
@@ -62,7 +84,9 @@ def start_metrics_server(port: int, host: str = "0.0.0.0") -> bool:
     try:
         start_http_server(port, addr=host)
     except OSError as error:
-        raise OSError(f"cannot serve metrics on {host}:{port}: {error}; pick a free port with --metrics-port "
-                      "(0 turns metrics off)") from error
+        raise OSError(
+            f"cannot serve metrics on {host}:{port}: {error}; pick a free port with --metrics-port "
+            "(0 turns metrics off)"
+        ) from error
     log.info("serving Prometheus metrics on http://%s:%d/metrics", host, port)
     return True

@@ -66,8 +66,9 @@ class NoRoom(LookupError):
 
 def _decision(observation: Observation, index: int) -> Decision:
     setup = float(observation.transfer[index] + observation.cold_start[index])
-    return Decision(index, observation.state.spec.nodes[index], setup,
-                    setup + float(observation.estimated_duration[index]))
+    return Decision(
+        index, observation.state.spec.nodes[index], setup, setup + float(observation.estimated_duration[index])
+    )
 
 
 def annotated(pod: dict[str, Any], annotations: dict[str, str]) -> dict[str, Any]:
@@ -78,15 +79,17 @@ def annotated(pod: dict[str, Any], annotations: dict[str, str]) -> dict[str, Any
     return {**pod, "metadata": {**meta, "annotations": {**(meta.get("annotations") or {}), **annotations}}}
 
 
-def waiting_pods(body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress
-                 ) -> dict[PodKey, tuple[Arrival, dict[str, Any] | None]]:
+def waiting_pods(
+    body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress
+) -> dict[PodKey, tuple[Arrival, dict[str, Any] | None]]:
     """The workflow's pods that wait for a node, in topological order: (queue arrival, the unbound pod, or None
     for a ready primitive whose next attempt's pod does not exist yet). A primitive whose retryStrategy backoff
     has not run out yet is not among them (the resync looks again)."""
     meta = body["metadata"]
     now = datetime.now(UTC)
-    ready = {name for name in progress.ready
-             if (after := progress.primitives[name].next_attempt) is None or after <= now}
+    ready = {
+        name for name in progress.ready if (after := progress.primitives[name].next_attempt) is None or after <= now
+    }
     waiting: dict[PodKey, tuple[Arrival, dict[str, Any] | None]] = {}
     for primitive in plan.workflow.primitives:
         entry = progress.primitives[primitive.name]
@@ -100,8 +103,14 @@ def waiting_pods(body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowPro
             continue
         # an existing pod's own constraints (a retry may avoid the nodes where it failed), else the primitive's
         constraints = plan.constraints[primitive.name] if pod is None else NodeConstraints.of_pod(pod)
-        arrival = Arrival((meta["namespace"], name), primitive, plan.downstream_seconds[primitive.name],
-                          plan.mean_seconds[primitive.name], planned, constraints)
+        arrival = Arrival(
+            (meta["namespace"], name),
+            primitive,
+            plan.downstream_seconds[primitive.name],
+            plan.mean_seconds[primitive.name],
+            planned,
+            constraints,
+        )
         waiting[arrival.pod] = (arrival, pod)
     return waiting
 
@@ -109,26 +118,51 @@ def waiting_pods(body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowPro
 class Placer:
     """The rule's pipeline (``placement.candidates``, ``Scheduler.choose``) for the operator's waiting pods."""
 
-    def __init__(self, live: LiveCluster, scheduler: Scheduler, queue: BindingQueue, reconciles: ReconcileQueue,
-                 policy: str, time_scale: float) -> None:
+    def __init__(
+        self,
+        live: LiveCluster,
+        scheduler: Scheduler,
+        queue: BindingQueue,
+        reconciles: ReconcileQueue,
+        policy: str,
+        time_scale: float,
+    ) -> None:
         self.live, self.scheduler, self.queue, self.reconciles = live, scheduler, queue, reconciles
         self.policy, self.time_scale = policy, time_scale
 
-    def observe(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-                primitive: Primitive, constraints: NodeConstraints | None = None) -> Observation:
+    def observe(
+        self,
+        body: dict[str, Any],
+        plan: WorkflowPlan,
+        progress: WorkflowProgress,
+        primitive: Primitive,
+        constraints: NodeConstraints | None = None,
+    ) -> Observation:
         """The policy's input for one primitive of this workflow, from the live view (its pod's node constraints:
         ``constraints``, else the primitive's)."""
         now = time.time()
         created = parse_time(body["metadata"]["creationTimestamp"]) or datetime.now(UTC)
-        parents = [(progress.primitives[parent].node or "", plan.by_name[parent].output_megabytes)
-                   for parent in primitive.depends_on]
+        parents = [
+            (progress.primitives[parent].node or "", plan.by_name[parent].output_megabytes)
+            for parent in primitive.depends_on
+        ]
         return self.live.observation(
-            primitive, parents, now=now * self.time_scale, downstream_seconds=plan.downstream_seconds[primitive.name],
+            primitive,
+            parents,
+            now=now * self.time_scale,
+            downstream_seconds=plan.downstream_seconds[primitive.name],
             workflow_elapsed=max(now - created.timestamp(), 0.0) * self.time_scale,
-            constraints=constraints or plan.constraints[primitive.name])
+            constraints=constraints or plan.constraints[primitive.name],
+        )
 
-    def decide(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress,
-               primitive: Primitive, constraints: NodeConstraints | None = None) -> Decision:
+    def decide(
+        self,
+        body: dict[str, Any],
+        plan: WorkflowPlan,
+        progress: WorkflowProgress,
+        primitive: Primitive,
+        constraints: NodeConstraints | None = None,
+    ) -> Decision:
         """The policy's node for one attempt among the rule's candidates (``Observation.candidates``: under
         late-binding the nodes that can run it and have its requests free now, kube-scheduler's filter; under
         node-queues every node that can run it; either way only nodes its nodeSelector, node affinity and
@@ -136,27 +170,41 @@ class Placer:
         started = time.perf_counter()
         observation = self.observe(body, plan, progress, primitive, constraints)
         if not observation.mask.any():
-            raise LookupError(f"no schedulable node in the cluster that its nodeSelector, node affinity and "
-                              f"tolerations admit can run primitive {primitive.name!r}")
+            raise LookupError(
+                f"no schedulable node in the cluster that its nodeSelector, node affinity and "
+                f"tolerations admit can run primitive {primitive.name!r}"
+            )
         if not observation.candidates.any():
-            raise NoRoom(f"0/{observation.state.num_nodes} nodes are available: none of the nodes that can run "
-                         f"{primitive.kind.value} (and that admit it) has cpu {primitive.cpu_millicores}m, memory "
-                         f"{primitive.memory_bytes} and nvidia.com/gpu {primitive.gpus} free; waiting for running pods "
-                         "to finish")
+            raise NoRoom(
+                f"0/{observation.state.num_nodes} nodes are available: none of the nodes that can run "
+                f"{primitive.kind.value} (and that admit it) has cpu {primitive.cpu_millicores}m, memory "
+                f"{primitive.memory_bytes} and nvidia.com/gpu {primitive.gpus} free; waiting for running pods "
+                "to finish"
+            )
         index = self.scheduler.choose(observation)  # the engine's call: the policy's best candidate
         metrics.record_decision(self.policy, "operator", time.perf_counter() - started)
         return _decision(observation, index)
 
-    def step(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress, entry: WaitingPod,
-             pod: dict[str, Any] | None) -> Step | None:
+    def step(
+        self,
+        body: dict[str, Any],
+        plan: WorkflowPlan,
+        progress: WorkflowProgress,
+        entry: WaitingPod,
+        pod: dict[str, Any] | None,
+    ) -> Step | None:
         """Where one waiting pod goes now under the rule, or why it waits; placements are assumed (or, under
         node-queues, planned) in the live view at once, so the next decision sees them. None when no node of the
         cluster can run it at all (logged; looked at again on resync)."""
         primitive, attempt = entry.primitive, progress.primitives[entry.primitive.name].attempts
         if pod is None:
-            pod = pod_manifest(workflow=body, primitive=primitive, raw_primitive=self._retry_elsewhere(plan, progress,
-                                                                                                      primitive),
-                               attempt=attempt, policy=self.policy)
+            pod = pod_manifest(
+                workflow=body,
+                primitive=primitive,
+                raw_primitive=self._retry_elsewhere(plan, progress, primitive),
+                attempt=attempt,
+                policy=self.policy,
+            )
             create = True
         else:
             attempt, create = int(pod["metadata"]["labels"].get(labels.ATTEMPT_LABEL, "0")), False
@@ -172,13 +220,20 @@ class Placer:
             except NoRoom as error:
                 return Step(pod, create, {}, None, str(error))
             except LookupError as error:
-                log.info("WorkflowDAG %s/%s: %s; retrying on resync", body["metadata"]["namespace"],
-                         body["metadata"]["name"], error)
+                log.info(
+                    "WorkflowDAG %s/%s: %s; retrying on resync",
+                    body["metadata"]["namespace"],
+                    body["metadata"]["name"],
+                    error,
+                )
                 return None
             if rule is PlacementRule.LATE_BINDING:
                 ahead = self.queue.ahead_with_room(
-                    entry.pod, decision.index, state,
-                    lambda constraints: bool(self.live.allowed(constraints)[decision.index]))
+                    entry.pod,
+                    decision.index,
+                    state,
+                    lambda constraints: bool(self.live.allowed(constraints)[decision.index]),
+                )
                 if ahead is not None:  # the engine would place that pod first: its workflow's turn, then ours
                     self.reconciles.trigger_after(ahead.workflow, entry.workflow)
                     return Step(pod, create, {}, None, None)
@@ -206,8 +261,10 @@ class Placer:
         elsewhere = {**raw, "affinity": avoiding_nodes(raw.get("affinity"), sorted(set(failed)))}
         constraints = NodeConstraints.of_pod({"spec": scheduling_fields(elsewhere)})
         state = self.live.snapshot()
-        if any(ok and feasible(primitive, node) for ok, node in zip(self.live.allowed(constraints), state.spec.nodes,
-                                                                       strict=True)):
+        if any(
+            ok and feasible(primitive, node)
+            for ok, node in zip(self.live.allowed(constraints), state.spec.nodes, strict=True)
+        ):
             return elsewhere
         return raw
 
@@ -216,26 +273,32 @@ class Placer:
         counted by the live view in that node's queue_length and queued_seconds (its estimated run time there;
         transfer and cold start are charged when it starts, as in the engine)."""
         primitive, node = entry.primitive, decision.node.name
-        wanted = {labels.PLANNED_NODE_ANNOTATION: node,
-                  labels.ESTIMATED_DURATION_ANNOTATION: go_duration((decision.estimate - decision.setup)
-                                                                    / self.time_scale)}
+        wanted = {
+            labels.PLANNED_NODE_ANNOTATION: node,
+            labels.ESTIMATED_DURATION_ANNOTATION: go_duration((decision.estimate - decision.setup) / self.time_scale),
+        }
         existing = pod["metadata"].get("annotations") or {}
         annotations = {key: value for key, value in wanted.items() if existing.get(key) != value}
         pod = annotated(pod, annotations)
         self.live.apply_pod_event("MODIFIED", pod)
-        reason = (f"planned for node {node} by policy {self.policy} (placement rule node-queues): waiting in its "
-                  f"queue behind {self.queue.ahead_on_node(entry.pod)} pod(s) for cpu {primitive.cpu_millicores}m, "
-                  f"memory {primitive.memory_bytes} and nvidia.com/gpu {primitive.gpus} to free up there")
+        reason = (
+            f"planned for node {node} by policy {self.policy} (placement rule node-queues): waiting in its "
+            f"queue behind {self.queue.ahead_on_node(entry.pod)} pod(s) for cpu {primitive.cpu_millicores}m, "
+            f"memory {primitive.memory_bytes} and nvidia.com/gpu {primitive.gpus} to free up there"
+        )
         return Step(pod, create, annotations, None, reason)
 
-    def _placement_annotations(self, body: dict[str, Any], primitive: Primitive, attempt: int, decision: Decision,
-                               pod: dict[str, Any]) -> dict[str, str]:
+    def _placement_annotations(
+        self, body: dict[str, Any], primitive: Primitive, attempt: int, decision: Decision, pod: dict[str, Any]
+    ) -> dict[str, str]:
         """Planned node, and the run time drawn for it (what KWOK waits) and estimated (what the view predicts),
         with the transfer and cold start of starting there now; none when the pod already has them for that node
         (decided before a restart or a failed bind: the drawn time stands)."""
         existing = pod["metadata"].get("annotations") or {}
-        if (existing.get(labels.PLANNED_NODE_ANNOTATION) == decision.node.name
-                and labels.DURATION_ANNOTATION in existing):
+        if (
+            existing.get(labels.PLANNED_NODE_ANNOTATION) == decision.node.name
+            and labels.DURATION_ANNOTATION in existing
+        ):
             return {}
         seconds = run_seconds(primitive, decision.node, body["metadata"]["uid"], attempt, decision.setup)
         return {

@@ -49,14 +49,20 @@ def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
         allowed = live.allowed(constraints[primitive.name])
         if not any(ok and feasible(primitive, node) for ok, node in zip(allowed, state.spec.nodes, strict=True)):
             raise WorkflowValidationError(
-                "Unschedulable", primitive.name,
+                "Unschedulable",
+                primitive.name,
                 f"workflow {workflow.name!r}: primitive {primitive.name!r} ({primitive.kind.value}) can run on no "
                 "node its nodeSelector, node affinity and tolerations admit (a node tainted NoSchedule/NoExecute "
                 "needs a toleration)",
             )
     estimates = workflow_estimates(workflow, state)  # the simulator engine's own per-workflow preparation
-    return WorkflowPlan(body["metadata"]["uid"], workflow, raw, constraints,
-                        {name: RetryStrategy.of(entry) for name, entry in raw.items()},
-                        estimates.downstream_seconds(workflow),
-                        estimates.lower_bound_seconds,
-                        {p.name: estimates.mean[i] for i, p in enumerate(workflow.primitives)})
+    return WorkflowPlan(
+        body["metadata"]["uid"],
+        workflow,
+        raw,
+        constraints,
+        {name: RetryStrategy.of(entry) for name, entry in raw.items()},
+        estimates.downstream_seconds(workflow),
+        estimates.lower_bound_seconds,
+        {p.name: estimates.mean[i] for i, p in enumerate(workflow.primitives)},
+    )

@@ -72,8 +72,11 @@ def pod_trouble(pod: dict[str, Any]) -> Trouble | None:
         terminated, waiting = state.get("terminated"), state.get("waiting")
         if terminated and phase == "Failed":
             code = terminated.get("exitCode")
-            return Trouble(terminated.get("reason") or "Error", terminated.get("message") or "",
-                           int(code) if code is not None else None)
+            return Trouble(
+                terminated.get("reason") or "Error",
+                terminated.get("message") or "",
+                int(code) if code is not None else None,
+            )
         if waiting and waiting.get("reason") and waiting["reason"] not in _ROUTINE_WAITING:
             return Trouble(waiting["reason"], waiting.get("message") or "")
     if phase == "Failed":
@@ -97,10 +100,14 @@ class RetryStrategy:
     def of(cls, raw_primitive: dict[str, Any]) -> RetryStrategy:
         raw = raw_primitive.get("retryStrategy") or {}
         retry_on, backoff = raw.get("retryOn") or {}, raw.get("backoff") or {}
-        return cls(frozenset(int(code) for code in retry_on.get("exitCodes") or []),
-                   frozenset(retry_on.get("reasons") or []), float(backoff.get("durationSeconds", 0.0)),
-                   float(backoff.get("factor", 2.0)), float(backoff.get("capSeconds", math.inf)),
-                   bool(raw.get("differentNode", False)))
+        return cls(
+            frozenset(int(code) for code in retry_on.get("exitCodes") or []),
+            frozenset(retry_on.get("reasons") or []),
+            float(backoff.get("durationSeconds", 0.0)),
+            float(backoff.get("factor", 2.0)),
+            float(backoff.get("capSeconds", math.inf)),
+            bool(raw.get("differentNode", False)),
+        )
 
     def retries(self, failure: Trouble | None) -> bool:
         """Whether this failure may be retried (one whose pod is gone, reason unknown, may)."""
@@ -123,10 +130,15 @@ def overdue(pod: dict[str, Any], now: datetime, pending_timeout: float | None = 
     if past_deadline(pod, now):
         return Trouble("DeadlineExceeded", DEADLINE_MESSAGE)
     created = parse_time(pod["metadata"].get("creationTimestamp"))
-    if pending_timeout is not None and created is not None and pod_phase(pod) == "Pending" and (
-            (now - created).total_seconds() >= pending_timeout):
-        return Trouble("PendingTimeout", f"the pod did not start running within {pending_timeout:g}s "
-                                         "(spec pendingTimeoutSeconds)")
+    if (
+        pending_timeout is not None
+        and created is not None
+        and pod_phase(pod) == "Pending"
+        and ((now - created).total_seconds() >= pending_timeout)
+    ):
+        return Trouble(
+            "PendingTimeout", f"the pod did not start running within {pending_timeout:g}s (spec pendingTimeoutSeconds)"
+        )
     return None
 
 
@@ -189,9 +201,12 @@ class WorkflowProgress:
         return max((p.finish for p in self.primitives.values() if p.finish), default=None)
 
 
-def workflow_progress(workflow: Workflow, pods: list[dict[str, Any]],
-                      recorded: dict[str, dict[str, Any]] | None = None,
-                      strategies: dict[str, RetryStrategy] | None = None) -> WorkflowProgress:
+def workflow_progress(
+    workflow: Workflow,
+    pods: list[dict[str, Any]],
+    recorded: dict[str, dict[str, Any]] | None = None,
+    strategies: dict[str, RetryStrategy] | None = None,
+) -> WorkflowProgress:
     """Progress of a validated workflow (primitives in topological order) from the pods it owns.
 
     ``recorded`` is the previous ``status.primitives``: a success or failure recorded there stands even
@@ -254,43 +269,80 @@ def workflow_progress(workflow: Workflow, pods: list[dict[str, Any]],
     return result
 
 
-def condition(kind: str, status: bool | None, reason: str, message: str, previous: list[dict[str, Any]],
-              now: datetime, generation: int | None = None) -> dict[str, Any]:
+def condition(
+    kind: str,
+    status: bool | None,
+    reason: str,
+    message: str,
+    previous: list[dict[str, Any]],
+    now: datetime,
+    generation: int | None = None,
+) -> dict[str, Any]:
     """A status condition (``status`` None: Unknown); lastTransitionTime moves only when its status changes."""
     value = "Unknown" if status is None else "True" if status else "False"
     old = next((c for c in previous if c.get("type") == kind), None)
-    since = old["lastTransitionTime"] if old and old.get("status") == value and old.get("lastTransitionTime") \
+    since = (
+        old["lastTransitionTime"]
+        if old and old.get("status") == value and old.get("lastTransitionTime")
         else format_time(now)
+    )
     entry = {"type": kind, "status": value, "reason": reason, "message": message, "lastTransitionTime": since}
     if generation is not None:
         entry["observedGeneration"] = generation
     return entry
 
 
-def outcome_conditions(succeeded: bool | None, reason: str, message: str, previous: list[dict[str, Any]],
-                       now: datetime, generation: int | None) -> list[dict[str, Any]]:
+def outcome_conditions(
+    succeeded: bool | None,
+    reason: str,
+    message: str,
+    previous: list[dict[str, Any]],
+    now: datetime,
+    generation: int | None,
+) -> list[dict[str, Any]]:
     """``Succeeded`` (Unknown while running) and ``Failed`` (True once failed), for ``kubectl wait --for=condition=``;
     ``Complete`` keeps its meaning (False both while running and after a failure)."""
     failed = succeeded is False
-    return [condition("Succeeded", succeeded, reason, message, previous, now, generation),
-            condition("Failed", failed, reason if failed else "NotFailed", message if failed else "", previous, now,
-                      generation)]
+    return [
+        condition("Succeeded", succeeded, reason, message, previous, now, generation),
+        condition(
+            "Failed", failed, reason if failed else "NotFailed", message if failed else "", previous, now, generation
+        ),
+    ]
 
 
 def _primitive_record(p: PrimitiveProgress, trouble: Trouble | None, now: datetime) -> dict[str, Any]:
-    record = {"state": p.state, "node": p.node, "pod": p.pod, "attempts": p.attempts, "failures": p.failures,
-              "startTime": format_time(p.start), "finishTime": format_time(p.finish),
-              "nextAttemptTime": format_time(p.next_attempt) if p.next_attempt and p.next_attempt > now else None}
+    record = {
+        "state": p.state,
+        "node": p.node,
+        "pod": p.pod,
+        "attempts": p.attempts,
+        "failures": p.failures,
+        "startTime": format_time(p.start),
+        "finishTime": format_time(p.finish),
+        "nextAttemptTime": format_time(p.next_attempt) if p.next_attempt and p.next_attempt > now else None,
+    }
     if trouble is not None and p.state != "Succeeded":
         record.update(reason=trouble.reason, message=trouble.message[:1024], exitCode=trouble.exit_code)
     return {k: v for k, v in record.items() if v not in (None, 0, "")}
 
 
-def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: datetime, now: datetime,
-                    time_scale: float, lower_bound_seconds: float, policy: str, placement_rule: str,
-                    generation: int | None, previous: dict[str, Any],
-                    problems: dict[str, Trouble] | None = None, ended_by: Trouble | None = None,
-                    suspended: bool = False) -> dict[str, Any]:
+def workflow_status(
+    workflow: Workflow,
+    progress: WorkflowProgress,
+    *,
+    created: datetime,
+    now: datetime,
+    time_scale: float,
+    lower_bound_seconds: float,
+    policy: str,
+    placement_rule: str,
+    generation: int | None,
+    previous: dict[str, Any],
+    problems: dict[str, Trouble] | None = None,
+    ended_by: Trouble | None = None,
+    suspended: bool = False,
+) -> dict[str, Any]:
     """The WorkflowDAG status for this progress (compact: a few fields per primitive).
 
     ``problems``: what the operator itself met per primitive (a refused create or bind), shown over the pods'.
@@ -303,20 +355,30 @@ def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: 
     phase = "Failed" if ended_by else progress.phase
     total = len(workflow.primitives)
     troubles = {name: (problems or {}).get(name) or p.trouble for name, p in progress.primitives.items()}
-    valid = condition("Valid", True, "Validated", f"{total} primitives, acyclic, each fits some node",
-                      conditions, now, generation)
+    valid = condition(
+        "Valid", True, "Validated", f"{total} primitives, acyclic, each fits some node", conditions, now, generation
+    )
     if ended_by:
         reason, message = ended_by.reason, f"{ended_by.message}; {progress.succeeded}/{total} primitives succeeded"
         complete = condition("Complete", False, reason, message, conditions, now, generation)
     elif phase == "Failed":
         name = progress.exhausted or ""
         entry, trouble = progress.primitives[name], troubles[name]
-        last = "" if trouble is None else f" (last: {trouble.reason}" + (
-            f", exit code {trouble.exit_code})" if trouble.exit_code is not None else ")")
-        allowed = ("its retryStrategy does not retry that failure" if entry.not_retried
-                   else f"allowed retries {entry.failures - 1}")
-        reason, message = "RetriesExhausted", (f"primitive {name!r} failed {entry.failures} time(s){last}, {allowed}; "
-                                               "see its pods' events")
+        last = (
+            ""
+            if trouble is None
+            else f" (last: {trouble.reason}"
+            + (f", exit code {trouble.exit_code})" if trouble.exit_code is not None else ")")
+        )
+        allowed = (
+            "its retryStrategy does not retry that failure"
+            if entry.not_retried
+            else f"allowed retries {entry.failures - 1}"
+        )
+        reason, message = (
+            "RetriesExhausted",
+            (f"primitive {name!r} failed {entry.failures} time(s){last}, {allowed}; see its pods' events"),
+        )
         complete = condition("Complete", False, reason, message, conditions, now, generation)
     elif phase == "Succeeded":
         reason, message = "Succeeded", f"all {total} primitives succeeded"
@@ -325,8 +387,14 @@ def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: 
         reason, message = "InProgress", f"{progress.succeeded}/{total} primitives succeeded"
         complete = condition("Complete", False, reason, message, conditions, now, generation)
     outcome = {"Succeeded": True, "Failed": False}.get(phase)
-    held = next(((name, t) for name, t in troubles.items()
-                 if t is not None and progress.primitives[name].state in ("Pending", "Running")), None)
+    held = next(
+        (
+            (name, t)
+            for name, t in troubles.items()
+            if t is not None and progress.primitives[name].state in ("Pending", "Running")
+        ),
+        None,
+    )
     top_reason: str | None
     top_message: str | None
     if outcome is None and held is not None:  # running, but something holds a primitive up: say so at the top
@@ -343,12 +411,24 @@ def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: 
         "policy": policy,
         "placementRule": placement_rule,
         "timeScale": time_scale,
-        "conditions": [valid, complete, *outcome_conditions(outcome, reason, message, conditions, now, generation),
-                       condition("Suspended", suspended and outcome is None, "Suspended" if suspended else "Running",
-                                 "", conditions, now, generation)],
-        "primitives": {name: _primitive_record(p, troubles[name] or (Trouble(ended_by.reason) if ended_by else None),
-                                               now)
-                       for name, p in progress.primitives.items()},
+        "conditions": [
+            valid,
+            complete,
+            *outcome_conditions(outcome, reason, message, conditions, now, generation),
+            condition(
+                "Suspended",
+                suspended and outcome is None,
+                "Suspended" if suspended else "Running",
+                "",
+                conditions,
+                now,
+                generation,
+            ),
+        ],
+        "primitives": {
+            name: _primitive_record(p, troubles[name] or (Trouble(ended_by.reason) if ended_by else None), now)
+            for name, p in progress.primitives.items()
+        },
     }
     if generation is not None:
         status["observedGeneration"] = generation
@@ -368,8 +448,17 @@ def workflow_status(workflow: Workflow, progress: WorkflowProgress, *, created: 
     return status
 
 
-def failed_status(reason: str, message: str, *, total: int, now: datetime, policy: str, placement_rule: str,
-                  generation: int | None, previous: dict[str, Any]) -> dict[str, Any]:
+def failed_status(
+    reason: str,
+    message: str,
+    *,
+    total: int,
+    now: datetime,
+    policy: str,
+    placement_rule: str,
+    generation: int | None,
+    previous: dict[str, Any],
+) -> dict[str, Any]:
     """Status of a WorkflowDAG that was rejected before anything ran (bad DAG, nothing fits)."""
     conditions = list(previous.get("conditions") or [])
     status: dict[str, Any] = {
@@ -402,6 +491,7 @@ def status_patch(previous: dict[str, Any], status: dict[str, Any]) -> dict[str, 
         old = previous.get("primitives") or {}
         patch["primitives"] = {
             name: {**{field: None for field in (old.get(name) or {}) if field not in entry}, **entry}
-            for name, entry in status["primitives"].items() if old.get(name) != entry
+            for name, entry in status["primitives"].items()
+            if old.get(name) != entry
         }
     return patch

@@ -35,18 +35,35 @@ class StatusWriter:
         self.policy, self.rule, self.time_scale = policy, rule, time_scale
         self.phases: dict[Key, str] = {}  # dropped by ``forget`` when the WorkflowDAG is gone
 
-    async def write(self, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress, *,
-                    problems: dict[str, Trouble] | None = None, ended_by: Trouble | None = None,
-                    suspended: bool = False) -> str:
+    async def write(
+        self,
+        body: dict[str, Any],
+        plan: WorkflowPlan,
+        progress: WorkflowProgress,
+        *,
+        problems: dict[str, Trouble] | None = None,
+        ended_by: Trouble | None = None,
+        suspended: bool = False,
+    ) -> str:
         """Bring the status up to date (``progress.workflow_status`` says what the keywords mean); the phase."""
         meta, previous = body["metadata"], body.get("status") or {}
         key = (meta["namespace"], meta["name"])
         created = parse_time(meta["creationTimestamp"]) or datetime.now(UTC)
-        status = workflow_status(plan.workflow, progress, created=created, now=datetime.now(UTC),
-                                 time_scale=self.time_scale, lower_bound_seconds=plan.lower_bound_seconds,
-                                 policy=self.policy, placement_rule=self.rule,
-                                 generation=meta.get("generation"), previous=previous, problems=problems,
-                                 ended_by=ended_by, suspended=suspended)
+        status = workflow_status(
+            plan.workflow,
+            progress,
+            created=created,
+            now=datetime.now(UTC),
+            time_scale=self.time_scale,
+            lower_bound_seconds=plan.lower_bound_seconds,
+            policy=self.policy,
+            placement_rule=self.rule,
+            generation=meta.get("generation"),
+            previous=previous,
+            problems=problems,
+            ended_by=ended_by,
+            suspended=suspended,
+        )
         patch = status_patch(previous, status)
         if not patch:
             self.set_phase(key, status["phase"])
@@ -55,9 +72,14 @@ class StatusWriter:
         self.set_phase(key, status["phase"])
         if status["phase"] == "Succeeded":
             metrics.WORKFLOW_RESPONSE_TIME.observe(status["responseTimeSeconds"])
-            self.post_event(body, labels.KIND, "Succeeded",
-                            f"all {len(plan.workflow.primitives)} primitives succeeded; response time "
-                            f"{status['responseTimeSeconds']:.2f}s, slowdown {status['slowdown']:.2f}", False)
+            self.post_event(
+                body,
+                labels.KIND,
+                "Succeeded",
+                f"all {len(plan.workflow.primitives)} primitives succeeded; response time "
+                f"{status['responseTimeSeconds']:.2f}s, slowdown {status['slowdown']:.2f}",
+                False,
+            )
         elif status["phase"] == "Failed":
             condition = next(c for c in status["conditions"] if c["type"] == "Complete")
             self.post_event(body, labels.KIND, condition["reason"], condition["message"], True)
@@ -68,9 +90,16 @@ class StatusWriter:
         meta = body["metadata"]
         log.warning("WorkflowDAG %s/%s rejected (%s): %s", meta["namespace"], meta["name"], error.reason, error)
         total = len((body.get("spec") or {}).get("primitives") or [])
-        status = failed_status(error.reason, str(error), total=total, now=datetime.now(UTC), policy=self.policy,
-                               placement_rule=self.rule, generation=meta.get("generation"),
-                               previous=body.get("status") or {})
+        status = failed_status(
+            error.reason,
+            str(error),
+            total=total,
+            now=datetime.now(UTC),
+            policy=self.policy,
+            placement_rule=self.rule,
+            generation=meta.get("generation"),
+            previous=body.get("status") or {},
+        )
         await self.api.patch_workflow_status(meta["namespace"], meta["name"], status)
         self.post_event(body, labels.KIND, error.reason, str(error), True)
         self.set_phase((meta["namespace"], meta["name"]), "Failed")

@@ -29,7 +29,7 @@ def label_value(name: str) -> str:
     """A workflow name as a label value (at most 63 characters; longer names keep a prefix plus a hash)."""
     if len(name) <= MAX_NAME:
         return name
-    return f"{name[:MAX_NAME - 9].rstrip('-.')}-{_short_hash(name)}"
+    return f"{name[: MAX_NAME - 9].rstrip('-.')}-{_short_hash(name)}"
 
 
 def pod_name(workflow: str, primitive: str, attempt: int) -> str:
@@ -49,8 +49,7 @@ def duration_rng(workflow_uid: str, primitive: str, attempt: int) -> np.random.G
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def run_seconds(primitive: Primitive, node: NodeSpec, workflow_uid: str, attempt: int,
-                setup_seconds: float) -> float:
+def run_seconds(primitive: Primitive, node: NodeSpec, workflow_uid: str, attempt: int, setup_seconds: float) -> float:
     """Simulated seconds the pod occupies its node: transfer + cold start (``setup_seconds``, estimated by the
     shared feature builder) plus the node model's sampled run time, exactly what the simulator charges."""
     return setup_seconds + sample_duration(primitive, node, duration_rng(workflow_uid, primitive.name, attempt))
@@ -64,13 +63,22 @@ def go_duration(seconds: float) -> str:
 # Pod Security "restricted" out of the box; what a user sets in podSecurityContext/securityContext wins key by key.
 RESTRICTED_POD_SECURITY: dict[str, Any] = {
     # runAsNonRoot alone fails on images whose user is root (busybox, python): run them as "nobody" unless told
-    "runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"},
+    "runAsNonRoot": True,
+    "runAsUser": 65534,
+    "seccompProfile": {"type": "RuntimeDefault"},
 }
 RESTRICTED_CONTAINER_SECURITY: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 # Container fields copied as they are from the primitive (podTemplate merged in: pod_template.py).
 _CONTAINER_PASSTHROUGH = ("imagePullPolicy", "command", "args", "workingDir", "env", "envFrom", "volumeMounts")
-_POD_PASSTHROUGH = ("volumes", "serviceAccountName", "imagePullSecrets", "nodeSelector", "affinity",
-                    "priorityClassName", "activeDeadlineSeconds")
+_POD_PASSTHROUGH = (
+    "volumes",
+    "serviceAccountName",
+    "imagePullSecrets",
+    "nodeSelector",
+    "affinity",
+    "priorityClassName",
+    "activeDeadlineSeconds",
+)
 
 
 def resource_quantities(primitive: Primitive, raw_primitive: dict[str, Any] | None = None) -> dict[str, str]:
@@ -100,15 +108,17 @@ def avoiding_nodes(affinity: dict[str, Any] | None, nodes: list[str]) -> dict[st
     required = dict(node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {})
     excluded = {"key": "metadata.name", "operator": "NotIn", "values": list(nodes)}
     terms = required.get("nodeSelectorTerms") or [{}]
-    required["nodeSelectorTerms"] = [{**term, "matchFields": [*(term.get("matchFields") or []), excluded]}
-                                     for term in terms]
+    required["nodeSelectorTerms"] = [
+        {**term, "matchFields": [*(term.get("matchFields") or []), excluded]} for term in terms
+    ]
     node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = required
     affinity["nodeAffinity"] = node_affinity
     return affinity
 
 
-def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitive: dict[str, Any], attempt: int,
-                 policy: str) -> dict[str, Any]:
+def pod_manifest(
+    *, workflow: dict[str, Any], primitive: Primitive, raw_primitive: dict[str, Any], attempt: int, policy: str
+) -> dict[str, Any]:
     """The Pod for one attempt, unbound (no nodeName: the operator binds it through the Binding subresource, after
     adding the planned node and its drawn duration as annotations).
 
@@ -154,6 +164,7 @@ def pod_manifest(*, workflow: dict[str, Any], primitive: Primitive, raw_primitiv
     # Owned by the WorkflowDAG (the garbage collector removes the pod with it); the identity is spelled out
     # because kopf reads it from the owner and a listed object carries no apiVersion or kind.
     owner = {"apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": labels.KIND, "metadata": meta}
-    kopf.append_owner_reference(pod, owner=kopf.Body(cast("kopf.RawBody", owner)), controller=True,
-                                block_owner_deletion=True)
+    kopf.append_owner_reference(
+        pod, owner=kopf.Body(cast("kopf.RawBody", owner)), controller=True, block_owner_deletion=True
+    )
     return pod

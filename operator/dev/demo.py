@@ -86,15 +86,26 @@ class Kube:
         return _run([self.kubectl, "--kubeconfig", self.kubeconfig, *args], what, timeout)
 
     def get_json(self, *args: str) -> dict[str, Any]:
-        reply: dict[str, Any] = json.loads(self.kubectl_run("get", *args, "-o", "json",
-                                                            what=f"kubectl get {' '.join(args)}"))
+        reply: dict[str, Any] = json.loads(
+            self.kubectl_run("get", *args, "-o", "json", what=f"kubectl get {' '.join(args)}")
+        )
         return reply
 
     def helm_install(self, values: list[str], timeout: float) -> str:
         if not CHART_DIR.is_dir():
             raise DemoError(f"chart not found at {CHART_DIR}: run the demo from a checkout of the repository")
-        command = [self.helm, "upgrade", "--install", RELEASE, str(CHART_DIR), "--kubeconfig", self.kubeconfig,
-                   "--namespace", RELEASE_NAMESPACE, "--create-namespace"]
+        command = [
+            self.helm,
+            "upgrade",
+            "--install",
+            RELEASE,
+            str(CHART_DIR),
+            "--kubeconfig",
+            self.kubeconfig,
+            "--namespace",
+            RELEASE_NAMESPACE,
+            "--create-namespace",
+        ]
         for value in values:
             command += ["--set", value]
         return _run(command, "helm install", timeout)
@@ -104,8 +115,11 @@ class Kube:
 def local_cluster(nodes: int, name: str, keep: bool, timeout: float, console: Console) -> Iterator[dict[str, Any]]:
     """`scale-sched cluster up` for the block, then down unless keep."""
     with console.status(f"starting the local control plane with {nodes} simulated nodes ..."):
-        out = _run([*SCALE_SCHED, "cluster", "up", "--nodes", str(nodes), "--name", name, "--json"],
-                   "scale-sched cluster up", timeout)
+        out = _run(
+            [*SCALE_SCHED, "cluster", "up", "--nodes", str(nodes), "--name", name, "--json"],
+            "scale-sched cluster up",
+            timeout,
+        )
     try:
         info = json.loads(out.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
@@ -114,23 +128,28 @@ def local_cluster(nodes: int, name: str, keep: bool, timeout: float, console: Co
         yield info
     finally:
         if keep:
-            console.print(f"[bold]--keep:[/] cluster {name!r} left running; kubeconfig {info.get('kubeconfig')}; "
-                          f"stop it with: scale-sched cluster down --name {name}")
+            console.print(
+                f"[bold]--keep:[/] cluster {name!r} left running; kubeconfig {info.get('kubeconfig')}; "
+                f"stop it with: scale-sched cluster down --name {name}"
+            )
         else:
             with console.status("tearing the local control plane down ..."):
-                subprocess.run([*SCALE_SCHED, "cluster", "down", "--name", name], capture_output=True,
-                               timeout=120, check=False)
+                subprocess.run(
+                    [*SCALE_SCHED, "cluster", "down", "--name", name], capture_output=True, timeout=120, check=False
+                )
 
 
 @contextlib.contextmanager
-def operator_process(kubeconfig: str, policy: str, time_scale: float, timeout: float,
-                     console: Console) -> Iterator[Path]:
+def operator_process(
+    kubeconfig: str, policy: str, time_scale: float, timeout: float, console: Console
+) -> Iterator[Path]:
     """`scale-sched operator run` on every namespace, ready (healthz 200) for the block; yields its log path."""
     with contextlib.ExitStack() as stack:
         with console.status(f"starting the operator (policy {policy}) ..."):
             try:
-                operator = stack.enter_context(running_operator(kubeconfig, policy=policy, time_scale=time_scale,
-                                                                metrics=True, timeout=timeout))
+                operator = stack.enter_context(
+                    running_operator(kubeconfig, policy=policy, time_scale=time_scale, metrics=True, timeout=timeout)
+                )
             except OperatorStartError as error:
                 raise DemoError(str(error)) from None
         yield operator.log_path
@@ -144,8 +163,10 @@ def collect(kube: Kube) -> tuple[list[Placement], list[WorkflowResult]]:
     """Placements of every operator-made pod and per-workflow response times, read from the cluster."""
     workflows = kube.get_json(f"{labels.PLURAL}.{labels.GROUP}", "--all-namespaces")["items"]
     pods = kube.get_json("pods", "--all-namespaces", "-l", labels.WORKFLOW_LABEL)["items"]
-    node_class = {node["metadata"]["name"]: node["metadata"].get("labels", {}).get(NODE_CLASS_LABEL, "?")
-                  for node in kube.get_json("nodes")["items"]}
+    node_class = {
+        node["metadata"]["name"]: node["metadata"].get("labels", {}).get(NODE_CLASS_LABEL, "?")
+        for node in kube.get_json("nodes")["items"]
+    }
     created = {wf["metadata"]["name"]: parse_time(wf["metadata"]["creationTimestamp"]) for wf in workflows}
     origin = min((t for t in created.values() if t), default=None)
 
@@ -158,24 +179,41 @@ def collect(kube: Kube) -> tuple[list[Placement], list[WorkflowResult]]:
         workflow = meta["labels"].get(labels.WORKFLOW_LABEL, "?")
         start, finish = pod_times(pod)
         node = (pod.get("spec") or {}).get("nodeName") or "-"
-        placements.append(Placement(
-            workflow=workflow, primitive=meta["labels"].get(labels.PRIMITIVE_LABEL, meta["name"]),
-            kind=meta["labels"].get(labels.PRIMITIVE_KIND_LABEL, "?"), node=node,
-            node_class=node_class.get(node, "-"), start_seconds=offset(start), finish_seconds=offset(finish),
-            phase=(pod.get("status") or {}).get("phase", "?"),
-        ))
+        placements.append(
+            Placement(
+                workflow=workflow,
+                primitive=meta["labels"].get(labels.PRIMITIVE_LABEL, meta["name"]),
+                kind=meta["labels"].get(labels.PRIMITIVE_KIND_LABEL, "?"),
+                node=node,
+                node_class=node_class.get(node, "-"),
+                start_seconds=offset(start),
+                finish_seconds=offset(finish),
+                phase=(pod.get("status") or {}).get("phase", "?"),
+            )
+        )
     placements.sort(key=lambda p: (p.workflow, p.start_seconds if p.start_seconds is not None else 1e18, p.primitive))
     # The operator's own figure (sub-second where it was watching), not a second computation from timestamps.
-    results = [WorkflowResult(wf["metadata"]["name"], _phase(wf), len((wf.get("spec") or {}).get("primitives") or []),
-                              (wf.get("status") or {}).get("responseTimeSeconds")) for wf in workflows]
+    results = [
+        WorkflowResult(
+            wf["metadata"]["name"],
+            _phase(wf),
+            len((wf.get("spec") or {}).get("primitives") or []),
+            (wf.get("status") or {}).get("responseTimeSeconds"),
+        )
+        for wf in workflows
+    ]
     return placements, sorted(results, key=lambda r: r.workflow)
 
 
 def wait_for_workflows(kube: Kube, expected: int, timeout: float, console: Console, log_path: Path | None) -> None:
     """Progress until every WorkflowDAG reaches a terminal phase; DemoError on timeout."""
     deadline = time.monotonic() + timeout
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("workflows finished", total=expected)
         while True:
@@ -185,11 +223,16 @@ def wait_for_workflows(kube: Kube, expected: int, timeout: float, console: Conso
             if workflows and finished == len(workflows):
                 return
             if time.monotonic() > deadline:
-                pending = ", ".join(f"{wf['metadata']['name']} ({_phase(wf)})" for wf in workflows
-                                    if _phase(wf).lower() not in TERMINAL_PHASES)
+                pending = ", ".join(
+                    f"{wf['metadata']['name']} ({_phase(wf)})"
+                    for wf in workflows
+                    if _phase(wf).lower() not in TERMINAL_PHASES
+                )
                 hint = f"\noperator log ends:\n{log_tail(log_path)}" if log_path else ""
-                raise DemoError(f"workflows not finished after {timeout:.0f} s: {pending}; "
-                                f"raise --timeout or inspect with kubectl get pods -o wide{hint}")
+                raise DemoError(
+                    f"workflows not finished after {timeout:.0f} s: {pending}; "
+                    f"raise --timeout or inspect with kubectl get pods -o wide{hint}"
+                )
             time.sleep(1.0)
 
 
@@ -202,8 +245,9 @@ def render(placements: list[Placement], results: list[WorkflowResult], console: 
     for column in ("workflow", "primitive", "kind", "node", "node class", "start", "finish"):
         table.add_column(column, justify="right" if column in ("start", "finish") else "left")
     for p in placements:
-        table.add_row(p.workflow, p.primitive, p.kind, p.node, p.node_class, _seconds(p.start_seconds),
-                      _seconds(p.finish_seconds))
+        table.add_row(
+            p.workflow, p.primitive, p.kind, p.node, p.node_class, _seconds(p.start_seconds), _seconds(p.finish_seconds)
+        )
     console.print(table)
     summary = Table(title="workflows")
     for column in ("workflow", "phase", "primitives", "response time (s)"):
@@ -220,9 +264,19 @@ def sample_files(samples: Path) -> list[Path]:
     return files
 
 
-def run_demo(*, nodes: int, policy: str, keep: bool, timeout: float, time_scale: float, samples: Path,
-             kubeconfig: str | None, operator_in_cluster: bool, cluster_name: str,
-             console: Console) -> tuple[list[Placement], list[WorkflowResult]]:
+def run_demo(
+    *,
+    nodes: int,
+    policy: str,
+    keep: bool,
+    timeout: float,
+    time_scale: float,
+    samples: Path,
+    kubeconfig: str | None,
+    operator_in_cluster: bool,
+    cluster_name: str,
+    console: Console,
+) -> tuple[list[Placement], list[WorkflowResult]]:
     files = sample_files(samples)
     expected = sum(1 for f in files for line in f.read_text().splitlines() if line.strip() == f"kind: {labels.KIND}")
     with contextlib.ExitStack() as stack:
@@ -244,32 +298,44 @@ def run_demo(*, nodes: int, policy: str, keep: bool, timeout: float, time_scale:
 
 def demo(
     nodes: int = typer.Option(16, min=1, help="Simulated nodes in the local cluster."),
-    policy: str = typer.Option(DEFAULT_CLUSTER_POLICY,
-                               help=f"The operator's policy: {', '.join(CLUSTER_METHODS)}."),
+    policy: str = typer.Option(DEFAULT_CLUSTER_POLICY, help=f"The operator's policy: {', '.join(CLUSTER_METHODS)}."),
     keep: bool = typer.Option(False, "--keep", help="Leave the local cluster running afterwards."),
     timeout: float = typer.Option(300.0, min=1, help="Seconds allowed for each step (cluster, operator, workflows)."),
     time_scale: float = typer.Option(10.0, min=0.001, help="Operator clock speed-up for simulated durations."),
     samples: Path = typer.Option(SAMPLES_DIR, help="Directory of WorkflowDAG manifests to apply."),
     kubeconfig: str | None = typer.Option(None, help="Use this cluster instead of starting the local one."),
-    operator_in_cluster: bool = typer.Option(False, "--operator-in-cluster",
-                                             help="The chart's Deployment already runs the operator; only apply "
-                                                  "the samples and report (kind path)."),
+    operator_in_cluster: bool = typer.Option(
+        False,
+        "--operator-in-cluster",
+        help="The chart's Deployment already runs the operator; only apply the samples and report (kind path).",
+    ),
     cluster_name: str = typer.Option("scale-demo", "--name", help="Name of the local cluster."),
     json_output: bool = typer.Option(False, "--json", help="Print placements and response times as JSON."),
 ) -> None:
     """Local cluster + chart + operator + samples: print placements and workflow response times."""
     console = Console(stderr=json_output)
     try:
-        placements, results = run_demo(nodes=nodes, policy=policy, keep=keep, timeout=timeout, time_scale=time_scale,
-                                       samples=samples, kubeconfig=kubeconfig,
-                                       operator_in_cluster=operator_in_cluster, cluster_name=cluster_name,
-                                       console=console)
+        placements, results = run_demo(
+            nodes=nodes,
+            policy=policy,
+            keep=keep,
+            timeout=timeout,
+            time_scale=time_scale,
+            samples=samples,
+            kubeconfig=kubeconfig,
+            operator_in_cluster=operator_in_cluster,
+            cluster_name=cluster_name,
+            console=console,
+        )
     except DemoError as error:
         console.print(f"[red]demo failed:[/] {error}")
         raise typer.Exit(1) from None
     if json_output:
-        print(json.dumps({"placements": [asdict(p) for p in placements],
-                          "workflows": [asdict(r) for r in results]}, indent=2))
+        print(
+            json.dumps(
+                {"placements": [asdict(p) for p in placements], "workflows": [asdict(r) for r in results]}, indent=2
+            )
+        )
     else:
         render(placements, results, console)
     if any(r.phase.lower() != "succeeded" for r in results):

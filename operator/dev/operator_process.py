@@ -39,8 +39,9 @@ def wait_healthy(process: subprocess.Popen[bytes], port: int, log_path: Path, ti
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise OperatorStartError(f"the operator exited with code {process.returncode}; its log ends:\n"
-                                     f"{log_tail(log_path)}")
+            raise OperatorStartError(
+                f"the operator exited with code {process.returncode}; its log ends:\n{log_tail(log_path)}"
+            )
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as reply:
                 if reply.status == 200:
@@ -48,8 +49,9 @@ def wait_healthy(process: subprocess.Popen[bytes], port: int, log_path: Path, ti
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.5)
-    raise OperatorStartError(f"the operator was not healthy within {timeout:.0f} s; its log ends:\n"
-                             f"{log_tail(log_path)}")
+    raise OperatorStartError(
+        f"the operator was not healthy within {timeout:.0f} s; its log ends:\n{log_tail(log_path)}"
+    )
 
 
 class OperatorProcess:
@@ -58,19 +60,45 @@ class OperatorProcess:
     ``namespace`` None serves every namespace. The extender is off; metrics only with ``metrics=True``
     (on ``metrics_port``). The log goes to ``log_path``, else to a new temporary file."""
 
-    def __init__(self, kubeconfig: str | Path, namespace: str | None = None, *, policy: str = "least-loaded",
-                 time_scale: float = 20.0, metrics: bool = False, extra: Sequence[str] = (),
-                 env: dict[str, str] | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: str | Path,
+        namespace: str | None = None,
+        *,
+        policy: str = "least-loaded",
+        time_scale: float = 20.0,
+        metrics: bool = False,
+        extra: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.health_port = free_port()
         self.metrics_port = free_port() if metrics else 0
         self.log_path = log_path or Path(tempfile.mkstemp(prefix="scale-sched-operator-", suffix=".log")[1])
         scope = ["--namespace", namespace] if namespace else ["--all-namespaces"]
-        command = [*SCALE_SCHED, "operator", "run", "--kubeconfig", str(kubeconfig), *scope, "--policy", policy,
-                   "--time-scale", str(time_scale), "--health-port", str(self.health_port),
-                   "--metrics-port", str(self.metrics_port), "--extender-port", "0", *extra]
+        command = [
+            *SCALE_SCHED,
+            "operator",
+            "run",
+            "--kubeconfig",
+            str(kubeconfig),
+            *scope,
+            "--policy",
+            policy,
+            "--time-scale",
+            str(time_scale),
+            "--health-port",
+            str(self.health_port),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--extender-port",
+            "0",
+            *extra,
+        ]
         with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                            env={**os.environ, **(env or {})})
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            )
 
     def log(self, lines: int = 40) -> str:
         return log_tail(self.log_path, lines)
@@ -95,14 +123,30 @@ class OperatorProcess:
 
 
 @contextlib.contextmanager
-def running_operator(kubeconfig: str | Path, namespace: str | None = None, *, timeout: float = 120.0,
-                     policy: str = "least-loaded", time_scale: float = 20.0, metrics: bool = False,
-                     extra: Sequence[str] = (), env: dict[str, str] | None = None,
-                     log_path: Path | None = None) -> Iterator[OperatorProcess]:
+def running_operator(
+    kubeconfig: str | Path,
+    namespace: str | None = None,
+    *,
+    timeout: float = 120.0,
+    policy: str = "least-loaded",
+    time_scale: float = 20.0,
+    metrics: bool = False,
+    extra: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+) -> Iterator[OperatorProcess]:
     """An ``OperatorProcess`` that answers /healthz for the block, stopped after it (OperatorStartError if it
     exits or is not healthy within ``timeout``)."""
-    operator = OperatorProcess(kubeconfig, namespace, policy=policy, time_scale=time_scale, metrics=metrics,
-                               extra=extra, env=env, log_path=log_path)
+    operator = OperatorProcess(
+        kubeconfig,
+        namespace,
+        policy=policy,
+        time_scale=time_scale,
+        metrics=metrics,
+        extra=extra,
+        env=env,
+        log_path=log_path,
+    )
     try:
         operator.wait_healthy(timeout)
         yield operator

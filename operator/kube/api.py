@@ -51,8 +51,10 @@ def api_message(error: ApiException) -> str:
 def _retryable(error: BaseException) -> bool:
     # A 409 saying the thing is done (already exists / assigned) or cannot be done (being deleted) is an answer.
     final = ("already", "being deleted")
-    return isinstance(error, ApiException) and (error.status in (429, 500, 502, 503, 504) or (
-        error.status == 409 and not any(text in str(error.body) for text in final)))
+    return isinstance(error, ApiException) and (
+        error.status in (429, 500, 502, 503, 504)
+        or (error.status == 409 and not any(text in str(error.body) for text in final))
+    )
 
 
 _backoff = wait_random_exponential(multiplier=0.1, max=2.0)
@@ -75,8 +77,9 @@ def _log_retry(state: RetryCallState, what: str) -> None:
 
 def owned_by(pods: list[dict[str, Any]], owner_uid: str) -> list[dict[str, Any]]:
     """The pods owned by the object with ``owner_uid`` (one WorkflowDAG incarnation)."""
-    return [pod for pod in pods
-            if any(ref.get("uid") == owner_uid for ref in pod["metadata"].get("ownerReferences") or [])]
+    return [
+        pod for pod in pods if any(ref.get("uid") == owner_uid for ref in pod["metadata"].get("ownerReferences") or [])
+    ]
 
 
 class KubeApi:
@@ -85,31 +88,44 @@ class KubeApi:
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api_client = api_client
 
-    def _request_sync(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
-                      content_type: str = JSON) -> dict[str, Any]:
+    def _request_sync(
+        self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None, content_type: str = JSON
+    ) -> dict[str, Any]:
         headers = {"Accept": JSON}
         if body is not None:
             headers["Content-Type"] = content_type
         method, url, headers, body, _ = self.api_client.param_serialize(
-            method=method, resource_path=path, query_params=list((query or {}).items()), header_params=headers,
-            body=body, auth_settings=["BearerToken"])
-        response = self.api_client.call_api(method, url, header_params=headers, body=body,
-                                            _request_timeout=REQUEST_TIMEOUT)
+            method=method,
+            resource_path=path,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api_client.call_api(
+            method, url, header_params=headers, body=body, _request_timeout=REQUEST_TIMEOUT
+        )
         data: bytes = response.read()
         if response.status >= 400:
-            error = ApiException(status=response.status, reason=response.reason,
-                                 body=data.decode("utf-8", "replace") if data else "")
+            error = ApiException(
+                status=response.status, reason=response.reason, body=data.decode("utf-8", "replace") if data else ""
+            )
             error.headers = response.getheaders()
             raise error
         reply: dict[str, Any] = json.loads(data) if data else {}
         return reply
 
-    async def request(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
-                      content_type: str = JSON) -> dict[str, Any]:
+    async def request(
+        self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None, content_type: str = JSON
+    ) -> dict[str, Any]:
         """One API call; retried on 429/5xx/conflicts, other errors raised as ApiException."""
-        async for attempt in AsyncRetrying(retry=retry_if_exception(_retryable), wait=_wait,
-                                           stop=stop_after_attempt(RETRY_ATTEMPTS), reraise=True,
-                                           before_sleep=lambda state: _log_retry(state, f"{method} {path}")):
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_retryable),
+            wait=_wait,
+            stop=stop_after_attempt(RETRY_ATTEMPTS),
+            reraise=True,
+            before_sleep=lambda state: _log_retry(state, f"{method} {path}"),
+        ):
             with attempt:
                 return await asyncio.to_thread(self._request_sync, method, path, body, query, content_type)
         raise AssertionError("unreachable: tenacity returns or re-raises")
@@ -130,16 +146,18 @@ class KubeApi:
     async def delete_workflow(self, namespace: str, name: str) -> None:
         """Delete a WorkflowDAG (its TTL ran out); its pods follow through their ownerReferences."""
         try:
-            await self.request("DELETE", self._workflow_path(namespace, name),
-                               query={"propagationPolicy": "Background"})
+            await self.request(
+                "DELETE", self._workflow_path(namespace, name), query={"propagationPolicy": "Background"}
+            )
         except ApiException as error:
             if error.status != 404:
                 raise
 
     async def patch_workflow_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         # JSON merge patch: keys we do not mention (kopf's bookkeeping) stay as they are.
-        await self.request("PATCH", self._workflow_path(namespace, name) + "/status", {"status": status},
-                           content_type=MERGE_PATCH)
+        await self.request(
+            "PATCH", self._workflow_path(namespace, name) + "/status", {"status": status}, content_type=MERGE_PATCH
+        )
 
     # -- pods and nodes ------------------------------------------------------------------------------
     async def list_workflow_pods(self, namespace: str, selector_value: str) -> list[dict[str, Any]]:
@@ -147,14 +165,20 @@ class KubeApi:
 
         The owner's uid is not a parameter so the list can be fetched while the WorkflowDAG itself is.
         """
-        reply = await self.request("GET", f"/api/v1/namespaces/{namespace}/pods",
-                                   query={"labelSelector": f"{labels.WORKFLOW_LABEL}={selector_value}"})
+        reply = await self.request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/pods",
+            query={"labelSelector": f"{labels.WORKFLOW_LABEL}={selector_value}"},
+        )
         return reply.get("items") or []
 
     async def list_unfinished_pods_outside(self, namespace: str) -> list[dict[str, Any]]:
         """Every Pending or Running pod of all namespaces but ``namespace``, as plain dicts like watch events carry."""
-        return await self._list("Pod", "/api/v1/pods", {
-            "fieldSelector": f"metadata.namespace!={namespace},status.phase!=Succeeded,status.phase!=Failed"})
+        return await self._list(
+            "Pod",
+            "/api/v1/pods",
+            {"fieldSelector": f"metadata.namespace!={namespace},status.phase!=Succeeded,status.phase!=Failed"},
+        )
 
     async def list_all(self, what: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every node, or every pod (of ``namespace`` if given), as plain dicts like watch events carry."""
@@ -179,24 +203,41 @@ class KubeApi:
         refused with the API's message naming it, not dropped with a warning nobody reads."""
         namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
         try:
-            return await self.request("POST", f"/api/v1/namespaces/{namespace}/pods", manifest,
-                                      query={"fieldValidation": "Strict"}), True
+            return await self.request(
+                "POST", f"/api/v1/namespaces/{namespace}/pods", manifest, query={"fieldValidation": "Strict"}
+            ), True
         except ApiException as error:
             if error.status != 409:
                 raise
         return await self.read_pod(namespace, name), False
 
     async def patch_pod_annotations(self, namespace: str, name: str, annotations: dict[str, str]) -> dict[str, Any]:
-        return await self.request("PATCH", self._pod_path(namespace, name), {"metadata": {"annotations": annotations}},
-                                  content_type=MERGE_PATCH)
+        return await self.request(
+            "PATCH",
+            self._pod_path(namespace, name),
+            {"metadata": {"annotations": annotations}},
+            content_type=MERGE_PATCH,
+        )
 
     async def mark_unschedulable(self, namespace: str, name: str, message: str) -> None:
         """PodScheduled=False/Unschedulable, what kube-scheduler sets on a pod it cannot place now."""
-        body = {"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                                           "message": message, "lastTransitionTime": _now()}]}}
+        body = {
+            "status": {
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": message,
+                        "lastTransitionTime": _now(),
+                    }
+                ]
+            }
+        }
         try:  # strategic merge: conditions merge by type
-            await self.request("PATCH", self._pod_path(namespace, name) + "/status", body,
-                               content_type=STRATEGIC_MERGE_PATCH)
+            await self.request(
+                "PATCH", self._pod_path(namespace, name) + "/status", body, content_type=STRATEGIC_MERGE_PATCH
+            )
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -222,8 +263,12 @@ class KubeApi:
         """POST the pod's Binding subresource; 409 means someone (our previous incarnation) already bound it.
 
         Any other refusal is raised (ApiException) for the caller to tell the user."""
-        body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": namespace},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name, "namespace": namespace},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
         try:
             await self.request("POST", self._pod_path(namespace, name) + "/binding", body)
             return BindOutcome.BOUND

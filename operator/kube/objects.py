@@ -86,8 +86,9 @@ def expected_seconds(pod: dict[str, Any]) -> float | None:
             try:
                 return max(parse_go_duration(str(annotations[key])), 0.0)
             except ValueError:
-                log.warning("pod %s: ignoring annotation %s=%r (not a Go duration)",
-                            pod_key(pod), key, annotations[key])
+                log.warning(
+                    "pod %s: ignoring annotation %s=%r (not a Go duration)", pod_key(pod), key, annotations[key]
+                )
     return None
 
 
@@ -99,4 +100,3 @@ def start_time(pod: dict[str, Any]) -> float | None:
         if running_since is not None:
             started = running_since if started is None else max(started, running_since)
     return started
-

@@ -81,11 +81,15 @@ def primitive_from_pod(pod: dict[str, Any]) -> Primitive:
     else:
         kind = PrimitiveKind.LLM_GENERATE if gpus > 0 else PrimitiveKind.CODE_EXEC
     primitive = Primitive(
-        name=meta.get("name", ""), kind=kind, cpu_millicores=int(round(requests.get("cpu", 0.0) * 1000)),
-        memory_bytes=int(requests.get("memory", 0)), gpus=gpus,
+        name=meta.get("name", ""),
+        kind=kind,
+        cpu_millicores=int(round(requests.get("cpu", 0.0) * 1000)),
+        memory_bytes=int(requests.get("memory", 0)),
+        gpus=gpus,
     )
-    declared = next((annotations[key] for key in (ESTIMATED_DURATION_ANNOTATION, DURATION_ANNOTATION)
-                     if key in annotations), None)
+    declared = next(
+        (annotations[key] for key in (ESTIMATED_DURATION_ANNOTATION, DURATION_ANNOTATION) if key in annotations), None
+    )
     if declared is not None:
         seconds = parse_go_duration(str(declared))
         if kind is PrimitiveKind.LLM_GENERATE:
@@ -138,8 +142,13 @@ class Extender:
             log.exception("extender filter failed for pod %s", call.pod)
             call.error = f"SCALE extender filter failed for pod {call.pod}: {error}"
             EXTENDER_REQUESTS.labels(verb="filter", outcome="error").inc()
-            return {"Nodes": None, "NodeNames": None, "FailedNodes": {}, "FailedAndUnresolvableNodes": {},
-                    "Error": call.error}
+            return {
+                "Nodes": None,
+                "NodeNames": None,
+                "FailedNodes": {},
+                "FailedAndUnresolvableNodes": {},
+                "Error": call.error,
+            }
         call.passed = passed
         EXTENDER_REQUESTS.labels(verb="filter", outcome="ok").inc()
         result: dict[str, Any] = {"FailedNodes": failed, "FailedAndUnresolvableNodes": unresolvable, "Error": ""}
@@ -173,8 +182,9 @@ class Extender:
 
     # -- internals -------------------------------------------------------------------------------
     def _observation(self, pod: dict[str, Any]) -> Observation:
-        return self.live.observation(primitive_from_pod(pod), [], now=time.time(),
-                                     constraints=NodeConstraints.of_pod(pod))
+        return self.live.observation(
+            primitive_from_pod(pod), [], now=time.time(), constraints=NodeConstraints.of_pod(pod)
+        )
 
     def _candidate_preference(self, observation: Observation, names: list[str]) -> np.ndarray:
         """The policy's scores for each node in ``names`` (-inf where the placement rule does not let it pick)."""
@@ -182,8 +192,9 @@ class Extender:
         index = {name: i for i, name in enumerate(node.name for node in observation.state.spec.nodes)}
         return np.array([preference[index[name]] if name in index else -np.inf for name in names])
 
-    def _filter(self, pod: dict[str, Any], names: list[str],
-                call: ExtenderCall) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    def _filter(
+        self, pod: dict[str, Any], names: list[str], call: ExtenderCall
+    ) -> tuple[list[str], dict[str, str], dict[str, str]]:
         started = time.perf_counter()
         observation = self._observation(pod)
         p = observation.primitive
@@ -196,8 +207,10 @@ class Extender:
             if i is None:
                 failed[name] = "not in SCALE's live view (unknown node class, unschedulable or NotReady)"
             elif observation.allowed is not None and not observation.allowed[i]:
-                unresolvable[name] = (self.live.rejection(NodeConstraints.of_pod(pod), name)
-                                      or "node(s) didn't match Pod's node constraints")
+                unresolvable[name] = (
+                    self.live.rejection(NodeConstraints.of_pod(pod), name)
+                    or "node(s) didn't match Pod's node constraints"
+                )
             elif not observation.mask[i]:
                 unresolvable[name] = f"node cannot run a {p.kind.value} primitive with these requests"
             elif not observation.candidates[i]:
@@ -264,8 +277,9 @@ def make_app(extender: Extender, prefix: str = "") -> web.Application:
     return app
 
 
-async def start_extender(live: LiveCluster, scheduler: Scheduler, port: int, host: str = "0.0.0.0", *,
-                         prefix: str = "", decide: bool = True) -> web.AppRunner:
+async def start_extender(
+    live: LiveCluster, scheduler: Scheduler, port: int, host: str = "0.0.0.0", *, prefix: str = "", decide: bool = True
+) -> web.AppRunner:
     """Serve the extender on ``host:port`` in the running loop; ``await runner.cleanup()`` stops it.
 
     The ``Extender`` (its ``calls`` log) is at ``runner.app[EXTENDER_KEY]``.
@@ -280,8 +294,15 @@ async def start_extender(live: LiveCluster, scheduler: Scheduler, port: int, hos
         await site.start()
     except OSError as error:
         await runner.cleanup()
-        raise OSError(f"cannot serve the scheduler extender on {host}:{port}: {error}; "
-                      "choose another --extender-port") from error
-    log.info("scheduler extender on http://%s:%d%s/{filter,prioritize} (policy %s, %s)", host, port, prefix,
-             scheduler.name, "decides" if decide else "advises")
+        raise OSError(
+            f"cannot serve the scheduler extender on {host}:{port}: {error}; choose another --extender-port"
+        ) from error
+    log.info(
+        "scheduler extender on http://%s:%d%s/{filter,prioritize} (policy %s, %s)",
+        host,
+        port,
+        prefix,
+        scheduler.name,
+        "decides" if decide else "advises",
+    )
     return runner

@@ -10,8 +10,9 @@ from scale_scheduler.operator.core.controller import RESYNC_SECONDS, TERMINAL, W
 from scale_scheduler.operator.kube import labels
 
 
-def build_registry(controller: WorkflowController,
-                   on_startup: Callable[[], Awaitable[None]] | None = None) -> kopf.OperatorRegistry:
+def build_registry(
+    controller: WorkflowController, on_startup: Callable[[], Awaitable[None]] | None = None
+) -> kopf.OperatorRegistry:
     """kopf handlers bound to ``controller``; ``on_startup`` runs once the live view is primed."""
     registry = kopf.OperatorRegistry()
 
@@ -38,16 +39,29 @@ def build_registry(controller: WorkflowController,
         assert namespace is not None
         await controller.reconcile(namespace, name)
 
-    @kopf.timer(labels.GROUP, labels.VERSION, labels.PLURAL, interval=RESYNC_SECONDS, registry=registry,
-                when=lambda status, **_: status.get("phase") not in TERMINAL)
+    @kopf.timer(
+        labels.GROUP,
+        labels.VERSION,
+        labels.PLURAL,
+        interval=RESYNC_SECONDS,
+        registry=registry,
+        when=lambda status, **_: status.get("phase") not in TERMINAL,
+    )
     async def resync(namespace: str | None, name: str, **_: Any) -> None:
         assert namespace is not None
         controller.resync(namespace, name)
 
     # A finished workflow is looked at again only when it has a TTL to honour (and pods its podGC collects then).
-    @kopf.timer(labels.GROUP, labels.VERSION, labels.PLURAL, interval=RESYNC_SECONDS, registry=registry,
-                when=lambda spec, status, **_: status.get("phase") in TERMINAL
-                and spec.get("ttlSecondsAfterFinished") is not None)
+    @kopf.timer(
+        labels.GROUP,
+        labels.VERSION,
+        labels.PLURAL,
+        interval=RESYNC_SECONDS,
+        registry=registry,
+        when=lambda spec, status, **_: (
+            status.get("phase") in TERMINAL and spec.get("ttlSecondsAfterFinished") is not None
+        ),
+    )
     async def expire(namespace: str | None, name: str, **_: Any) -> None:
         assert namespace is not None
         controller.resync(namespace, name)

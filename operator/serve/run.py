@@ -29,8 +29,9 @@ if TYPE_CHECKING:  # imported where used: `scale-sched --help` loads neither the
 
 log = logging.getLogger("scale_scheduler.operator")
 
-operator_app = typer.Typer(help="The WorkflowDAG operator (kopf): places and binds primitives' pods.",
-                           no_args_is_help=True)
+operator_app = typer.Typer(
+    help="The WorkflowDAG operator (kopf): places and binds primitives' pods.", no_args_is_help=True
+)
 
 FALLBACK_POLICY = "least-loaded"
 
@@ -65,14 +66,18 @@ def load_policy(policy: str, checkpoint: str | None) -> tuple[Scheduler, str | N
             raise typer.BadParameter(f"{policy!r} is a heuristic and takes no checkpoint", param_hint="--checkpoint")
         return make_scheduler(policy), None
     if policy not in METHODS and not checkpoint:
-        raise typer.BadParameter(f"unknown policy {policy!r}; choose from {', '.join(METHODS)} "
-                                 "(or name any trained run with --checkpoint)", param_hint="--policy")
+        raise typer.BadParameter(
+            f"unknown policy {policy!r}; choose from {', '.join(METHODS)} (or name any trained run with --checkpoint)",
+            param_hint="--policy",
+        )
     try:
         scheduler = make_scheduler(policy, checkpoint)
     except Exception as error:  # torch.load and friends raise many types; any of them means "unusable checkpoint"
         where = checkpoint or f"the shipped {policy!r} checkpoint"
-        warning = (f"policy {policy!r} could not be loaded from {where} ({type(error).__name__}: {error}); "
-                   f"placing with {FALLBACK_POLICY} instead. Fix or replace the checkpoint and restart the operator.")
+        warning = (
+            f"policy {policy!r} could not be loaded from {where} ({type(error).__name__}: {error}); "
+            f"placing with {FALLBACK_POLICY} instead. Fix or replace the checkpoint and restart the operator."
+        )
         log.warning(warning)
         return make_scheduler(FALLBACK_POLICY), warning
     import torch
@@ -97,8 +102,10 @@ def load_kube_config(kubeconfig: Path | None) -> None:
     try:
         config.load_incluster_config()
     except config.ConfigException as error:
-        raise typer.BadParameter(f"no --kubeconfig, no $KUBECONFIG, and not running in a cluster ({error}); "
-                                 "pass --kubeconfig PATH", param_hint="--kubeconfig") from None
+        raise typer.BadParameter(
+            f"no --kubeconfig, no $KUBECONFIG, and not running in a cluster ({error}); pass --kubeconfig PATH",
+            param_hint="--kubeconfig",
+        ) from None
 
 
 def peering_priority() -> int:
@@ -135,19 +142,33 @@ async def check_peering(api: KubeApi, name: str, namespace: str | None) -> None:
     except ApiException as error:
         if error.status != 404:
             raise
-        manifest = {"apiVersion": "kopf.dev/v1", "kind": kind,
-                    "metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
+        manifest = {
+            "apiVersion": "kopf.dev/v1",
+            "kind": kind,
+            "metadata": {"name": name, **({"namespace": namespace} if namespace else {})},
+        }
         where = f" in namespace {namespace}" if namespace else ""
         raise typer.BadParameter(
             f"there is no {kind} {name!r}{where} (kopf.dev/v1), so kopf would pause this operator until one appears. "
             "The chart creates it with peering.enabled=true; by hand, apply the CRDs in "
             f"charts/scale-scheduler/crds/kopf-peerings.yaml, then: kubectl apply -f - <<< '{json.dumps(manifest)}'",
-            param_hint="--peering") from None
+            param_hint="--peering",
+        ) from None
 
 
-async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, time_scale: float,
-                rule: PlacementRule, guard: float, health_port: int, metrics_port: int, extender_port: int,
-                peering: str | None) -> None:
+async def serve(
+    *,
+    namespace: str | None,
+    policy: str,
+    checkpoint: str | None,
+    time_scale: float,
+    rule: PlacementRule,
+    guard: float,
+    health_port: int,
+    metrics_port: int,
+    extender_port: int,
+    peering: str | None,
+) -> None:
     import kopf
     from kubernetes import client
     from scale_scheduler.operator.core import metrics
@@ -168,10 +189,15 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     if peering:
         await check_peering(api, peering, namespace)
     live = LiveCluster(time_scale=time_scale, rule=rule)
-    log.info("placing WorkflowDAG pods with policy %s under the %s placement rule (%s)", policy_name, rule.value,
-             f"namespace {namespace}" if namespace else "all namespaces")
-    controller = WorkflowController(api, live, scheduler, policy_name, time_scale, namespace=namespace,
-                                    fallback_warning=warning)
+    log.info(
+        "placing WorkflowDAG pods with policy %s under the %s placement rule (%s)",
+        policy_name,
+        rule.value,
+        f"namespace {namespace}" if namespace else "all namespaces",
+    )
+    controller = WorkflowController(
+        api, live, scheduler, policy_name, time_scale, namespace=namespace, fallback_warning=warning
+    )
 
     settings = kopf.OperatorSettings()
     settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
@@ -197,9 +223,13 @@ async def serve(*, namespace: str | None, policy: str, checkpoint: str | None, t
     on_startup = partial(_warn_on_own_pod, api, warning) if warning else None
     try:
         await kopf.operator(
-            registry=build_registry(controller, on_startup=on_startup), settings=settings,
-            clusterwide=namespace is None, namespaces=[namespace] if namespace else (),
-            standalone=peering is None, peering_name=peering, priority=peering_priority() if peering else None,
+            registry=build_registry(controller, on_startup=on_startup),
+            settings=settings,
+            clusterwide=namespace is None,
+            namespaces=[namespace] if namespace else (),
+            standalone=peering is None,
+            peering_name=peering,
+            priority=peering_priority() if peering else None,
             liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
         )
     finally:
@@ -212,25 +242,39 @@ def run(
     kubeconfig: Path | None = typer.Option(None, help="Kubeconfig file; default $KUBECONFIG, else in-cluster."),
     namespace: str | None = typer.Option(None, help="Reconcile WorkflowDAGs of this namespace only."),
     all_namespaces: bool = typer.Option(False, "--all-namespaces", help="Reconcile every namespace (the default)."),
-    policy: str = typer.Option(DEFAULT_CLUSTER_POLICY, help=f"{', '.join(CLUSTER_METHODS)} (learned ones from their "
-                                                            "shipped "
-                                             "checkpoint), or a name given a --checkpoint."),
+    policy: str = typer.Option(
+        DEFAULT_CLUSTER_POLICY,
+        help=f"{', '.join(CLUSTER_METHODS)} (learned ones from their "
+        "shipped "
+        "checkpoint), or a name given a --checkpoint.",
+    ),
     checkpoint: str | None = typer.Option(None, help="Checkpoint (run directory) for a learned policy."),
-    time_scale: float = typer.Option(1.0, min=0.001, help="Simulated seconds per wall-clock second: pods' "
-                                                           "durations are divided by it (KWOK clusters)."),
+    time_scale: float = typer.Option(
+        1.0,
+        min=0.001,
+        help="Simulated seconds per wall-clock second: pods' durations are divided by it (KWOK clusters).",
+    ),
     rule: str = typer.Option(DEFAULT_RULE.value, help=RULE_HELP),
     health_port: int = typer.Option(8080, help="Port of GET /healthz (liveness)."),
     metrics_port: int = typer.Option(9090, help="Port of GET /metrics (Prometheus); 0 = off."),
     extender_port: int = typer.Option(8888, help="Port of the kube-scheduler extender; 0 = off."),
-    guard: float = typer.Option(0.0, min=0.0, help="Replace a choice estimated to finish more than GUARD times "
-                                                   "later than the best candidate's (counted in "
-                                                   "scale_sched_guarded_decisions_total); 0 = off."),
+    guard: float = typer.Option(
+        0.0,
+        min=0.0,
+        help="Replace a choice estimated to finish more than GUARD times "
+        "later than the best candidate's (counted in "
+        "scale_sched_guarded_decisions_total); 0 = off.",
+    ),
     log_level: LogLevel = typer.Option(LogLevel.info, case_sensitive=False, help="Log level."),
-    log_format: LogFormat = typer.Option(LogFormat.text, case_sensitive=False,
-                                         help="text, or json for log collectors (one object per line)."),
-    peering: str | None = typer.Option(None, help="kopf peering name for several replicas (needs kopf's peering "
-                                                  "CRDs and that peering object; the chart creates both); without "
-                                                  "it the operator runs standalone."),
+    log_format: LogFormat = typer.Option(
+        LogFormat.text, case_sensitive=False, help="text, or json for log collectors (one object per line)."
+    ),
+    peering: str | None = typer.Option(
+        None,
+        help="kopf peering name for several replicas (needs kopf's peering "
+        "CRDs and that peering object; the chart creates both); without "
+        "it the operator runs standalone.",
+    ),
 ) -> None:
     """Run the operator until SIGTERM/SIGINT."""
     if namespace and all_namespaces:
@@ -238,8 +282,11 @@ def run(
     placement_rule = rule_option(rule)
     guard_option(guard)
     if policy in LOOKAHEAD:
-        raise typer.BadParameter(f"{policy!r} looks ahead in the simulator and cannot place pods on a live cluster; "
-                                 "use heft or a learned policy", param_hint="--policy")
+        raise typer.BadParameter(
+            f"{policy!r} looks ahead in the simulator and cannot place pods on a live cluster; "
+            "use heft or a learned policy",
+            param_hint="--policy",
+        )
     level = getattr(logging, log_level.value.upper())
     if log_format is LogFormat.json:
         import kopf
@@ -253,9 +300,20 @@ def run(
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     load_kube_config(kubeconfig)
-    asyncio.run(serve(namespace=namespace, policy=policy, checkpoint=checkpoint, time_scale=time_scale, guard=guard,
-                      rule=placement_rule, health_port=health_port, metrics_port=metrics_port,
-                      extender_port=extender_port, peering=peering))
+    asyncio.run(
+        serve(
+            namespace=namespace,
+            policy=policy,
+            checkpoint=checkpoint,
+            time_scale=time_scale,
+            guard=guard,
+            rule=placement_rule,
+            health_port=health_port,
+            metrics_port=metrics_port,
+            extender_port=extender_port,
+            peering=peering,
+        )
+    )
 
 
 def register(app: typer.Typer, panel: str | None = None) -> None:

@@ -24,9 +24,10 @@ import numpy as np
 
 # The team's shared data folder sits beside the checkout; $SCALE_SCHED_SHARED_DATA points elsewhere
 # (CI clones the repository into a temporary directory).
-DEFAULT_DATA = Path(
-    os.environ.get("SCALE_SCHED_SHARED_DATA") or Path(__file__).resolve().parents[2].parent / "shared" / "data"
-) / "azure-llm-inference-2023"
+DEFAULT_DATA = (
+    Path(os.environ.get("SCALE_SCHED_SHARED_DATA") or Path(__file__).resolve().parents[2].parent / "shared" / "data")
+    / "azure-llm-inference-2023"
+)
 SERVICES = {"code": "AzureLLMInferenceTrace_code.csv", "conv": "AzureLLMInferenceTrace_conv.csv"}
 COLUMNS = {"ContextTokens": "context", "GeneratedTokens": "generated"}
 
@@ -50,8 +51,9 @@ def fit(data_dir: Path) -> dict[str, object]:
             raise SystemExit(f"{path} not found: pass the folder holding the Azure 2023 trace CSVs")
         with path.open() as handle:
             rows = list(csv.DictReader(handle))
-        fitted: dict[str, object] = {name: fit_column(np.array([float(r[column]) for r in rows]))
-                                     for column, name in COLUMNS.items()}
+        fitted: dict[str, object] = {
+            name: fit_column(np.array([float(r[column]) for r in rows])) for column, name in COLUMNS.items()
+        }
         context = np.array([float(r["ContextTokens"]) for r in rows])
         generated = np.array([float(r["GeneratedTokens"]) for r in rows])
         fitted["log_correlation"] = float(np.corrcoef(np.log1p(context), np.log1p(generated))[0, 1])

@@ -24,12 +24,12 @@ KUBE_VERSION = "1.34.0"
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     version = ["--kube-version", KUBE_VERSION] if args[:1] == ("template",) else []
-    return subprocess.run([tool("helm"), *args, *version], capture_output=True, text=True, check=check,
-                          timeout=120)
+    return subprocess.run([tool("helm"), *args, *version], capture_output=True, text=True, check=check, timeout=120)
 
 
-def template(*set_values: str, release: str = "scale-scheduler", namespace: str = "scale-scheduler",
-             extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def template(
+    *set_values: str, release: str = "scale-scheduler", namespace: str = "scale-scheduler", extra: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     args = ["template", release, str(CHART_DIR), "--namespace", namespace, *extra]
     for value in set_values:
         args += ["--set", value]
@@ -42,5 +42,8 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 def operator_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The operator's own ClusterRole(s): not the user roles aggregated into view/edit/admin."""
-    return [role for role in by_kind(docs, "ClusterRole")
-            if not any(key.startswith("rbac.authorization.k8s.io/aggregate-to-") for key in role["metadata"]["labels"])]
+    return [
+        role
+        for role in by_kind(docs, "ClusterRole")
+        if not any(key.startswith("rbac.authorization.k8s.io/aggregate-to-") for key in role["metadata"]["labels"])
+    ]

@@ -30,16 +30,25 @@ def cluster() -> Iterator[dict[str, Any]]:
     if os.environ.get("SCALE_SCHED_TEST_KUBECONFIG"):
         yield {"kubeconfig": os.environ["SCALE_SCHED_TEST_KUBECONFIG"], "bin_dir": str(kwok.ensure_binaries())}
         return
-    up = subprocess.run([*demo.SCALE_SCHED, "cluster", "up", "--nodes", "4", "--name", CLUSTER_NAME, "--json"],
-                        capture_output=True, text=True, timeout=600, check=False)
+    up = subprocess.run(
+        [*demo.SCALE_SCHED, "cluster", "up", "--nodes", "4", "--name", CLUSTER_NAME, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     if up.returncode != 0:
         pytest.fail(f"scale-sched cluster up failed:\n{up.stderr[-2000:]}")
     info = json.loads(up.stdout.strip().splitlines()[-1])
     try:
         yield info
     finally:
-        subprocess.run([*demo.SCALE_SCHED, "cluster", "down", "--name", CLUSTER_NAME], capture_output=True,
-                       timeout=120, check=False)
+        subprocess.run(
+            [*demo.SCALE_SCHED, "cluster", "down", "--name", CLUSTER_NAME],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +57,24 @@ def kube(cluster: dict[str, Any]) -> demo.Kube:
 
 
 def _kubectl(kube: demo.Kube, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([kube.kubectl, "--kubeconfig", kube.kubeconfig, *args], input=stdin, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [kube.kubectl, "--kubeconfig", kube.kubeconfig, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
-@pytest.mark.parametrize("values", [[], ["extender.enabled=true", "extender.schedulerConfig.enabled=true"],
-                                    ["replicas=2", "peering.enabled=true", "watchAllNamespaces=false"]])
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        ["extender.enabled=true", "extender.schedulerConfig.enabled=true"],
+        ["replicas=2", "peering.enabled=true", "watchAllNamespaces=false"],
+    ],
+)
 def test_rendered_chart_passes_server_side_dry_run(kube: demo.Kube, values: list[str]) -> None:
     _kubectl(kube, "create", "namespace", "scale-scheduler")
     crds = _kubectl(kube, "apply", "-f", str(CHART_DIR / "crds"))  # as helm install does before the templates
@@ -82,7 +103,9 @@ def _service_account_kubeconfig(kube: demo.Kube, directory: Path) -> Path:
     admin = yaml.safe_load(Path(kube.kubeconfig).read_text())
     cluster = admin["clusters"][0]["cluster"]
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "sa",
         "clusters": [{"name": "local", "cluster": cluster}],
         "users": [{"name": "scale-scheduler", "user": {"token": token.stdout.strip()}}],
         "contexts": [{"name": "sa", "context": {"cluster": "local", "user": "scale-scheduler"}}],
@@ -93,7 +116,8 @@ def _service_account_kubeconfig(kube: demo.Kube, directory: Path) -> Path:
 
 
 def test_helm_install_then_operator_with_the_chart_service_account_completes_a_workflow(
-        kube: demo.Kube, tmp_path: Path) -> None:
+    kube: demo.Kube, tmp_path: Path
+) -> None:
     installed = kube.helm_install(["replicas=0", "policy=least-loaded"], timeout=300)
     assert "STATUS: deployed" in installed
     assert "kubectl get workflowdags -A -w" in installed  # NOTES.txt tells the user what to do next
@@ -123,7 +147,9 @@ def _token_kubeconfig(kube: demo.Kube, directory: Path, namespace: str, account:
     assert token.returncode == 0, token.stderr
     cluster = yaml.safe_load(Path(kube.kubeconfig).read_text())["clusters"][0]["cluster"]
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "user",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "user",
         "clusters": [{"name": "local", "cluster": cluster}],
         "users": [{"name": account, "user": {"token": token.stdout.strip()}}],
         "contexts": [{"name": "user", "context": {"cluster": "local", "user": account, "namespace": namespace}}],
@@ -134,7 +160,8 @@ def _token_kubeconfig(kube: demo.Kube, directory: Path, namespace: str, account:
 
 
 def test_a_user_bound_to_edit_can_create_a_workflow_and_one_bound_to_view_only_read(
-        kube: demo.Kube, tmp_path: Path) -> None:
+    kube: demo.Kube, tmp_path: Path
+) -> None:
     crds = _kubectl(kube, "apply", "-f", str(CHART_DIR / "crds"))
     assert crds.returncode == 0, crds.stderr
     # only the user roles, under a release name of their own (another test installs the whole chart)
@@ -145,8 +172,16 @@ def test_a_user_bound_to_edit_can_create_a_workflow_and_one_bound_to_view_only_r
     _kubectl(kube, "create", "namespace", namespace)
     for account, role in (("developer", "edit"), ("auditor", "view")):
         assert _kubectl(kube, "-n", namespace, "create", "serviceaccount", account).returncode == 0
-        bound = _kubectl(kube, "-n", namespace, "create", "rolebinding", account, f"--clusterrole={role}",
-                         f"--serviceaccount={namespace}:{account}")
+        bound = _kubectl(
+            kube,
+            "-n",
+            namespace,
+            "create",
+            "rolebinding",
+            account,
+            f"--clusterrole={role}",
+            f"--serviceaccount={namespace}:{account}",
+        )
         assert bound.returncode == 0, bound.stderr
     developer = _token_kubeconfig(kube, tmp_path, namespace, "developer")
     auditor = _token_kubeconfig(kube, tmp_path, namespace, "auditor")
@@ -159,6 +194,16 @@ def test_a_user_bound_to_edit_can_create_a_workflow_and_one_bound_to_view_only_r
     assert listed.returncode == 0 and yaml.safe_load(sample.read_text())["metadata"]["name"] in listed.stdout
     refused = _kubectl(kube, "--kubeconfig", str(auditor), "delete", "workflowdags", "--all")
     assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
-    status = _kubectl(kube, "--kubeconfig", str(developer), "patch", "workflowdags", "--all", "--subresource=status",
-                      "--type=merge", "-p", '{"status": {"phase": "Succeeded"}}')
+    status = _kubectl(
+        kube,
+        "--kubeconfig",
+        str(developer),
+        "patch",
+        "workflowdags",
+        "--all",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status": {"phase": "Succeeded"}}',
+    )
     assert status.returncode != 0, "status is the operator's to write"

@@ -79,13 +79,30 @@ def test_deployment_is_hardened_and_probed() -> None:
 
 
 def test_values_reach_the_operator_command_line() -> None:
-    (deployment,) = by_kind(template("policy=heft", "timeScale=20", "logLevel=debug", "checkpoint=/ckpt/model.pt",
-                                     "extender.enabled=true", "placementRule=node-queues"), "Deployment")
+    (deployment,) = by_kind(
+        template(
+            "policy=heft",
+            "timeScale=20",
+            "logLevel=debug",
+            "checkpoint=/ckpt/model.pt",
+            "extender.enabled=true",
+            "placementRule=node-queues",
+        ),
+        "Deployment",
+    )
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[:2] == ["operator", "run"]
-    for expected in ("--all-namespaces", "--policy=heft", "--rule=node-queues", "--time-scale=20", "--log-level=debug",
-                     "--checkpoint=/ckpt/model.pt", "--extender-port=8888", "--health-port=8080",
-                     "--metrics-port=9090"):
+    for expected in (
+        "--all-namespaces",
+        "--policy=heft",
+        "--rule=node-queues",
+        "--time-scale=20",
+        "--log-level=debug",
+        "--checkpoint=/ckpt/model.pt",
+        "--extender-port=8888",
+        "--health-port=8080",
+        "--metrics-port=9090",
+    ):
         assert expected in args
 
 
@@ -108,13 +125,23 @@ def test_cluster_role_has_no_wildcards_and_can_bind_pods() -> None:
     (role,) = operator_roles(template())
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
-    grants = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
-              for resource in rule["resources"] for verb in rule["verbs"]}
-    for needed in [("", "pods/binding", "create"), ("", "pods", "create"), ("", "pods", "watch"),
-                   ("", "nodes", "watch"), ("", "events", "create"),
-                   ("agentic.scale.dev", "workflowdags", "patch"),
-                   ("agentic.scale.dev", "workflowdags/status", "patch"),
-                   ("apiextensions.k8s.io", "customresourcedefinitions", "watch")]:
+    grants = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    for needed in [
+        ("", "pods/binding", "create"),
+        ("", "pods", "create"),
+        ("", "pods", "watch"),
+        ("", "nodes", "watch"),
+        ("", "events", "create"),
+        ("agentic.scale.dev", "workflowdags", "patch"),
+        ("agentic.scale.dev", "workflowdags/status", "patch"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+    ]:
         assert needed in grants
     assert not any(group == "kopf.dev" for group, _, _ in grants), "peering rules only when peering is on"
 
@@ -158,8 +185,13 @@ def test_schema_is_valid_json_and_closed() -> None:
 
 
 def test_manifests_are_in_sync_with_the_chart() -> None:
-    result = subprocess.run([str(REPO_ROOT / "hack" / "render-manifests.sh"), "--check"], capture_output=True,
-                            text=True, env={"HELM": tool("helm"), "PATH": "/usr/bin:/bin"}, timeout=120)
+    result = subprocess.run(
+        [str(REPO_ROOT / "hack" / "render-manifests.sh"), "--check"],
+        capture_output=True,
+        text=True,
+        env={"HELM": tool("helm"), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -171,11 +203,18 @@ def test_release_name_is_used_for_cluster_scoped_names(release: str) -> None:
 
 
 def test_extra_args_env_and_volumes_reach_the_operator_container() -> None:
-    (deployment,) = by_kind(template("extraArgs[0]=--log-level=debug", "extraEnv[0].name=HTTPS_PROXY",
-                                     "extraEnv[0].value=http://proxy:3128", "extraVolumes[0].name=ckpt",
-                                     "extraVolumes[0].persistentVolumeClaim.claimName=ckpt",
-                                     "extraVolumeMounts[0].name=ckpt", "extraVolumeMounts[0].mountPath=/ckpt"),
-                            "Deployment")
+    (deployment,) = by_kind(
+        template(
+            "extraArgs[0]=--log-level=debug",
+            "extraEnv[0].name=HTTPS_PROXY",
+            "extraEnv[0].value=http://proxy:3128",
+            "extraVolumes[0].name=ckpt",
+            "extraVolumes[0].persistentVolumeClaim.claimName=ckpt",
+            "extraVolumeMounts[0].name=ckpt",
+            "extraVolumeMounts[0].mountPath=/ckpt",
+        ),
+        "Deployment",
+    )
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["args"][-1] == "--log-level=debug"

@@ -13,11 +13,20 @@ from scale_scheduler.operator.kube import labels
 def _pod(workflow: str, primitive: str, kind: str, node: str, started: str, finished: str | None) -> dict[str, Any]:
     state = {"terminated": {"startedAt": started, "finishedAt": finished}} if finished else {"running": {}}
     return {
-        "metadata": {"name": f"{workflow}-{primitive}", "labels": {
-            labels.WORKFLOW_LABEL: workflow, labels.PRIMITIVE_LABEL: primitive, labels.PRIMITIVE_KIND_LABEL: kind}},
+        "metadata": {
+            "name": f"{workflow}-{primitive}",
+            "labels": {
+                labels.WORKFLOW_LABEL: workflow,
+                labels.PRIMITIVE_LABEL: primitive,
+                labels.PRIMITIVE_KIND_LABEL: kind,
+            },
+        },
         "spec": {"nodeName": node},
-        "status": {"phase": "Succeeded" if finished else "Running", "startTime": started,
-                   "containerStatuses": [{"state": state}]},
+        "status": {
+            "phase": "Succeeded" if finished else "Running",
+            "startTime": started,
+            "containerStatuses": [{"state": state}],
+        },
     }
 
 
@@ -33,24 +42,36 @@ class FakeKube:
 
 def _workflow(name: str, created: str, phase: str, primitives: int, response: float | None = None) -> dict[str, Any]:
     status = {"phase": phase, **({"responseTimeSeconds": response} if response is not None else {})}
-    return {"metadata": {"name": name, "creationTimestamp": created},
-            "spec": {"primitives": [{"name": f"p{i}"} for i in range(primitives)]}, "status": status}
+    return {
+        "metadata": {"name": name, "creationTimestamp": created},
+        "spec": {"primitives": [{"name": f"p{i}"} for i in range(primitives)]},
+        "status": status,
+    }
 
 
 def test_report_places_pods_on_the_first_creation_clock_and_takes_the_operators_response_time() -> None:
     kube = FakeKube(
-        workflows=[_workflow("rag", "2026-01-01T00:00:00Z", "Succeeded", 2, response=12.34),
-                   _workflow("agent", "2026-01-01T00:00:05Z", "Running", 1)],
-        pods=[_pod("rag", "generate", "llm", "gpu-large-000", "2026-01-01T00:00:04Z", "2026-01-01T00:00:12Z"),
-              _pod("rag", "retrieve", "retrieval", "cpu-small-003", "2026-01-01T00:00:01Z", "2026-01-01T00:00:03Z"),
-              _pod("agent", "plan", "llm", "gpu-small-001", "2026-01-01T00:00:06Z", None)],
-        nodes=[{"metadata": {"name": "gpu-large-000", "labels": {"scale.dev/node-class": "gpu-large"}}},
-               {"metadata": {"name": "cpu-small-003", "labels": {"scale.dev/node-class": "cpu-small"}}},
-               {"metadata": {"name": "gpu-small-001", "labels": {"scale.dev/node-class": "gpu-small"}}}],
+        workflows=[
+            _workflow("rag", "2026-01-01T00:00:00Z", "Succeeded", 2, response=12.34),
+            _workflow("agent", "2026-01-01T00:00:05Z", "Running", 1),
+        ],
+        pods=[
+            _pod("rag", "generate", "llm", "gpu-large-000", "2026-01-01T00:00:04Z", "2026-01-01T00:00:12Z"),
+            _pod("rag", "retrieve", "retrieval", "cpu-small-003", "2026-01-01T00:00:01Z", "2026-01-01T00:00:03Z"),
+            _pod("agent", "plan", "llm", "gpu-small-001", "2026-01-01T00:00:06Z", None),
+        ],
+        nodes=[
+            {"metadata": {"name": "gpu-large-000", "labels": {"scale.dev/node-class": "gpu-large"}}},
+            {"metadata": {"name": "cpu-small-003", "labels": {"scale.dev/node-class": "cpu-small"}}},
+            {"metadata": {"name": "gpu-small-001", "labels": {"scale.dev/node-class": "gpu-small"}}},
+        ],
     )
     placements, results = demo.collect(kube)  # type: ignore[arg-type]
-    assert [(p.workflow, p.primitive) for p in placements] == [("agent", "plan"), ("rag", "retrieve"),
-                                                                ("rag", "generate")]
+    assert [(p.workflow, p.primitive) for p in placements] == [
+        ("agent", "plan"),
+        ("rag", "retrieve"),
+        ("rag", "generate"),
+    ]
     generate = placements[2]
     assert (generate.node, generate.node_class, generate.kind) == ("gpu-large-000", "gpu-large", "llm")
     assert (generate.start_seconds, generate.finish_seconds) == (4.0, 12.0)

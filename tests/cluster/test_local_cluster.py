@@ -23,21 +23,34 @@ def _get(info: kwok.ClusterInfo, *args: str) -> dict[str, Any]:
     return json.loads(kwok.kubectl(info, "get", *args, "-o", "json"))
 
 
-def _pod(name: str, *, duration: str | None = None, gpus: int = 0, cpu: str = "500m",
-         namespace: str = "default") -> dict[str, Any]:
+def _pod(
+    name: str, *, duration: str | None = None, gpus: int = 0, cpu: str = "500m", namespace: str = "default"
+) -> dict[str, Any]:
     requests = {"cpu": cpu, "memory": "256Mi", **({GPU_RESOURCE: str(gpus)} if gpus else {})}
     return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace,
-                     "annotations": {labels.DURATION_ANNOTATION: duration} if duration else {}},
-        "spec": {"restartPolicy": "Never",
-                 "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10",
-                                 "resources": {"requests": requests, "limits": requests}}]},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {labels.DURATION_ANNOTATION: duration} if duration else {},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "registry.k8s.io/pause:3.10",
+                    "resources": {"requests": requests, "limits": requests},
+                }
+            ],
+        },
     }
 
 
-def _wait_phase(info: kwok.ClusterInfo, name: str, phases: set[str], timeout: float = 90,
-                namespace: str = "default") -> dict[str, Any]:
+def _wait_phase(
+    info: kwok.ClusterInfo, name: str, phases: set[str], timeout: float = 90, namespace: str = "default"
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pod = _get(info, "pod", name, "-n", namespace)
@@ -127,10 +140,26 @@ def test_deleting_a_namespace_removes_its_pods(local_cluster) -> None:
 
 def test_rbac_is_enforced(local_cluster) -> None:
     info = local_cluster(16)
+
     def can_i(user: str) -> str:
         # `kubectl auth can-i` answers on stdout and exits 1 for "no".
-        done = subprocess.run([str(info.bin_dir / "kubectl"), "--kubeconfig", str(info.kubeconfig), "auth", "can-i",
-                               "list", "pods", "--as", user], capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [
+                str(info.bin_dir / "kubectl"),
+                "--kubeconfig",
+                str(info.kubeconfig),
+                "auth",
+                "can-i",
+                "list",
+                "pods",
+                "--as",
+                user,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         return done.stdout.strip()
 
     assert can_i("system:serviceaccount:default:default") == "no"
@@ -141,8 +170,11 @@ def test_rbac_is_enforced(local_cluster) -> None:
 @pytest.mark.parametrize("nodes", [32, 48])
 def test_larger_clusters_come_up(local_cluster, nodes: int) -> None:
     info = local_cluster(nodes)
-    ready = [n for n in _get(info, "nodes")["items"]
-             if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])]
+    ready = [
+        n
+        for n in _get(info, "nodes")["items"]
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+    ]
     assert len(ready) == nodes
 
 
@@ -154,28 +186,47 @@ def _listening(port: int) -> bool:
 
 def test_cli_up_status_down_leaves_nothing_behind(tmp_path) -> None:
     name = f"cli-{tmp_path.name[-12:].lower().replace('_', '-')}"
-    up = subprocess.run([*SCALE_SCHED, "cluster", "up", "--nodes", "4", "--name", name, "--json"],
-                        capture_output=True, text=True, timeout=400, check=False)
+    up = subprocess.run(
+        [*SCALE_SCHED, "cluster", "up", "--nodes", "4", "--name", name, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
     assert up.returncode == 0, up.stderr[-2000:]
     summary = json.loads(up.stdout.strip().splitlines()[-1])
     assert summary["nodes"] == 4 and (Path(summary["bin_dir"]) / "kubectl").exists()
     try:
-        again = subprocess.run([*SCALE_SCHED, "cluster", "up", "--nodes", "4", "--name", name],
-                               capture_output=True, text=True, timeout=120, check=False)
+        again = subprocess.run(
+            [*SCALE_SCHED, "cluster", "up", "--nodes", "4", "--name", name],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert again.returncode == 1 and "already exists" in again.stderr
-        status = json.loads(subprocess.run([*SCALE_SCHED, "cluster", "status", "--name", name, "--json"],
-                                           capture_output=True, text=True, timeout=60, check=True).stdout)
+        status = json.loads(
+            subprocess.run(
+                [*SCALE_SCHED, "cluster", "status", "--name", name, "--json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout
+        )
         components = status["clusters"][0]["components"]
         assert {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller"} <= set(
-            components)
+            components
+        )
         assert all(c["running"] for c in components.values())
         pids = [c["pid"] for c in components.values()]
         server = yaml.safe_load(Path(summary["kubeconfig"]).read_text())["clusters"][0]["cluster"]["server"]
         port = urlparse(server).port
         assert urlparse(server).hostname == "127.0.0.1" and _listening(port)
     finally:
-        down = subprocess.run([*SCALE_SCHED, "cluster", "down", "--name", name], capture_output=True, text=True,
-                              timeout=180, check=False)
+        down = subprocess.run(
+            [*SCALE_SCHED, "cluster", "down", "--name", name], capture_output=True, text=True, timeout=180, check=False
+        )
     assert down.returncode == 0, down.stderr
     assert not any(kwok.alive(pid) for pid in pids)
     assert not _listening(port)
@@ -183,6 +234,11 @@ def test_cli_up_status_down_leaves_nothing_behind(tmp_path) -> None:
 
 
 def test_down_of_an_unknown_cluster_says_so() -> None:
-    done = subprocess.run([*SCALE_SCHED, "cluster", "down", "--name", "no-such-cluster"], capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [*SCALE_SCHED, "cluster", "down", "--name", "no-such-cluster"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1 and "no cluster named 'no-such-cluster'" in done.stderr

@@ -52,10 +52,14 @@ def test_kind_provider_rejects_a_scheduler_config(cache, tmp_path) -> None:
 
 
 def test_binary_provider_command_uses_local_binaries_and_loopback(tmp_path) -> None:
-    command = kwok.create_command("c1", tmp_path, tmp_path / "cfg.yaml", scheduler_config=None,
-                                  kube_scheduler=False, wait_seconds=60)
-    for flag, binary in [("--kube-apiserver-binary", "kube-apiserver"), ("--etcd-binary", "etcd"),
-                         ("--kwok-controller-binary", "kwok")]:
+    command = kwok.create_command(
+        "c1", tmp_path, tmp_path / "cfg.yaml", scheduler_config=None, kube_scheduler=False, wait_seconds=60
+    )
+    for flag, binary in [
+        ("--kube-apiserver-binary", "kube-apiserver"),
+        ("--etcd-binary", "etcd"),
+        ("--kwok-controller-binary", "kwok"),
+    ]:
         assert command[command.index(flag) + 1] == str(tmp_path / binary)
     assert command[command.index("--disable") + 1] == "kube-scheduler"
     assert command[command.index("--kubeconfig") + 1] == ""

@@ -18,8 +18,9 @@ SAMPLES = sorted((Path(__file__).resolve().parents[2] / "manifests" / "samples")
 
 def test_demo_places_every_sample_and_reports_response_times(tmp_path: Path) -> None:
     name = f"readme-{tmp_path.name[-8:].lower().replace('_', '-')}"
-    done = subprocess.run([*SCALE_SCHED, "demo", "--name", name, "--json"], capture_output=True, text=True,
-                          timeout=900, check=False)
+    done = subprocess.run(
+        [*SCALE_SCHED, "demo", "--name", name, "--json"], capture_output=True, text=True, timeout=900, check=False
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert len(report["workflows"]) == len(SAMPLES)
@@ -33,10 +34,12 @@ def test_demo_places_every_sample_and_reports_response_times(tmp_path: Path) -> 
 
 
 def test_bin_dir_prints_the_built_kubectl_and_helm() -> None:
-    done = subprocess.run([*SCALE_SCHED, "cluster", "bin-dir"], capture_output=True, text=True, timeout=1200,
-                          check=True)
+    done = subprocess.run(
+        [*SCALE_SCHED, "cluster", "bin-dir"], capture_output=True, text=True, timeout=1200, check=True
+    )
     directory = Path(done.stdout.strip())
     for tool in ("kubectl", "helm"):
-        version = subprocess.run([str(directory / tool), "version", "--client"], capture_output=True, text=True,
-                                 timeout=60, check=True)
+        version = subprocess.run(
+            [str(directory / tool), "version", "--client"], capture_output=True, text=True, timeout=60, check=True
+        )
         assert version.stdout.strip()

@@ -25,34 +25,64 @@ from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule
 SPEC = heterogeneous(8, seed=0)
 
 
-def node_object(name: str, *, ready: str = "True", unschedulable: bool = False,
-                taints: list[dict[str, str]] | None = None, heartbeat: str = "2025-01-01T00:00:00Z") -> dict[str, Any]:
+def node_object(
+    name: str,
+    *,
+    ready: str = "True",
+    unschedulable: bool = False,
+    taints: list[dict[str, str]] | None = None,
+    heartbeat: str = "2025-01-01T00:00:00Z",
+) -> dict[str, Any]:
     """A Node as the local cluster creates it from the simulator's spec (kwok keeps it Ready)."""
     node = next(n for n in SPEC.nodes if n.name == name)
     return {
-        "apiVersion": "v1", "kind": "Node",
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": {"name": name, "uid": f"uid-{name}", "labels": dict(node.labels)},
         "spec": {"unschedulable": unschedulable, **({"taints": taints} if taints else {})},
         "status": {
-            "allocatable": node.allocatable(), "capacity": node.allocatable(),
+            "allocatable": node.allocatable(),
+            "capacity": node.allocatable(),
             "conditions": [{"type": "Ready", "status": ready, "lastHeartbeatTime": heartbeat}],
         },
     }
 
 
-def pod_object(name: str, *, node: str = "", phase: str = "Pending", cpu: str = "1", memory: str = "1Gi",
-               gpus: int = 0, kind: str | None = None, duration: str | None = None, estimate: str | None = None,
-               start_time: str | None = None, uid: str | None = None, planned: str | None = None) -> dict[str, Any]:
+def pod_object(
+    name: str,
+    *,
+    node: str = "",
+    phase: str = "Pending",
+    cpu: str = "1",
+    memory: str = "1Gi",
+    gpus: int = 0,
+    kind: str | None = None,
+    duration: str | None = None,
+    estimate: str | None = None,
+    start_time: str | None = None,
+    uid: str | None = None,
+    planned: str | None = None,
+) -> dict[str, Any]:
     requests = {"cpu": cpu, "memory": memory, **({"nvidia.com/gpu": str(gpus)} if gpus else {})}
-    annotations = {**({DURATION_ANNOTATION: duration} if duration else {}),
-                   **({ESTIMATED_DURATION_ANNOTATION: estimate} if estimate else {}),
-                   **({PLANNED_NODE_ANNOTATION: planned} if planned else {})}
+    annotations = {
+        **({DURATION_ANNOTATION: duration} if duration else {}),
+        **({ESTIMATED_DURATION_ANNOTATION: estimate} if estimate else {}),
+        **({PLANNED_NODE_ANNOTATION: planned} if planned else {}),
+    }
     return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "uid": uid or f"uid-{name}",
-                     "labels": {PRIMITIVE_KIND_LABEL: kind} if kind else {}, "annotations": annotations},
-        "spec": {"containers": [{"name": "main", "image": "busybox", "resources": {"requests": requests}}],
-                 **({"nodeName": node} if node else {})},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "uid": uid or f"uid-{name}",
+            "labels": {PRIMITIVE_KIND_LABEL: kind} if kind else {},
+            "annotations": annotations,
+        },
+        "spec": {
+            "containers": [{"name": "main", "image": "busybox", "resources": {"requests": requests}}],
+            **({"nodeName": node} if node else {}),
+        },
         "status": {"phase": phase, **({"startTime": start_time} if start_time else {})},
     }
 
@@ -78,8 +108,11 @@ class FakeApi:
         return copy.deepcopy(self.workflows.get((namespace, name)))
 
     async def list_workflow_pods(self, namespace: str, selector_value: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(pod) for pod in self.pods.values()
-                if pod["metadata"]["labels"][labels.WORKFLOW_LABEL] == selector_value]
+        return [
+            copy.deepcopy(pod)
+            for pod in self.pods.values()
+            if pod["metadata"]["labels"][labels.WORKFLOW_LABEL] == selector_value
+        ]
 
     async def create_pod(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         name = manifest["metadata"]["name"]

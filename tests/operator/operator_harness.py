@@ -62,8 +62,14 @@ def workflow_phase(info: kwok.ClusterInfo, namespace: str, name: str) -> str | N
     return (get_json(info, WFD, "-n", namespace, name).get("status") or {}).get("phase")
 
 
-def wait_for_phase(info: kwok.ClusterInfo, namespace: str, name: str, phases: set[str], timeout: float,
-                   operator: OperatorProcess | None = None) -> dict[str, Any]:
+def wait_for_phase(
+    info: kwok.ClusterInfo,
+    namespace: str,
+    name: str,
+    phases: set[str],
+    timeout: float,
+    operator: OperatorProcess | None = None,
+) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         workflow = get_json(info, WFD, "-n", namespace, name)
         return workflow if (workflow.get("status") or {}).get("phase") in phases else None
@@ -81,8 +87,12 @@ def events_for(info: kwok.ClusterInfo, namespace: str, name: str) -> list[dict[s
 
 def workflow(name: str, primitives: list[dict[str, Any]]) -> dict[str, Any]:
     """A WorkflowDAG manifest."""
-    return {"apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": labels.KIND, "metadata": {"name": name},
-            "spec": {"primitives": primitives}}
+    return {
+        "apiVersion": f"{labels.GROUP}/{labels.VERSION}",
+        "kind": labels.KIND,
+        "metadata": {"name": name},
+        "spec": {"primitives": primitives},
+    }
 
 
 def step(name: str, work_seconds: float = 2.0, depends_on: list[str] | None = None, **extra: Any) -> dict[str, Any]:

@@ -13,8 +13,15 @@ A, B, C = ("ns", "a"), ("ns", "b"), ("ns", "c")
 NODE = "cpu-large-003"  # 64 cpu
 
 
-def _arrival(pod: str, cpu: int = 1000, downstream: float = 0.0, mean: float = 1.0, planned: str = "",
-             kind: PrimitiveKind = PrimitiveKind.TOOL_CALL, gpus: int = 0) -> Arrival:
+def _arrival(
+    pod: str,
+    cpu: int = 1000,
+    downstream: float = 0.0,
+    mean: float = 1.0,
+    planned: str = "",
+    kind: PrimitiveKind = PrimitiveKind.TOOL_CALL,
+    gpus: int = 0,
+) -> Arrival:
     primitive = Primitive(pod, kind, cpu_millicores=cpu, gpus=gpus)
     return Arrival(("ns", pod), primitive, downstream, mean, planned)
 
@@ -56,8 +63,14 @@ def test_a_pod_keeps_its_place_across_syncs_and_srpt_rekeys_as_work_starts() -> 
 
 def test_only_pods_of_other_workflows_with_room_on_that_node_are_ahead() -> None:
     queue = BindingQueue(HeftScheduler().priority)
-    queue.sync(A, [_arrival("a-gpu", downstream=9.0, kind=PrimitiveKind.LLM_GENERATE, gpus=1),
-                   _arrival("a-big", downstream=8.0, cpu=4000)], remaining_seconds=1.0)
+    queue.sync(
+        A,
+        [
+            _arrival("a-gpu", downstream=9.0, kind=PrimitiveKind.LLM_GENERATE, gpus=1),
+            _arrival("a-big", downstream=8.0, cpu=4000),
+        ],
+        remaining_seconds=1.0,
+    )
     queue.sync(B, [_arrival("b-own", downstream=7.0), _arrival("b1", downstream=0.0)], remaining_seconds=1.0)
     state = _state_with_free_cpu(2000)
     # a-gpu cannot run on a CPU node, a-big needs more room than is free, b-own is b's own pod
@@ -96,5 +109,8 @@ def test_the_queue_key_is_the_engines() -> None:
     scheduler = ShortestRemainingScheduler()
     queue = BindingQueue(scheduler.priority)
     (entry,) = queue.sync(A, [_arrival("a1", downstream=4.0)], remaining_seconds=7.0)
-    assert queue.key(entry) == (-scheduler.priority(Waiting(entry.primitive, 4.0, 7.0, entry.sequence)), -4.0,
-                                entry.sequence)
+    assert queue.key(entry) == (
+        -scheduler.priority(Waiting(entry.primitive, 4.0, 7.0, entry.sequence)),
+        -4.0,
+        entry.sequence,
+    )

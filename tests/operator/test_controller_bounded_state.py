@@ -22,21 +22,39 @@ WORKFLOWS = 1000
 
 
 def _workflow(name: str) -> dict[str, Any]:
-    return {"apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": labels.KIND,
-            "metadata": {"name": name, "namespace": NAMESPACE, "uid": f"uid-{name}", "generation": 1,
-                         "creationTimestamp": "2026-01-01T00:00:00Z"},
-            "spec": {"primitives": [{"name": "plan", "kind": "tool_call", "workSeconds": 1.0},
-                                    {"name": "act", "kind": "code_exec", "workSeconds": 1.0, "dependsOn": ["plan"]}]}}
+    return {
+        "apiVersion": f"{labels.GROUP}/{labels.VERSION}",
+        "kind": labels.KIND,
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {
+            "primitives": [
+                {"name": "plan", "kind": "tool_call", "workSeconds": 1.0},
+                {"name": "act", "kind": "code_exec", "workSeconds": 1.0, "dependsOn": ["plan"]},
+            ]
+        },
+    }
 
 
 def _sizes(controller: WorkflowController) -> dict[str, int]:
     reconciles, live = controller.reconciles, controller.live
     return {
-        "plans": len(controller._plans), "warned": len(controller._warned), "phases": len(controller.status.phases),
-        "pending": len(reconciles.pending), "tasks": len(reconciles.tasks),
-        "reconciled_at": len(reconciles.reconciled_at), "locks": len(reconciles._locks),
-        "after": len(reconciles._after), "queue": len(controller.queue),
-        "told_unschedulable": len(controller.binder.told_unschedulable), "live_pods": len(live._pods),
+        "plans": len(controller._plans),
+        "warned": len(controller._warned),
+        "phases": len(controller.status.phases),
+        "pending": len(reconciles.pending),
+        "tasks": len(reconciles.tasks),
+        "reconciled_at": len(reconciles.reconciled_at),
+        "locks": len(reconciles._locks),
+        "after": len(reconciles._after),
+        "queue": len(controller.queue),
+        "told_unschedulable": len(controller.binder.told_unschedulable),
+        "live_pods": len(live._pods),
     }
 
 
@@ -57,9 +75,15 @@ async def _finish_running_pods(api: FakeApi, controller: WorkflowController, wor
 def test_a_thousand_workflows_leave_nothing_behind(rule: PlacementRule) -> None:
     async def scenario() -> tuple[dict[str, int], dict[str, int], int]:
         api = FakeApi([])
-        controller = WorkflowController(api, live_view(rule), HeftScheduler(), "heft",  # type: ignore[arg-type]
-                                        time_scale=1.0, post_event=api.post_event,
-                                        fallback_warning="checkpoint missing")
+        controller = WorkflowController(
+            api,
+            live_view(rule),
+            HeftScheduler(),
+            "heft",  # type: ignore[arg-type]
+            time_scale=1.0,
+            post_event=api.post_event,
+            fallback_warning="checkpoint missing",
+        )
         for node in SPEC.nodes:
             controller.on_node_event("ADDED", node_object(node.name))
         baseline = _sizes(controller)

@@ -20,26 +20,44 @@ def _live(node_classes: tuple[str, ...] = ()) -> LiveCluster:
 
 
 def _body(primitives: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": "agentic.scale.dev/v1alpha1", "kind": "WorkflowDAG",
-            "metadata": {"name": "wf", "namespace": "ns", "uid": "u"}, "spec": {"primitives": primitives}}
+    return {
+        "apiVersion": "agentic.scale.dev/v1alpha1",
+        "kind": "WorkflowDAG",
+        "metadata": {"name": "wf", "namespace": "ns", "uid": "u"},
+        "spec": {"primitives": primitives},
+    }
 
 
 def test_plan_orders_the_dag_and_estimates_downstream_work_and_the_critical_path() -> None:
-    plan = plan_workflow(_body([
-        {"name": "b", "kind": "tool_call", "workSeconds": 2.0, "dependsOn": ["a"]},
-        {"name": "a", "kind": "tool_call", "workSeconds": 1.0},
-    ]), _live())
+    plan = plan_workflow(
+        _body(
+            [
+                {"name": "b", "kind": "tool_call", "workSeconds": 2.0, "dependsOn": ["a"]},
+                {"name": "a", "kind": "tool_call", "workSeconds": 1.0},
+            ]
+        ),
+        _live(),
+    )
     assert [p.name for p in plan.workflow.primitives] == ["a", "b"]
     assert plan.downstream_seconds["b"] == 0.0 and plan.downstream_seconds["a"] > 0.0
     assert plan.lower_bound_seconds > 0.0
 
 
-@pytest.mark.parametrize(("primitives", "reason", "culprit"), [
-    ([{"name": "a", "kind": "tool_call", "dependsOn": ["b"]}, {"name": "b", "kind": "tool_call", "dependsOn": ["a"]}],
-     "Cycle", "a"),
-    ([{"name": "a", "kind": "tool_call", "dependsOn": ["nope"]}], "UnknownDependency", "a"),
-    ([{"name": "a", "kind": "tool_call", "resources": {"cpu": "1000"}}], "Unschedulable", "a"),
-])
+@pytest.mark.parametrize(
+    ("primitives", "reason", "culprit"),
+    [
+        (
+            [
+                {"name": "a", "kind": "tool_call", "dependsOn": ["b"]},
+                {"name": "b", "kind": "tool_call", "dependsOn": ["a"]},
+            ],
+            "Cycle",
+            "a",
+        ),
+        ([{"name": "a", "kind": "tool_call", "dependsOn": ["nope"]}], "UnknownDependency", "a"),
+        ([{"name": "a", "kind": "tool_call", "resources": {"cpu": "1000"}}], "Unschedulable", "a"),
+    ],
+)
 def test_plan_rejects_dags_that_cannot_run(primitives: list[dict[str, Any]], reason: str, culprit: str) -> None:
     with pytest.raises(WorkflowValidationError) as raised:
         plan_workflow(_body(primitives), _live())
@@ -48,8 +66,16 @@ def test_plan_rejects_dags_that_cannot_run(primitives: list[dict[str, Any]], rea
 
 def test_plan_rejects_a_kind_no_node_class_runs_even_if_resources_fit() -> None:
     # cpu-only nodes: an llm_generate that asks for no GPU fits their resources but runs nowhere (speed 0)
-    body = _body([{"name": "llm", "kind": "llm_generate", "outputTokens": 10,
-                   "resources": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 0}}])
+    body = _body(
+        [
+            {
+                "name": "llm",
+                "kind": "llm_generate",
+                "outputTokens": 10,
+                "resources": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 0},
+            }
+        ]
+    )
     with pytest.raises(WorkflowValidationError) as raised:
         plan_workflow(body, _live(("cpu-large", "cpu-small")))
     assert raised.value.reason == "Unschedulable" and raised.value.primitive == "llm"

@@ -23,22 +23,38 @@ ROOM_NODE = "cpu-large-003"
 
 
 def _workflow(name: str, primitives: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": labels.KIND,
-            "metadata": {"name": name, "namespace": NAMESPACE, "uid": f"uid-{name}", "generation": 1,
-                         "creationTimestamp": "2026-01-01T00:00:00Z"},
-            "spec": {"primitives": primitives}}
+    return {
+        "apiVersion": f"{labels.GROUP}/{labels.VERSION}",
+        "kind": labels.KIND,
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {"primitives": primitives},
+    }
 
 
 def _two_workflows(kind: str) -> list[dict[str, Any]]:
     """``a``: a1 then a2 (a1 has work after it); ``b``: b1 alone. One ``kind`` primitive each goes first."""
     first = {"kind": kind, **({"outputTokens": 100} if kind == "llm_generate" else {"workSeconds": 2.0})}
-    return [_workflow("a", [{"name": "a1", **first}, {"name": "a2", "kind": "tool_call", "dependsOn": ["a1"]}]),
-            _workflow("b", [{"name": "b1", **first}])]
+    return [
+        _workflow("a", [{"name": "a1", **first}, {"name": "a2", "kind": "tool_call", "dependsOn": ["a1"]}]),
+        _workflow("b", [{"name": "b1", **first}]),
+    ]
 
 
 def _controller(api: FakeApi, live: LiveCluster) -> WorkflowController:
-    controller = WorkflowController(api, live, HeftScheduler(), "heft", time_scale=1.0,  # type: ignore[arg-type]
-                                    post_event=api.post_event)
+    controller = WorkflowController(
+        api,
+        live,
+        HeftScheduler(),
+        "heft",
+        time_scale=1.0,  # type: ignore[arg-type]
+        post_event=api.post_event,
+    )
     for node in SPEC.nodes:
         controller.on_node_event("ADDED", node_object(node.name))
     return controller

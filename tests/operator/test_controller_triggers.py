@@ -21,13 +21,16 @@ KEY = ("ns", "wf")
 
 
 def _controller() -> WorkflowController:
-    return WorkflowController(KubeApi(client.ApiClient()), LiveCluster(), make_scheduler("least-loaded"),
-                              "least-loaded", time_scale=1.0)
+    return WorkflowController(
+        KubeApi(client.ApiClient()), LiveCluster(), make_scheduler("least-loaded"), "least-loaded", time_scale=1.0
+    )
 
 
 def _pod(phase: str, node: str = "", deleting: bool = False) -> dict[str, Any]:
     meta: dict[str, Any] = {
-        "name": "wf-a-0", "namespace": "ns", "uid": "pod-uid",
+        "name": "wf-a-0",
+        "namespace": "ns",
+        "uid": "pod-uid",
         "labels": {labels.WORKFLOW_LABEL: "wf", labels.PRIMITIVE_LABEL: "a"},
         "ownerReferences": [{"kind": labels.KIND, "name": "wf", "uid": "wf-uid"}],
     }
@@ -48,18 +51,22 @@ def _triggered(action: Any) -> bool:
     return asyncio.run(run())
 
 
-@pytest.mark.parametrize(("event_type", "pod", "expected"), [
-    ("ADDED", _pod("Pending"), False),  # the echo of our own create
-    ("MODIFIED", _pod("Pending", node="n1"), False),  # the echo of our own bind
-    ("MODIFIED", _pod("Running", node="n1"), True),
-    ("MODIFIED", _pod("Succeeded", node="n1"), True),
-    ("MODIFIED", _pod("Failed", node="n1"), True),
-    ("MODIFIED", _pod("Pending", node="n1", deleting=True), True),
-    ("DELETED", _pod("Pending"), True),
-    (None, _pod("Pending"), True),  # kopf's initial listing
-])
+@pytest.mark.parametrize(
+    ("event_type", "pod", "expected"),
+    [
+        ("ADDED", _pod("Pending"), False),  # the echo of our own create
+        ("MODIFIED", _pod("Pending", node="n1"), False),  # the echo of our own bind
+        ("MODIFIED", _pod("Running", node="n1"), True),
+        ("MODIFIED", _pod("Succeeded", node="n1"), True),
+        ("MODIFIED", _pod("Failed", node="n1"), True),
+        ("MODIFIED", _pod("Pending", node="n1", deleting=True), True),
+        ("DELETED", _pod("Pending"), True),
+        (None, _pod("Pending"), True),  # kopf's initial listing
+    ],
+)
 def test_pod_events_trigger_a_reconcile_unless_they_echo_our_own_create_or_bind(
-        event_type: str | None, pod: dict[str, Any], expected: bool) -> None:
+    event_type: str | None, pod: dict[str, Any], expected: bool
+) -> None:
     assert _triggered(lambda controller: controller.on_pod_event(event_type, pod)) is expected
 
 

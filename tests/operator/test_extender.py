@@ -33,11 +33,11 @@ def live() -> LiveCluster:
     return live_view()
 
 
-def serve(extender: Extender, prefix: str,
-          exchange: Callable[[TestClient], Awaitable[Any]]) -> Any:
+def serve(extender: Extender, prefix: str, exchange: Callable[[TestClient], Awaitable[Any]]) -> Any:
     async def run() -> Any:
         async with TestClient(TestServer(make_app(extender, prefix))) as client:
             return await exchange(client)
+
     return asyncio.run(run())
 
 
@@ -46,6 +46,7 @@ def post(prefix: str, verb: str, body: Any) -> Callable[[TestClient], Awaitable[
         response = await client.post(f"{prefix}/{verb}", json=body)
         payload = await response.json() if response.content_type == "application/json" else await response.text()
         return response.status, payload
+
     return exchange
 
 
@@ -92,8 +93,10 @@ def test_decide_mode_keeps_only_the_policys_choice(live: LiveCluster) -> None:
 
 def test_prioritize_scores_zero_to_ten_with_the_policys_best_at_ten(live: LiveCluster) -> None:
     live.apply_pod_event("ADDED", pod_object("busy", node="gpu-small-001", phase="Running", cpu="15", gpus=2))
-    decisions = REGISTRY.get_sample_value("scale_sched_decisions_total",
-                                          {"policy": "least-loaded", "source": "extender"}) or 0.0
+    decisions = (
+        REGISTRY.get_sample_value("scale_sched_decisions_total", {"policy": "least-loaded", "source": "extender"})
+        or 0.0
+    )
     args = {"Pod": gpu_pod(), "NodeNames": GPU_NODES}
     status, reply = serve(Extender(live, LeastLoadedScheduler(), decide=False), "", post("", "prioritize", args))
     assert status == 200
@@ -102,8 +105,10 @@ def test_prioritize_scores_zero_to_ten_with_the_policys_best_at_ten(live: LiveCl
     assert all(isinstance(score, int) and 0 <= score <= 10 for score in scores.values())
     assert scores["gpu-small-001"] == 0, "the loaded node is the worst candidate"
     assert max(scores.values()) == 10
-    assert REGISTRY.get_sample_value("scale_sched_decisions_total",
-                                     {"policy": "least-loaded", "source": "extender"}) == decisions + 1
+    assert (
+        REGISTRY.get_sample_value("scale_sched_decisions_total", {"policy": "least-loaded", "source": "extender"})
+        == decisions + 1
+    )
 
 
 def test_prioritize_follows_the_shipped_scale_policy(live: LiveCluster) -> None:
@@ -142,8 +147,11 @@ def test_bad_requests_get_an_error_not_a_crash(live: LiveCluster) -> None:
 
 
 def test_empty_view_is_reported_through_error() -> None:
-    status, reply = serve(Extender(LiveCluster(), LeastLoadedScheduler(), decide=False), "",
-                          post("", "filter", {"Pod": gpu_pod(), "NodeNames": ALL_NODES}))
+    status, reply = serve(
+        Extender(LiveCluster(), LeastLoadedScheduler(), decide=False),
+        "",
+        post("", "filter", {"Pod": gpu_pod(), "NodeNames": ALL_NODES}),
+    )
     assert status == 200 and "no schedulable node" in reply["Error"]
 
 
@@ -178,7 +186,8 @@ def test_filter_honours_the_pods_own_tolerations_and_selector(live: LiveCluster)
     reply = extender.filter({"Pod": gpu_pod(), "NodeNames": GPU_NODES})
     assert reply["NodeNames"] == ["gpu-small-001", "gpu-small-002"]
     assert reply["FailedAndUnresolvableNodes"]["gpu-large-000"] == (
-        "node(s) had untolerated taint {nvidia.com/gpu=present:NoSchedule}")
+        "node(s) had untolerated taint {nvidia.com/gpu=present:NoSchedule}"
+    )
     tolerant = gpu_pod()
     tolerant["spec"]["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     tolerant["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "gpu-large-000"}

@@ -35,13 +35,21 @@ NODES = 16
 def scheduler_configuration(advise_port: int, decide_port: int) -> dict[str, Any]:
     def extender(port: int, resource: str) -> dict[str, Any]:
         return {
-            "urlPrefix": f"http://127.0.0.1:{port}/scale", "filterVerb": "filter", "prioritizeVerb": "prioritize",
+            "urlPrefix": f"http://127.0.0.1:{port}/scale",
+            "filterVerb": "filter",
+            "prioritizeVerb": "prioritize",
             # weight 100: an extender point is worth 1000, more than all default plugins together can differ
-            "weight": 100, "nodeCacheCapable": True, "enableHTTPS": False, "httpTimeout": "5s",
-            "ignorable": False, "managedResources": [{"name": resource, "ignoredByScheduler": True}],
+            "weight": 100,
+            "nodeCacheCapable": True,
+            "enableHTTPS": False,
+            "httpTimeout": "5s",
+            "ignorable": False,
+            "managedResources": [{"name": resource, "ignoredByScheduler": True}],
         }
+
     return {
-        "apiVersion": "kubescheduler.config.k8s.io/v1", "kind": "KubeSchedulerConfiguration",
+        "apiVersion": "kubescheduler.config.k8s.io/v1",
+        "kind": "KubeSchedulerConfiguration",
         "leaderElection": {"leaderElect": False},
         "extenders": [extender(advise_port, ADVISE_RESOURCE), extender(decide_port, DECIDE_RESOURCE)],
     }
@@ -62,8 +70,14 @@ def _follow(live: LiveCluster, list_call: Any, apply: Any, stop: threading.Event
 
 
 class ExtenderHarness:
-    def __init__(self, info: kwok.ClusterInfo, advise: web.AppRunner, decide: web.AppRunner, live: LiveCluster,
-                 core: client.CoreV1Api):
+    def __init__(
+        self,
+        info: kwok.ClusterInfo,
+        advise: web.AppRunner,
+        decide: web.AppRunner,
+        live: LiveCluster,
+        core: client.CoreV1Api,
+    ):
         self.info, self.live, self.core = info, live, core
         self.advise: Extender = advise.app[EXTENDER_KEY]
         self.decide: Extender = decide.app[EXTENDER_KEY]
@@ -92,8 +106,9 @@ def harness(local_cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         core = client.CoreV1Api(config.new_client_from_config(config_file=str(info.kubeconfig)))
         watchers = [
             threading.Thread(target=_follow, args=(live, core.list_node, live.apply_node_event, stop), daemon=True),
-            threading.Thread(target=_follow, args=(live, core.list_pod_for_all_namespaces, live.apply_pod_event, stop),
-                             daemon=True),
+            threading.Thread(
+                target=_follow, args=(live, core.list_pod_for_all_namespaces, live.apply_pod_event, stop), daemon=True
+            ),
         ]
         for thread in watchers:
             thread.start()
@@ -116,11 +131,19 @@ def plain_gpu_pod(name: str, extended_resource: str) -> dict[str, Any]:
     """A pod the operator did not create: default scheduler, only its requests tell what it is."""
     requests = {"cpu": "2", "memory": "8Gi", GPU_RESOURCE: "1", extended_resource: "1"}
     return {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": name, "namespace": "default"},
-        "spec": {"restartPolicy": "Never",
-                 "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10",
-                                 "resources": {"requests": requests, "limits": requests}}]},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "registry.k8s.io/pause:3.10",
+                    "resources": {"requests": requests, "limits": requests},
+                }
+            ],
+        },
     }
 
 
@@ -139,8 +162,12 @@ def wait_for_view(harness: ExtenderHarness, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pods = harness.core.list_namespaced_pod("default").items
-        requested = sum(int((c.resources.requests or {}).get(GPU_RESOURCE, 0)) for p in pods if p.spec.node_name
-                        and p.status.phase not in ("Succeeded", "Failed") for c in p.spec.containers)
+        requested = sum(
+            int((c.resources.requests or {}).get(GPU_RESOURCE, 0))
+            for p in pods
+            if p.spec.node_name and p.status.phase not in ("Succeeded", "Failed")
+            for c in p.spec.containers
+        )
         state = harness.live.snapshot()
         if state.alloc_gpus.sum() - state.free_gpus.sum() == requested:
             return
@@ -183,7 +210,8 @@ def test_filter_in_decide_mode_binds_the_policys_choice(harness: ExtenderHarness
     node = bound_node(harness, "decided")
     calls = [c for c in harness.decide.calls if c.verb == "filter" and c.pod == "default/decided"]
     assert calls and calls[-1].passed == [expected]
-    gpu_nodes = {n for n, gpus in zip(harness.live.node_names(), harness.live.snapshot().alloc_gpus, strict=True)
-                 if gpus > 0}
+    gpu_nodes = {
+        n for n, gpus in zip(harness.live.node_names(), harness.live.snapshot().alloc_gpus, strict=True) if gpus > 0
+    }
     assert set(calls[-1].candidates) == gpu_nodes, "kube-scheduler's own filters ran first; names only"
     assert node == expected

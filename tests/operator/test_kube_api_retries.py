@@ -38,7 +38,8 @@ def _scripted(replies: list[Any]) -> tuple[KubeApi, list[str]]:
 
 
 def test_throttling_and_server_errors_are_retried_after_the_servers_retry_after(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(kube_api, "RETRY_AFTER_CAP", 0.01)  # "Retry-After: 30", capped: the test does not wait 30 s
     api, calls = _scripted([_error(429, retry_after="30"), _error(503), {"ok": True}])
     with caplog.at_level(logging.INFO, logger=kube_api.__name__):
@@ -47,7 +48,7 @@ def test_throttling_and_server_errors_are_retried_after_the_servers_retry_after(
     assert "HTTP 429, retrying in 0.01s" in caplog.text  # the server's figure (capped), not the backoff's
 
 
-@pytest.mark.parametrize("error", [_error(404), _error(403), _error(409, body="pods \"p\" already exists")])
+@pytest.mark.parametrize("error", [_error(404), _error(403), _error(409, body='pods "p" already exists')])
 def test_answers_are_not_retried(error: ApiException) -> None:
     api, calls = _scripted([error, {"ok": True}])
     with pytest.raises(ApiException) as raised:

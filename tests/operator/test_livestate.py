@@ -28,8 +28,16 @@ def test_snapshot_reads_the_same_static_state_as_the_simulator(live: LiveCluster
     state = live.snapshot()
     expected = ClusterState(SPEC)
     order = [expected.index_of(name) for name in live.node_names()]
-    for field in ("alloc_cpu", "alloc_memory", "alloc_gpus", "bandwidth_gbps", "node_class", "free_cpu",
-                  "free_memory", "free_gpus"):
+    for field in (
+        "alloc_cpu",
+        "alloc_memory",
+        "alloc_gpus",
+        "bandwidth_gbps",
+        "node_class",
+        "free_cpu",
+        "free_memory",
+        "free_gpus",
+    ):
         np.testing.assert_array_equal(getattr(state, field), getattr(expected, field)[order], err_msg=field)
     # speeds come from the class profile: the generator's per-node jitter is not on the Node object
     for i, name in enumerate(live.node_names()):
@@ -73,10 +81,13 @@ def test_next_release_and_queued_seconds_come_from_duration_annotations(rule: Pl
     live = live_view(rule)
     node = "cpu-large-003"
     i = live.node_names().index(node)
-    live.apply_pod_event(None, pod_object("a", node=node, phase="Running", duration="30s",
-                                          start_time="2030-01-01T00:00:00Z"))
-    live.apply_pod_event(None, pod_object("b", node=node, phase="Running", duration="1m", estimate="10s",
-                                          start_time="2030-01-01T00:00:00Z"))
+    live.apply_pod_event(
+        None, pod_object("a", node=node, phase="Running", duration="30s", start_time="2030-01-01T00:00:00Z")
+    )
+    live.apply_pod_event(
+        None,
+        pod_object("b", node=node, phase="Running", duration="1m", estimate="10s", start_time="2030-01-01T00:00:00Z"),
+    )
     live.apply_pod_event(None, pod_object("c", planned=node, duration="1m30s"))
     live.apply_pod_event(None, pod_object("d", planned=node, estimate="10s"))
     live.apply_pod_event(None, pod_object("not-ours", duration="1h"))
@@ -94,8 +105,9 @@ def test_binding_seen_by_the_watch_is_timed_locally(live: LiveCluster) -> None:
     live.apply_pod_event("ADDED", pod_object("a", duration="20s"))
     before = time.time()
     live.apply_pod_event("MODIFIED", pod_object("a", node=node, duration="20s"))
-    live.apply_pod_event("MODIFIED", pod_object("a", node=node, phase="Running", duration="20s",
-                                                start_time="2000-01-01T00:00:00Z"))
+    live.apply_pod_event(
+        "MODIFIED", pod_object("a", node=node, phase="Running", duration="20s", start_time="2000-01-01T00:00:00Z")
+    )
     release = live.snapshot().next_release[live.node_names().index(node)]
     assert before + 20.0 <= release <= time.time() + 20.0
 
@@ -141,8 +153,7 @@ def test_ineligible_nodes_are_left_out_and_come_back(live: LiveCluster) -> None:
     assert not live.has_node("cpu-small-005")
 
 
-def test_a_tainted_node_stays_in_the_view_and_is_a_candidate_only_for_pods_that_tolerate_it(
-        live: LiveCluster) -> None:
+def test_a_tainted_node_stays_in_the_view_and_is_a_candidate_only_for_pods_that_tolerate_it(live: LiveCluster) -> None:
     taint = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
     live.apply_node_event("MODIFIED", node_object("gpu-large-000", taints=[taint]))
     i = live.node_names().index("gpu-large-000")
@@ -163,10 +174,19 @@ def test_node_selector_and_required_affinity_narrow_the_mask(live: LiveCluster) 
     selector = NodeConstraints.of_pod({"spec": {"nodeSelector": {NODE_CLASS_LABEL: "cpu-large"}}})
     chosen = live.observation(primitive, [], now=time.time(), constraints=selector)
     assert {names[i] for i in np.flatnonzero(chosen.mask)} == {"cpu-large-003", "cpu-large-004"}
-    term = {"matchExpressions": [{"key": NODE_CLASS_LABEL, "operator": "NotIn", "values": ["cpu-large"]}],
-            "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["cpu-large-003", "cpu-small-005"]}]}
-    affinity = NodeConstraints.of_pod({"spec": {"affinity": {"nodeAffinity": {
-        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}}})
+    term = {
+        "matchExpressions": [{"key": NODE_CLASS_LABEL, "operator": "NotIn", "values": ["cpu-large"]}],
+        "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["cpu-large-003", "cpu-small-005"]}],
+    }
+    affinity = NodeConstraints.of_pod(
+        {
+            "spec": {
+                "affinity": {
+                    "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
+                }
+            }
+        }
+    )
     assert {names[i] for i in np.flatnonzero(live.allowed(affinity))} == {"cpu-small-005"}
     assert "node affinity/selector" in (live.rejection(affinity, "cpu-large-003") or "")
 
@@ -201,8 +221,9 @@ def test_assumed_binding_survives_an_older_unbound_event(live: LiveCluster) -> N
 
 def test_observation_maps_parent_nodes_and_uses_shared_features(live: LiveCluster) -> None:
     primitive = Primitive("summarise", PrimitiveKind.LLM_GENERATE, input_tokens=800, output_tokens=200)
-    observation = live.observation(primitive, [("gpu-small-001", 20.0), ("gone-node", 5.0)], now=time.time(),
-                                   downstream_seconds=3.0)
+    observation = live.observation(
+        primitive, [("gpu-small-001", 20.0), ("gone-node", 5.0)], now=time.time(), downstream_seconds=3.0
+    )
     assert isinstance(observation, Observation)
     assert observation.parent_outputs == [(live.node_names().index("gpu-small-001"), 20.0)]
     names = live.node_names()
@@ -212,28 +233,34 @@ def test_observation_maps_parent_nodes_and_uses_shared_features(live: LiveCluste
 
 
 def test_pod_requests_follow_kubernetes_rules() -> None:
-    pod = {"spec": {
-        "containers": [{"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
-                       {"resources": {"requests": {"cpu": "250m"}}}],
-        "initContainers": [
-            {"resources": {"requests": {"cpu": "2", "memory": "128Mi"}}},
-            {"restartPolicy": "Always", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
-            {"resources": {"requests": {"cpu": "1900m"}}},
-        ],
-        "overhead": {"cpu": "10m"},
-    }}
+    pod = {
+        "spec": {
+            "containers": [
+                {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
+                {"resources": {"requests": {"cpu": "250m"}}},
+            ],
+            "initContainers": [
+                {"resources": {"requests": {"cpu": "2", "memory": "128Mi"}}},
+                {"restartPolicy": "Always", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+                {"resources": {"requests": {"cpu": "1900m"}}},
+            ],
+            "overhead": {"cpu": "10m"},
+        }
+    }
     requests = pod_requests(pod)
     # containers + sidecar = 0.85 cpu; the init steps peak at 2 cpu (first) and 0.1 + 1.9 = 2.0 (third)
     assert requests["cpu"] == pytest.approx(2.0 + 0.01)
     assert requests["memory"] == pytest.approx(1 * GIB + 64 * 1024**2)
     assert pod_requests({"spec": {"containers": [{"name": "no-requests"}]}}) == {}
-    level = {"spec": {"resources": {"requests": {"cpu": "3"}},
-                      "containers": [{"resources": {"requests": {"cpu": "1"}}}]}}
+    level = {
+        "spec": {"resources": {"requests": {"cpu": "3"}}, "containers": [{"resources": {"requests": {"cpu": "1"}}}]}
+    }
     assert pod_requests(level)["cpu"] == 3.0
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("12.345s", 12.345), ("1m30s", 90.0), ("250ms", 0.25),
-                                                 ("1h0m0.5s", 3600.5), ("0", 0.0)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("12.345s", 12.345), ("1m30s", 90.0), ("250ms", 0.25), ("1h0m0.5s", 3600.5), ("0", 0.0)]
+)
 def test_parse_go_duration(text: str, seconds: float) -> None:
     assert parse_go_duration(text) == pytest.approx(seconds)
 

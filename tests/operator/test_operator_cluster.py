@@ -59,8 +59,9 @@ def test_every_sample_succeeds_with_valid_placements(local_cluster: Any, nodes: 
         for path in SAMPLES:
             apply(info, namespace, path)
         for manifest in manifests:
-            workflow = wait_for_phase(info, namespace, manifest["metadata"]["name"], {"Succeeded", "Failed"}, 240,
-                                      operator)
+            workflow = wait_for_phase(
+                info, namespace, manifest["metadata"]["name"], {"Succeeded", "Failed"}, 240, operator
+            )
             status = workflow["status"]
             assert status["phase"] == "Succeeded", status
             total = len(manifest["spec"]["primitives"])
@@ -72,8 +73,10 @@ def test_every_sample_succeeds_with_valid_placements(local_cluster: Any, nodes: 
             assert len(pods) == total  # one pod per primitive: nothing failed, nothing duplicated
     # kube-scheduler's vocabulary on the pods, our placement decisions on the WorkflowDAG
     first_pod = pods[0]["metadata"]["name"]
-    assert any(e["reason"] == "Scheduled" and "Successfully assigned" in e["message"]
-               for e in events_for(info, namespace, first_pod))
+    assert any(
+        e["reason"] == "Scheduled" and "Successfully assigned" in e["message"]
+        for e in events_for(info, namespace, first_pod)
+    )
     placed = [e for e in events_for(info, namespace, manifests[-1]["metadata"]["name"]) if e["reason"] == "Placed"]
     assert len(placed) == len(manifests[-1]["spec"]["primitives"])
 
@@ -83,8 +86,9 @@ def test_json_logs_are_one_object_per_line(local_cluster: Any) -> None:
     install_crd(info)
     namespace = new_namespace(info, "json-logs")
     manifest = yaml.safe_load(SAMPLES[0].read_text())
-    with running_operator(info.kubeconfig, namespace, policy="heft", time_scale=20.0,
-                          extra=("--log-format", "json")) as operator:
+    with running_operator(
+        info.kubeconfig, namespace, policy="heft", time_scale=20.0, extra=("--log-format", "json")
+    ) as operator:
         apply(info, namespace, SAMPLES[0])
         wait_for_phase(info, namespace, manifest["metadata"]["name"], {"Succeeded"}, 240, operator)
         lines = [line for line in operator.log_path.read_text().splitlines() if line.strip()]

@@ -53,14 +53,18 @@ def operator(cluster: kwok.ClusterInfo, namespace: str) -> Iterator[OperatorProc
         yield process
 
 
-@pytest.mark.parametrize(("bad", "expected"), [
-    (step("a") | {"kind": "gpu_magic"}, "Unsupported value"),
-    (step("Not_A_Label"), "should match"),
-    (step("a", depends_on=["a"]), "cannot depend on itself"),
-    ({"name": "a", "kind": "llm_generate", "inputTokens": 10}, "needs outputTokens"),
-])
-def test_api_server_rejects_invalid_primitives(cluster: kwok.ClusterInfo, namespace: str, bad: dict[str, Any],
-                                               expected: str) -> None:
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        (step("a") | {"kind": "gpu_magic"}, "Unsupported value"),
+        (step("Not_A_Label"), "should match"),
+        (step("a", depends_on=["a"]), "cannot depend on itself"),
+        ({"name": "a", "kind": "llm_generate", "inputTokens": 10}, "needs outputTokens"),
+    ],
+)
+def test_api_server_rejects_invalid_primitives(
+    cluster: kwok.ClusterInfo, namespace: str, bad: dict[str, Any], expected: str
+) -> None:
     with pytest.raises(ClusterError, match=expected):
         apply(cluster, namespace, workflow("bad", [bad]))
 
@@ -70,15 +74,28 @@ def test_api_server_rejects_duplicate_primitive_names(cluster: kwok.ClusterInfo,
         apply(cluster, namespace, workflow("dup", [step("a"), step("a", 3.0)]))
 
 
-@pytest.mark.parametrize(("name", "primitives", "reason", "culprit"), [
-    ("cycle", [step("a", depends_on=["c"]), step("b", depends_on=["a"]), step("c", depends_on=["b"])],
-     "Cycle", "'a'"),
-    ("unknown-dep", [step("a"), step("b", depends_on=["ghost"])], "UnknownDependency", "'b'"),
-    ("too-big", [step("a"), step("huge", resources={"cpu": "500", "memory": "1Gi"})], "Unschedulable", "'huge'"),
-])
+@pytest.mark.parametrize(
+    ("name", "primitives", "reason", "culprit"),
+    [
+        (
+            "cycle",
+            [step("a", depends_on=["c"]), step("b", depends_on=["a"]), step("c", depends_on=["b"])],
+            "Cycle",
+            "'a'",
+        ),
+        ("unknown-dep", [step("a"), step("b", depends_on=["ghost"])], "UnknownDependency", "'b'"),
+        ("too-big", [step("a"), step("huge", resources={"cpu": "500", "memory": "1Gi"})], "Unschedulable", "'huge'"),
+    ],
+)
 def test_operator_fails_unrunnable_dags_with_a_condition_and_creates_nothing(
-        cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess, name: str,
-        primitives: list[dict[str, Any]], reason: str, culprit: str) -> None:
+    cluster: kwok.ClusterInfo,
+    namespace: str,
+    operator: OperatorProcess,
+    name: str,
+    primitives: list[dict[str, Any]],
+    reason: str,
+    culprit: str,
+) -> None:
     apply(cluster, namespace, workflow(name, primitives))
     status = wait_for_phase(cluster, namespace, name, {"Failed", "Succeeded"}, 60, operator)["status"]
     assert status["phase"] == "Failed"
@@ -90,22 +107,27 @@ def test_operator_fails_unrunnable_dags_with_a_condition_and_creates_nothing(
 
 
 def _pods_per_attempt(cluster: kwok.ClusterInfo, namespace: str, name: str) -> Counter[tuple[str, str]]:
-    return Counter((p["metadata"]["labels"][labels.PRIMITIVE_LABEL], p["metadata"]["labels"][labels.ATTEMPT_LABEL])
-                   for p in workflow_pods(cluster, namespace, name))
+    return Counter(
+        (p["metadata"]["labels"][labels.PRIMITIVE_LABEL], p["metadata"]["labels"][labels.ATTEMPT_LABEL])
+        for p in workflow_pods(cluster, namespace, name)
+    )
 
 
 def test_operator_killed_mid_workflow_resumes_without_duplicate_pods(cluster: kwok.ClusterInfo) -> None:
     namespace = new_namespace(cluster, "restart")
     name = "fan"
     # a fan-out and fan-in of short steps, so the kill lands among creations and bindings
-    manifest = workflow(name, [step("root", 20.0)] + [step(f"w{i}", 100.0, ["root"]) for i in range(8)]
-                        + [step("join", 20.0, [f"w{i}" for i in range(8)])])
+    manifest = workflow(
+        name,
+        [step("root", 20.0)]
+        + [step(f"w{i}", 100.0, ["root"]) for i in range(8)]
+        + [step("join", 20.0, [f"w{i}" for i in range(8)])],
+    )
     first = OperatorProcess(cluster.kubeconfig, namespace, policy="least-loaded", time_scale=20.0)
     try:
         first.wait_healthy()
         apply(cluster, namespace, manifest)
-        wait_for("the fan-out pods", lambda: len(workflow_pods(cluster, namespace, name)) >= 3, 90,
-                 describe=first.log)
+        wait_for("the fan-out pods", lambda: len(workflow_pods(cluster, namespace, name)) >= 3, 90, describe=first.log)
         first.kill()
     finally:
         first.stop()
@@ -126,25 +148,33 @@ def restore_nodes(cluster: kwok.ClusterInfo) -> Iterator[list[dict[str, Any]]]:
     yield deleted
     for node in deleted:
         meta = node["metadata"]
-        clean = {"apiVersion": "v1", "kind": "Node",
-                 "metadata": {"name": meta["name"], "labels": meta.get("labels", {}),
-                              "annotations": {k: v for k, v in (meta.get("annotations") or {}).items()
-                                              if k.startswith("kwok.x-k8s.io") or k.startswith("node.alpha")}},
-                 "spec": {k: v for k, v in node.get("spec", {}).items() if k == "taints"},
-                 "status": {"allocatable": node["status"]["allocatable"], "capacity": node["status"]["capacity"]}}
+        clean = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": meta["name"],
+                "labels": meta.get("labels", {}),
+                "annotations": {
+                    k: v
+                    for k, v in (meta.get("annotations") or {}).items()
+                    if k.startswith("kwok.x-k8s.io") or k.startswith("node.alpha")
+                },
+            },
+            "spec": {k: v for k, v in node.get("spec", {}).items() if k == "taints"},
+            "status": {"allocatable": node["status"]["allocatable"], "capacity": node["status"]["capacity"]},
+        }
         kwok.kubectl(cluster, "create", "-f", "-", stdin=json.dumps(clean))
         kwok.kubectl(cluster, "wait", "--for=condition=Ready", f"node/{meta['name']}", "--timeout=60s")
 
 
 def test_node_deleted_under_a_running_pod_moves_it_and_the_workflow_succeeds(
-        cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess,
-        restore_nodes: list[dict[str, Any]]) -> None:
+    cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess, restore_nodes: list[dict[str, Any]]
+) -> None:
     name = "node-loss"
     apply(cluster, namespace, workflow(name, [step("long", 400.0), step("after", 2.0, ["long"])]))
 
     def running_pod() -> dict[str, Any] | None:
-        return next((p for p in workflow_pods(cluster, namespace, name) if p["status"].get("phase") == "Running"),
-                    None)
+        return next((p for p in workflow_pods(cluster, namespace, name) if p["status"].get("phase") == "Running"), None)
 
     pod = wait_for("the long pod to run", running_pod, 60, describe=operator.log)
     lost = pod["spec"]["nodeName"]
@@ -160,27 +190,55 @@ def test_node_deleted_under_a_running_pod_moves_it_and_the_workflow_succeeds(
 def _fail_running_pod(cluster: kwok.ClusterInfo, pod: dict[str, Any]) -> None:
     """What a kubelet reports when the container exits 1."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    status = {"status": {"phase": "Failed", "containerStatuses": [{
-        "name": "primitive", "image": pod["spec"]["containers"][0]["image"], "imageID": "", "ready": False,
-        "restartCount": 0, "state": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now,
-                                                    "finishedAt": now}}}]}}
-    kwok.kubectl(cluster, "-n", pod["metadata"]["namespace"], "patch", "pod", pod["metadata"]["name"],
-                 "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    status = {
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {
+                    "name": "primitive",
+                    "image": pod["spec"]["containers"][0]["image"],
+                    "imageID": "",
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now, "finishedAt": now}},
+                }
+            ],
+        }
+    }
+    kwok.kubectl(
+        cluster,
+        "-n",
+        pod["metadata"]["namespace"],
+        "patch",
+        "pod",
+        pod["metadata"]["name"],
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
 
 
 def _first_attempt_running(cluster: kwok.ClusterInfo, namespace: str, name: str) -> dict[str, Any] | None:
-    return next((p for p in workflow_pods(cluster, namespace, name)
-                 if p["status"].get("phase") == "Running" and p["metadata"]["labels"][labels.ATTEMPT_LABEL] == "0"),
-                None)
+    return next(
+        (
+            p
+            for p in workflow_pods(cluster, namespace, name)
+            if p["status"].get("phase") == "Running" and p["metadata"]["labels"][labels.ATTEMPT_LABEL] == "0"
+        ),
+        None,
+    )
 
 
 @pytest.mark.parametrize(("retries", "phase"), [(1, "Succeeded"), (0, "Failed")])
-def test_failed_pod_is_retried_up_to_its_retries(cluster: kwok.ClusterInfo, namespace: str,
-                                                 operator: OperatorProcess, retries: int, phase: str) -> None:
+def test_failed_pod_is_retried_up_to_its_retries(
+    cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess, retries: int, phase: str
+) -> None:
     name = f"retry-{retries}"
     apply(cluster, namespace, workflow(name, [step("flaky", 200.0, retries=retries), step("then", 2.0, ["flaky"])]))
-    pod = wait_for("the first attempt to run", lambda: _first_attempt_running(cluster, namespace, name), 60,
-                   describe=operator.log)
+    pod = wait_for(
+        "the first attempt to run", lambda: _first_attempt_running(cluster, namespace, name), 60, describe=operator.log
+    )
     _fail_running_pod(cluster, pod)
     status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 120, operator)["status"]
     assert status["phase"] == phase, status
@@ -194,8 +252,9 @@ def test_failed_pod_is_retried_up_to_its_retries(cluster: kwok.ClusterInfo, name
         assert ("then", "0") not in attempts  # nothing after the failed primitive was started
 
 
-def test_deleting_the_workflow_removes_its_pods(cluster: kwok.ClusterInfo, namespace: str,
-                                                operator: OperatorProcess) -> None:
+def test_deleting_the_workflow_removes_its_pods(
+    cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess
+) -> None:
     name = "doomed"
     apply(cluster, namespace, workflow(name, [step(f"p{i}", 400.0) for i in range(3)]))
     wait_for("its pods", lambda: len(workflow_pods(cluster, namespace, name)) == 3, 60, describe=operator.log)
@@ -204,16 +263,18 @@ def test_deleting_the_workflow_removes_its_pods(cluster: kwok.ClusterInfo, names
     wait_for("the garbage collector to delete its pods", lambda: not workflow_pods(cluster, namespace, name), 90)
 
 
-def test_corrupt_checkpoint_falls_back_to_least_loaded_with_a_warning(cluster: kwok.ClusterInfo,
-                                                                      tmp_path: Path) -> None:
+def test_corrupt_checkpoint_falls_back_to_least_loaded_with_a_warning(
+    cluster: kwok.ClusterInfo, tmp_path: Path
+) -> None:
     checkpoint = tmp_path / "broken"
     checkpoint.mkdir()
     (checkpoint / "model.pt").write_bytes(b"not a torch checkpoint")
     (checkpoint / "config.json").write_text("{not json")
     namespace = new_namespace(cluster, "fallback")
     name = "fallback"
-    with running_operator(cluster.kubeconfig, namespace, policy="scale", time_scale=20.0,
-                          extra=("--checkpoint", str(checkpoint))) as process:
+    with running_operator(
+        cluster.kubeconfig, namespace, policy="scale", time_scale=20.0, extra=("--checkpoint", str(checkpoint))
+    ) as process:
         apply(cluster, namespace, chain(name, 2, 2.0))
         status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 90, process)["status"]
         log = process.log(200)
@@ -223,44 +284,78 @@ def test_corrupt_checkpoint_falls_back_to_least_loaded_with_a_warning(cluster: k
     assert warnings and warnings[0]["type"] == "Warning" and str(checkpoint) in warnings[0]["message"]
 
 
-
 def test_pods_wait_unschedulable_while_no_node_has_room_and_run_when_room_frees(
-        cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess) -> None:
+    cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess
+) -> None:
     name = "crowd"
     # 20 one-GPU LLM calls at once on a cluster with 16 GPUs: 4 must wait for a GPU to free up
-    apply(cluster, namespace, workflow(name, [{"name": f"llm-{i}", "kind": "llm_generate", "inputTokens": 200,
-                                               "outputTokens": 400} for i in range(20)]))
+    apply(
+        cluster,
+        namespace,
+        workflow(
+            name,
+            [{"name": f"llm-{i}", "kind": "llm_generate", "inputTokens": 200, "outputTokens": 400} for i in range(20)],
+        ),
+    )
     status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 180, operator)["status"]
     assert status["phase"] == "Succeeded", status
     pods = workflow_pods(cluster, namespace, name)
     assert len(pods) == 20
-    waited = [p for p in pods if any(e["reason"] == "FailedScheduling" and "free" in e["message"]
-                                     for e in events_for(cluster, namespace, p["metadata"]["name"]))]
+    waited = [
+        p
+        for p in pods
+        if any(
+            e["reason"] == "FailedScheduling" and "free" in e["message"]
+            for e in events_for(cluster, namespace, p["metadata"]["name"])
+        )
+    ]
     assert len(waited) >= 4, "the pods beyond the cluster's 16 GPUs were reported unschedulable first"
 
 
 def test_pods_of_other_namespaces_take_room_from_a_namespaced_operator(
-        cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess) -> None:
+    cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess
+) -> None:
     # Another team's pods hold every GPU. The operator watches only its own namespace, yet must count them.
     other = new_namespace(cluster, "other-team")
     allocatable = {n["metadata"]["name"]: n["status"]["allocatable"] for n in get_json(cluster, "nodes")["items"]}
     gpu_nodes = {node: a["nvidia.com/gpu"] for node, a in allocatable.items() if int(a.get("nvidia.com/gpu", 0))}
     for node, gpus in gpu_nodes.items():
         resources = {"cpu": "100m", "memory": "64Mi", "nvidia.com/gpu": gpus}
-        apply(cluster, other, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"hog-{node}"},
-                               "spec": {"nodeName": node, "containers": [{"name": "main", "image": "busybox",
-                                        "resources": {"requests": resources, "limits": resources}}]}})
-    wait_for("the hogs to run", lambda: all(p["status"].get("phase") == "Running"
-                                            for p in get_json(cluster, "pods", "-n", other)["items"]), 60)
+        apply(
+            cluster,
+            other,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"hog-{node}"},
+                "spec": {
+                    "nodeName": node,
+                    "containers": [
+                        {"name": "main", "image": "busybox", "resources": {"requests": resources, "limits": resources}}
+                    ],
+                },
+            },
+        )
+    wait_for(
+        "the hogs to run",
+        lambda: all(p["status"].get("phase") == "Running" for p in get_json(cluster, "pods", "-n", other)["items"]),
+        60,
+    )
     time.sleep(2 * RESYNC_SECONDS)  # other namespaces are relisted every RESYNC_SECONDS, not watched
     try:
         name = "after-hogs"
-        apply(cluster, namespace, workflow(name, [{"name": "llm", "kind": "llm_generate", "inputTokens": 200,
-                                                   "outputTokens": 400}]))
+        apply(
+            cluster,
+            namespace,
+            workflow(name, [{"name": "llm", "kind": "llm_generate", "inputTokens": 200, "outputTokens": 400}]),
+        )
         pod = wait_for("the LLM pod", lambda: workflow_pods(cluster, namespace, name), 60)[0]["metadata"]["name"]
-        wait_for("a FailedScheduling event: no GPU is free", lambda: [
-            e for e in events_for(cluster, namespace, pod) if e["reason"] == "FailedScheduling"], 60,
-            describe=lambda: f"{kwok.kubectl(cluster, 'get', 'pods', '-A', '-o', 'wide')}\n{operator.log()}")
+        wait_for(
+            "a FailedScheduling event: no GPU is free",
+            lambda: [e for e in events_for(cluster, namespace, pod) if e["reason"] == "FailedScheduling"],
+            60,
+            describe=lambda: f"{kwok.kubectl(cluster, 'get', 'pods', '-A', '-o', 'wide')}\n{operator.log()}",
+        )
         assert not get_json(cluster, "pod", "-n", namespace, pod)["spec"].get("nodeName")
     finally:
         kwok.kubectl(cluster, "delete", "namespace", other, "--wait=false")

@@ -29,11 +29,18 @@ RESOURCES = ("cpu", "memory", GPU_RESOURCE)
 
 
 def fan_out(name: str) -> dict[str, Any]:
-    calls = [{"name": f"llm-{i}", "kind": "llm_generate", "inputTokens": 200, "outputTokens": 400,
-              "dependsOn": ["plan"]} for i in range(4)]
-    return workflow(name, [{"name": "plan", "kind": "llm_generate", "inputTokens": 100, "outputTokens": 100},
-                           *calls, {"name": "merge", "kind": "tool_call", "workSeconds": 2.0,
-                                    "dependsOn": [call["name"] for call in calls]}])
+    calls = [
+        {"name": f"llm-{i}", "kind": "llm_generate", "inputTokens": 200, "outputTokens": 400, "dependsOn": ["plan"]}
+        for i in range(4)
+    ]
+    return workflow(
+        name,
+        [
+            {"name": "plan", "kind": "llm_generate", "inputTokens": 100, "outputTokens": 100},
+            *calls,
+            {"name": "merge", "kind": "tool_call", "workSeconds": 2.0, "dependsOn": [call["name"] for call in calls]},
+        ],
+    )
 
 
 def overcommitted(info: kwok.ClusterInfo) -> list[str]:
@@ -46,13 +53,17 @@ def overcommitted(info: kwok.ClusterInfo) -> list[str]:
             for resource, value in pod_requests(pod).items():
                 if resource in RESOURCES:
                     used[node][resource] += value
-    return [f"{node}: {resource} {used[node][resource]} > {allocatable[node].get(resource, 0)}"
-            for node in allocatable for resource in RESOURCES
-            if used[node][resource] > parse_quantity(allocatable[node].get(resource, "0")) + 1e-9]
+    return [
+        f"{node}: {resource} {used[node][resource]} > {allocatable[node].get(resource, 0)}"
+        for node in allocatable
+        for resource in RESOURCES
+        if used[node][resource] > parse_quantity(allocatable[node].get(resource, "0")) + 1e-9
+    ]
 
 
 def test_node_queues_plans_pods_for_busy_nodes_never_overcommits_and_every_workflow_succeeds(
-        local_cluster: Any) -> None:
+    local_cluster: Any,
+) -> None:
     info = local_cluster(nodes=NODES)
     install_crd(info)
     namespace = new_namespace(info, "node-queues")
@@ -64,16 +75,19 @@ def test_node_queues_plans_pods_for_busy_nodes_never_overcommits_and_every_workf
         while not stop.wait(0.5):
             violations.extend(overcommitted(info))
 
-    with running_operator(info.kubeconfig, namespace, policy="heft", time_scale=5.0,
-                          extra=("--rule", "node-queues")) as operator:
+    with running_operator(
+        info.kubeconfig, namespace, policy="heft", time_scale=5.0, extra=("--rule", "node-queues")
+    ) as operator:
         assert "under the node-queues placement rule" in operator.log(200)
         watcher = threading.Thread(target=watch_nodes, daemon=True)
         watcher.start()
         try:
             for name in names:
                 apply(info, namespace, fan_out(name))
-            statuses = [wait_for_phase(info, namespace, name, {"Succeeded", "Failed"}, 300, operator)["status"]
-                        for name in names]
+            statuses = [
+                wait_for_phase(info, namespace, name, {"Succeeded", "Failed"}, 300, operator)["status"]
+                for name in names
+            ]
         finally:
             stop.set()
             watcher.join(timeout=30)
@@ -83,9 +97,14 @@ def test_node_queues_plans_pods_for_busy_nodes_never_overcommits_and_every_workf
         assert status["placementRule"] == "node-queues" and status["done"] == "6/6"
     pods = [pod for name in names for pod in workflow_pods(info, namespace, name)]
     assert len(pods) == 6 * WORKFLOWS, "one pod per primitive: nothing failed, nothing duplicated"
-    planned = [pod for pod in pods if any(
-        event["reason"] == "FailedScheduling" and "planned for node" in event["message"]
-        for event in events_for(info, namespace, pod["metadata"]["name"]))]
+    planned = [
+        pod
+        for pod in pods
+        if any(
+            event["reason"] == "FailedScheduling" and "planned for node" in event["message"]
+            for event in events_for(info, namespace, pod["metadata"]["name"])
+        )
+    ]
     assert planned, "no pod waited in a node's queue: the test did not exercise node-queues"
     for pod in planned:  # each waited for the node it was planned for and ran there
         assert pod["spec"]["nodeName"] == pod["metadata"]["annotations"][labels.PLANNED_NODE_ANNOTATION]

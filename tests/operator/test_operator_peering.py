@@ -34,7 +34,8 @@ def _succeeds_once_per_primitive(info: kwok.ClusterInfo, namespace: str, name: s
 
 
 def test_only_the_leading_replica_places_pods_and_a_standby_takes_over(
-        local_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    local_cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     info = local_cluster(nodes=16)
     install_crd(info)
     kwok.kubectl(info, "apply", "-f", str(PEERING_CRDS))
@@ -50,8 +51,9 @@ def test_only_the_leading_replica_places_pods_and_a_standby_takes_over(
     replicas: dict[str, OperatorProcess] = {}
 
     def start(name: str) -> OperatorProcess:
-        replicas[name] = OperatorProcess(info.kubeconfig, namespace, policy="least-loaded",
-                                         extra=("--peering", PEERING), env={"POD_NAME": name})
+        replicas[name] = OperatorProcess(
+            info.kubeconfig, namespace, policy="least-loaded", extra=("--peering", PEERING), env={"POD_NAME": name}
+        )
         replicas[name].wait_healthy()
         return replicas[name]
 
@@ -60,16 +62,25 @@ def test_only_the_leading_replica_places_pods_and_a_standby_takes_over(
 
     try:
         first = start(low)
-        wait_for("the only replica to lead", lambda: "Resuming operations" in first.log(400), 60,
-                 describe=log_of(first))
+        wait_for(
+            "the only replica to lead", lambda: "Resuming operations" in first.log(400), 60, describe=log_of(first)
+        )
         leader = start(high)
-        wait_for("the first replica to give way to the higher priority",
-                 lambda: "Pausing operations" in first.log(400), 60, describe=log_of(first))
+        wait_for(
+            "the first replica to give way to the higher priority",
+            lambda: "Pausing operations" in first.log(400),
+            60,
+            describe=log_of(first),
+        )
         _succeeds_once_per_primitive(info, namespace, "while-both-run", leader)
 
         leader.stop()  # SIGTERM, as a rolling update does: kopf leaves the peering on its way out
-        wait_for("the standby to resume", lambda: first.log(400).count("Resuming operations") >= 2, 60,
-                 describe=log_of(first))
+        wait_for(
+            "the standby to resume",
+            lambda: first.log(400).count("Resuming operations") >= 2,
+            60,
+            describe=log_of(first),
+        )
         _succeeds_once_per_primitive(info, namespace, "after-the-leader-left", first)
     finally:
         for replica in replicas.values():
@@ -79,10 +90,31 @@ def test_only_the_leading_replica_places_pods_and_a_standby_takes_over(
 def test_a_missing_peering_object_is_refused_with_what_to_apply(local_cluster: Any) -> None:
     info = local_cluster(nodes=16)
     namespace = new_namespace(info, "no-peering")
-    run = subprocess.run([*SCALE_SCHED, "operator", "run", "--kubeconfig", str(info.kubeconfig), "--namespace",
-                          namespace, "--policy", "least-loaded", "--peering", "nobody-made-this", "--metrics-port", "0",
-                          "--extender-port", "0", "--health-port", "0"],
-                         capture_output=True, text=True, timeout=120, check=False)
+    run = subprocess.run(
+        [
+            *SCALE_SCHED,
+            "operator",
+            "run",
+            "--kubeconfig",
+            str(info.kubeconfig),
+            "--namespace",
+            namespace,
+            "--policy",
+            "least-loaded",
+            "--peering",
+            "nobody-made-this",
+            "--metrics-port",
+            "0",
+            "--extender-port",
+            "0",
+            "--health-port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 2, run.stderr
     message = " ".join(run.stderr.replace("│", " ").split())  # unwrapped from rich's error box
     assert "no KopfPeering 'nobody-made-this'" in message and "kopf-peerings.yaml" in message, run.stderr

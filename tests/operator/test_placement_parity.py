@@ -54,8 +54,10 @@ def _workload(live: LiveCluster) -> list[Workflow]:
     spec = live.snapshot().spec
     workflows = generate_workload(spec, 14, load=0.9, seed=5)
     end = max(w.arrival_time for w in workflows)
-    probes = [Workflow(f"probe-{i}", [Primitive("call", kind, work_seconds=1.5 + i)], arrival_time=end * (i + 1) / 6)
-              for i, kind in enumerate(EXTENDER_KINDS * 2)]
+    probes = [
+        Workflow(f"probe-{i}", [Primitive("call", kind, work_seconds=1.5 + i)], arrival_time=end * (i + 1) / 6)
+        for i, kind in enumerate(EXTENDER_KINDS * 2)
+    ]
     return [workflow_from_manifest(workflow_to_manifest(w, include_arrival=True)) for w in workflows + probes]
 
 
@@ -69,21 +71,38 @@ def _live_from_state(state: ClusterState, now: float, rule: PlacementRule) -> Li
             release = state.next_release[i] - now
             # one pod holds everything in use and ends at the engine's estimated next release; the others hold
             # nothing and give no estimate, so they neither free room nor move the release
-            live.apply_pod_event(None, pod_object(
-                f"run-{i}", node=node.name, phase="Running", start_time=_stamp(WALL_CLOCK),
-                cpu=f"{int(state.alloc_cpu[i] - state.free_cpu[i])}m",
-                memory=str(int(state.alloc_memory[i] - state.free_memory[i])),
-                gpus=int(state.alloc_gpus[i] - state.free_gpus[i]),
-                estimate=f"{float(release)!r}s" if np.isfinite(release) else None))
+            live.apply_pod_event(
+                None,
+                pod_object(
+                    f"run-{i}",
+                    node=node.name,
+                    phase="Running",
+                    start_time=_stamp(WALL_CLOCK),
+                    cpu=f"{int(state.alloc_cpu[i] - state.free_cpu[i])}m",
+                    memory=str(int(state.alloc_memory[i] - state.free_memory[i])),
+                    gpus=int(state.alloc_gpus[i] - state.free_gpus[i]),
+                    estimate=f"{float(release)!r}s" if np.isfinite(release) else None,
+                ),
+            )
             for k in range(1, int(state.running[i])):
-                live.apply_pod_event(None, pod_object(f"run-{i}-{k}", node=node.name, phase="Running", cpu="0",
-                                                      memory="0", start_time=_stamp(WALL_CLOCK)))
+                live.apply_pod_event(
+                    None,
+                    pod_object(
+                        f"run-{i}-{k}",
+                        node=node.name,
+                        phase="Running",
+                        cpu="0",
+                        memory="0",
+                        start_time=_stamp(WALL_CLOCK),
+                    ),
+                )
         for k in range(int(state.queue_length[i])):
             seconds = float(state.queued_seconds[i]) if k == 0 else 0.0
             live.apply_pod_event(None, pod_object(f"queued-{i}-{k}", planned=node.name, estimate=f"{seconds!r}s"))
         for kind in np.flatnonzero(state.warm[i]):
-            live.apply_pod_event(None, pod_object(f"warm-{i}-{kind}", node=node.name, phase="Succeeded",
-                                                  kind=KINDS[kind].value))
+            live.apply_pod_event(
+                None, pod_object(f"warm-{i}-{kind}", node=node.name, phase="Succeeded", kind=KINDS[kind].value)
+            )
     return live
 
 
@@ -92,8 +111,9 @@ def _assert_same_state(live: LiveCluster, state: ClusterState, now: float) -> No
     assert [n.name for n in view.spec.nodes] == [n.name for n in state.spec.nodes]
     for field in ("free_cpu", "free_memory", "free_gpus", "running", "queue_length", "queued_seconds", "warm"):
         np.testing.assert_allclose(getattr(view, field), getattr(state, field), err_msg=field, atol=1e-6)
-    np.testing.assert_allclose(view.next_release - WALL_CLOCK, np.maximum(state.next_release - now, 0.0),
-                               atol=1e-6, err_msg="next_release")
+    np.testing.assert_allclose(
+        view.next_release - WALL_CLOCK, np.maximum(state.next_release - now, 0.0), atol=1e-6, err_msg="next_release"
+    )
 
 
 def _body(workflow: Workflow) -> dict[str, Any]:
@@ -106,15 +126,22 @@ def _parent_pods(workflow: Workflow, primitive: Primitive, observation: Observat
     """Succeeded pods of the primitive's parents on the nodes where the engine ran them."""
     pods = []
     for parent, (node, _) in zip(dict.fromkeys(primitive.depends_on), observation.parent_outputs, strict=True):
-        pods.append({"metadata": {"name": f"{workflow.name}-{parent}-0",
-                                  "labels": {labels.PRIMITIVE_LABEL: parent, labels.ATTEMPT_LABEL: "0"}},
-                     "spec": {"nodeName": observation.state.spec.nodes[node].name},
-                     "status": {"phase": "Succeeded"}})
+        pods.append(
+            {
+                "metadata": {
+                    "name": f"{workflow.name}-{parent}-0",
+                    "labels": {labels.PRIMITIVE_LABEL: parent, labels.ATTEMPT_LABEL: "0"},
+                },
+                "spec": {"nodeName": observation.state.spec.nodes[node].name},
+                "status": {"phase": "Succeeded"},
+            }
+        )
     return pods
 
 
-def _controller_pick(live: LiveCluster, scheduler: Scheduler, policy: str, workflow: Workflow,
-                     observation: Observation) -> str:
+def _controller_pick(
+    live: LiveCluster, scheduler: Scheduler, policy: str, workflow: Workflow, observation: Observation
+) -> str:
     controller = WorkflowController(KubeApi(client.ApiClient()), live, scheduler, policy, time_scale=1.0)
     body = _body(workflow)
     plan = plan_workflow(body, live)
@@ -132,8 +159,9 @@ def _extender_pick(live: LiveCluster, scheduler: Scheduler, workflow: Workflow, 
 
 @pytest.mark.parametrize("rule", list(PlacementRule))
 @pytest.mark.parametrize("policy", POLICIES)
-def test_engine_controller_and_extender_pick_the_same_node(policy: str, rule: PlacementRule,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_engine_controller_and_extender_pick_the_same_node(
+    policy: str, rule: PlacementRule, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(time, "time", lambda: WALL_CLOCK)
     nodes_only = live_view(rule)
     scheduler = make_heuristic(policy)

@@ -25,28 +25,43 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _diamond(retries: int = 0) -> Workflow:
-    return validate(Workflow("wf", [
-        Primitive("a", PrimitiveKind.TOOL_CALL),
-        Primitive("b", PrimitiveKind.TOOL_CALL, depends_on=["a"], retries=retries),
-        Primitive("c", PrimitiveKind.TOOL_CALL, depends_on=["a"]),
-        Primitive("d", PrimitiveKind.TOOL_CALL, depends_on=["b", "c"]),
-    ]))
+    return validate(
+        Workflow(
+            "wf",
+            [
+                Primitive("a", PrimitiveKind.TOOL_CALL),
+                Primitive("b", PrimitiveKind.TOOL_CALL, depends_on=["a"], retries=retries),
+                Primitive("c", PrimitiveKind.TOOL_CALL, depends_on=["a"]),
+                Primitive("d", PrimitiveKind.TOOL_CALL, depends_on=["b", "c"]),
+            ],
+        )
+    )
 
 
 def _stamp(seconds: float) -> str:
     return (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _pod(primitive: str, attempt: int, phase: str, node: str | None = "n1", start: float | None = None,
-         finish: float | None = None, deleting: bool = False) -> dict[str, Any]:
+def _pod(
+    primitive: str,
+    attempt: int,
+    phase: str,
+    node: str | None = "n1",
+    start: float | None = None,
+    finish: float | None = None,
+    deleting: bool = False,
+) -> dict[str, Any]:
     status: dict[str, Any] = {"phase": phase}
     if finish is not None:
-        status["containerStatuses"] = [{"state": {"terminated": {"startedAt": _stamp(start or 0),
-                                                                "finishedAt": _stamp(finish)}}}]
+        status["containerStatuses"] = [
+            {"state": {"terminated": {"startedAt": _stamp(start or 0), "finishedAt": _stamp(finish)}}}
+        ]
     elif start is not None:
         status["containerStatuses"] = [{"state": {"running": {"startedAt": _stamp(start)}}}]
-    meta: dict[str, Any] = {"name": f"wf-{primitive}-{attempt}",
-                            "labels": {labels.PRIMITIVE_LABEL: primitive, labels.ATTEMPT_LABEL: str(attempt)}}
+    meta: dict[str, Any] = {
+        "name": f"wf-{primitive}-{attempt}",
+        "labels": {labels.PRIMITIVE_LABEL: primitive, labels.ATTEMPT_LABEL: str(attempt)},
+    }
     if deleting:
         meta["deletionTimestamp"] = _stamp(0)
     return {"metadata": meta, "spec": {"nodeName": node} if node else {}, "status": status}
@@ -62,9 +77,14 @@ def test_nothing_created_yet_means_only_roots_are_ready() -> None:
 def test_children_become_ready_only_when_every_parent_succeeded() -> None:
     progress = workflow_progress(_diamond(), [_pod("a", 0, "Succeeded", start=0, finish=2)])
     assert progress.ready == ["b", "c"]
-    progress = workflow_progress(_diamond(), [_pod("a", 0, "Succeeded", start=0, finish=2),
-                                              _pod("b", 0, "Succeeded", start=2, finish=4),
-                                              _pod("c", 0, "Running", start=2)])
+    progress = workflow_progress(
+        _diamond(),
+        [
+            _pod("a", 0, "Succeeded", start=0, finish=2),
+            _pod("b", 0, "Succeeded", start=2, finish=4),
+            _pod("c", 0, "Running", start=2),
+        ],
+    )
     assert progress.ready == []  # d waits for c; c already has its pod
     assert progress.phase == "Running" and progress.succeeded == 2
 
@@ -74,8 +94,10 @@ def test_failed_pod_is_retried_until_retries_are_used_up() -> None:
     progress = workflow_progress(_diamond(retries=1), [done_a, _pod("b", 0, "Failed", start=1, finish=2)])
     assert "b" in progress.ready and progress.primitives["b"].attempts == 1  # next pod is attempt 1
     assert progress.exhausted is None
-    progress = workflow_progress(_diamond(retries=1), [done_a, _pod("b", 0, "Failed", start=1, finish=2),
-                                                       _pod("b", 1, "Failed", start=2, finish=3)])
+    progress = workflow_progress(
+        _diamond(retries=1),
+        [done_a, _pod("b", 0, "Failed", start=1, finish=2), _pod("b", 1, "Failed", start=2, finish=3)],
+    )
     assert progress.exhausted == "b" and progress.phase == "Failed"
     assert "b" not in progress.ready
 
@@ -87,56 +109,123 @@ def test_pod_being_deleted_is_replaced_without_using_a_retry() -> None:
 
 
 def test_recorded_success_stands_when_its_pod_is_gone() -> None:
-    recorded = {"a": {"state": "Succeeded", "node": "n1", "pod": "wf-a-0", "attempts": 1,
-                      "startTime": _stamp(0), "finishTime": _stamp(2)}}
+    recorded = {
+        "a": {
+            "state": "Succeeded",
+            "node": "n1",
+            "pod": "wf-a-0",
+            "attempts": 1,
+            "startTime": _stamp(0),
+            "finishTime": _stamp(2),
+        }
+    }
     progress = workflow_progress(_diamond(), [], recorded)
     assert progress.primitives["a"].state == "Succeeded" and progress.ready == ["b", "c"]
 
 
 def test_status_of_a_succeeded_workflow_has_response_time_slowdown_and_done() -> None:
-    pods = [_pod("a", 0, "Succeeded", start=1, finish=3), _pod("b", 0, "Succeeded", start=3, finish=5),
-            _pod("c", 0, "Succeeded", start=3, finish=6), _pod("d", 0, "Succeeded", "n2", start=6, finish=10)]
+    pods = [
+        _pod("a", 0, "Succeeded", start=1, finish=3),
+        _pod("b", 0, "Succeeded", start=3, finish=5),
+        _pod("c", 0, "Succeeded", start=3, finish=6),
+        _pod("d", 0, "Succeeded", "n2", start=6, finish=10),
+    ]
     workflow = _diamond()
     progress = workflow_progress(workflow, pods)
-    status = workflow_status(workflow, progress, created=T0, now=T0 + timedelta(seconds=11), time_scale=10.0,
-                             lower_bound_seconds=50.0, policy="heft", placement_rule="late-binding",
-                             generation=1, previous={})
+    status = workflow_status(
+        workflow,
+        progress,
+        created=T0,
+        now=T0 + timedelta(seconds=11),
+        time_scale=10.0,
+        lower_bound_seconds=50.0,
+        policy="heft",
+        placement_rule="late-binding",
+        generation=1,
+        previous={},
+    )
     assert status["phase"] == "Succeeded" and status["done"] == "4/4"
     assert status["responseTimeSeconds"] == 10.0  # creation -> last finish, wall clock
     assert status["slowdown"] == 2.0  # 10 s x time scale 10 / 50 simulated seconds
-    assert status["primitives"]["d"] == {"state": "Succeeded", "node": "n2", "pod": "wf-d-0", "attempts": 1,
-                                         "startTime": _stamp(6), "finishTime": _stamp(10)}
+    assert status["primitives"]["d"] == {
+        "state": "Succeeded",
+        "node": "n2",
+        "pod": "wf-d-0",
+        "attempts": 1,
+        "startTime": _stamp(6),
+        "finishTime": _stamp(10),
+    }
     complete = next(c for c in status["conditions"] if c["type"] == "Complete")
     assert complete["status"] == "True" and complete["reason"] == "Succeeded"
 
 
 def test_response_time_uses_the_operators_sub_second_sightings_when_it_was_watching() -> None:
     # All within one whole second: the timestamps alone would say 0 s.
-    pods = [_pod("a", 0, "Succeeded", start=0, finish=0), _pod("b", 0, "Succeeded", start=0, finish=0),
-            _pod("c", 0, "Succeeded", start=0, finish=0), _pod("d", 0, "Succeeded", start=0, finish=0)]
+    pods = [
+        _pod("a", 0, "Succeeded", start=0, finish=0),
+        _pod("b", 0, "Succeeded", start=0, finish=0),
+        _pod("c", 0, "Succeeded", start=0, finish=0),
+        _pod("d", 0, "Succeeded", start=0, finish=0),
+    ]
     workflow = _diamond()
     progress = workflow_progress(workflow, pods)
-    first = workflow_status(workflow, workflow_progress(workflow, []), created=T0, now=T0 + timedelta(seconds=0.1),
-                            time_scale=20.0, lower_bound_seconds=1.0, policy="heft", placement_rule="late-binding",
-                            generation=1, previous={})
+    first = workflow_status(
+        workflow,
+        workflow_progress(workflow, []),
+        created=T0,
+        now=T0 + timedelta(seconds=0.1),
+        time_scale=20.0,
+        lower_bound_seconds=1.0,
+        policy="heft",
+        placement_rule="late-binding",
+        generation=1,
+        previous={},
+    )
     assert first["receivedTime"] == "2026-01-01T00:00:00.100000Z"
-    done = workflow_status(workflow, progress, created=T0, now=T0 + timedelta(seconds=0.85), time_scale=20.0,
-                           lower_bound_seconds=1.0, policy="heft", placement_rule="late-binding",
-                           generation=1, previous=first)
+    done = workflow_status(
+        workflow,
+        progress,
+        created=T0,
+        now=T0 + timedelta(seconds=0.85),
+        time_scale=20.0,
+        lower_bound_seconds=1.0,
+        policy="heft",
+        placement_rule="late-binding",
+        generation=1,
+        previous=first,
+    )
     assert done["responseTimeSeconds"] == 0.75 and done["receivedTime"] == first["receivedTime"]
     # An operator that started late (or came back after the end) saw neither moment: whole seconds it is.
-    late = workflow_status(workflow, progress, created=T0, now=T0 + timedelta(seconds=30), time_scale=20.0,
-                           lower_bound_seconds=1.0, policy="heft", placement_rule="late-binding",
-                           generation=1, previous={})
+    late = workflow_status(
+        workflow,
+        progress,
+        created=T0,
+        now=T0 + timedelta(seconds=30),
+        time_scale=20.0,
+        lower_bound_seconds=1.0,
+        policy="heft",
+        placement_rule="late-binding",
+        generation=1,
+        previous={},
+    )
     assert late["responseTimeSeconds"] == 0.0
 
 
 def test_status_of_an_exhausted_workflow_names_the_primitive() -> None:
     pods = [_pod("a", 0, "Succeeded", start=0, finish=1), _pod("b", 0, "Failed", start=1, finish=2)]
     workflow = _diamond()
-    status = workflow_status(workflow, workflow_progress(workflow, pods), created=T0, now=T0, time_scale=1.0,
-                             lower_bound_seconds=1.0, policy="heft", placement_rule="late-binding",
-                             generation=1, previous={})
+    status = workflow_status(
+        workflow,
+        workflow_progress(workflow, pods),
+        created=T0,
+        now=T0,
+        time_scale=1.0,
+        lower_bound_seconds=1.0,
+        policy="heft",
+        placement_rule="late-binding",
+        generation=1,
+        previous={},
+    )
     complete = next(c for c in status["conditions"] if c["type"] == "Complete")
     assert status["phase"] == "Failed" and complete["reason"] == "RetriesExhausted" and "'b'" in complete["message"]
     assert "responseTimeSeconds" not in status
@@ -151,8 +240,16 @@ def test_condition_keeps_its_transition_time_while_its_status_holds() -> None:
 
 
 def test_failed_status_carries_the_validation_reason() -> None:
-    status = failed_status("Cycle", "primitive 'b' is part of a dependency cycle", total=4, now=T0, policy="heft",
-                           placement_rule="node-queues", generation=2, previous={})
+    status = failed_status(
+        "Cycle",
+        "primitive 'b' is part of a dependency cycle",
+        total=4,
+        now=T0,
+        policy="heft",
+        placement_rule="node-queues",
+        generation=2,
+        previous={},
+    )
     valid = next(c for c in status["conditions"] if c["type"] == "Valid")
     assert status["phase"] == "Failed" and valid["status"] == "False" and valid["reason"] == "Cycle"
     assert "'b'" in valid["message"] and status["observedGeneration"] == 2 and status["done"] == "0/4"
@@ -160,15 +257,25 @@ def test_failed_status_carries_the_validation_reason() -> None:
 
 
 def test_status_patch_is_empty_when_nothing_changed_and_nulls_fields_that_no_longer_apply() -> None:
-    previous = {"phase": "Running", "done": "1/4", "kopf": {"progress": {}},
-                "primitives": {"a": {"state": "Running", "node": "n1", "pod": "wf-a-0", "attempts": 1},
-                               "b": {"state": "Waiting"}}}
+    previous = {
+        "phase": "Running",
+        "done": "1/4",
+        "kopf": {"progress": {}},
+        "primitives": {
+            "a": {"state": "Running", "node": "n1", "pod": "wf-a-0", "attempts": 1},
+            "b": {"state": "Waiting"},
+        },
+    }
     same = {"phase": "Running", "done": "1/4", "primitives": {k: dict(v) for k, v in previous["primitives"].items()}}
     assert status_patch(previous, same) == {}
-    moved = {"phase": "Running", "done": "1/4",
-             "primitives": {"a": {"state": "Pending", "pod": "wf-a-1", "attempts": 2}, "b": {"state": "Waiting"}}}
+    moved = {
+        "phase": "Running",
+        "done": "1/4",
+        "primitives": {"a": {"state": "Pending", "pod": "wf-a-1", "attempts": 2}, "b": {"state": "Waiting"}},
+    }
     assert status_patch(previous, moved) == {
-        "primitives": {"a": {"node": None, "state": "Pending", "pod": "wf-a-1", "attempts": 2}}}
+        "primitives": {"a": {"node": None, "state": "Pending", "pod": "wf-a-1", "attempts": 2}}
+    }
 
 
 def test_trouble_comes_from_the_container_then_the_pod() -> None:
@@ -199,9 +306,18 @@ def test_succeeded_and_failed_conditions_tell_running_from_failed() -> None:
     workflow = _diamond()
 
     def conditions(pods: list[dict[str, Any]]) -> dict[str, str]:
-        status = workflow_status(workflow, workflow_progress(workflow, pods), created=T0, now=T0, time_scale=1.0,
-                                 lower_bound_seconds=1.0, policy="heft", placement_rule="late-binding",
-                                 generation=1, previous={})
+        status = workflow_status(
+            workflow,
+            workflow_progress(workflow, pods),
+            created=T0,
+            now=T0,
+            time_scale=1.0,
+            lower_bound_seconds=1.0,
+            policy="heft",
+            placement_rule="late-binding",
+            generation=1,
+            previous={},
+        )
         return {c["type"]: c["status"] for c in status["conditions"]}
 
     running = conditions([_pod("a", 0, "Running", start=0)])
@@ -211,8 +327,14 @@ def test_succeeded_and_failed_conditions_tell_running_from_failed() -> None:
 
 
 def test_retry_strategy_chooses_failures_and_backs_off() -> None:
-    strategy = RetryStrategy.of({"retryStrategy": {"retryOn": {"exitCodes": [42], "reasons": ["OOMKilled"]},
-                                                   "backoff": {"durationSeconds": 2, "factor": 3, "capSeconds": 10}}})
+    strategy = RetryStrategy.of(
+        {
+            "retryStrategy": {
+                "retryOn": {"exitCodes": [42], "reasons": ["OOMKilled"]},
+                "backoff": {"durationSeconds": 2, "factor": 3, "capSeconds": 10},
+            }
+        }
+    )
     assert strategy.retries(Trouble("Error", "", 42)) and strategy.retries(Trouble("OOMKilled", "", 137))
     assert not strategy.retries(Trouble("Error", "", 1))
     assert strategy.retries(None), "a failure whose pod is gone may be retried"
@@ -238,7 +360,8 @@ def test_overdue_tells_a_deadline_from_a_pending_timeout() -> None:
     waiting["metadata"]["creationTimestamp"] = _stamp(0)
     assert overdue(waiting, T0 + timedelta(seconds=4), pending_timeout=5) is None
     assert overdue(waiting, T0 + timedelta(seconds=5), pending_timeout=5) == Trouble(
-        "PendingTimeout", "the pod did not start running within 5s (spec pendingTimeoutSeconds)")
+        "PendingTimeout", "the pod did not start running within 5s (spec pendingTimeoutSeconds)"
+    )
     assert overdue(waiting, T0 + timedelta(days=1)) is None, "no timeout, no end"
     running = _pod("a", 0, "Running", start=0)
     running["status"]["startTime"] = _stamp(0)

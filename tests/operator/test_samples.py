@@ -14,7 +14,8 @@ def test_committed_samples_are_current() -> None:
         path = SAMPLES_DIR / file_name
         assert path.is_file(), f"{path} missing: run python -m scale_scheduler.operator.dev.samples"
         assert path.read_text() == render(manifest, file_name.removesuffix(".yaml")), (
-            f"{path} is stale: run python -m scale_scheduler.operator.dev.samples")
+            f"{path} is stale: run python -m scale_scheduler.operator.dev.samples"
+        )
 
 
 def test_one_valid_sample_per_shape() -> None:

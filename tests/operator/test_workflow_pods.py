@@ -40,8 +40,9 @@ def test_label_value_keeps_short_names_and_bounds_long_ones() -> None:
 
 def test_pod_manifest_carries_owner_labels_requests_scheduler_and_duration() -> None:
     primitive = Primitive("plan", PrimitiveKind.LLM_GENERATE, input_tokens=100, output_tokens=50)
-    pod = pod_manifest(workflow=WORKFLOW, primitive=primitive, raw_primitive={"command": ["run", "it"]}, attempt=1,
-                       policy="heft")
+    pod = pod_manifest(
+        workflow=WORKFLOW, primitive=primitive, raw_primitive={"command": ["run", "it"]}, attempt=1, policy="heft"
+    )
     meta, spec = pod["metadata"], pod["spec"]
     assert meta["name"] == "wf-plan-1" and meta["namespace"] == "team-a"
     assert meta["labels"][labels.WORKFLOW_LABEL] == "wf"
@@ -62,8 +63,9 @@ def test_pod_manifest_carries_owner_labels_requests_scheduler_and_duration() -> 
 
 def test_pod_manifest_uses_the_given_image_and_no_gpu_for_cpu_kinds() -> None:
     primitive = Primitive("exec", PrimitiveKind.CODE_EXEC)
-    pod = pod_manifest(workflow=WORKFLOW, primitive=primitive, raw_primitive={"image": "python:3.12"}, attempt=0,
-                       policy="scale")
+    pod = pod_manifest(
+        workflow=WORKFLOW, primitive=primitive, raw_primitive={"image": "python:3.12"}, attempt=0, policy="scale"
+    )
     container = pod["spec"]["containers"][0]
     assert container["image"] == "python:3.12" and "command" not in container
     assert "nvidia.com/gpu" not in container["resources"]["requests"]
@@ -88,15 +90,25 @@ def test_go_duration_format() -> None:
 def test_pod_template_merges_into_each_primitive_and_the_primitive_wins() -> None:
     spec = {
         "podTemplate": {
-            "image": "busybox:1.36", "env": [{"name": "A", "value": "t"}, {"name": "B", "value": "t"}],
-            "envFrom": [{"secretRef": {"name": "keys"}}], "volumes": [{"name": "data", "emptyDir": {}}],
-            "volumeMounts": [{"name": "data", "mountPath": "/data"}], "nodeSelector": {"pool": "a", "zone": "z1"},
-            "tolerations": [{"key": "t1", "operator": "Exists"}], "resources": {"cpu": "1", "ephemeral-storage": "1Gi"},
+            "image": "busybox:1.36",
+            "env": [{"name": "A", "value": "t"}, {"name": "B", "value": "t"}],
+            "envFrom": [{"secretRef": {"name": "keys"}}],
+            "volumes": [{"name": "data", "emptyDir": {}}],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+            "nodeSelector": {"pool": "a", "zone": "z1"},
+            "tolerations": [{"key": "t1", "operator": "Exists"}],
+            "resources": {"cpu": "1", "ephemeral-storage": "1Gi"},
             "securityContext": {"readOnlyRootFilesystem": True},
         },
         "primitives": [
-            {"name": "p", "kind": "tool_call", "env": [{"name": "B", "value": "own"}], "nodeSelector": {"pool": "b"},
-             "tolerations": [{"key": "t2", "operator": "Exists"}], "resources": {"cpu": "2"}},
+            {
+                "name": "p",
+                "kind": "tool_call",
+                "env": [{"name": "B", "value": "own"}],
+                "nodeSelector": {"pool": "b"},
+                "tolerations": [{"key": "t2", "operator": "Exists"}],
+                "resources": {"cpu": "2"},
+            },
             {"name": "q", "kind": "tool_call", "image": "python:3.12-slim"},
         ],
     }
@@ -116,10 +128,16 @@ def test_pod_template_merges_into_each_primitive_and_the_primitive_wins() -> Non
     assert pod_spec["volumes"] == [{"name": "data", "emptyDir": {}}] and pod_spec["nodeSelector"] == p["nodeSelector"]
     assert [t["key"] for t in pod_spec["tolerations"]] == ["kwok.x-k8s.io/node", "t1", "t2"]
     # restricted Pod Security by default, the user's keys on top
-    assert pod_spec["securityContext"] == {"runAsNonRoot": True, "runAsUser": 65534,
-                                           "seccompProfile": {"type": "RuntimeDefault"}}
-    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                            "readOnlyRootFilesystem": True}
+    assert pod_spec["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65534,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    }
 
 
 def test_a_field_the_operator_would_not_pass_through_is_refused_by_name() -> None:
@@ -133,11 +151,21 @@ def test_a_field_the_operator_would_not_pass_through_is_refused_by_name() -> Non
 
 def test_avoiding_nodes_adds_the_exclusion_to_every_term() -> None:
     assert avoiding_nodes(None, ["n1"])["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
-        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}]}]}
-    own = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"matchExpressions": [{"key": "b",
-                                                                                          "operator": "Exists"}]}]}}}
+        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}]}]
+    }
+    own = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "a", "operator": "Exists"}]},
+                    {"matchExpressions": [{"key": "b", "operator": "Exists"}]},
+                ]
+            }
+        }
+    }
     terms = avoiding_nodes(own, ["n1"])["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert all(term["matchFields"][0]["values"] == ["n1"] for term in terms["nodeSelectorTerms"])
-    assert "matchFields" not in own["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-        "nodeSelectorTerms"][0], "the primitive's own affinity is left as it was"
+    assert (
+        "matchFields"
+        not in own["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+    ), "the primitive's own affinity is left as it was"

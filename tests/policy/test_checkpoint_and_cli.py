@@ -57,18 +57,47 @@ def test_evaluate_json_has_the_documented_keys(tmp_path: Path) -> None:
         save_model(tmp_path / name, build_network(config), config, name)
     app = typer.Typer()
     register(app)
-    result = CliRunner().invoke(app, [
-        "evaluate", "--methods", "scale,crossattn,heft", "--nodes", "16,20", "--seeds", "2", "--workflows", "2",
-        "--checkpoint", f"scale={tmp_path / 'scale'}", "--checkpoint", f"crossattn={tmp_path / 'crossattn'}",
-        "--json", "--out", str(tmp_path / "out"),
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--methods",
+            "scale,crossattn,heft",
+            "--nodes",
+            "16,20",
+            "--seeds",
+            "2",
+            "--workflows",
+            "2",
+            "--checkpoint",
+            f"scale={tmp_path / 'scale'}",
+            "--checkpoint",
+            f"crossattn={tmp_path / 'crossattn'}",
+            "--json",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout.strip().splitlines()[-1])
     rows = document["results"]
-    assert {"method", "nodes", "regime", "avg_response_time", "avg_response_time_ci95", "p95_response_time",
-            "completed_primitives", "avg_slowdown", "lower_bound", "ratio_to_lower_bound"} == set(rows[0])
+    assert {
+        "method",
+        "nodes",
+        "regime",
+        "avg_response_time",
+        "avg_response_time_ci95",
+        "p95_response_time",
+        "completed_primitives",
+        "avg_slowdown",
+        "lower_bound",
+        "ratio_to_lower_bound",
+    } == set(rows[0])
     assert {(r["nodes"], r["regime"]) for r in rows} == {
-        (16, "per-node"), (16, "total-rate"), (20, "per-node"), (20, "total-rate")
+        (16, "per-node"),
+        (16, "total-rate"),
+        (20, "per-node"),
+        (20, "total-rate"),
     }
     low, high = rows[0]["avg_response_time_ci95"]
     assert low <= rows[0]["avg_response_time"] <= high

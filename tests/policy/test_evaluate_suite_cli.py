@@ -18,15 +18,28 @@ def _message(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_suite_writes_table_plot_and_json_with_bounds_and_rule(tmp_path: Path) -> None:
-    done = _evaluate("--suite", "all-gpu,lattice", "--size", "tiny", "--seeds", "2",
-                     "--methods", "heft,least-loaded,srpt-eft,rollout-heft", "--rule", "node-queues",
-                     "--out", str(tmp_path), "--json")
+    done = _evaluate(
+        "--suite",
+        "all-gpu,lattice",
+        "--size",
+        "tiny",
+        "--seeds",
+        "2",
+        "--methods",
+        "heft,least-loaded,srpt-eft,rollout-heft",
+        "--rule",
+        "node-queues",
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     document = json.loads(done.stdout.strip().splitlines()[-1])
     assert document["config"]["rule"] == "node-queues"
     rows = document["suite"]["rows"]
     assert {(r["scenario"], r["method"]) for r in rows} == {
-        (s, m) for s in ("all-gpu", "lattice") for m in ("heft", "least-loaded", "srpt-eft", "rollout-heft")}
+        (s, m) for s in ("all-gpu", "lattice") for m in ("heft", "least-loaded", "srpt-eft", "rollout-heft")
+    }
     # rollout-heft is a reference, not one of the heuristics the ratio is taken against
     assert {r["best_heuristic"] for r in rows} <= {"heft", "least-loaded", "srpt-eft"}
     assert all(r["lower_bound"] > 0 and r["ratio_to_lower_bound"] >= 1.0 for r in rows)
@@ -46,9 +59,25 @@ def test_unknown_suite_scenario_size_or_method_is_refused_naming_the_valid_ones(
 
 
 def test_standard_table_has_the_bound_and_optimality_reports_cp_sat_gaps(tmp_path: Path) -> None:
-    done = _evaluate("--methods", "heft,least-loaded", "--nodes", "4", "--seeds", "2", "--workflows", "4",
-                     "--pair", "heft:least-loaded", "--optimality", "1", "--cp-sat-work", "20",
-                     "--out", str(tmp_path), "--json")
+    done = _evaluate(
+        "--methods",
+        "heft,least-loaded",
+        "--nodes",
+        "4",
+        "--seeds",
+        "2",
+        "--workflows",
+        "4",
+        "--pair",
+        "heft:least-loaded",
+        "--optimality",
+        "1",
+        "--cp-sat-work",
+        "20",
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     document = json.loads(done.stdout.strip().splitlines()[-1])
     for row in document["results"]:
@@ -63,22 +92,65 @@ def test_standard_table_has_the_bound_and_optimality_reports_cp_sat_gaps(tmp_pat
 
 
 def test_train_takes_the_placement_rule_and_refuses_an_unknown_one(tmp_path: Path) -> None:
-    done = subprocess.run([*SCALE_SCHED, "train", "--algo", "crossattn", "--nodes", "4", "--workflows", "2",
-                           "--groups", "1", "--rollouts", "2", "--eval-interval", "1", "--steps", "40",
-                           "--rule", "node-queues", "--out", str(tmp_path / "run"), "--json"],
-                          capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [
+            *SCALE_SCHED,
+            "train",
+            "--algo",
+            "crossattn",
+            "--nodes",
+            "4",
+            "--workflows",
+            "2",
+            "--groups",
+            "1",
+            "--rollouts",
+            "2",
+            "--eval-interval",
+            "1",
+            "--steps",
+            "40",
+            "--rule",
+            "node-queues",
+            "--out",
+            str(tmp_path / "run"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["training"]["train_config"]["rule"] == "node-queues"
-    refused = subprocess.run([*SCALE_SCHED, "train", "--rule", "nearest", "--out", str(tmp_path / "nope")],
-                             capture_output=True, text=True, timeout=120, check=False)
+    refused = subprocess.run(
+        [*SCALE_SCHED, "train", "--rule", "nearest", "--out", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert refused.returncode == 2
     assert "unknown placement rule 'nearest'; choose from late-binding, node-queues" in _message(refused)
     assert not (tmp_path / "nope").exists()
 
 
 def test_guard_reports_how_often_it_replaced_each_policys_choice(tmp_path: Path) -> None:
-    done = _evaluate("--suite", "all-gpu", "--size", "tiny", "--seeds", "1", "--policies", "heft,least-loaded",
-                     "--guard", "2", "--out", str(tmp_path), "--json")
+    done = _evaluate(
+        "--suite",
+        "all-gpu",
+        "--size",
+        "tiny",
+        "--seeds",
+        "1",
+        "--policies",
+        "heft,least-loaded",
+        "--guard",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {r["method"]: r for r in json.loads(done.stdout.strip().splitlines()[-1])["suite"]["rows"]}
     assert rows["heft"]["guarded_fraction"] == 0.0  # earliest finish is never far behind the earliest finish

@@ -27,10 +27,30 @@ from scale_scheduler.policy.network import NetworkConfig
 from scale_scheduler.policy.parallel import RAY_MISSING, Workers, WorkersUnavailable, connected, run_units
 from scale_scheduler.policy.ppo import PPOConfig, Trainer
 
-EVALUATE = ("evaluate", "--methods", "heft,random,scale,rollout-heft", "--nodes", "4,16", "--seeds", "2",
-            "--workflows", "3", "--json")
-SUITE = ("evaluate", "--suite", "all-gpu,lattice", "--size", "tiny", "--seeds", "2", "--methods",
-         "heft,least-loaded,crossattn", "--json")
+EVALUATE = (
+    "evaluate",
+    "--methods",
+    "heft,random,scale,rollout-heft",
+    "--nodes",
+    "4,16",
+    "--seeds",
+    "2",
+    "--workflows",
+    "3",
+    "--json",
+)
+SUITE = (
+    "evaluate",
+    "--suite",
+    "all-gpu,lattice",
+    "--size",
+    "tiny",
+    "--seeds",
+    "2",
+    "--methods",
+    "heft,least-loaded,crossattn",
+    "--json",
+)
 
 
 def _command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -99,18 +119,31 @@ def test_ray_workers_give_results_in_unit_order(ray_address: str) -> None:
 def test_evaluate_and_suite_give_identical_json_on_one_and_two_workers(ray_address: str, tmp_path: Path) -> None:
     for args in (EVALUATE, SUITE):
         alone = _document(_command(*args, "--workers", "1", "--out", str(tmp_path / "one")))
-        spread = _document(_command(*args, "--workers", "2", "--ray-address", ray_address,
-                                    "--out", str(tmp_path / "two")))
+        spread = _document(
+            _command(*args, "--workers", "2", "--ray-address", ray_address, "--out", str(tmp_path / "two"))
+        )
         assert alone == spread
     assert (tmp_path / "one" / "episodes.csv").read_text() == (tmp_path / "two" / "episodes.csv").read_text()
 
 
 def test_ppo_rollouts_on_two_workers_train_the_same_model(ray_address: str, tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    config = PPOConfig.for_algo("scale", seed=3, nodes=4, total_steps=400, groups=3, rollouts_per_group=2,
-                                workflows_per_episode=3, minibatch_size=64, update_epochs=1, eval_interval=100,
-                                eval_episodes=1, eval_workflows=3, eval_nodes=(4,),
-                                network=NetworkConfig(hidden=32, heads=2))
+    config = PPOConfig.for_algo(
+        "scale",
+        seed=3,
+        nodes=4,
+        total_steps=400,
+        groups=3,
+        rollouts_per_group=2,
+        workflows_per_episode=3,
+        minibatch_size=64,
+        update_epochs=1,
+        eval_interval=100,
+        eval_episodes=1,
+        eval_workflows=3,
+        eval_nodes=(4,),
+        network=NetworkConfig(hidden=32, heads=2),
+    )
     alone, spread = Trainer(config, tmp_path / "one"), Trainer(config, tmp_path / "two", workers=Workers(2))
     for _ in range(2):
         assert alone.rollout_and_update() == spread.rollout_and_update()
@@ -134,13 +167,18 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.parametrize("command", [
-    ("evaluate", "--methods", "heft", "--nodes", "4", "--seeds", "1", "--workflows", "2"),
-    ("evaluate", "--suite", "all-gpu", "--size", "tiny", "--seeds", "1", "--methods", "heft"),
-    ("train", "--algo", "crossattn", "--nodes", "4", "--workflows", "2", "--steps", "20"),
-], ids=["evaluate", "suite", "train"])
-def test_bad_workers_are_refused_in_one_line_before_anything_is_written(command: tuple[str, ...],
-                                                                       tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("evaluate", "--methods", "heft", "--nodes", "4", "--seeds", "1", "--workflows", "2"),
+        ("evaluate", "--suite", "all-gpu", "--size", "tiny", "--seeds", "1", "--methods", "heft"),
+        ("train", "--algo", "crossattn", "--nodes", "4", "--workflows", "2", "--steps", "20"),
+    ],
+    ids=["evaluate", "suite", "train"],
+)
+def test_bad_workers_are_refused_in_one_line_before_anything_is_written(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
     fake = tmp_path / "no-ray"  # a `ray` that fails to import, as where it is not installed
     (fake / "ray").mkdir(parents=True)
     (fake / "ray" / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")

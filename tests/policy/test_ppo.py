@@ -15,8 +15,18 @@ from scale_scheduler.simulator.schedulers import make_heuristic
 
 def tiny_config(**overrides: object) -> PPOConfig:
     settings = dict(
-        seed=3, nodes=4, total_steps=400, groups=2, rollouts_per_group=2, workflows_per_episode=3,
-        minibatch_size=64, update_epochs=2, eval_interval=100, eval_episodes=1, eval_workflows=3, eval_nodes=(4,),
+        seed=3,
+        nodes=4,
+        total_steps=400,
+        groups=2,
+        rollouts_per_group=2,
+        workflows_per_episode=3,
+        minibatch_size=64,
+        update_epochs=2,
+        eval_interval=100,
+        eval_episodes=1,
+        eval_workflows=3,
+        eval_nodes=(4,),
         network=NetworkConfig(hidden=32, heads=2),
     )
     settings.update(overrides)
@@ -65,4 +75,3 @@ def test_smoke_training_beats_random_on_a_tiny_cluster(tmp_path: Path) -> None:
     random_rt = average_response_time(episodes, lambda: make_heuristic("random"))  # reseeded per episode
     assert learned < 0.9 * random_rt
     assert (tmp_path / "metrics.jsonl").exists() and (tmp_path / "model.pt").exists()
-

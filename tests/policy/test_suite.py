@@ -19,14 +19,21 @@ from scale_scheduler.simulator.schedulers import Scheduler, make_heuristic
 # Hand-checked: in "a" heft is the best heuristic (mean 11), in "b" least-loaded (15).
 # scale: a 22/11 = 2.0, b 18/15 = 1.2 -> worst a; heft: b 30/15 = 2.0 -> worst b; least-loaded: a 21/11 -> a.
 TIMES = {
-    ("a", "heft"): [10.0, 12.0], ("a", "least-loaded"): [20.0, 22.0], ("a", "scale"): [22.0, 22.0],
-    ("b", "heft"): [29.0, 31.0], ("b", "least-loaded"): [15.0, 15.0], ("b", "scale"): [18.0, 18.0],
+    ("a", "heft"): [10.0, 12.0],
+    ("a", "least-loaded"): [20.0, 22.0],
+    ("a", "scale"): [22.0, 22.0],
+    ("b", "heft"): [29.0, 31.0],
+    ("b", "least-loaded"): [15.0, 15.0],
+    ("b", "scale"): [18.0, 18.0],
 }
 
 
 def hand_episodes() -> list[SuiteEpisode]:
-    return [SuiteEpisode(scenario, method, seed, time, 2 * time, 5, 5, lower_bound=8.0)
-            for (scenario, method), times in TIMES.items() for seed, time in enumerate(times)]
+    return [
+        SuiteEpisode(scenario, method, seed, time, 2 * time, 5, 5, lower_bound=8.0)
+        for (scenario, method), times in TIMES.items()
+        for seed, time in enumerate(times)
+    ]
 
 
 def test_summary_ratio_of_the_best_heuristic_is_exactly_one_and_others_are_relative_to_it() -> None:
@@ -44,8 +51,11 @@ def test_summary_ratio_of_the_best_heuristic_is_exactly_one_and_others_are_relat
 
 def test_worst_scenario_per_method_is_its_highest_ratio() -> None:
     worst = {w["method"]: (w["scenario"], w["ratio"]) for w in summarise_suite(hand_episodes())["worst"]}
-    assert worst == {"heft": ("b", pytest.approx(2.0)), "least-loaded": ("a", pytest.approx(21 / 11)),
-                     "scale": ("a", pytest.approx(2.0))}
+    assert worst == {
+        "heft": ("b", pytest.approx(2.0)),
+        "least-loaded": ("a", pytest.approx(21 / 11)),
+        "scale": ("a", pytest.approx(2.0)),
+    }
 
 
 def test_markdown_has_a_row_per_scenario_a_column_per_method_and_the_worst_lines() -> None:
@@ -88,11 +98,13 @@ def test_tiny_suite_runs_every_cell_resets_per_seed_and_completes() -> None:
         return made[method]
 
     seen: list[SuiteEpisode] = []
-    episodes = run_suite(["all-gpu", "lattice"], ["least-loaded", "heft"], [0, 1], make, size="tiny",
-                         on_episode=seen.append)
+    episodes = run_suite(
+        ["all-gpu", "lattice"], ["least-loaded", "heft"], [0, 1], make, size="tiny", on_episode=seen.append
+    )
     assert seen == episodes
     assert [(e.scenario, e.seed, e.method) for e in episodes] == [
-        (s, seed, m) for s in ("all-gpu", "lattice") for seed in (0, 1) for m in ("least-loaded", "heft")]
+        (s, seed, m) for s in ("all-gpu", "lattice") for seed in (0, 1) for m in ("least-loaded", "heft")
+    ]
     assert all(e.completed_workflows == e.workflows for e in episodes)
     assert made["heft"].resets == [0, 1, 0, 1]
     summary = summarise_suite(episodes)

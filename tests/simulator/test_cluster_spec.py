@@ -18,8 +18,13 @@ def test_class_counts_sum_to_n_and_keep_the_mix(n):
     counts = class_counts(n)
     assert sum(counts.values()) == n
     if n % 8 == 0:
-        assert counts == {"gpu-large": n // 8, "gpu-small": n // 4, "cpu-large": n // 4,
-                          "cpu-small": n // 4, "mem-optimised": n // 8}
+        assert counts == {
+            "gpu-large": n // 8,
+            "gpu-small": n // 4,
+            "cpu-large": n // 4,
+            "cpu-small": n // 4,
+            "mem-optimised": n // 8,
+        }
 
 
 def test_heterogeneous_is_deterministic_for_a_seed_and_varies_across_seeds():
@@ -65,7 +70,10 @@ def test_kubectl_json_reads_allocatable_and_class_label(tmp_path):
     assert [n.name for n in read.nodes] == [n.name for n in spec.nodes]
     for original, parsed in zip(spec.nodes, read.nodes, strict=True):
         assert (parsed.cpu_millicores, parsed.memory_bytes, parsed.gpus) == (
-            original.cpu_millicores, original.memory_bytes, original.gpus)
+            original.cpu_millicores,
+            original.memory_bytes,
+            original.gpus,
+        )
         assert parsed.node_class == original.node_class
 
 

@@ -16,10 +16,12 @@ from scale_scheduler.simulator.workflow import Primitive, Workflow
 
 
 def two_cpu_nodes() -> ClusterSpec:
-    return ClusterSpec(nodes=[
-        NodeSpec.from_profile("cpu-a", PROFILES["cpu-small"]),
-        NodeSpec.from_profile("cpu-b", PROFILES["cpu-small"]),
-    ])
+    return ClusterSpec(
+        nodes=[
+            NodeSpec.from_profile("cpu-a", PROFILES["cpu-small"]),
+            NodeSpec.from_profile("cpu-b", PROFILES["cpu-small"]),
+        ]
+    )
 
 
 def chain(name: str = "chain", arrival: float = 0.0) -> Workflow:
@@ -56,8 +58,9 @@ def test_under_node_queues_a_full_node_queues_in_order() -> None:
 
 
 def test_masked_node_is_refused() -> None:
-    cluster = ClusterSpec(nodes=[NodeSpec.from_profile("cpu", PROFILES["cpu-small"]),
-                                 NodeSpec.from_profile("gpu", PROFILES["gpu-small"])])
+    cluster = ClusterSpec(
+        nodes=[NodeSpec.from_profile("cpu", PROFILES["cpu-small"]), NodeSpec.from_profile("gpu", PROFILES["gpu-small"])]
+    )
     llm = Workflow("w", [Primitive("g", PrimitiveKind.LLM_GENERATE, input_tokens=100, output_tokens=10)])
     engine = Engine(cluster, [llm], seed=0)
     observation = engine.next_decision()

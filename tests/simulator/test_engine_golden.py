@@ -48,13 +48,25 @@ def episode_fingerprint(scheduler: Scheduler, nodes: int, workflows: int, rule: 
         engine.apply(node)
         rewards.append(_exact(engine.reward_since_last()))
     result = engine.result()
-    placements = [(p.workflow, p.primitive, p.node, _exact(p.ready), _exact(p.start), _exact(p.finish))
-                  for p in result.placements]
-    summary = {key: value if isinstance(value, int) else _exact(value) if isinstance(value, float)
-               else [_exact(v) for v in value] for key, value in result.to_dict().items()}
-    return {"decisions": _digest(decisions), "rewards": _digest(rewards), "placements": _digest(placements),
-            "response_times": _digest(sorted((k, _exact(v)) for k, v in engine._response.items())),
-            "summary": _digest(summary), "avg_response_time": _exact(result.avg_response_time)}
+    placements = [
+        (p.workflow, p.primitive, p.node, _exact(p.ready), _exact(p.start), _exact(p.finish)) for p in result.placements
+    ]
+    summary = {
+        key: value
+        if isinstance(value, int)
+        else _exact(value)
+        if isinstance(value, float)
+        else [_exact(v) for v in value]
+        for key, value in result.to_dict().items()
+    }
+    return {
+        "decisions": _digest(decisions),
+        "rewards": _digest(rewards),
+        "placements": _digest(placements),
+        "response_times": _digest(sorted((k, _exact(v)) for k, v in engine._response.items())),
+        "summary": _digest(summary),
+        "avg_response_time": _exact(result.avg_response_time),
+    }
 
 
 def features_fingerprint(rule: PlacementRule) -> dict[str, str]:
@@ -67,8 +79,13 @@ def features_fingerprint(rule: PlacementRule) -> dict[str, str]:
     for _ in range(40):
         if (observation := engine.next_decision()) is None:
             break
-        arrays += [observation.primitive_features, observation.node_features, observation.candidates,
-                   observation.estimated_finish, observation.fits_now]
+        arrays += [
+            observation.primitive_features,
+            observation.node_features,
+            observation.candidates,
+            observation.estimated_finish,
+            observation.fits_now,
+        ]
         engine.apply(scheduler.choose(observation))
     return {"features": hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()}
 
@@ -78,11 +95,13 @@ def cases() -> dict[str, dict[str, str]]:
     for rule in PlacementRule:
         for method in HEURISTICS:
             for nodes in SIZES:
-                found[f"{method}/{rule.value}/{nodes}"] = episode_fingerprint(make_heuristic(method), nodes,
-                                                                              max(nodes, 40), rule)
+                found[f"{method}/{rule.value}/{nodes}"] = episode_fingerprint(
+                    make_heuristic(method), nodes, max(nodes, 40), rule
+                )
         found[f"features/{rule.value}"] = features_fingerprint(rule)
-        found[f"rollout-heft/{rule.value}/8"] = episode_fingerprint(RolloutHeftScheduler(samples=2, horizon=8), 8,
-                                                                    12, rule)
+        found[f"rollout-heft/{rule.value}/8"] = episode_fingerprint(
+            RolloutHeftScheduler(samples=2, horizon=8), 8, 12, rule
+        )
     return found
 
 
@@ -94,17 +113,22 @@ def golden() -> dict[str, dict[str, str]]:
 @pytest.mark.parametrize("rule", list(PlacementRule))
 @pytest.mark.parametrize("method", list(HEURISTICS))
 @pytest.mark.parametrize("nodes", SIZES)
-def test_a_fixed_seed_episode_matches_main_bit_for_bit(golden: dict, method: str, rule: PlacementRule,
-                                                       nodes: int) -> None:
-    assert episode_fingerprint(make_heuristic(method), nodes, max(nodes, 40), rule) == \
-        golden[f"{method}/{rule.value}/{nodes}"]
+def test_a_fixed_seed_episode_matches_main_bit_for_bit(
+    golden: dict, method: str, rule: PlacementRule, nodes: int
+) -> None:
+    assert (
+        episode_fingerprint(make_heuristic(method), nodes, max(nodes, 40), rule)
+        == golden[f"{method}/{rule.value}/{nodes}"]
+    )
 
 
 @pytest.mark.parametrize("rule", list(PlacementRule))
 def test_features_and_rollouts_match_main_bit_for_bit(golden: dict, rule: PlacementRule) -> None:
     assert features_fingerprint(rule) == golden[f"features/{rule.value}"]
-    assert episode_fingerprint(RolloutHeftScheduler(samples=2, horizon=8), 8, 12, rule) == \
-        golden[f"rollout-heft/{rule.value}/8"]
+    assert (
+        episode_fingerprint(RolloutHeftScheduler(samples=2, horizon=8), 8, 12, rule)
+        == golden[f"rollout-heft/{rule.value}/8"]
+    )
 
 
 if __name__ == "__main__":

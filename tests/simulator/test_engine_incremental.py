@@ -18,12 +18,18 @@ def test_primed_observation_fields_equal_those_computed_from_the_state(rule: Pla
     cluster = heterogeneous(10, seed=5)
     scheduler = make_heuristic("random")  # spreads work, fills node queues under node-queues
     scheduler.reset(5)
-    engine = Engine(cluster, generate_workload(cluster, 40, load=1.2, seed=5), seed=5, rule=rule,
-                    priority=scheduler.priority)
+    engine = Engine(
+        cluster, generate_workload(cluster, 40, load=1.2, seed=5), seed=5, rule=rule, priority=scheduler.priority
+    )
     decisions = 0
     while (primed := engine.next_decision()) is not None:
-        fresh = Observation(now=primed.now, primitive=primed.primitive, state=primed.state,
-                            parent_outputs=primed.parent_outputs, rule=rule)
+        fresh = Observation(
+            now=primed.now,
+            primitive=primed.primitive,
+            state=primed.state,
+            parent_outputs=primed.parent_outputs,
+            rule=rule,
+        )
         for name in ("room", "fits_now", "node_load", "mask", "estimated_duration"):
             assert np.array_equal(getattr(primed, name), getattr(fresh, name)), name
         assert np.array_equal(primed.candidates, candidates(primed.primitive, primed.state, fresh.mask, rule))

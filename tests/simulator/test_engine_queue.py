@@ -26,12 +26,22 @@ class _ResortingEngine(Engine):
     def next_decision(self):  # noqa: ANN201
         observation = super().next_decision()
         if observation is not None:
-            waiting = [task for tasks in self._tasks for task in tasks
-                       if task.status in (engine_module._QUEUED, engine_module._BLOCKED)]
-            fresh = sorted(waiting, key=lambda task: queue_key(self.priority, Waiting(
-                task.primitive, task.downstream_seconds, self._unstarted_seconds[task.workflow], task.sequence)))
-            first = next(task for task in fresh
-                         if candidates(task.primitive, self.state, task.mask, self.rule).any())
+            waiting = [
+                task
+                for tasks in self._tasks
+                for task in tasks
+                if task.status in (engine_module._QUEUED, engine_module._BLOCKED)
+            ]
+            fresh = sorted(
+                waiting,
+                key=lambda task: queue_key(
+                    self.priority,
+                    Waiting(
+                        task.primitive, task.downstream_seconds, self._unstarted_seconds[task.workflow], task.sequence
+                    ),
+                ),
+            )
+            first = next(task for task in fresh if candidates(task.primitive, self.state, task.mask, self.rule).any())
             assert first is self._pending
             self.checked += 1
         return observation
@@ -71,7 +81,11 @@ def test_a_fork_amid_blocked_and_rekeyed_primitives_plays_on_exactly_as_the_orig
         while (observation := played.next_decision()) is not None:
             played.apply(scheduler.choose(observation))
         result = played.result()
-        assert (result.avg_response_time, result.p95_response_time, result.utilisation) == \
-            (fresh.avg_response_time, fresh.p95_response_time, fresh.utilisation)
-        assert [(p.workflow, p.primitive, p.node, p.start) for p in result.placements] == \
-            [(p.workflow, p.primitive, p.node, p.start) for p in fresh.placements]
+        assert (result.avg_response_time, result.p95_response_time, result.utilisation) == (
+            fresh.avg_response_time,
+            fresh.p95_response_time,
+            fresh.utilisation,
+        )
+        assert [(p.workflow, p.primitive, p.node, p.start) for p in result.placements] == [
+            (p.workflow, p.primitive, p.node, p.start) for p in fresh.placements
+        ]

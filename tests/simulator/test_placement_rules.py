@@ -33,12 +33,16 @@ def cpu_nodes(count: int) -> ClusterSpec:
 
 def whole_node_job(name: str, seconds: float, arrival: float = 0.0) -> Workflow:
     """One code_exec primitive asking for a whole cpu-small node, running ``seconds`` there once warm."""
-    return Workflow(name, [Primitive("x", PrimitiveKind.CODE_EXEC, cpu_millicores=8000, work_seconds=seconds * SPEED)],
-                    arrival_time=arrival)
+    return Workflow(
+        name,
+        [Primitive("x", PrimitiveKind.CODE_EXEC, cpu_millicores=8000, work_seconds=seconds * SPEED)],
+        arrival_time=arrival,
+    )
 
 
-def finishes(cluster: ClusterSpec, jobs: list[Workflow], scheduler: Scheduler,
-             rule: PlacementRule = PlacementRule.LATE_BINDING) -> dict[str, tuple[str, float, float]]:
+def finishes(
+    cluster: ClusterSpec, jobs: list[Workflow], scheduler: Scheduler, rule: PlacementRule = PlacementRule.LATE_BINDING
+) -> dict[str, tuple[str, float, float]]:
     """(node, start, finish) per workflow, with durations exactly the estimates."""
     engine = Engine(cluster, jobs, seed=0, stochastic=False, priority=scheduler.priority, rule=rule)
     while (observation := engine.next_decision()) is not None:
@@ -61,8 +65,11 @@ def test_late_binding_starts_on_the_first_node_that_frees_not_the_preferred_one(
 
 def test_the_queue_serves_the_schedulers_priority_when_room_frees() -> None:
     # one node busy with "first"; "big" and then "small" arrive while it runs
-    jobs = [whole_node_job("first", 4.0), whole_node_job("big", 8.0, arrival=1.0),
-            whole_node_job("small", 1.0, arrival=2.0)]
+    jobs = [
+        whole_node_job("first", 4.0),
+        whole_node_job("big", 8.0, arrival=1.0),
+        whole_node_job("small", 1.0, arrival=2.0),
+    ]
     fifo = finishes(cpu_nodes(1), jobs, make_heuristic("heft"))
     assert fifo["big"][1] == pytest.approx(COLD + 4.0) and fifo["small"][1] == pytest.approx(COLD + 12.0)
     srpt = finishes(cpu_nodes(1), jobs, make_heuristic("srpt-eft"))
@@ -70,14 +77,22 @@ def test_the_queue_serves_the_schedulers_priority_when_room_frees() -> None:
 
 
 def test_a_primitive_without_room_does_not_block_one_that_has_it() -> None:
-    cluster = ClusterSpec(nodes=[NodeSpec.from_profile("cpu-0", PROFILES["cpu-small"]),
-                                 NodeSpec.from_profile("big-0", PROFILES["cpu-large"])])
+    cluster = ClusterSpec(
+        nodes=[
+            NodeSpec.from_profile("cpu-0", PROFILES["cpu-small"]),
+            NodeSpec.from_profile("big-0", PROFILES["cpu-large"]),
+        ]
+    )
     huge = Workflow("huge", [Primitive("x", PrimitiveKind.CODE_EXEC, cpu_millicores=64000, work_seconds=4.0)])
     blocker = Workflow("blocker", [Primitive("x", PrimitiveKind.CODE_EXEC, cpu_millicores=1000, work_seconds=4.0)])
-    waiting_huge = Workflow("later-huge", [Primitive("x", PrimitiveKind.CODE_EXEC, cpu_millicores=64000,
-                                                     work_seconds=4.0)], arrival_time=0.5)
-    small = Workflow("small", [Primitive("x", PrimitiveKind.CODE_EXEC, cpu_millicores=1000, work_seconds=1.4)],
-                     arrival_time=1.0)
+    waiting_huge = Workflow(
+        "later-huge",
+        [Primitive("x", PrimitiveKind.CODE_EXEC, cpu_millicores=64000, work_seconds=4.0)],
+        arrival_time=0.5,
+    )
+    small = Workflow(
+        "small", [Primitive("x", PrimitiveKind.CODE_EXEC, cpu_millicores=1000, work_seconds=1.4)], arrival_time=1.0
+    )
     result = finishes(cluster, [huge, blocker, waiting_huge, small], FirstNode())
     # "later-huge" fits only on big-0, which "huge" fills; "small" arrives after it and is placed at once
     assert result["small"][:2] == ("cpu-0", 1.0)

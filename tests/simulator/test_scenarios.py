@@ -32,8 +32,13 @@ from scale_scheduler.simulator.scenarios import (
 from scale_scheduler.simulator.schedulers import make_heuristic
 from scale_scheduler.simulator.workflow import validate
 
-FAMILIES = {"all-gpu": all_gpu, "cpu-heavy": cpu_heavy, "skewed": skewed, "random-mix": random_mix,
-            "off-profile": off_profile}
+FAMILIES = {
+    "all-gpu": all_gpu,
+    "cpu-heavy": cpu_heavy,
+    "skewed": skewed,
+    "random-mix": random_mix,
+    "off-profile": off_profile,
+}
 
 
 def mix(cluster: ClusterSpec) -> dict[str, int]:

@@ -44,16 +44,21 @@ def _run(nodes: int, workflows: int, seed: int, policy: str, rule: PlacementRule
     return engine, scheduler
 
 
-runs = given(nodes=st.integers(5, 24), workflows=st.integers(1, 25), seed=st.integers(0, 10_000),
-             policy=st.sampled_from(["random", "round-robin", "least-loaded", "k8s-default", "heft", "srpt-eft"]),
-             rule=st.sampled_from(list(PlacementRule)))
+runs = given(
+    nodes=st.integers(5, 24),
+    workflows=st.integers(1, 25),
+    seed=st.integers(0, 10_000),
+    policy=st.sampled_from(["random", "round-robin", "least-loaded", "k8s-default", "heft", "srpt-eft"]),
+    rule=st.sampled_from(list(PlacementRule)),
+)
 quick = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @runs
 @quick
-def test_no_node_ever_exceeds_its_allocatable(nodes: int, workflows: int, seed: int, policy: str,
-                                              rule: PlacementRule) -> None:
+def test_no_node_ever_exceeds_its_allocatable(
+    nodes: int, workflows: int, seed: int, policy: str, rule: PlacementRule
+) -> None:
     engine, _ = _run(nodes, workflows, seed, policy, rule)
     cluster = engine.cluster
     requests = {(w.name, p.name): p for w in engine.workflows for p in w.primitives}
@@ -74,8 +79,9 @@ def test_no_node_ever_exceeds_its_allocatable(nodes: int, workflows: int, seed: 
 
 @runs
 @quick
-def test_no_primitive_starts_before_its_parents_finish(nodes: int, workflows: int, seed: int, policy: str,
-                                                       rule: PlacementRule) -> None:
+def test_no_primitive_starts_before_its_parents_finish(
+    nodes: int, workflows: int, seed: int, policy: str, rule: PlacementRule
+) -> None:
     engine, _ = _run(nodes, workflows, seed, policy, rule)
     placements = {(pl.workflow, pl.primitive): pl for pl in engine.result().placements}
     assert len(placements) == sum(len(w.primitives) for w in engine.workflows)
@@ -107,10 +113,14 @@ def test_only_candidates_are_chosen(nodes: int, workflows: int, seed: int, polic
 
 
 def test_apply_rejects_a_masked_node() -> None:
-    cluster = ClusterSpec(nodes=[NodeSpec.from_profile("cpu", PROFILES["cpu-small"]),
-                                 NodeSpec.from_profile("gpu", PROFILES["gpu-small"])])
-    engine = Engine(cluster, [Workflow("w", [Primitive("gen", PrimitiveKind.LLM_GENERATE, input_tokens=100,
-                                                       output_tokens=10)])], seed=0)
+    cluster = ClusterSpec(
+        nodes=[NodeSpec.from_profile("cpu", PROFILES["cpu-small"]), NodeSpec.from_profile("gpu", PROFILES["gpu-small"])]
+    )
+    engine = Engine(
+        cluster,
+        [Workflow("w", [Primitive("gen", PrimitiveKind.LLM_GENERATE, input_tokens=100, output_tokens=10)])],
+        seed=0,
+    )
     observation = engine.next_decision()
     assert observation is not None and not observation.mask[0]
     with pytest.raises(ValueError, match="gen"):
@@ -124,16 +134,24 @@ def _engine_error(primitives: list[Primitive]) -> WorkflowValidationError:
 
 
 def test_cycle_names_a_primitive_on_the_cycle() -> None:
-    error = _engine_error([Primitive("a", PrimitiveKind.TOOL_CALL, depends_on=["b"]),
-                           Primitive("b", PrimitiveKind.TOOL_CALL, depends_on=["a"])])
+    error = _engine_error(
+        [
+            Primitive("a", PrimitiveKind.TOOL_CALL, depends_on=["b"]),
+            Primitive("b", PrimitiveKind.TOOL_CALL, depends_on=["a"]),
+        ]
+    )
     assert error.reason == "Cycle" and error.primitive in {"a", "b"} and error.primitive in str(error)
 
 
 def test_cycle_error_spells_out_the_whole_cycle_from_its_first_listed_primitive() -> None:
-    error = _engine_error([Primitive("root", PrimitiveKind.TOOL_CALL),
-                           Primitive("a", PrimitiveKind.TOOL_CALL, depends_on=["c", "root"]),
-                           Primitive("b", PrimitiveKind.TOOL_CALL, depends_on=["a"]),
-                           Primitive("c", PrimitiveKind.TOOL_CALL, depends_on=["b"])])
+    error = _engine_error(
+        [
+            Primitive("root", PrimitiveKind.TOOL_CALL),
+            Primitive("a", PrimitiveKind.TOOL_CALL, depends_on=["c", "root"]),
+            Primitive("b", PrimitiveKind.TOOL_CALL, depends_on=["a"]),
+            Primitive("c", PrimitiveKind.TOOL_CALL, depends_on=["b"]),
+        ]
+    )
     assert error.primitive == "a"
     assert str(error).endswith("dependency cycle: a → c → b → a")  # a depends on c, c on b, b on a
 
@@ -160,6 +178,10 @@ def test_batched_estimates_equal_the_per_primitive_node_model(nodes: int, seed: 
     state = ClusterState(cluster)
     primitives = [p for w in generate_workload(cluster, 5, load=0.7, seed=seed) for p in w.primitives]
     batched = estimated_durations_matrix(primitives, state.speed, state.prefill_tps, state.decode_tps)
-    single = np.stack([estimated_durations(p, state.speed[:, KIND_INDEX[p.kind]], state.prefill_tps,
-                                           state.decode_tps) for p in primitives])
+    single = np.stack(
+        [
+            estimated_durations(p, state.speed[:, KIND_INDEX[p.kind]], state.prefill_tps, state.decode_tps)
+            for p in primitives
+        ]
+    )
     assert np.array_equal(batched, single)

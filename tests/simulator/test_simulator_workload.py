@@ -22,13 +22,22 @@ from typer.testing import CliRunner
 
 
 def two_cpu_nodes() -> ClusterSpec:
-    return ClusterSpec(nodes=[NodeSpec.from_profile("cpu-a", PROFILES["cpu-small"]),
-                              NodeSpec.from_profile("cpu-b", PROFILES["cpu-small"])])
+    return ClusterSpec(
+        nodes=[
+            NodeSpec.from_profile("cpu-a", PROFILES["cpu-small"]),
+            NodeSpec.from_profile("cpu-b", PROFILES["cpu-small"]),
+        ]
+    )
 
 
 def test_two_nodes_child_on_the_other_node_pays_transfer_and_its_own_cold_start() -> None:
-    workflow = Workflow("w", [Primitive("a", PrimitiveKind.TOOL_CALL, work_seconds=2.0, output_megabytes=50.0),
-                              Primitive("b", PrimitiveKind.TOOL_CALL, work_seconds=3.0, depends_on=["a"])])
+    workflow = Workflow(
+        "w",
+        [
+            Primitive("a", PrimitiveKind.TOOL_CALL, work_seconds=2.0, output_megabytes=50.0),
+            Primitive("b", PrimitiveKind.TOOL_CALL, work_seconds=3.0, depends_on=["a"]),
+        ],
+    )
     engine = Engine(two_cpu_nodes(), [workflow], seed=0, stochastic=False)
     for node in (0, 1):
         assert engine.next_decision() is not None
@@ -43,11 +52,19 @@ def test_two_nodes_child_on_the_other_node_pays_transfer_and_its_own_cold_start(
 def test_fan_out_queues_on_a_full_node_and_joins_after_the_last_branch() -> None:
     # node-queues rule: three 6-core branches planned for one 8-core node run one at a time; the join after the third
     steps = [Primitive("root", PrimitiveKind.TOOL_CALL, work_seconds=1.0, output_megabytes=0.0)]
-    steps += [Primitive(f"b{i}", PrimitiveKind.CODE_EXEC, cpu_millicores=6000, work_seconds=1.4,
-                        depends_on=["root"], output_megabytes=0.0) for i in range(3)]
+    steps += [
+        Primitive(
+            f"b{i}",
+            PrimitiveKind.CODE_EXEC,
+            cpu_millicores=6000,
+            work_seconds=1.4,
+            depends_on=["root"],
+            output_megabytes=0.0,
+        )
+        for i in range(3)
+    ]
     steps.append(Primitive("join", PrimitiveKind.TOOL_CALL, work_seconds=1.0, depends_on=["b0", "b1", "b2"]))
-    engine = Engine(two_cpu_nodes(), [Workflow("fan", steps)], seed=0, stochastic=False,
-                    rule=PlacementRule.NODE_QUEUES)
+    engine = Engine(two_cpu_nodes(), [Workflow("fan", steps)], seed=0, stochastic=False, rule=PlacementRule.NODE_QUEUES)
     while engine.next_decision() is not None:
         engine.apply(0)
     tool, code = COLD_START_SECONDS[PrimitiveKind.TOOL_CALL], COLD_START_SECONDS[PrimitiveKind.CODE_EXEC]
@@ -84,8 +101,10 @@ def test_same_seed_same_result_for_every_heuristic() -> None:
     for name in ("random", "k8s-default", "heft"):
         first, second = make_heuristic(name), make_heuristic(name)
         first.reset(5), second.reset(5)
-        assert simulate(cluster, workload, first, seed=5).to_dict() == simulate(cluster, workload, second,
-                                                                               seed=5).to_dict()
+        assert (
+            simulate(cluster, workload, first, seed=5).to_dict()
+            == simulate(cluster, workload, second, seed=5).to_dict()
+        )
 
 
 def test_load_knob_gives_similar_utilisation_at_16_and_48_nodes() -> None:
@@ -139,15 +158,24 @@ def test_cli_json_has_the_documented_keys() -> None:
     result = CliRunner().invoke(_app(), ["simulate", "--nodes", "8", "--workflows", "10", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    for key in ("avg_response_time", "p95_response_time", "completed_primitives", "avg_slowdown", "utilisation",
-                "policy", "nodes", "seed"):
+    for key in (
+        "avg_response_time",
+        "p95_response_time",
+        "completed_primitives",
+        "avg_slowdown",
+        "utilisation",
+        "policy",
+        "nodes",
+        "seed",
+    ):
         assert key in data
     assert data["nodes"] == 8 and data["policy"] == "least-loaded" and data["completed_primitives"] > 0
 
 
 def test_cli_compare_runs_each_policy_on_the_same_workload() -> None:
-    result = CliRunner().invoke(_app(), ["simulate", "--nodes", "8", "--workflows", "10", "--json",
-                                         "--compare", "least-loaded,heft"])
+    result = CliRunner().invoke(
+        _app(), ["simulate", "--nodes", "8", "--workflows", "10", "--json", "--compare", "least-loaded,heft"]
+    )
     assert result.exit_code == 0, result.output
     policies = json.loads(result.stdout)["policies"]
     assert set(policies) == {"least-loaded", "heft"}

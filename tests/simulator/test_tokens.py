@@ -20,8 +20,9 @@ DEFAULT_DATA, SERVICES, fit = fitting.DEFAULT_DATA, fitting.SERVICES, fitting.fi
 
 
 def _committed() -> dict:
-    return json.loads(resources.files("scale_scheduler.simulator").joinpath("calibration/azure_tokens.json")
-                      .read_text())
+    return json.loads(
+        resources.files("scale_scheduler.simulator").joinpath("calibration/azure_tokens.json").read_text()
+    )
 
 
 @pytest.mark.parametrize("service", ["code", "conv"])
@@ -38,8 +39,10 @@ def test_unknown_service_is_rejected_with_the_choices() -> None:
         sample_tokens(np.random.default_rng(0), "chat")
 
 
-@pytest.mark.skipif(not all((DEFAULT_DATA / f).exists() for f in SERVICES.values()),
-                    reason=f"Azure 2023 trace not found at {DEFAULT_DATA} (shared data folder absent)")
+@pytest.mark.skipif(
+    not all((DEFAULT_DATA / f).exists() for f in SERVICES.values()),
+    reason=f"Azure 2023 trace not found at {DEFAULT_DATA} (shared data folder absent)",
+)
 def test_committed_fit_is_what_the_script_computes_from_the_trace() -> None:
     # Floats to 1e-9 relative: the last bits of a sum depend on the numpy build's summation order.
     def close(a: object, b: object) -> bool:

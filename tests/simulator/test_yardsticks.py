@@ -33,8 +33,9 @@ HEURISTICS = ("least-loaded", "k8s-default", "heft", "round-robin")
 ROUNDING_SECONDS = (2 * MAX_PRIMITIVES + 1) * TIME_STEP_SECONDS
 
 
-def mean_response(cluster: ClusterSpec, workflows: list[Workflow], method: str, seed: int,
-                  rule: PlacementRule = DEFAULT_RULE) -> float:
+def mean_response(
+    cluster: ClusterSpec, workflows: list[Workflow], method: str, seed: int, rule: PlacementRule = DEFAULT_RULE
+) -> float:
     return simulate(cluster, copy.deepcopy(workflows), make_heuristic(method), seed=seed, rule=rule).avg_response_time
 
 
@@ -42,9 +43,13 @@ def whole_node_jobs() -> tuple[ClusterSpec, list[Workflow]]:
     """One cpu-large node and two one-primitive workflows at t=0, each needing the node's whole cpu."""
     cluster = ClusterSpec(nodes=[NodeSpec.from_profile("cpu-a", PROFILES["cpu-large"])])
     cpu = cluster.nodes[0].cpu_millicores
-    workflows = [Workflow(f"w{i}", [Primitive("run", PrimitiveKind.CODE_EXEC, cpu_millicores=cpu,
-                                              work_seconds=work, output_megabytes=0.0)])
-                 for i, work in enumerate([4.0, 6.0])]
+    workflows = [
+        Workflow(
+            f"w{i}",
+            [Primitive("run", PrimitiveKind.CODE_EXEC, cpu_millicores=cpu, work_seconds=work, output_megabytes=0.0)],
+        )
+        for i, work in enumerate([4.0, 6.0])
+    ]
     return cluster, workflows
 
 
@@ -91,8 +96,10 @@ def solved() -> list[tuple[Instance, OptimumResult]]:
     instances = [small_instance(seed, nodes=4, workflows=4) for seed in range(3)]
     # a deterministic work limit (these need at most ~1.7 units), the wall-clock one only as a safety net: a
     # busy 2-core machine once stopped a 10 s search short of its proof
-    return [(instance, optimum(instance.cluster, instance.workflows, instance.seed, time_limit_s=300.0,
-                               work_limit=20.0)) for instance in instances]
+    return [
+        (instance, optimum(instance.cluster, instance.workflows, instance.seed, time_limit_s=300.0, work_limit=20.0))
+        for instance in instances
+    ]
 
 
 def test_optimum_lies_between_the_lower_bound_and_heft(solved: list[tuple[Instance, OptimumResult]]) -> None:
@@ -142,9 +149,20 @@ def replay(cluster: ClusterSpec, workflows: list[Workflow], seed: int, result: O
                 break
         else:
             raise AssertionError(f"{run} never fits on its node")
-        transfer = max((float(transfer_seconds(primitives[q].output_megabytes, state.bandwidth_gbps[placed[
-            workflow.name, q]], state.bandwidth_gbps[n])) for q in p.depends_on
-            if placed[workflow.name, q] != n and primitives[q].output_megabytes > 0), default=0.0)
+        transfer = max(
+            (
+                float(
+                    transfer_seconds(
+                        primitives[q].output_megabytes,
+                        state.bandwidth_gbps[placed[workflow.name, q]],
+                        state.bandwidth_gbps[n],
+                    )
+                )
+                for q in p.depends_on
+                if placed[workflow.name, q] != n and primitives[q].output_megabytes > 0
+            ),
+            default=0.0,
+        )
         cold = 0.0 if (n, p.kind) in warm else cold_start_seconds(p.kind)
         warm.add((n, p.kind))
         index = [x.name for x in workflow.primitives].index(p.name)
@@ -164,8 +182,7 @@ def test_oversize_instance_is_refused_naming_the_limit() -> None:
 
 def test_report_compares_each_method_with_bound_and_optimum() -> None:
     instance = small_instance(1, nodes=4, workflows=3)
-    rows = optimality_report(["heft", "least-loaded"], make_heuristic, [instance], time_limit_s=300.0,
-                             work_limit=20.0)
+    rows = optimality_report(["heft", "least-loaded"], make_heuristic, [instance], time_limit_s=300.0, work_limit=20.0)
     (row,) = rows
     assert row.optimum.status == "OPTIMAL"
     for method in ("heft", "least-loaded"):
@@ -177,5 +194,7 @@ def test_report_compares_each_method_with_bound_and_optimum() -> None:
 
 def test_simulator_import_does_not_load_ortools() -> None:
     code = "import sys, scale_scheduler.simulator.yardsticks; print('ortools' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

@@ -19,8 +19,9 @@ if TYPE_CHECKING:  # imported where used: `scale-sched --help` stays quick
     from scale_scheduler.simulator.cluster import ClusterSpec
 
 DEFAULT_NAME = "scale-sched"
-cluster_app = typer.Typer(help="A real Kubernetes control plane with KWOK-simulated heterogeneous nodes.",
-                          no_args_is_help=True)
+cluster_app = typer.Typer(
+    help="A real Kubernetes control plane with KWOK-simulated heterogeneous nodes.", no_args_is_help=True
+)
 err = Console(stderr=True)
 
 
@@ -44,14 +45,20 @@ def _spec(nodes: int, seed: int, spec_path: Path | None) -> ClusterSpec:
 def up_command(
     nodes: int = typer.Option(16, min=1, help="Simulated nodes (the simulator's heterogeneous mix)."),
     seed: int = typer.Option(0, help="Seed of the node mix's speed variation."),
-    cluster: Path | None = typer.Option(None, help="ClusterSpec YAML or `kubectl get nodes -o json` output "
-                                                   "(overrides --nodes/--seed); what `simulate --cluster` takes."),
+    cluster: Path | None = typer.Option(
+        None,
+        help="ClusterSpec YAML or `kubectl get nodes -o json` output "
+        "(overrides --nodes/--seed); what `simulate --cluster` takes.",
+    ),
     spec: Path | None = old_name("--spec", "--cluster"),
     name: str = typer.Option(DEFAULT_NAME, help="Cluster name; several clusters can run side by side."),
-    provider: Provider = typer.Option(Provider.binary, help="binary: local processes (no Docker); "
-                                                            "kind: a kind cluster with kwok inside (needs Docker)."),
-    scheduler_config: Path | None = typer.Option(None, help="KubeSchedulerConfiguration for kube-scheduler "
-                                                            "(e.g. with `extenders:`)."),
+    provider: Provider = typer.Option(
+        Provider.binary,
+        help="binary: local processes (no Docker); kind: a kind cluster with kwok inside (needs Docker).",
+    ),
+    scheduler_config: Path | None = typer.Option(
+        None, help="KubeSchedulerConfiguration for kube-scheduler (e.g. with `extenders:`)."
+    ),
     kube_scheduler: bool = typer.Option(True, help="Run the stock kube-scheduler."),
     timeout: float = typer.Option(300.0, min=1, help="Seconds before giving up (the cluster is removed again)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (kubeconfig, nodes, bin_dir) last."),
@@ -64,8 +71,14 @@ def up_command(
             info = kind.up(name, cluster_spec, scheduler_config=scheduler_config, progress=err.print)
         else:
             with err.status("starting the local cluster ...") as spinner:
-                info = kwok.up(name, cluster_spec, scheduler_config=scheduler_config, kube_scheduler=kube_scheduler,
-                               timeout=timeout, progress=lambda message: spinner.update(message))
+                info = kwok.up(
+                    name,
+                    cluster_spec,
+                    scheduler_config=scheduler_config,
+                    kube_scheduler=kube_scheduler,
+                    timeout=timeout,
+                    progress=lambda message: spinner.update(message),
+                )
     except kwok.ClusterError as error:
         err.print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None
@@ -111,8 +124,14 @@ def status_command(
     table = Table("cluster", "nodes", "component", "pid", "running", "kubeconfig")
     for report in reports:
         for component, state in report["components"].items() or {"-": {"pid": "-", "running": False}}.items():
-            table.add_row(report["name"], str(report["nodes"]), component, str(state["pid"]),
-                          "yes" if state["running"] else "[red]no[/]", report["kubeconfig"] or "-")
+            table.add_row(
+                report["name"],
+                str(report["nodes"]),
+                component,
+                str(state["pid"]),
+                "yes" if state["running"] else "[red]no[/]",
+                report["kubeconfig"] or "-",
+            )
     Console().print(table)
 
 

@@ -22,7 +22,8 @@ from .nodes import node_list
 
 # The version build.sh builds (hack/cluster/versions.env, its single source)
 KWOK_VERSION = dict(
-    line.split("=", 1) for line in (REPO_ROOT / "hack" / "cluster" / "versions.env").read_text().splitlines()
+    line.split("=", 1)
+    for line in (REPO_ROOT / "hack" / "cluster" / "versions.env").read_text().splitlines()
     if line and not line.startswith("#")
 )["KWOK_VERSION"]
 KWOK_MANIFEST = f"https://github.com/kubernetes-sigs/kwok/releases/download/{KWOK_VERSION}/kwok.yaml"
@@ -40,8 +41,19 @@ def up_commands(name: str, directory: Path) -> list[list[str]]:
     kubeconfig = str(directory / "kubeconfig.yaml")
     kubectl = ["kubectl", "--kubeconfig", kubeconfig]
     return [
-        ["kind", "create", "cluster", "--name", name, "--config", str(directory / "kind-config.yaml"),
-         "--kubeconfig", kubeconfig, "--wait", "120s"],
+        [
+            "kind",
+            "create",
+            "cluster",
+            "--name",
+            name,
+            "--config",
+            str(directory / "kind-config.yaml"),
+            "--kubeconfig",
+            kubeconfig,
+            "--wait",
+            "120s",
+        ],
         [*kubectl, "apply", "-f", KWOK_MANIFEST],
         [*kubectl, "-n", "kube-system", "rollout", "status", "deployment/kwok-controller", "--timeout=180s"],
         [*kubectl, "apply", "-f", str(STAGES_FILE)],
@@ -56,20 +68,31 @@ def _run(command: list[str]) -> None:
         raise ClusterError(f"`{' '.join(command)}` failed:\n{done.stderr.strip()[-2000:]}")
 
 
-def up(name: str, spec: ClusterSpec, *, scheduler_config: Path | None = None, run: Runner = _run,
-       progress: Callable[[str], None] | None = None) -> ClusterInfo:
+def up(
+    name: str,
+    spec: ClusterSpec,
+    *,
+    scheduler_config: Path | None = None,
+    run: Runner = _run,
+    progress: Callable[[str], None] | None = None,
+) -> ClusterInfo:
     if scheduler_config is not None:
-        raise ClusterError("--scheduler-config is not supported with --provider kind: kind runs kube-scheduler as a "
-                           "static pod; deploy the chart with extender.enabled=true for a second scheduler instead")
+        raise ClusterError(
+            "--scheduler-config is not supported with --provider kind: kind runs kube-scheduler as a "
+            "static pod; deploy the chart with extender.enabled=true for a second scheduler instead"
+        )
     if run is _run:
         missing = [tool for tool in ("docker", "kind", "kubectl") if shutil.which(tool) is None]
         if missing:
-            raise ClusterError(f"--provider kind needs {', '.join(missing)} on PATH; without Docker use the "
-                               "default --provider binary")
+            raise ClusterError(
+                f"--provider kind needs {', '.join(missing)} on PATH; without Docker use the default --provider binary"
+            )
     directory = state_dir(name)
     if directory.exists():
-        raise ClusterError(f"a cluster named {name!r} already exists ({directory}); "
-                           f"run `scale-sched cluster down --name {name} --provider kind` first")
+        raise ClusterError(
+            f"a cluster named {name!r} already exists ({directory}); "
+            f"run `scale-sched cluster down --name {name} --provider kind` first"
+        )
     directory.mkdir(parents=True)
     (directory / "kind-config.yaml").write_text(KIND_CONFIG)
     # Tainted: the kind node is real, and ordinary pods must not land on the fake ones.
@@ -83,9 +106,13 @@ def up(name: str, spec: ClusterSpec, *, scheduler_config: Path | None = None, ru
         down(name, run=run)
         raise
     kubectl = shutil.which("kubectl")
-    info = ClusterInfo(name=name, kubeconfig=directory / "kubeconfig.yaml",
-                       bin_dir=Path(kubectl).parent if kubectl else Path(), nodes=len(spec.nodes),
-                       state_dir=directory)
+    info = ClusterInfo(
+        name=name,
+        kubeconfig=directory / "kubeconfig.yaml",
+        bin_dir=Path(kubectl).parent if kubectl else Path(),
+        nodes=len(spec.nodes),
+        state_dir=directory,
+    )
     (directory / INFO_FILE).write_text(json.dumps({**info.to_json(), "provider": "kind"}, indent=2))
     return info
 

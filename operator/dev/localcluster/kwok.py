@@ -75,8 +75,9 @@ def ensure_binaries(progress: Callable[[str], None] | None = None) -> Path:
     if os.environ.get("SCALE_SCHED_BIN_DIR"):
         directory = Path(os.environ["SCALE_SCHED_BIN_DIR"])
         if not (directory / "kwokctl").exists():
-            raise ClusterError(f"$SCALE_SCHED_BIN_DIR={directory} has no kwokctl; unset it or run "
-                               "hack/cluster/build.sh")
+            raise ClusterError(
+                f"$SCALE_SCHED_BIN_DIR={directory} has no kwokctl; unset it or run hack/cluster/build.sh"
+            )
         return directory
     if not BUILD_SCRIPT.exists():
         raise ClusterError(
@@ -84,8 +85,9 @@ def ensure_binaries(progress: Callable[[str], None] | None = None) -> Path:
             "$SCALE_SCHED_BIN_DIR to a directory with kube-apiserver, kube-scheduler, kwokctl, ... instead"
         )
     if progress:
-        progress("control-plane binaries: the cached build, or a build from Go modules "
-                 "(first time: about 8 minutes) ...")
+        progress(
+            "control-plane binaries: the cached build, or a build from Go modules (first time: about 8 minutes) ..."
+        )
     env = {**os.environ, "SCALE_SCHED_CACHE": str(cache_dir())}
     done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
@@ -103,22 +105,36 @@ def kwokctl_config() -> str:
     return yaml.safe_dump(options) + "---\n" + STAGES_FILE.read_text()
 
 
-def create_command(name: str, bin_dir: Path, config: Path, *, scheduler_config: Path | None,
-                   kube_scheduler: bool, wait_seconds: int) -> list[str]:
+def create_command(
+    name: str, bin_dir: Path, config: Path, *, scheduler_config: Path | None, kube_scheduler: bool, wait_seconds: int
+) -> list[str]:
     command = [
-        str(bin_dir / "kwokctl"), "--name", name, "create", "cluster",
-        "--runtime", "binary",
-        "--config", str(config),
-        "--kube-apiserver-binary", str(bin_dir / "kube-apiserver"),
-        "--kube-controller-manager-binary", str(bin_dir / "kube-controller-manager"),
-        "--kube-scheduler-binary", str(bin_dir / "kube-scheduler"),
-        "--kwok-controller-binary", str(bin_dir / "kwok"),
-        "--etcd-binary", str(bin_dir / "etcd"),
+        str(bin_dir / "kwokctl"),
+        "--name",
+        name,
+        "create",
+        "cluster",
+        "--runtime",
+        "binary",
+        "--config",
+        str(config),
+        "--kube-apiserver-binary",
+        str(bin_dir / "kube-apiserver"),
+        "--kube-controller-manager-binary",
+        str(bin_dir / "kube-controller-manager"),
+        "--kube-scheduler-binary",
+        str(bin_dir / "kube-scheduler"),
+        "--kwok-controller-binary",
+        str(bin_dir / "kwok"),
+        "--etcd-binary",
+        str(bin_dir / "etcd"),
         "--kube-authorization=true",
         "--disable-qps-limits",
         # Our kubeconfig is the cluster's own file; leave the user's ~/.kube/config alone.
-        "--kubeconfig", "",
-        "--wait", f"{wait_seconds}s",
+        "--kubeconfig",
+        "",
+        "--wait",
+        f"{wait_seconds}s",
     ]
     if not kube_scheduler:
         command += ["--disable", "kube-scheduler"]
@@ -154,8 +170,15 @@ def _creation_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def up(name: str, spec: ClusterSpec, *, scheduler_config: Path | None = None, kube_scheduler: bool = True,
-       timeout: float = 300.0, progress: Callable[[str], None] | None = None) -> ClusterInfo:
+def up(
+    name: str,
+    spec: ClusterSpec,
+    *,
+    scheduler_config: Path | None = None,
+    kube_scheduler: bool = True,
+    timeout: float = 300.0,
+    progress: Callable[[str], None] | None = None,
+) -> ClusterInfo:
     """Start a cluster with ``spec``'s nodes; returns once every node is Ready and pods can be created.
     Never half-created: on any failure the cluster is removed again and the error carries the components' log tails."""
     say = progress or (lambda _message: None)
@@ -164,32 +187,52 @@ def up(name: str, spec: ClusterSpec, *, scheduler_config: Path | None = None, ku
     bin_dir = ensure_binaries(say)
     directory = state_dir(name)
     if directory.exists():
-        raise ClusterError(f"a cluster named {name!r} already exists ({directory}); "
-                           f"stop it with `scale-sched cluster down --name {name}` or pick another --name")
+        raise ClusterError(
+            f"a cluster named {name!r} already exists ({directory}); "
+            f"stop it with `scale-sched cluster down --name {name}` or pick another --name"
+        )
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory(prefix="scale-sched-kwokctl-") as tmp:
         config = Path(tmp) / "kwokctl.yaml"
         config.write_text(kwokctl_config())
-        command = create_command(name, bin_dir, config, scheduler_config=scheduler_config,
-                                 kube_scheduler=kube_scheduler, wait_seconds=max(int(timeout), 1))
-        say(f"starting etcd, kube-apiserver, kube-controller-manager{', kube-scheduler' if kube_scheduler else ''}"
-            f" and kwok for cluster {name!r} ...")
+        command = create_command(
+            name,
+            bin_dir,
+            config,
+            scheduler_config=scheduler_config,
+            kube_scheduler=kube_scheduler,
+            wait_seconds=max(int(timeout), 1),
+        )
+        say(
+            f"starting etcd, kube-apiserver, kube-controller-manager{', kube-scheduler' if kube_scheduler else ''}"
+            f" and kwok for cluster {name!r} ..."
+        )
         try:
             with _creation_lock():
-                done = subprocess.run(command, capture_output=True, text=True, env=_env(bin_dir),
-                                      timeout=max(deadline - time.monotonic(), 1), check=False)
+                done = subprocess.run(
+                    command,
+                    capture_output=True,
+                    text=True,
+                    env=_env(bin_dir),
+                    timeout=max(deadline - time.monotonic(), 1),
+                    check=False,
+                )
         except subprocess.TimeoutExpired:
             tails = log_tails(name)
             _delete(name, bin_dir)
-            raise ClusterError(f"cluster {name!r} was not up within {timeout:.0f} s (removed again); "
-                               f"component logs:\n{tails}") from None
+            raise ClusterError(
+                f"cluster {name!r} was not up within {timeout:.0f} s (removed again); component logs:\n{tails}"
+            ) from None
         if done.returncode != 0:
             tails = log_tails(name)
             _delete(name, bin_dir)
-            raise ClusterError(f"kwokctl could not create cluster {name!r} (removed again):\n"
-                               f"{done.stderr[-2000:]}\ncomponent logs:\n{tails}")
-    info = ClusterInfo(name=name, kubeconfig=directory / "kubeconfig.yaml", bin_dir=bin_dir,
-                       nodes=len(spec.nodes), state_dir=directory)
+            raise ClusterError(
+                f"kwokctl could not create cluster {name!r} (removed again):\n"
+                f"{done.stderr[-2000:]}\ncomponent logs:\n{tails}"
+            )
+    info = ClusterInfo(
+        name=name, kubeconfig=directory / "kubeconfig.yaml", bin_dir=bin_dir, nodes=len(spec.nodes), state_dir=directory
+    )
     try:
         say(f"creating {len(spec.nodes)} simulated nodes ...")
         kubectl(info, "apply", "-f", "-", stdin=json.dumps(node_list(spec)))
@@ -204,8 +247,14 @@ def up(name: str, spec: ClusterSpec, *, scheduler_config: Path | None = None, ku
 
 
 def kubectl(info: ClusterInfo, *args: str, stdin: str | None = None, timeout: float = 120.0) -> str:
-    done = subprocess.run([str(info.bin_dir / "kubectl"), "--kubeconfig", str(info.kubeconfig), *args],
-                          input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+    done = subprocess.run(
+        [str(info.bin_dir / "kubectl"), "--kubeconfig", str(info.kubeconfig), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if done.returncode != 0:
         raise ClusterError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()[-1500:]}")
     return done.stdout
@@ -235,17 +284,21 @@ def _wait_nodes_ready(info: ClusterInfo, names: set[str], deadline: float) -> No
         return not not_ready
 
     if not _wait_until(all_ready, deadline):
-        raise ClusterError(f"{len(not_ready)} node(s) never became Ready (e.g. {sorted(not_ready)[:3]}); "
-                           "kwok did not pick them up")
+        raise ClusterError(
+            f"{len(not_ready)} node(s) never became Ready (e.g. {sorted(not_ready)[:3]}); kwok did not pick them up"
+        )
 
 
 def _wait_default_service_account(info: ClusterInfo, deadline: float, namespace: str = "default") -> None:
     """Until kube-controller-manager has made it, the ServiceAccount admission plugin refuses every pod of the
     namespace ("serviceaccount default not found")."""
-    if not _wait_until(lambda: "default" in kubectl(info, "get", "serviceaccounts", "-n", namespace, "-o", "name"),
-                       deadline):
-        raise ClusterError(f"kube-controller-manager never created the default ServiceAccount of namespace "
-                           f"{namespace}; pods cannot be created there")
+    if not _wait_until(
+        lambda: "default" in kubectl(info, "get", "serviceaccounts", "-n", namespace, "-o", "name"), deadline
+    ):
+        raise ClusterError(
+            f"kube-controller-manager never created the default ServiceAccount of namespace "
+            f"{namespace}; pods cannot be created there"
+        )
 
 
 def create_namespace(info: ClusterInfo, name: str, timeout: float = 60.0) -> None:
@@ -258,11 +311,18 @@ def load(name: str) -> ClusterInfo:
     """The running cluster ``name`` as ``up`` described it."""
     path = state_dir(name) / INFO_FILE
     if not path.exists():
-        raise ClusterError(f"no cluster named {name!r} (looked in {state_dir(name)}); "
-                           f"start one with `scale-sched cluster up --name {name}`")
+        raise ClusterError(
+            f"no cluster named {name!r} (looked in {state_dir(name)}); "
+            f"start one with `scale-sched cluster up --name {name}`"
+        )
     raw = json.loads(path.read_text())
-    return ClusterInfo(name=raw["name"], kubeconfig=Path(raw["kubeconfig"]), bin_dir=Path(raw["bin_dir"]),
-                       nodes=int(raw["nodes"]), state_dir=Path(raw["state_dir"]))
+    return ClusterInfo(
+        name=raw["name"],
+        kubeconfig=Path(raw["kubeconfig"]),
+        bin_dir=Path(raw["bin_dir"]),
+        nodes=int(raw["nodes"]),
+        state_dir=Path(raw["state_dir"]),
+    )
 
 
 def names() -> list[str]:
@@ -309,8 +369,14 @@ def status(name: str) -> dict[str, Any]:
 
 def _delete(name: str, bin_dir: Path) -> None:
     pids = component_pids(name)
-    subprocess.run([str(bin_dir / "kwokctl"), "--name", name, "delete", "cluster", "--kubeconfig", ""],
-                   capture_output=True, text=True, env=_env(bin_dir), timeout=120, check=False)
+    subprocess.run(
+        [str(bin_dir / "kwokctl"), "--name", name, "delete", "cluster", "--kubeconfig", ""],
+        capture_output=True,
+        text=True,
+        env=_env(bin_dir),
+        timeout=120,
+        check=False,
+    )
     # kwokctl stops its components by pid; make sure nothing outlives it (e.g. a half-started cluster).
     deadline = time.monotonic() + 10
     for pid in pids.values():
