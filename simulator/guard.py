@@ -2,7 +2,7 @@
 
 ``Guarded(policy, factor)`` is itself a ``Scheduler``. Its ``scores`` are the policy's, except that candidates
 whose estimated finish (``Observation.estimated_finish``: wait, transfer, cold start and run time) exceeds
-``factor`` times the best candidate's score minus infinity, so every caller that picks from scores (the engine,
+``factor`` times the best candidate's are scored minus infinity, so every caller that picks from scores (the engine,
 the operator's controller, the extender) gets the guarded choice. A decision counts as guarded when the policy's
 own pick was one of those; ``on_guard`` hears of each (the operator counts them in
 ``scale_sched_guarded_decisions_total``), and ``guarded``/``decisions`` keep the tally for reports.
@@ -50,7 +50,7 @@ class Guarded:
         self, policy: Scheduler, factor: float = DEFAULT_GUARD_FACTOR, on_guard: Callable[[], None] | None = None
     ) -> None:
         if not factor:
-            raise ValueError("a guard needs a factor above 1")
+            raise ValueError("factor 0 means no guard: do not wrap the policy")
         check_factor(factor)
         self.policy, self.factor, self.on_guard = policy, factor, on_guard
         self.name = policy.name
@@ -66,7 +66,8 @@ class Guarded:
     def scores(self, observation: Observation) -> np.ndarray:
         scores = self.policy.scores(observation)
         reasonable = self._reasonable(observation)
-        self._count(bool(reasonable[pick(scores, observation.candidates)]))
+        if observation.candidates.any():  # without candidates nothing is decided (the extender may still ask)
+            self._count(bool(reasonable[pick(scores, observation.candidates)]))
         return np.where(reasonable, scores, -np.inf)
 
     def choose(self, observation: Observation) -> int:

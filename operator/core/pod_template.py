@@ -93,7 +93,9 @@ def effective_primitives(spec: dict[str, Any]) -> list[dict[str, Any]]:
         entry = dict(raw)
         for field, value in template.items():
             entry[field] = TEMPLATE_FIELDS[field](value, raw[field]) if field in raw else value
-        if "limit" in (entry.get("retryStrategy") or {}):  # retries is the shorthand of retryStrategy.limit
+        # retries is the shorthand of retryStrategy.limit; the primitive's own value wins over the template's
+        own_limit = "limit" in (raw.get("retryStrategy") or {})
+        if "limit" in (entry.get("retryStrategy") or {}) and (own_limit or "retries" not in raw):
             entry["retries"] = entry["retryStrategy"]["limit"]
         merged.append(entry)
     return merged

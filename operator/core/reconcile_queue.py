@@ -28,7 +28,8 @@ class ReconcileQueue:
         self.pending: set[Key] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.reconciled_at: dict[Key, float] = {}  # monotonic time of the last complete reconcile
-        self._locks: dict[Key, asyncio.Lock] = {}
+        self._locks: dict[Key, asyncio.Lock] = {}  # only while some run of the key holds or waits for it
+        self._users: dict[Key, int] = {}
         self._after: dict[Key, set[Key]] = {}  # key -> keys to reconcile once it has been
 
     def trigger(self, key: Key) -> None:
@@ -56,12 +57,18 @@ class ReconcileQueue:
     async def run(self, key: Key) -> None:
         """Reconcile ``key`` now (after any reconcile of it in progress), then those that waited for it."""
         lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
         try:
             async with lock:
                 self.pending.discard(key)
                 if await self._reconcile(key):
                     self.reconciled_at[key] = time.monotonic()
         finally:
+            # the lock goes when no run holds or awaits it (never while held: a new run would not wait for it)
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key]
+                del self._locks[key]
             for waiting in self._after.pop(key, ()):  # they yielded to this workflow's pods: their turn now
                 self.trigger(waiting)
 
@@ -72,6 +79,5 @@ class ReconcileQueue:
             log.exception("reconcile of WorkflowDAG %s/%s failed; retrying on the next event or resync", *key)
 
     def forget(self, key: Key) -> None:
-        """Drop what is kept for a workflow that is gone."""
-        self._locks.pop(key, None)
+        """Drop what is kept for a workflow that is gone (its lock goes when the last run of it ends)."""
         self.reconciled_at.pop(key, None)

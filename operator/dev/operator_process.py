@@ -74,7 +74,11 @@ class OperatorProcess:
     ) -> None:
         self.health_port = free_port()
         self.metrics_port = free_port() if metrics else 0
-        self.log_path = log_path or Path(tempfile.mkstemp(prefix="scale-sched-operator-", suffix=".log")[1])
+        if log_path is None:
+            descriptor, name = tempfile.mkstemp(prefix="scale-sched-operator-", suffix=".log")
+            os.close(descriptor)  # the child writes through its own handle, opened below
+            log_path = Path(name)
+        self.log_path = log_path
         scope = ["--namespace", namespace] if namespace else ["--all-namespaces"]
         command = [
             *SCALE_SCHED,

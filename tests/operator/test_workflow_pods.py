@@ -169,3 +169,16 @@ def test_avoiding_nodes_adds_the_exclusion_to_every_term() -> None:
         "matchFields"
         not in own["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
     ), "the primitive's own affinity is left as it was"
+
+
+def test_a_primitives_own_retries_win_over_the_templates_retry_limit() -> None:
+    spec = {
+        "podTemplate": {"retryStrategy": {"limit": 5}},
+        "primitives": [
+            {"name": "own", "kind": "tool_call", "retries": 1},
+            {"name": "inherits", "kind": "tool_call"},
+            {"name": "own-strategy", "kind": "tool_call", "retries": 1, "retryStrategy": {"limit": 3}},
+        ],
+    }
+    retries = {entry["name"]: entry.get("retries") for entry in effective_primitives(spec)}
+    assert retries == {"own": 1, "inherits": 5, "own-strategy": 3}
