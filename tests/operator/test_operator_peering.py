@@ -14,6 +14,7 @@ from operator_harness import (
     chain,
     install_crd,
     new_namespace,
+    wait_established,
     wait_for,
     wait_for_phase,
     workflow_pods,
@@ -39,7 +40,7 @@ def test_only_the_leading_replica_places_pods_and_a_standby_takes_over(
     info = local_cluster(nodes=16)
     install_crd(info)
     kwok.kubectl(info, "apply", "-f", str(PEERING_CRDS))
-    kwok.kubectl(info, "wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev", "--timeout=60s")
+    wait_established(info, "kopfpeerings.kopf.dev")
     namespace = new_namespace(info, "peering")
     apply(info, namespace, {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}})
 
