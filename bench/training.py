@@ -25,7 +25,8 @@ from scale_scheduler.policy.episodes import EpisodeSpec, sample_episode
 from scale_scheduler.policy.labels import generate_labels
 from scale_scheduler.policy.network import NetworkConfig
 from scale_scheduler.policy.parallel import Workers, connected
-from scale_scheduler.policy.ppo import PolicySnapshot, collect_rollouts
+from scale_scheduler.policy.ppo import collect_rollouts
+from scale_scheduler.policy.snapshot import PolicySnapshot
 
 
 def episodes(count: int, nodes: int, workflows: int, seed: int) -> list[EpisodeSpec]:
@@ -68,7 +69,7 @@ def main() -> None:
     counts = [int(count) for count in args.workers.split(",")]
     torch.set_num_threads(1)  # as training's default and each Ray worker: the comparison is per core
     model, config = load_model(shipped_checkpoint("scale"))
-    policy = PolicySnapshot.of(model, NetworkConfig(**config["network"]))
+    policy = PolicySnapshot.of(model, NetworkConfig.from_dict(config["network"]))
     figures = {count: measure(Workers(count), policy, args) for count in counts}
     base = figures[counts[0]]
     report: dict[str, Any] = {

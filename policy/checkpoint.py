@@ -57,7 +57,7 @@ def load_model(path: str | Path, model_file: str = MODEL_FILE) -> tuple[nn.Modul
         )
     config = json.loads(config_path.read_text())
     check_feature_layout(config, directory)
-    model = build_network(NetworkConfig(**config["network"]))
+    model = build_network(NetworkConfig.from_dict(config["network"]))
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     model.eval()
     return model, config

@@ -34,6 +34,8 @@ from .registry import CLUSTER_METHODS, LEARNED, LEARNED_METHODS, METHODS
 console = Console(stderr=True)
 # built from the registry (not a second list), an enum so that --help lists the choices
 TrainPolicy = StrEnum("TrainPolicy", {name: name for name in LEARNED_METHODS})  # type: ignore[misc]
+EXPERT_ITERATION = "expert-iteration"
+TrainerName = StrEnum("TrainerName", {name: name for name in ("ppo", "sac", EXPERT_ITERATION)})  # type: ignore[misc]
 # every method that also runs on a cluster (the lookahead references are slow and opt-in)
 DEFAULT_EVAL_POLICIES = ",".join(CLUSTER_METHODS)
 TRAINING_FILES = ("model.pt", "config.json", "metrics.jsonl", "TRAINING.md", "TRAINING.json")
@@ -99,12 +101,14 @@ _FLAG_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 SRR_FIELDS = ("decorrelation_coef", "kl_coef")
 
 
-def _config_classes() -> dict[str, type]:
-    """Each learned method's config dataclass."""
-    from .config import PPOConfig, SACConfig
+def _config_classes() -> dict[str, tuple[str, type]]:
+    """Every way to train, by label: each learned method with its own algorithm, and expert iteration;
+    label -> (a method it trains, whose SRR flag decides whether the SRR weights apply; the config dataclass)."""
+    from .config import ExpertIterationConfig, PPOConfig, SACConfig
 
     trainers = {"ppo": PPOConfig, "sac": SACConfig}
-    return {name: trainers[method.trainer] for name, method in LEARNED.items()}
+    own = {name: (name, trainers[method.trainer]) for name, method in LEARNED.items()}
+    return {**own, EXPERT_ITERATION: ("scale", ExpertIterationConfig)}
 
 
 def _applies(field_name: str, policy: str, config_class: type) -> bool:
@@ -118,13 +122,13 @@ def _setting_options() -> dict[str, tuple[str, inspect.Parameter]]:
     dataclasses; None unless given, so each algorithm's own default applies."""
     classes = _config_classes()
     options: dict[str, tuple[str, inspect.Parameter]] = {}
-    for config_class in dict.fromkeys(classes.values()):
+    for config_class in dict.fromkeys(c for _, c in classes.values()):
         for field in dataclasses.fields(config_class):
             if "help" not in field.metadata or field.name in options:
                 continue
             flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
-            groups: dict[tuple[str, str], list[str]] = {}  # (help, default) -> the policies with them
-            for policy, policy_class in classes.items():
+            groups: dict[tuple[str, str], list[str]] = {}  # (help, default) -> the labels with them
+            for label, (policy, policy_class) in classes.items():
                 if _applies(field.name, policy, policy_class):
                     own = next(f for f in dataclasses.fields(policy_class) if f.name == field.name)
                     groups.setdefault(
@@ -133,7 +137,7 @@ def _setting_options() -> dict[str, tuple[str, inspect.Parameter]]:
                             f"{own.default:g}" if isinstance(own.default, float) else str(own.default),
                         ),
                         [],
-                    ).append(policy)
+                    ).append(label)
             help_text = _setting_help(groups, len(classes))
             kind = _FLAG_TYPES[str(field.type)]
             names = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
@@ -165,16 +169,30 @@ def _train(
     threads: int = typer.Option(1, help="torch CPU threads (1 lets two runs share a 2-core machine)"),
     workers: int | None = typer.Option(None, min=1, help="PPO: " + WORKERS_HELP + "; the gradient step stays here"),
     ray_address: str | None = typer.Option(None, help=RAY_ADDRESS_HELP),
+    trainer_name: TrainerName | None = typer.Option(
+        None,
+        "--trainer",
+        help="how to train: the method's own algorithm (ppo, or sac for sac; the default), or expert-iteration: "
+        "distil --teacher's choices on the states the policy visits (DAgger; the PPO methods' networks)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the final metrics as JSON"),
     algo: TrainPolicy | None = old_name("--algo", "--policy"),
     **settings: Any,
 ) -> None:
-    """Train a policy: PPO (+SRR) or discrete SAC, resumable, TensorBoard scalars.
+    """Train a policy: PPO (+SRR), discrete SAC or expert iteration from a teacher; resumable, TensorBoard scalars.
 
     Every training setting's default is its algorithm's config (policy/config.py); a setting the chosen
     algorithm does not have is refused."""
     name = resolve(policy, algo, "--policy", "--algo", TrainPolicy("scale")).value
-    config_class = _config_classes()[name]
+    own = LEARNED[name].trainer
+    trainer_kind = trainer_name.value if trainer_name else own
+    if trainer_kind != own and not (trainer_kind == EXPERT_ITERATION and own == "ppo"):
+        ppo_methods = ", ".join(p for p, method in LEARNED.items() if method.trainer == "ppo")
+        raise typer.BadParameter(
+            f"{name} trains with {own}; expert-iteration trains {ppo_methods}", param_hint="--trainer"
+        )
+    label = EXPERT_ITERATION if trainer_kind == EXPERT_ITERATION else name
+    config_class = _config_classes()[label][1]
     flags = {field: flag for field, (flag, _) in _setting_options().items()}
     given = {field: value for field, value in settings.items() if value is not None}
     if set(given) & set(SRR_FIELDS) and not LEARNED[name].srr:
@@ -185,33 +203,43 @@ def _train(
         )
     for field in given:
         if not _applies(field, name, config_class):
-            takers = ", ".join(p for p, c in _config_classes().items() if _applies(field, p, c))
+            takers = ", ".join(label for label, (p, c) in _config_classes().items() if _applies(field, p, c))
             raise typer.BadParameter(
-                f"{flags[field]} does not apply to {name} ({config_class.__name__} has no such "
+                f"{flags[field]} does not apply to {label} ({config_class.__name__} has no such "
                 f"setting); it applies to {takers}",
                 param_hint=flags[field],
             )
     if "rule" in given:
         given["rule"] = rule_option(given["rule"]).value
-    if LEARNED[name].trainer == "sac" and ((workers or 1) > 1 or ray_address):
+    if "teacher" in given and given["teacher"] not in METHODS:
+        raise typer.BadParameter(
+            f"unknown teacher {given['teacher']!r}; choose from {', '.join(METHODS)}", param_hint="--teacher"
+        )
+    if trainer_kind == "sac" and ((workers or 1) > 1 or ray_address):
         raise typer.BadParameter(
             "sac updates after every decision of one engine: no rollouts to fan out "
-            "(--workers and --ray-address apply to the PPO algos)",
+            "(--workers and --ray-address apply to the PPO algos and expert iteration)",
             param_hint="--workers",
         )
     import torch
 
-    from .config import PPOConfig, SACConfig
+    from .config import ExpertIterationConfig, PPOConfig, SACConfig
+    from .expert_iteration import ExpertIterationTrainer
     from .ppo import Trainer
     from .sac import SACTrainer
 
     torch.set_num_threads(threads)
     command = "scale-sched " + " ".join(sys.argv[1:])
     rollout_workers = Workers(workers, ray_address)
-    if LEARNED[name].trainer == "sac":
+    trainer: Trainer | SACTrainer | ExpertIterationTrainer
+    if trainer_kind == "sac":
         sac_config = SACConfig(**given)
-        trainer: Trainer | SACTrainer = SACTrainer(sac_config, out, command)
+        trainer = SACTrainer(sac_config, out, command)
         steps, nodes = sac_config.total_steps, sac_config.nodes
+    elif trainer_kind == EXPERT_ITERATION:
+        expert_config = ExpertIterationConfig.for_algo(name, **given)
+        trainer = ExpertIterationTrainer(expert_config, out, command, rollout_workers)
+        steps, nodes = expert_config.total_steps, expert_config.nodes
     else:
         ppo_config = PPOConfig.for_algo(name, **given)
         trainer = Trainer(ppo_config, out, command, rollout_workers)
@@ -219,11 +247,13 @@ def _train(
     if trainer.resume():
         console.print(f"resuming {out} at decision {trainer.global_step}")
     with _connected(rollout_workers), _progress() as progress:
-        task = progress.add_task(f"train {name}", total=steps, completed=trainer.global_step)
+        task = progress.add_task(f"train {name} ({trainer_kind})", total=steps, completed=trainer.global_step)
 
         def on_progress(step: int, stats: dict[str, float]) -> None:
             shown = stats.get(f"eval/avg_response_time_n{nodes}", stats.get("rollout/avg_response_time", float("nan")))
-            progress.update(task, completed=step, description=f"train {name} (response time {shown:.2f} s)")
+            progress.update(
+                task, completed=step, description=f"train {name} ({trainer_kind}; response time {shown:.2f} s)"
+            )
 
         final = trainer.train(on_progress)
     record = {

@@ -34,9 +34,17 @@ class NetworkConfig:
     layers: int = 2  # cross-attention layers (paper: 2)
     logit_clip: float = 10.0  # C in C·tanh(·)
     window: int = 16  # the MLP's fixed number of node slots
+    # τ of the HEFT prior: logit_i = -log(1 + HEFT's estimated finish on node i) / τ + f_θ(i), with f_θ zero at
+    # initialisation, so a fresh policy places exactly as HEFT does and training learns the corrections; 0: no prior
+    heft_prior_temperature: float = 0.1
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
+        # networks saved before the prior existed were trained without one
+        return cls(**{"heft_prior_temperature": 0.0, **data})
 
 
 # algo name -> (architecture, SRR on), for the learned methods PPO trains
@@ -56,6 +64,12 @@ class TrainingConfig:
     workflows_per_episode: int = setting(20, "workflows per training episode", "--workflows")
     load_low: float = setting(0.5, "lowest offered load (fraction of capacity), drawn uniformly per arrival sequence")
     load_high: float = setting(0.9, "highest offered load, drawn uniformly per arrival sequence")
+    world: bool = setting(
+        False,
+        "draw each episode from the world mix instead of --nodes and the generator: 8-128 nodes, the "
+        "out-of-distribution suite's cluster and shape families with parameters and seeds of their own, bursty "
+        "arrivals (simulator/scenarios.py draw_world)",
+    )
     gamma: float = setting(0.99, "discount per decision")
     # the operator must run the same rule
     rule: str = setting(DEFAULT_RULE.value, RULE_HELP + " Training episodes run under it; the checkpoint records it.")
@@ -105,7 +119,7 @@ class PPOConfig(TrainingConfig):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PPOConfig:
         data = dict(data)
-        data["network"] = NetworkConfig(**data["network"])
+        data["network"] = NetworkConfig.from_dict(data["network"])
         data["eval_nodes"] = tuple(data["eval_nodes"])
         # configs written before the rule existed trained on per-node FIFO queues: the node-queues rule
         data.setdefault("rule", PlacementRule.NODE_QUEUES.value)
@@ -128,3 +142,42 @@ class SACConfig(TrainingConfig):
     target_entropy_fraction: float = setting(0.3, "target entropy as a fraction of log(#feasible nodes)")
     eval_interval: int = setting(2_000, "decisions between validations and checkpoints")
     network: NetworkConfig = field(default_factory=lambda: NetworkConfig(architecture="mlp"))
+
+
+@dataclass
+class ExpertIterationConfig(TrainingConfig):
+    """Expert iteration's settings (`train --trainer expert-iteration`); the network and SRR are the method's."""
+
+    algo: str = "scale"
+    total_steps: int = setting(20_000, "teacher-labelled decisions to collect over all rounds", "--steps")
+    teacher: str = setting("rollout-heft", "the scheduler whose choices the network learns (any simulator method)")
+    episodes_per_round: int = setting(
+        8, "episodes labelled per round (the first round the teacher drives them, then the network does)"
+    )
+    epochs: int = setting(4, "passes over every label collected so far after each round")
+    learning_rate: float = setting(3e-4, "Adam's learning rate")
+    minibatch_size: int = setting(256, "decisions per gradient step")
+    max_grad_norm: float = setting(0.5, "gradient norm clip")
+    srr: bool = True
+    decorrelation_coef: float = setting(
+        DEFAULT_DECORRELATION_COEF, "SRR: weight of the decorrelation loss", "--srr-decorrelation"
+    )
+    kl_coef: float = setting(DEFAULT_KL_COEF, "SRR: weight of the KL penalty toward N(0, 1)", "--srr-kl")
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+
+    @classmethod
+    def for_algo(cls, algo: str, **overrides: Any) -> ExpertIterationConfig:
+        if algo not in PPO_ALGOS:
+            raise ValueError(
+                f"expert iteration trains the softmax policies {', '.join(PPO_ALGOS)}; {algo!r} is not one of them"
+            )
+        architecture, srr = PPO_ALGOS[algo]
+        network = overrides.pop("network", None) or NetworkConfig(architecture=architecture)
+        return cls(algo=algo, srr=srr, network=network, **overrides)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExpertIterationConfig:
+        data = dict(data)
+        data["network"] = NetworkConfig.from_dict(data["network"])
+        data["eval_nodes"] = tuple(data["eval_nodes"])
+        return cls(**data)

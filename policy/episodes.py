@@ -8,15 +8,19 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
 from scale_scheduler.simulator.engine import simulate
 from scale_scheduler.simulator.generators import generate_workload
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule
+from scale_scheduler.simulator.scenarios import draw_world
 from scale_scheduler.simulator.schedulers import Scheduler, make_heuristic
 from scale_scheduler.simulator.workflow import Workflow
+
+if TYPE_CHECKING:
+    from .config import TrainingConfig
 
 # Validation seeds are offset so they never coincide with `scale-sched evaluate`'s seeds (0, 1, ...).
 VALIDATION_SEED_OFFSET = 10_000
@@ -40,6 +44,15 @@ def sample_episode(rng: np.random.Generator, nodes: int, workflows: int, load: f
         duration_seed=int(rng.integers(2**31)),
         load=load,
     )
+
+
+def training_episode(rng: np.random.Generator, config: TrainingConfig) -> EpisodeSpec:
+    """One training episode: from the generator at ``config.nodes``, or from the world mix with ``config.world``."""
+    if config.world:
+        cluster, workflows, load = draw_world(rng, config.workflows_per_episode, (config.load_low, config.load_high))
+        return EpisodeSpec(cluster, workflows, duration_seed=int(rng.integers(2**31)), load=load)
+    load = float(rng.uniform(config.load_low, config.load_high))
+    return sample_episode(rng, config.nodes, config.workflows_per_episode, load)
 
 
 def validation_episodes(seed: int, nodes: int, count: int, workflows: int, load: float) -> list[EpisodeSpec]:

@@ -12,7 +12,12 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from scale_scheduler.simulator.features import NODE_FEATURE_NAMES, NODE_FEATURES, PRIMITIVE_FEATURES
+from scale_scheduler.simulator.features import (
+    NODE_FEATURE_NAMES,
+    NODE_FEATURES,
+    PRIMITIVE_FEATURES,
+    TRANSFER_FEATURE_SCALE,
+)
 from torch import nn
 
 from .config import NetworkConfig
@@ -21,6 +26,33 @@ from .config import NetworkConfig
 MASKED_LOGIT = -1e8
 # The MLP's window holds the nodes of the earliest estimated finish.
 ESTIMATED_FINISH_COLUMN = NODE_FEATURE_NAMES.index("log_estimated_finish")
+DURATION_COLUMN = NODE_FEATURE_NAMES.index("log_estimated_duration")
+WAIT_COLUMN = NODE_FEATURE_NAMES.index("log_estimated_wait")
+TRANSFER_COLUMN = NODE_FEATURE_NAMES.index("log_transfer")
+
+
+def heft_prior(nodes: torch.Tensor, temperature: float) -> torch.Tensor:
+    """[B, N] -log(1 + HEFT's estimated finish) / τ, rebuilt from the features: wait + transfer + duration, the
+    sum HEFT minimises (it does not charge the one-time cold start), so its argmax over candidates is HEFT's node."""
+    log_seconds = torch.stack(
+        [nodes[..., DURATION_COLUMN], nodes[..., WAIT_COLUMN], nodes[..., TRANSFER_COLUMN] / TRANSFER_FEATURE_SCALE]
+    )
+    # the builder's columns are >= 0 and far below 60 (1e26 s); the clamp keeps any other input finite
+    finish = torch.expm1(log_seconds.clamp(0.0, 60.0)).sum(0)
+    return -torch.log1p(finish) / temperature
+
+
+def _with_prior(learned: torch.Tensor, nodes: torch.Tensor, mask: torch.Tensor, config: NetworkConfig) -> torch.Tensor:
+    """The final logits: the learned term plus the HEFT prior when configured, masked."""
+    if config.heft_prior_temperature > 0:
+        learned = learned + heft_prior(nodes, config.heft_prior_temperature)
+    return learned.masked_fill(~mask, MASKED_LOGIT)
+
+
+def _zero(layer: nn.Linear) -> None:
+    """Start a residual head at zero, so the prior alone decides until training says otherwise."""
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
 
 
 class PolicyOutput(NamedTuple):
@@ -83,6 +115,8 @@ class ScaleNetwork(nn.Module):
         self.pointer_query = nn.Linear(hidden, hidden)
         self.pointer_key = nn.Linear(hidden, hidden)
         self.critic = _mlp(hidden, hidden, 1)
+        if config.heft_prior_temperature > 0:
+            _zero(self.pointer_query)  # keys still get gradients through the query's, and the query through the keys
 
     def forward(self, primitive: torch.Tensor, nodes: torch.Tensor, mask: torch.Tensor) -> PolicyOutput:
         attend_mask = _safe_mask(mask)
@@ -93,8 +127,7 @@ class ScaleNetwork(nn.Module):
         query = self.pointer_query(task)  # [B, D]
         keys = self.pointer_key(node_embeddings)  # [B, N, D]
         compatibility = torch.einsum("bd,bnd->bn", query, keys) / math.sqrt(self.config.hidden)  # [B, N]
-        logits = self.config.logit_clip * torch.tanh(compatibility)
-        logits = logits.masked_fill(~mask, MASKED_LOGIT)
+        logits = _with_prior(self.config.logit_clip * torch.tanh(compatibility), nodes, mask, self.config)
         return PolicyOutput(logits, self.critic(task).squeeze(-1), task)
 
 
@@ -119,6 +152,8 @@ class WindowMLPNetwork(nn.Module):
         )
         self.actor = nn.Linear(hidden, window)
         self.critic = nn.Linear(hidden, 1)
+        if config.heft_prior_temperature > 0:
+            _zero(self.actor)
 
     def window_indices(self, nodes: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, W] node indices of the window and [B, W] whether each slot holds a feasible node."""
@@ -155,6 +190,8 @@ class WindowMLPNetwork(nn.Module):
         hidden, slot_outputs, order, in_window = self.slots(primitive, nodes, mask)
         slot_logits = self.config.logit_clip * torch.tanh(slot_outputs / self.config.logit_clip)  # [B, W]
         logits = self.scatter_to_nodes(slot_logits, order, in_window, nodes.shape[1], MASKED_LOGIT)  # [B, N]
+        # nodes outside the window stay out: MASKED_LOGIT plus a finite prior is still far below any slot's logit
+        logits = _with_prior(logits, nodes, mask, self.config)
         return PolicyOutput(logits, self.critic(hidden).squeeze(-1), hidden)
 
 

@@ -24,12 +24,13 @@ from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule, par
 from torch import nn
 
 from .batching import batch_observations, pad_arrays
-from .config import NetworkConfig, PPOConfig
-from .episodes import EpisodeSpec, RunningReturnScale, ValidationSet, sample_episode
+from .config import PPOConfig
+from .episodes import EpisodeSpec, RunningReturnScale, ValidationSet, training_episode
 from .learned import LearnedScheduler
 from .network import build_network, masked_distribution_terms
 from .parallel import IN_PROCESS, Workers, run_units
 from .run import RunDirectory
+from .snapshot import PolicySnapshot
 from .srr import srr_loss
 
 
@@ -42,25 +43,6 @@ class Trajectory:
     log_prob: list[float] = field(default_factory=list)
     value: list[float] = field(default_factory=list)
     reward: list[float] = field(default_factory=list)
-
-
-@dataclass
-class PolicySnapshot:
-    """A policy's architecture and weights: what each rollout worker builds its own copy of the model from."""
-
-    network: NetworkConfig
-    weights: dict[str, torch.Tensor]
-
-    @classmethod
-    def of(cls, model: nn.Module, network: NetworkConfig) -> PolicySnapshot:
-        return cls(network, {name: value.detach().clone() for name, value in model.state_dict().items()})
-
-    def build(self) -> nn.Module:
-        # the initial weights drawn here are overwritten at once: leave the caller's global RNG as it was
-        with torch.random.fork_rng(devices=[]):
-            model = build_network(self.network)
-        model.load_state_dict(self.weights)
-        return model.eval()
 
 
 def collect_group(
@@ -239,15 +221,7 @@ class Trainer:
         if config.anneal_lr:
             fraction = 1.0 - min(self.global_step / config.total_steps, 1.0)
             self.optimizer.param_groups[0]["lr"] = max(fraction, 0.05) * config.learning_rate
-        episodes = [
-            sample_episode(
-                self.rng,
-                config.nodes,
-                config.workflows_per_episode,
-                float(self.rng.uniform(config.load_low, config.load_high)),
-            )
-            for _ in range(config.groups)
-        ]
+        episodes = [training_episode(self.rng, config) for _ in range(config.groups)]
         # each group samples its actions from its own seed, so a group's rollouts do not depend on where it runs
         seeds = [int(seed) for seed in self.rng.integers(2**63, size=config.groups)]
         trajectories, response_times = collect_rollouts(

@@ -24,7 +24,7 @@ from torch import nn
 
 from .batching import batch_observations
 from .config import SACConfig
-from .episodes import RunningReturnScale, ValidationSet, sample_episode
+from .episodes import RunningReturnScale, ValidationSet, training_episode
 from .learned import LearnedScheduler
 from .network import WindowMLPNetwork
 from .run import RunDirectory
@@ -162,12 +162,7 @@ class SACTrainer:
 
     def new_engine(self) -> Engine:
         config = self.config
-        episode = sample_episode(
-            self.rng,
-            config.nodes,
-            config.workflows_per_episode,
-            float(self.rng.uniform(config.load_low, config.load_high)),
-        )
+        episode = training_episode(self.rng, config)
         return Engine(episode.cluster, episode.workflows, seed=episode.duration_seed, rule=self.rule)
 
     def update(self) -> dict[str, float]:

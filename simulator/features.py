@@ -74,6 +74,9 @@ NODE_FEATURE_NAMES: tuple[str, ...] = (
     "parent_output_share",
     *(f"class_{node_class}" for node_class in NODE_CLASSES),  # one-hot
 )
+# log1p(transfer seconds) is scaled up so the column spans about as much as the others (transfers are short);
+# policy/network.py undoes it to rebuild HEFT's estimate from the features
+TRANSFER_FEATURE_SCALE = 4.0
 PRIMITIVE_FEATURES = len(PRIMITIVE_FEATURE_NAMES)
 NODE_FEATURES = len(NODE_FEATURE_NAMES)
 
@@ -230,7 +233,7 @@ class Observation:
         columns = [  # NODE_FEATURE_NAMES before the classes, in that order
             np.log1p(duration),
             np.log1p(self.estimated_wait),
-            np.log1p(self.transfer) * 4.0,
+            np.log1p(self.transfer) * TRANSFER_FEATURE_SCALE,
             np.log1p(self.cold_start) / 2.0,
             np.log1p(finite),
             finite / max(feasible_mean, 1e-6),

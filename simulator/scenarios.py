@@ -392,3 +392,42 @@ def get_scenario(name: str) -> Scenario:
         return SCENARIOS[name]
     except KeyError:
         raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}") from None
+
+
+# -- the world: what training draws from ----------------------------------------------------------------------
+
+WORLD_NODES: tuple[int, int] = (8, 128)
+WORLD_BURSTY_SHARE = 0.3
+
+
+def draw_world(
+    rng: np.random.Generator, workflows_per_16_nodes: int, load: tuple[float, float]
+) -> tuple[ClusterSpec, list[Workflow], float]:
+    """One training episode from the world rather than one generator: a node count log-uniform in ``WORLD_NODES``,
+    a cluster from one of the families above with its parameters drawn too (class mixes, GPU scarcity, speeds
+    and token rates slower and faster than any built-in profile), one to five shapes of the whole library, a load
+    drawn from ``load`` and bursty arrivals a ``WORLD_BURSTY_SHARE`` of the time. Workflows scale with the nodes,
+    so a large cluster sees a steady state and not only its warm-up. Every seed is drawn from ``rng``: the suite's
+    fixed seeds (0, 1, ...) are never chosen on purpose. Returns the cluster, the workload and the load."""
+    low, high = WORLD_NODES
+    nodes = int(round(math.exp(rng.uniform(math.log(low), math.log(high)))))
+    seed = int(rng.integers(2**31))
+    families: list[Callable[[], ClusterSpec]] = [
+        lambda: heterogeneous(nodes, seed),
+        lambda: all_gpu(nodes, seed, large_share=float(rng.uniform(0.1, 0.9))),
+        lambda: cpu_heavy(
+            nodes, seed, gpu_nodes=int(rng.integers(1, max(2, nodes // 8) + 1)), gpu_class=str(rng.choice(GPU_CLASSES))
+        ),
+        lambda: skewed(nodes, seed, dominant=str(rng.choice(list(PROFILES))), share=float(rng.uniform(0.5, 0.9))),
+        lambda: random_mix(nodes, seed, concentration=float(rng.uniform(0.3, 2.0))),
+        lambda: off_profile(nodes, seed),
+    ]
+    cluster = families[int(rng.integers(len(families)))]()
+    shapes = [str(s) for s in rng.choice(list(SHAPE_LIBRARY), size=int(rng.integers(1, 6)), replace=False)]
+    offered = float(rng.uniform(*load))
+    bursty = bool(rng.random() < WORLD_BURSTY_SHARE)
+    workflows = max(workflows_per_16_nodes, round(workflows_per_16_nodes * nodes / 16))
+    workload = generate_workload(
+        cluster, workflows, offered, int(rng.integers(2**31)), shapes=shapes, bursty=bursty, library=SHAPE_LIBRARY
+    )
+    return cluster, workload, offered

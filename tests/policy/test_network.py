@@ -1,16 +1,23 @@
-"""The SCALE network's contract: any N, permutation equivariance, masking, shapes."""
+"""The SCALE network's contract: any N, permutation equivariance, masking, shapes, and HEFT at initialisation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from scale_scheduler.policy.learned import LearnedScheduler
 from scale_scheduler.policy.network import (
     MASKED_LOGIT,
     NetworkConfig,
     build_network,
+    heft_prior,
     masked_distribution_terms,
 )
-from scale_scheduler.simulator.features import NODE_FEATURES, PRIMITIVE_FEATURES
+from scale_scheduler.simulator.cluster import heterogeneous
+from scale_scheduler.simulator.engine import Engine
+from scale_scheduler.simulator.features import NODE_FEATURES, PRIMITIVE_FEATURES, Observation
+from scale_scheduler.simulator.generators import generate_workload
+from scale_scheduler.simulator.placement import PlacementRule
+from scale_scheduler.simulator.schedulers import make_heuristic
 
 
 def random_batch(batch: int, nodes: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -70,10 +77,46 @@ def test_padding_does_not_change_real_nodes(scale_network: torch.nn.Module) -> N
     torch.testing.assert_close(padded.value, base.value, rtol=1e-5, atol=1e-5)
 
 
-def test_logits_are_clipped_to_c(scale_network: torch.nn.Module) -> None:
+def test_learned_term_is_clipped_to_c(scale_network: torch.nn.Module) -> None:
     primitive, nodes, mask = random_batch(4, 12)
     logits = scale_network(primitive * 100, nodes * 100, mask).logits
-    assert logits[mask].abs().max() <= NetworkConfig().logit_clip
+    learned = logits - heft_prior(nodes * 100, NetworkConfig().heft_prior_temperature)
+    assert learned[mask].abs().max() <= NetworkConfig().logit_clip + 1e-3
+    assert torch.isfinite(logits).all()
+
+
+def _decisions(nodes: int, seed: int, rule: PlacementRule) -> list[Observation]:
+    """Observations HEFT meets on one episode (a mix of idle, busy, warm and cold nodes)."""
+    cluster = heterogeneous(nodes, seed=seed)
+    engine = Engine(cluster, generate_workload(cluster, 12, 0.8, seed=seed), seed=seed, rule=rule)
+    heft, seen = make_heuristic("heft"), []
+    while (observation := engine.next_decision()) is not None:
+        seen.append(observation)
+        engine.apply(heft.choose(observation))
+    return seen
+
+
+@pytest.mark.parametrize("rule", list(PlacementRule))
+@pytest.mark.parametrize("architecture", ["scale", "mlp"])
+def test_a_fresh_network_places_as_heft(architecture: str, rule: PlacementRule) -> None:
+    """The residual head starts at zero: before any training, greedy placement is HEFT's on every state."""
+    torch.manual_seed(0)
+    network = build_network(NetworkConfig(architecture=architecture)).eval()
+    heft = make_heuristic("heft")
+    observations = [o for seed in (1, 2) for o in _decisions(12, seed, rule)]
+    assert len(observations) > 50
+    for observation in observations:
+        policy = LearnedScheduler("fresh", network)
+        chosen = policy.choose(observation)
+        scores = heft.scores(observation)
+        # the same node, or one HEFT scores equal up to float32 rounding of the features
+        assert scores[chosen] == pytest.approx(scores[heft.choose(observation)], rel=1e-4, abs=1e-4)
+
+
+def test_a_network_saved_before_the_prior_loads_without_it() -> None:
+    saved = {k: v for k, v in NetworkConfig().to_dict().items() if k != "heft_prior_temperature"}
+    assert NetworkConfig.from_dict(saved).heft_prior_temperature == 0.0
+    assert NetworkConfig.from_dict(NetworkConfig().to_dict()) == NetworkConfig()
 
 
 def test_mlp_window_ignores_nodes_beyond_its_16_slots() -> None:

@@ -18,8 +18,10 @@ from scale_scheduler.simulator.scenarios import (
     SCENARIOS,
     TINY_MAX_NODES,
     TINY_WORKFLOWS,
+    WORLD_NODES,
     all_gpu,
     cpu_heavy,
+    draw_world,
     get_scenario,
     lattice,
     long_chain,
@@ -163,3 +165,21 @@ def test_shape_structures() -> None:
     mosaic = montage(rng, "m", images=4)  # a 2x2 grid of images: 4 overlapping pairs
     assert len([p for p in mosaic.primitives if re.match(r"diff-", p.name)]) == 4
     assert mosaic.by_name()["background-3"].depends_on == ["background-model", "project-3"]
+
+
+def test_the_world_spans_sizes_mixes_shapes_and_arrivals_and_repeats_per_seed() -> None:
+    """Training's world mix: 8-128 nodes, several cluster mixes and shape sets, bursty and steady arrivals, each
+    draw reproducible from its generator's state, and every drawn episode schedulable."""
+    draws = [draw_world(np.random.default_rng(seed), 6, (0.5, 0.9)) for seed in range(40)]
+    sizes = [len(cluster.nodes) for cluster, _, _ in draws]
+    assert min(sizes) >= WORLD_NODES[0] and max(sizes) <= WORLD_NODES[1] and max(sizes) >= 4 * min(sizes)
+    mixes = {tuple(sorted(Counter(n.node_class for n in cluster.nodes).items())) for cluster, _, _ in draws}
+    assert len(mixes) >= 20
+    shape_sets = {frozenset(w.shape for w in workload) for _, workload, _ in draws}
+    assert len(shape_sets) >= 10 and set().union(*shape_sets) - set(SHAPES)  # shapes beyond the generator's
+    assert all(len(workload) >= 6 for _, workload, _ in draws)
+    assert all(0.5 <= load <= 0.9 for _, _, load in draws)
+    again = draw_world(np.random.default_rng(3), 6, (0.5, 0.9))
+    assert again[0] == draws[3][0] and [w.name for w in again[1]] == [w.name for w in draws[3][1]]
+    cluster, workload, _ = draws[0]
+    assert simulate(cluster, workload, make_heuristic("heft"), seed=0).completed_workflows == len(workload)
