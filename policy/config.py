@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, PlacementRule
+from scale_scheduler.simulator.schedulers import queue_order
 
 from .registry import LEARNED
 
@@ -37,14 +38,20 @@ class NetworkConfig:
     # τ of the HEFT prior: logit_i = -log(1 + HEFT's estimated finish on node i) / τ + f_θ(i), with f_θ zero at
     # initialisation, so a fresh policy places exactly as HEFT does and training learns the corrections; 0: no prior
     heft_prior_temperature: float = 0.1
+    # the order ready primitives wait in while the network places them (simulator QUEUE_ORDERS): part of the
+    # policy, so training, evaluation and the operator use the same; srpt-eft's, the best heuristic's
+    queue_order: str = "srpt"
+
+    def __post_init__(self) -> None:
+        queue_order(self.queue_order)  # an unknown order fails when the config is made, naming the choices
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
-        # networks saved before the prior existed were trained without one
-        return cls(**{"heft_prior_temperature": 0.0, **data})
+        # networks saved before the prior and the order existed were trained without a prior, in HEFT's order
+        return cls(**{"heft_prior_temperature": 0.0, "queue_order": "upward-rank", **data})
 
 
 # algo name -> (architecture, SRR on), for the learned methods PPO trains
@@ -150,7 +157,7 @@ class ExpertIterationConfig(TrainingConfig):
 
     algo: str = "scale"
     total_steps: int = setting(20_000, "teacher-labelled decisions to collect over all rounds", "--steps")
-    teacher: str = setting("rollout-heft", "the scheduler whose choices the network learns (any simulator method)")
+    teacher: str = setting("rollout-srpt-eft", "the scheduler whose choices the network learns (any simulator method)")
     episodes_per_round: int = setting(
         8, "episodes labelled per round (the first round the teacher drives them, then the network does)"
     )

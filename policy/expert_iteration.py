@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from scale_scheduler.simulator.placement import parse_rule
+from scale_scheduler.simulator.schedulers import Scheduler
 from torch import nn
 
 from .batching import pad_arrays
@@ -59,7 +60,10 @@ class ExpertIterationTrainer:
         self.validation = ValidationSet(
             config.seed, config.eval_nodes, config.eval_episodes, config.eval_workflows, config.eval_load, self.rule
         )
-        self.teacher_validation: dict[int, float] = {}  # the teacher's own response time: the ceiling to reach
+        # at the first validation size: the teacher's own response time (the ceiling to reach) and the network's before
+        # any training (with the HEFT prior: HEFT's placement in the network's queue order, i.e. srpt-eft by default)
+        self.teacher_validation: dict[int, float] = {}
+        self.base_validation: dict[int, float] = {}
 
     # -- persistence ---------------------------------------------------------------------------
     def save_state(self) -> None:
@@ -76,6 +80,7 @@ class ExpertIterationTrainer:
                 "wall_seconds": self.wall_seconds,
                 "best_validation": self.best_validation,
                 "teacher_validation": self.teacher_validation,
+                "base_validation": self.base_validation,
                 "config": self.config.to_dict(),
             },
             self.model,
@@ -103,7 +108,7 @@ class ExpertIterationTrainer:
         self.rng.bit_generator.state = state["numpy_rng"]
         self.labels, self.round, self.global_step = state["labels"], state["round"], state["global_step"]
         self.wall_seconds, self.best_validation = state["wall_seconds"], state["best_validation"]
-        self.teacher_validation = state["teacher_validation"]
+        self.teacher_validation, self.base_validation = state["teacher_validation"], state["base_validation"]
         return True
 
     def training_record(self) -> dict[str, Any]:
@@ -168,20 +173,26 @@ class ExpertIterationTrainer:
         self.model.eval()
         return {key: float(np.mean(values)) for key, values in totals.items()}
 
+    def _first_size(self, scheduler: Callable[[], Scheduler]) -> dict[int, float]:
+        nodes = self.config.eval_nodes[0]
+        return {nodes: average_response_time(self.validation.episodes[nodes], scheduler, self.rule)}
+
     def validate(self) -> dict[str, float]:
         stats = self.validation.evaluate(LearnedScheduler(self.config.algo, self.model))
-        if not self.teacher_validation:  # once per run, at the size that picks the best model: the teacher is slow
-            nodes = self.config.eval_nodes[0]
-            self.teacher_validation[nodes] = average_response_time(
-                self.validation.episodes[nodes], lambda: make_scheduler(self.config.teacher), self.rule
-            )
+        if not self.teacher_validation:  # once per run, at one size: the teacher is the slow part
+            self.teacher_validation = self._first_size(lambda: make_scheduler(self.config.teacher))
         for nodes, response_time in self.teacher_validation.items():
             stats[f"eval/teacher_avg_response_time_n{nodes}"] = response_time
+        for nodes, response_time in self.base_validation.items():
+            stats[f"eval/base_avg_response_time_n{nodes}"] = response_time
         return stats
 
     # -- the loop ------------------------------------------------------------------------------
     def train(self, on_progress: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
         self.run.open(self.config.to_dict())
+        if not self.base_validation:
+            untrained = LearnedScheduler(self.config.algo, self.model)
+            self.base_validation = self._first_size(lambda: untrained)
         last: dict[str, float] = {}
         while self.global_step < self.config.total_steps:
             started = time.perf_counter()

@@ -6,22 +6,26 @@ import numpy as np
 import torch
 from scale_scheduler.simulator.features import Observation
 from scale_scheduler.simulator.placement import Waiting, pick
+from scale_scheduler.simulator.schedulers import queue_order
 from torch import nn
+
+from .network import network_config
 
 
 class LearnedScheduler:
-    """Greedy (argmax) placement by a policy network; ready primitives ordered like HEFT (upward rank),
-    the same order the engine uses while training, so the policy sees the decisions it learned on."""
+    """Greedy (argmax) placement by a policy network; ready primitives wait in the network's queue order, the
+    order the engine used while it trained, so the policy sees the decisions it learned on."""
 
     def __init__(self, name: str, model: nn.Module):
         self.name = name
         self.model = model.eval()
+        self.order = queue_order(network_config(model).queue_order)
 
     def reset(self, seed: int | None = None) -> None:
         """Greedy inference keeps no per-episode state."""
 
     def priority(self, waiting: Waiting) -> float:
-        return waiting.downstream_seconds
+        return self.order(waiting)
 
     def scores(self, observation: Observation) -> np.ndarray:
         """[N] the network's logits (nodes that are no candidates at MASKED_LOGIT); the extender scores from it."""

@@ -195,6 +195,14 @@ class WindowMLPNetwork(nn.Module):
         return PolicyOutput(logits, self.critic(hidden).squeeze(-1), hidden)
 
 
+def network_config(model: nn.Module) -> NetworkConfig:
+    """The config a network was built from (every network here keeps it as ``config``)."""
+    config = getattr(model, "config", None)
+    if not isinstance(config, NetworkConfig):
+        raise TypeError(f"{type(model).__name__} is not a policy network built by build_network")
+    return config
+
+
 def build_network(config: NetworkConfig) -> nn.Module:
     if config.architecture == "scale":
         return ScaleNetwork(config)

@@ -21,13 +21,14 @@ import numpy as np
 import torch
 from scale_scheduler.simulator.engine import Engine
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule, parse_rule
+from scale_scheduler.simulator.schedulers import queue_order
 from torch import nn
 
 from .batching import batch_observations, pad_arrays
 from .config import PPOConfig
 from .episodes import EpisodeSpec, RunningReturnScale, ValidationSet, training_episode
 from .learned import LearnedScheduler
-from .network import build_network, masked_distribution_terms
+from .network import build_network, masked_distribution_terms, network_config
 from .parallel import IN_PROCESS, Workers, run_units
 from .run import RunDirectory
 from .snapshot import PolicySnapshot
@@ -53,7 +54,13 @@ def collect_group(
     episode, seed = unit
     generator = torch.Generator().manual_seed(seed)
     engines = [
-        Engine(episode.cluster, copy.deepcopy(episode.workflows), seed=episode.duration_seed, rule=rule)
+        Engine(
+            episode.cluster,
+            copy.deepcopy(episode.workflows),
+            seed=episode.duration_seed,
+            priority=queue_order(network_config(model).queue_order),
+            rule=rule,
+        )
         for _ in range(rollouts)
     ]
     trajectories = [Trajectory() for _ in engines]

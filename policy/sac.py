@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from scale_scheduler.simulator.engine import Engine
 from scale_scheduler.simulator.features import NODE_FEATURES, PRIMITIVE_FEATURES, Observation
 from scale_scheduler.simulator.placement import parse_rule
+from scale_scheduler.simulator.schedulers import queue_order
 from torch import nn
 
 from .batching import batch_observations
@@ -163,7 +164,8 @@ class SACTrainer:
     def new_engine(self) -> Engine:
         config = self.config
         episode = training_episode(self.rng, config)
-        return Engine(episode.cluster, episode.workflows, seed=episode.duration_seed, rule=self.rule)
+        order = queue_order(self.config.network.queue_order)
+        return Engine(episode.cluster, episode.workflows, seed=episode.duration_seed, priority=order, rule=self.rule)
 
     def update(self) -> dict[str, float]:
         config = self.config

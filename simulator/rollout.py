@@ -24,7 +24,7 @@ import numpy as np
 
 from .engine import Engine
 from .features import Observation
-from .schedulers import HeftScheduler, Scheduler
+from .schedulers import HeftScheduler, Scheduler, ShortestRemainingScheduler
 
 # Defaults, chosen on seeds 100-103 (40 workflows, load 0.8; neither evaluate's seeds 0-9 nor the tests'), as
 # avg response time / HEFT's: 4 samples x 32 decisions 0.974 at N=8 and 0.985 at N=16; 2 samples 1.015 at N=16;
@@ -102,8 +102,17 @@ class RolloutHeftScheduler(HeftScheduler):
         return -engine.reward_since_last() + engine.estimated_remaining_response()
 
 
+class RolloutSrptScheduler(RolloutHeftScheduler):
+    """rollout-heft in srpt-eft's queue order: the workflow with the least work not yet started first. Forks keep
+    the engine's order, so the rollouts play srpt-eft forward: a one-step improvement of srpt-eft."""
+
+    name = "rollout-srpt-eft"
+    priority = ShortestRemainingScheduler.priority
+
+
 # schedulers that look ahead in the simulator: offered wherever the simulator runs, never on a live cluster
 LOOKAHEAD: dict[str, Callable[[], Scheduler]] = {
     "rollout-heft": RolloutHeftScheduler,
+    "rollout-srpt-eft": RolloutSrptScheduler,
     "rollout-heft-clairvoyant": partial(RolloutHeftScheduler, clairvoyant=True),
 }

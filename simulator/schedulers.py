@@ -158,6 +158,21 @@ HEURISTICS: dict[str, Callable[[], Scheduler]] = {
 }
 
 
+# The orders of the cluster-wide queue a learned policy may be deployed with (policy NetworkConfig.queue_order):
+# HEFT's (upward rank) and srpt-eft's (the workflow with the least work not yet started first)
+QUEUE_ORDERS: dict[str, Callable[[Waiting], float]] = {
+    "upward-rank": HeftScheduler().priority,
+    "srpt": ShortestRemainingScheduler().priority,
+}
+
+
+def queue_order(name: str) -> Callable[[Waiting], float]:
+    try:
+        return QUEUE_ORDERS[name]
+    except KeyError:
+        raise ValueError(f"unknown queue order {name!r}; choose from {', '.join(QUEUE_ORDERS)}") from None
+
+
 def make_heuristic(name: str) -> Scheduler:
     try:
         return HEURISTICS[name]()

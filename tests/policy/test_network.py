@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from scale_scheduler.policy.learned import LearnedScheduler
@@ -13,7 +15,7 @@ from scale_scheduler.policy.network import (
     masked_distribution_terms,
 )
 from scale_scheduler.simulator.cluster import heterogeneous
-from scale_scheduler.simulator.engine import Engine
+from scale_scheduler.simulator.engine import Engine, simulate
 from scale_scheduler.simulator.features import NODE_FEATURES, PRIMITIVE_FEATURES, Observation
 from scale_scheduler.simulator.generators import generate_workload
 from scale_scheduler.simulator.placement import PlacementRule
@@ -113,9 +115,10 @@ def test_a_fresh_network_places_as_heft(architecture: str, rule: PlacementRule) 
         assert scores[chosen] == pytest.approx(scores[heft.choose(observation)], rel=1e-4, abs=1e-4)
 
 
-def test_a_network_saved_before_the_prior_loads_without_it() -> None:
-    saved = {k: v for k, v in NetworkConfig().to_dict().items() if k != "heft_prior_temperature"}
+def test_a_network_saved_before_the_prior_and_the_order_loads_as_it_was_trained() -> None:
+    saved = {k: v for k, v in NetworkConfig().to_dict().items() if k not in ("heft_prior_temperature", "queue_order")}
     assert NetworkConfig.from_dict(saved).heft_prior_temperature == 0.0
+    assert NetworkConfig.from_dict(saved).queue_order == "upward-rank"
     assert NetworkConfig.from_dict(NetworkConfig().to_dict()) == NetworkConfig()
 
 
@@ -137,3 +140,19 @@ def test_entropy_is_normalised_by_log_feasible_count() -> None:
     one_choice = torch.tensor([[True, False, False]])
     _, entropy = masked_distribution_terms(torch.tensor([[0.0, MASKED_LOGIT, MASKED_LOGIT]]), one_choice)
     assert entropy.item() == 0.0
+
+
+def test_a_fresh_network_schedules_an_episode_exactly_as_srpt_eft() -> None:
+    """HEFT's placement (the prior) in srpt-eft's queue order (the default order): srpt-eft, decision for decision."""
+    torch.manual_seed(0)
+    cluster = heterogeneous(10, seed=5)
+    workload = generate_workload(cluster, 15, 0.9, seed=5)
+    fresh = LearnedScheduler("fresh", build_network(NetworkConfig()))
+    learned = simulate(cluster, copy.deepcopy(workload), fresh, seed=5)
+    srpt = simulate(cluster, copy.deepcopy(workload), make_heuristic("srpt-eft"), seed=5)
+    assert learned.avg_response_time == srpt.avg_response_time
+
+
+def test_an_unknown_queue_order_is_refused_naming_the_choices() -> None:
+    with pytest.raises(ValueError, match="unknown queue order 'fifo'; choose from upward-rank, srpt"):
+        NetworkConfig(queue_order="fifo")
