@@ -223,7 +223,7 @@ def _train(
         )
     import torch
 
-    from .config import ExpertIterationConfig, PPOConfig, SACConfig
+    from .config import ExpertIterationConfig, PPOConfig, SACConfig, SettingError
     from .expert_iteration import ExpertIterationTrainer
     from .ppo import Trainer
     from .sac import SACTrainer
@@ -232,18 +232,21 @@ def _train(
     command = "scale-sched " + " ".join(sys.argv[1:])
     rollout_workers = Workers(workers, ray_address)
     trainer: Trainer | SACTrainer | ExpertIterationTrainer
-    if trainer_kind == "sac":
-        sac_config = SACConfig(**given)
-        trainer = SACTrainer(sac_config, out, command)
-        steps, nodes = sac_config.total_steps, sac_config.nodes
-    elif trainer_kind == EXPERT_ITERATION:
-        expert_config = ExpertIterationConfig.for_algo(name, **given)
-        trainer = ExpertIterationTrainer(expert_config, out, command, rollout_workers)
-        steps, nodes = expert_config.total_steps, expert_config.nodes
-    else:
-        ppo_config = PPOConfig.for_algo(name, **given)
-        trainer = Trainer(ppo_config, out, command, rollout_workers)
-        steps, nodes = ppo_config.total_steps, ppo_config.nodes
+    try:
+        if trainer_kind == "sac":
+            sac_config = SACConfig(**given)
+            trainer = SACTrainer(sac_config, out, command)
+            steps, nodes = sac_config.total_steps, sac_config.nodes
+        elif trainer_kind == EXPERT_ITERATION:
+            expert_config = ExpertIterationConfig.for_algo(name, **given)
+            trainer = ExpertIterationTrainer(expert_config, out, command, rollout_workers)
+            steps, nodes = expert_config.total_steps, expert_config.nodes
+        else:
+            ppo_config = PPOConfig.for_algo(name, **given)
+            trainer = Trainer(ppo_config, out, command, rollout_workers)
+            steps, nodes = ppo_config.total_steps, ppo_config.nodes
+    except SettingError as error:
+        raise typer.BadParameter(str(error), param_hint=flags[error.field]) from None
     if trainer.resume():
         console.print(f"resuming {out} at decision {trainer.global_step}")
     with _connected(rollout_workers), _progress() as progress:

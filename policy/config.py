@@ -54,6 +54,21 @@ class NetworkConfig:
         return cls(**{"heft_prior_temperature": 0.0, "queue_order": "upward-rank", **data})
 
 
+class SettingError(ValueError):
+    """A training setting out of its range; ``field`` names it, so `train` can name the option."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def at_least(config: object, minimum: float, *fields: str) -> None:
+    for name in fields:
+        value = getattr(config, name)
+        if value < minimum:
+            raise SettingError(name, f"must be at least {minimum:g}, got {value:g}")
+
+
 # algo name -> (architecture, SRR on), for the learned methods PPO trains
 PPO_ALGOS: dict[str, tuple[str, bool]] = {
     name: (method.architecture, method.srr) for name, method in LEARNED.items() if method.trainer == "ppo"
@@ -85,6 +100,15 @@ class TrainingConfig:
     eval_load: float = setting(0.7, "offered load of the validation episodes")
     eval_nodes: tuple[int, ...] = (16, 48)  # validation sizes (the first one picks the best model)
 
+    def __post_init__(self) -> None:
+        """Refuse sizes and loads no run can use, before anything is written."""
+        at_least(self, 1, "nodes", "total_steps", "workflows_per_episode", "eval_episodes", "eval_workflows")
+        at_least(self, 1e-3, "load_low", "eval_load")
+        if self.load_high < self.load_low:
+            raise SettingError("load_high", f"must be at least --load-low ({self.load_low:g}), got {self.load_high:g}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise SettingError("gamma", f"must be in (0, 1], got {self.gamma:g}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -114,6 +138,11 @@ class PPOConfig(TrainingConfig):
     kl_coef: float = setting(DEFAULT_KL_COEF, "SRR: weight of the KL penalty toward N(0, 1)", "--srr-kl")
     eval_interval: int = setting(5, "iterations between validations and checkpoints")
     network: NetworkConfig = field(default_factory=NetworkConfig)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        at_least(self, 1, "groups", "rollouts_per_group", "update_epochs", "eval_interval")
+        at_least(self, 2, "minibatch_size")
 
     @classmethod
     def for_algo(cls, algo: str, **overrides: Any) -> PPOConfig:
@@ -150,6 +179,10 @@ class SACConfig(TrainingConfig):
     eval_interval: int = setting(2_000, "decisions between validations and checkpoints")
     network: NetworkConfig = field(default_factory=lambda: NetworkConfig(architecture="mlp"))
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        at_least(self, 1, "envs", "buffer_size", "batch_size", "updates_per_step", "eval_interval")
+
 
 @dataclass
 class ExpertIterationConfig(TrainingConfig):
@@ -171,6 +204,11 @@ class ExpertIterationConfig(TrainingConfig):
     )
     kl_coef: float = setting(DEFAULT_KL_COEF, "SRR: weight of the KL penalty toward N(0, 1)", "--srr-kl")
     network: NetworkConfig = field(default_factory=NetworkConfig)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        at_least(self, 1, "episodes_per_round", "epochs")
+        at_least(self, 2, "minibatch_size")
 
     @classmethod
     def for_algo(cls, algo: str, **overrides: Any) -> ExpertIterationConfig:

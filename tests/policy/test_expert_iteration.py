@@ -102,9 +102,14 @@ def _train(tmp_path: Path, *options: str) -> tuple[int, str]:
         (["--policy", "sac", "--trainer", "expert-iteration"], "sac trains with sac"),
         (["--trainer", "expert-iteration", "--clip-coef", "0.1"], "--clip-coef does not apply to expert-iteration"),
         (["--policy", "crossattn", "--trainer", "expert-iteration", "--srr-kl", "0.5"], "trains without SRR"),
+        (["--trainer", "expert-iteration", "--epochs", "0"], "Invalid value for --epochs: must be at least 1"),
+        (["--load-low", "0.9", "--load-high", "0.5"], "--load-high: must be at least --load-low (0.9), got 0.5"),
+        (["--nodes", "0"], "Invalid value for --nodes: must be at least 1, got 0"),
     ],
 )
-def test_train_refuses_what_expert_iteration_cannot_do(tmp_path: Path, options: list[str], message: str) -> None:
+def test_train_refuses_what_it_cannot_do_naming_the_option_and_writing_nothing(
+    tmp_path: Path, options: list[str], message: str
+) -> None:
     code, output = _train(tmp_path, *options)
     assert code == 2 and message in " ".join(output.replace("│", " ").split()), output
     assert not (tmp_path / "run").exists()
