@@ -58,11 +58,11 @@ class WorkflowController:
         scheduler: Scheduler,
         policy: str,
         time_scale: float,
-        namespace: str | None = None,
+        namespaces: tuple[str, ...] = (),
         fallback_warning: str | None = None,
         post_event: PostEvent = post_event,
     ) -> None:
-        self.api, self.live, self.namespace = api, live, namespace  # namespace None: every namespace
+        self.api, self.live, self.namespaces = api, live, namespaces  # no namespaces: every namespace
         self.fallback_warning, self.post_event = fallback_warning, post_event
         self.reconciles = ReconcileQueue(self._reconcile_key)
         # every workflow's pods waiting for a node, in the engine's queue order (placement.queue_key)
@@ -80,16 +80,17 @@ class WorkflowController:
         for node in await self.api.list_all("nodes"):
             self.on_node_event(None, node)
         # The pods the watch will keep up to date (kopf watches pods of the operator's namespaces) ...
-        for pod in await self.api.list_all("pods", self.namespace):
-            self.live.apply_pod_event(None, pod)
+        for namespace in self.namespaces or (None,):
+            for pod in await self.api.list_all("pods", namespace):
+                self.live.apply_pod_event(None, pod)
         # ... and, for a namespaced operator, the other namespaces' pods, which take room on the same nodes.
-        if self.namespace is not None:
+        if self.namespaces:
             await self._list_other_namespaces()
             self.reconciles.spawn(self._follow_other_namespaces())
 
     async def _list_other_namespaces(self) -> None:
-        assert self.namespace is not None
-        self.live.replace_pods_outside(self.namespace, await self.api.list_unfinished_pods_outside(self.namespace))
+        outside = await self.api.list_unfinished_pods_outside(self.namespaces)
+        self.live.replace_pods_outside(self.namespaces, outside)
 
     async def _follow_other_namespaces(self) -> None:
         """Relist the other namespaces' pods every resync period, for as long as the operator runs.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
@@ -172,13 +173,11 @@ class KubeApi:
         )
         return reply.get("items") or []
 
-    async def list_unfinished_pods_outside(self, namespace: str) -> list[dict[str, Any]]:
-        """Every Pending or Running pod of all namespaces but ``namespace``, as plain dicts like watch events carry."""
-        return await self._list(
-            "Pod",
-            "/api/v1/pods",
-            {"fieldSelector": f"metadata.namespace!={namespace},status.phase!=Succeeded,status.phase!=Failed"},
-        )
+    async def list_unfinished_pods_outside(self, namespaces: Iterable[str]) -> list[dict[str, Any]]:
+        """Every Pending or Running pod of all namespaces but ``namespaces``, as plain dicts like watch events carry."""
+        outside = [f"metadata.namespace!={namespace}" for namespace in namespaces]
+        selector = ",".join([*outside, "status.phase!=Succeeded", "status.phase!=Failed"])
+        return await self._list("Pod", "/api/v1/pods", {"fieldSelector": selector})
 
     async def list_all(self, what: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every node, or every pod (of ``namespace`` if given), as plain dicts like watch events carry."""
