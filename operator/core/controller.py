@@ -24,6 +24,7 @@ from scale_scheduler.operator.core.binding import BindingQueue
 from scale_scheduler.operator.core.events import PostEvent, post_event
 from scale_scheduler.operator.core.lifecycle import Lifecycle
 from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.core.outputs import OutputPublisher, handed_on
 from scale_scheduler.operator.core.placer import Placer, waiting_pods
 from scale_scheduler.operator.core.plan import WorkflowPlan, plan_workflow
 from scale_scheduler.operator.core.progress import (
@@ -71,6 +72,7 @@ class WorkflowController:
         self.binder = Binder(api, live, policy, post_event)
         self.status = StatusWriter(api, post_event, policy, live.rule.value, time_scale)
         self.lifecycle = Lifecycle(api, live, self.queue)
+        self.outputs = OutputPublisher(api)
         self._plans: dict[Key, WorkflowPlan] = {}  # by (namespace, name); checked against the uid
         self._warned: set[Key] = set()  # workflows told about the policy fallback
 
@@ -166,6 +168,7 @@ class WorkflowController:
         self._plans.pop(key, None)
         self._warned.discard(key)
         self.reconciles.forget(key)
+        self.outputs.forget(key)
 
     async def _reconcile(self, key: Key, body: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         status = body.get("status") or {}
@@ -235,6 +238,8 @@ class WorkflowController:
             return None  # re-derive progress first: the evicted primitives are ready again
         if await self.lifecycle.end_overdue(plan, progress):
             return None  # re-derive progress: the ended pods count as failed attempts
+        # parents' outputs in their ConfigMap before any child's pod exists (its volume mounts them)
+        await self.outputs.publish(key, body, handed_on(progress, plan.workflow.primitives))
         # Every pod of the workflow that waits for a node joins the cluster-wide queue (the engine's order,
         # placement.queue_key); SRPT-like priorities read the workflow's work not started yet.
         # a pod whose create or bind the API refused waits out its delay outside the queue (nobody yields to it)

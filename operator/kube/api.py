@@ -160,6 +160,19 @@ class KubeApi:
             "PATCH", self._workflow_path(namespace, name) + "/status", {"status": status}, content_type=MERGE_PATCH
         )
 
+    # -- config maps (a workflow's outputs) ---------------------------------------------------------
+    async def patch_config_map(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        """Merge ``data`` into the ConfigMap's data (ApiException 404 when it does not exist)."""
+        await self.request(
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/configmaps/{quote(name)}",
+            {"data": data},
+            content_type=MERGE_PATCH,
+        )
+
+    async def create_config_map(self, manifest: dict[str, Any]) -> None:
+        await self.request("POST", f"/api/v1/namespaces/{manifest['metadata']['namespace']}/configmaps", manifest)
+
     # -- pods and nodes ------------------------------------------------------------------------------
     async def list_workflow_pods(self, namespace: str, selector_value: str) -> list[dict[str, Any]]:
         """Pods carrying the workflow label, of any incarnation of that name: keep yours with ``owned_by``.

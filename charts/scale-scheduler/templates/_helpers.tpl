@@ -79,6 +79,10 @@ in each otherwise. Each rule names what the operator (or kopf underneath it) doe
 - apiGroups: [""]
   resources: ["pods/binding"]
   verbs: ["create"]
+# A ConfigMap per workflow holds the outputs its primitives hand to their children (created, then merged into).
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["create", "patch"]
 # Scheduled / FailedScheduling events on pods and kopf's handler events on WorkflowDAGs.
 - apiGroups: [""]
   resources: ["events"]
