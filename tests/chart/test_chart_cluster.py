@@ -211,14 +211,20 @@ def test_a_user_bound_to_edit_can_create_a_workflow_and_one_bound_to_view_only_r
 
 
 def _tiny_workflow(name: str) -> str:
-    """Two busybox steps, one after the other (on the simulated nodes they run for their drawn duration)."""
+    """Two busybox steps, one after the other and handed the first's output (on the simulated nodes they run for
+    their drawn duration, and the first reports its simulatedOutput)."""
     step = {"kind": "tool_call", "workSeconds": 2.0, "image": "busybox:1.36", "command": ["true"]}
     return json.dumps(
         {
             "apiVersion": "agentic.scale.dev/v1alpha1",
             "kind": "WorkflowDAG",
             "metadata": {"name": name},
-            "spec": {"primitives": [{"name": "first", **step}, {"name": "second", "dependsOn": ["first"], **step}]},
+            "spec": {
+                "primitives": [
+                    {"name": "first", "simulatedOutput": "hello", **step},
+                    {"name": "second", "dependsOn": ["first"], **step},
+                ]
+            },
         }
     )
 
@@ -276,6 +282,8 @@ def test_an_operator_serving_two_namespaces_with_the_charts_roles_runs_both_and_
             time.sleep(1)
         log = operator.log(400)
     assert phases == {served[0]: "Succeeded", served[1]: "Succeeded"}, log
+    for namespace in served:  # the outputs ConfigMap too is within the Roles' rights
+        assert kube.get_json("configmap", "two-steps-outputs", "-n", namespace)["data"] == {"first": "hello"}
     untouched = kube.get_json("workflowdags", "two-steps", "-n", other)
     assert "status" not in untouched, "a namespace the operator does not serve is none of its business"
     assert kube.get_json("pods", "-n", other)["items"] == []

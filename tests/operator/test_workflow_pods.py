@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from scale_scheduler.operator.core.pod_template import effective_primitives
 from scale_scheduler.operator.core.workflow_pods import (
@@ -198,3 +200,15 @@ def test_a_primitives_own_retries_win_over_the_templates_retry_limit() -> None:
     }
     retries = {entry["name"]: entry.get("retries") for entry in effective_primitives(spec)}
     assert retries == {"own": 1, "inherits": 5, "own-strategy": 3}
+
+
+def test_a_simulated_output_becomes_the_annotation_the_kwok_stage_reports_and_nothing_else() -> None:
+    primitive = Primitive("plan", PrimitiveKind.TOOL_CALL)
+    raw = {"image": "busybox:1.36", "simulatedOutput": "tools: search"}
+    pod = pod_manifest(workflow=WORKFLOW, primitive=primitive, raw_primitive=raw, attempt=0, policy="heft")
+    assert pod["metadata"]["annotations"][labels.SIMULATED_OUTPUT_ANNOTATION] == "tools: search"
+    assert "simulatedOutput" not in json.dumps(pod["spec"])
+    plain = pod_manifest(
+        workflow=WORKFLOW, primitive=primitive, raw_primitive={"image": "busybox:1.36"}, attempt=0, policy="heft"
+    )
+    assert labels.SIMULATED_OUTPUT_ANNOTATION not in plain["metadata"]["annotations"]
