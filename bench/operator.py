@@ -46,6 +46,7 @@ from rich.console import Console
 from rich.table import Table
 from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.operator_process import running_operator
+from scale_scheduler.operator.dev.samples import POD_TEMPLATE
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.policy.registry import make_scheduler
 from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
@@ -196,6 +197,13 @@ def histogram_quantile(quantile: float, bounds: np.ndarray, cumulative: np.ndarr
     return float(lower + (bounds[i] - lower) * ((rank - below) / inside if inside > 0 else 1.0))
 
 
+def workflow_manifest(workflow: Workflow, namespace: str) -> dict[str, Any]:
+    """The WorkflowDAG of ``workflow``, running the samples' container (every primitive needs an image)."""
+    manifest = workflow_to_manifest(workflow, namespace=namespace)
+    manifest["spec"]["podTemplate"] = dict(POD_TEMPLATE)
+    return manifest
+
+
 def tool_call_pod(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -206,7 +214,7 @@ def tool_call_pod(name: str) -> dict[str, Any]:
             "containers": [
                 {
                     "name": "main",
-                    "image": labels.DEFAULT_IMAGE,
+                    "image": POD_TEMPLATE["image"],
                     "resources": {"requests": TOOL_CALL_REQUESTS, "limits": TOOL_CALL_REQUESTS},
                 }
             ],
@@ -286,7 +294,7 @@ def operator_throughput(
         follower = Follower(core.list_namespaced_pod, times.on_event, namespace=namespace).start()
         try:
             for i, width in enumerate(widths):
-                manifest = workflow_to_manifest(wide_workflow(f"wide-{i:02d}", width), namespace=namespace)
+                manifest = workflow_manifest(wide_workflow(f"wide-{i:02d}", width), namespace)
                 custom.create_namespaced_custom_object(labels.GROUP, labels.VERSION, namespace, labels.PLURAL, manifest)
             times.wait(pods, timeout=300)
         finally:
@@ -356,7 +364,7 @@ def cluster_response_times(
             start = time.time()
             for workflow in workflows:
                 time.sleep(max(start + workflow.arrival_time / time_scale - time.time(), 0.0))
-                manifest = workflow_to_manifest(workflow, namespace=namespace)
+                manifest = workflow_manifest(workflow, namespace)
                 submitted[workflow.name] = time.time()
                 custom.create_namespaced_custom_object(labels.GROUP, labels.VERSION, namespace, labels.PLURAL, manifest)
             deadline = time.monotonic() + 600

@@ -24,6 +24,7 @@ from scale_scheduler.operator.core.binding import BindingQueue
 from scale_scheduler.operator.core.events import PostEvent, post_event
 from scale_scheduler.operator.core.lifecycle import Lifecycle
 from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.core.outputs import OutputPublisher, handed_on
 from scale_scheduler.operator.core.placer import Placer, waiting_pods
 from scale_scheduler.operator.core.plan import WorkflowPlan, plan_workflow
 from scale_scheduler.operator.core.progress import (
@@ -58,11 +59,11 @@ class WorkflowController:
         scheduler: Scheduler,
         policy: str,
         time_scale: float,
-        namespace: str | None = None,
+        namespaces: tuple[str, ...] = (),
         fallback_warning: str | None = None,
         post_event: PostEvent = post_event,
     ) -> None:
-        self.api, self.live, self.namespace = api, live, namespace  # namespace None: every namespace
+        self.api, self.live, self.namespaces = api, live, namespaces  # no namespaces: every namespace
         self.fallback_warning, self.post_event = fallback_warning, post_event
         self.reconciles = ReconcileQueue(self._reconcile_key)
         # every workflow's pods waiting for a node, in the engine's queue order (placement.queue_key)
@@ -71,6 +72,7 @@ class WorkflowController:
         self.binder = Binder(api, live, policy, post_event)
         self.status = StatusWriter(api, post_event, policy, live.rule.value, time_scale)
         self.lifecycle = Lifecycle(api, live, self.queue)
+        self.outputs = OutputPublisher(api)
         self._plans: dict[Key, WorkflowPlan] = {}  # by (namespace, name); checked against the uid
         self._warned: set[Key] = set()  # workflows told about the policy fallback
 
@@ -80,16 +82,17 @@ class WorkflowController:
         for node in await self.api.list_all("nodes"):
             self.on_node_event(None, node)
         # The pods the watch will keep up to date (kopf watches pods of the operator's namespaces) ...
-        for pod in await self.api.list_all("pods", self.namespace):
-            self.live.apply_pod_event(None, pod)
+        for namespace in self.namespaces or (None,):
+            for pod in await self.api.list_all("pods", namespace):
+                self.live.apply_pod_event(None, pod)
         # ... and, for a namespaced operator, the other namespaces' pods, which take room on the same nodes.
-        if self.namespace is not None:
+        if self.namespaces:
             await self._list_other_namespaces()
             self.reconciles.spawn(self._follow_other_namespaces())
 
     async def _list_other_namespaces(self) -> None:
-        assert self.namespace is not None
-        self.live.replace_pods_outside(self.namespace, await self.api.list_unfinished_pods_outside(self.namespace))
+        outside = await self.api.list_unfinished_pods_outside(self.namespaces)
+        self.live.replace_pods_outside(self.namespaces, outside)
 
     async def _follow_other_namespaces(self) -> None:
         """Relist the other namespaces' pods every resync period, for as long as the operator runs.
@@ -165,6 +168,7 @@ class WorkflowController:
         self._plans.pop(key, None)
         self._warned.discard(key)
         self.reconciles.forget(key)
+        self.outputs.forget(key)
 
     async def _reconcile(self, key: Key, body: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         status = body.get("status") or {}
@@ -234,6 +238,8 @@ class WorkflowController:
             return None  # re-derive progress first: the evicted primitives are ready again
         if await self.lifecycle.end_overdue(plan, progress):
             return None  # re-derive progress: the ended pods count as failed attempts
+        # parents' outputs in their ConfigMap before any child's pod exists (its volume mounts them)
+        await self.outputs.publish(key, body, handed_on(progress, plan.workflow.primitives))
         # Every pod of the workflow that waits for a node joins the cluster-wide queue (the engine's order,
         # placement.queue_key); SRPT-like priorities read the workflow's work not started yet.
         # a pod whose create or bind the API refused waits out its delay outside the queue (nobody yields to it)

@@ -44,7 +44,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,12 +180,12 @@ class LiveCluster:
                 expected_seconds=expected_seconds(pod),
             )
 
-    def replace_pods_outside(self, namespace: str, pods: list[dict[str, Any]]) -> None:
-        """Make the unfinished pods of every namespace but ``namespace`` exactly ``pods`` (a fresh listing)."""
+    def replace_pods_outside(self, namespaces: Collection[str], pods: list[dict[str, Any]]) -> None:
+        """Make the unfinished pods of every namespace but ``namespaces`` exactly ``pods`` (a fresh listing)."""
         listed = {pod_key(pod) for pod in pods}
         with self._lock:
             self._dynamic = None
-            for key in [key for key in self._pods if not key.startswith(f"{namespace}/") and key not in listed]:
+            for key in [key for key in self._pods if key.split("/", 1)[0] not in namespaces and key not in listed]:
                 del self._pods[key]
             for pod in pods:
                 self.apply_pod_event(None, pod)

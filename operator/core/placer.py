@@ -15,6 +15,7 @@ from typing import Any
 from scale_scheduler.operator.core import metrics
 from scale_scheduler.operator.core.binding import Arrival, BindingQueue, PodKey, WaitingPod
 from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.core.outputs import with_inputs
 from scale_scheduler.operator.core.plan import WorkflowPlan
 from scale_scheduler.operator.core.progress import WorkflowProgress
 from scale_scheduler.operator.core.reconcile_queue import ReconcileQueue
@@ -201,7 +202,9 @@ class Placer:
             pod = pod_manifest(
                 workflow=body,
                 primitive=primitive,
-                raw_primitive=self._retry_elsewhere(plan, progress, primitive),
+                raw_primitive=with_inputs(
+                    self._retry_elsewhere(plan, progress, primitive), body["metadata"]["name"], primitive, progress
+                ),
                 attempt=attempt,
                 policy=self.policy,
             )

@@ -16,9 +16,19 @@ from typing import Any
 
 from scale_scheduler.simulator.workflow import WorkflowValidationError
 
-# The estimates the simulator and the policy read, and the DAG itself; not passed to the pod.
+# The estimates the simulator and the policy read, and the DAG itself; not passed to the pod's spec.
 PRIMITIVE_ONLY_FIELDS = frozenset(
-    {"name", "kind", "dependsOn", "inputTokens", "outputTokens", "workSeconds", "outputMegabytes", "retries"}
+    {
+        "name",
+        "kind",
+        "dependsOn",
+        "inputTokens",
+        "outputTokens",
+        "workSeconds",
+        "outputMegabytes",
+        "retries",
+        "simulatedOutput",  # the output a simulated (KWOK) node reports for it: outputs.py
+    }
 )
 
 
@@ -83,7 +93,9 @@ def _refuse_unknown(
 
 
 def effective_primitives(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each primitive's spec entry with ``spec.podTemplate`` merged in; UnknownField names a field neither knows."""
+    """Each primitive's spec entry with ``spec.podTemplate`` merged in; UnknownField names a field neither knows,
+    MissingImage a primitive that neither gives an image (the CRD refuses both at apply; this catches objects
+    created under an older CRD)."""
     template = spec.get("podTemplate") or {}
     _refuse_unknown(template, TEMPLATE_FIELDS, "spec.podTemplate", "")
     merged = []
@@ -97,5 +109,14 @@ def effective_primitives(spec: dict[str, Any]) -> list[dict[str, Any]]:
         own_limit = "limit" in (raw.get("retryStrategy") or {})
         if "limit" in (entry.get("retryStrategy") or {}) and (own_limit or "retries" not in raw):
             entry["retries"] = entry["retryStrategy"]["limit"]
+        if not entry.get("image"):
+            # As a Job or an Argo step would: a default image could only guess, and one that never exits (pause)
+            # left the workflow Running for good on real nodes.
+            raise WorkflowValidationError(
+                "MissingImage",
+                name,
+                f"spec.primitives[{name}].image is not set, nor spec.podTemplate.image: "
+                "name the container image the primitive runs",
+            )
         merged.append(entry)
     return merged

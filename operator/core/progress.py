@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from scale_scheduler.operator.core.outputs import oversize, termination_message
+from scale_scheduler.operator.core.workflow_pods import CONTAINER_NAME
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.operator.kube.times import format_precise_time, format_time, parse_time
 from scale_scheduler.simulator.workflow import Workflow
@@ -170,6 +172,7 @@ class PrimitiveProgress:
     failed_nodes: list[str] = field(default_factory=list)  # where attempts failed, oldest first
     not_retried: bool = False  # its last failure is one its retryStrategy does not retry
     next_attempt: datetime | None = None  # ready again after a failure: not before this (retryStrategy backoff)
+    output: str | None = None  # a success's termination message, handed to the children (outputs.py)
 
 
 @dataclass
@@ -222,6 +225,7 @@ def workflow_progress(
         if record.get("state") == "Succeeded":
             entry.state, entry.pod, entry.node = "Succeeded", record.get("pod"), record.get("node")
             entry.start, entry.finish = parse_time(record.get("startTime")), parse_time(record.get("finishTime"))
+            entry.output = record.get("output")
     failed_pods = {name: 0 for name in progress}
     for pod in sorted(pods, key=pod_attempt):
         entry = progress.get(pod["metadata"].get("labels", {}).get(labels.PRIMITIVE_LABEL, ""))
@@ -229,10 +233,12 @@ def workflow_progress(
             continue
         entry.attempts = max(entry.attempts, pod_attempt(pod) + 1)
         phase = pod_phase(pod)
-        if phase == "Failed":
+        output = termination_message(pod, CONTAINER_NAME) if phase == "Succeeded" else None
+        too_large = oversize(output, entry.name) if output else None  # a success whose result cannot be passed on
+        if phase == "Failed" or too_large:
             failed_pods[entry.name] += 1
             # pods come in attempt order: the last failure is kept
-            entry.trouble = entry.failure = pod_trouble(pod)
+            entry.trouble = entry.failure = Trouble("OutputTooLarge", too_large) if too_large else pod_trouble(pod)
             entry.failed_at = pod_times(pod)[1] or parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
             if (pod.get("spec") or {}).get("nodeName"):
                 entry.failed_nodes.append(pod["spec"]["nodeName"])
@@ -242,7 +248,7 @@ def workflow_progress(
         start, finish = pod_times(pod)
         entry.pod, entry.node, entry.start = pod["metadata"]["name"], (pod.get("spec") or {}).get("nodeName"), start
         if phase == "Succeeded":
-            entry.state, entry.finish, entry.live_pod = "Succeeded", finish, None
+            entry.state, entry.finish, entry.live_pod, entry.output = "Succeeded", finish, None, output
         elif pod["metadata"].get("deletionTimestamp"):
             entry.live_pod = None  # going away (its node was deleted): a new attempt replaces it
         else:
@@ -321,6 +327,7 @@ def _primitive_record(p: PrimitiveProgress, trouble: Trouble | None, now: dateti
         "startTime": format_time(p.start),
         "finishTime": format_time(p.finish),
         "nextAttemptTime": format_time(p.next_attempt) if p.next_attempt and p.next_attempt > now else None,
+        "output": p.output,
     }
     if trouble is not None and p.state != "Succeeded":
         record.update(reason=trouble.reason, message=trouble.message[:1024], exitCode=trouble.exit_code)

@@ -12,7 +12,7 @@ from typing import Any, cast
 import kopf
 import numpy as np
 from scale_scheduler.operator.kube import labels
-from scale_scheduler.operator.kube.labels import DEFAULT_IMAGE, KWOK_TOLERATION
+from scale_scheduler.operator.kube.labels import KWOK_TOLERATION
 from scale_scheduler.simulator.cluster import GPU_RESOURCE, NodeSpec
 from scale_scheduler.simulator.node_model import sample_duration
 from scale_scheduler.simulator.workflow import Primitive
@@ -129,7 +129,7 @@ def pod_manifest(
     resources = resource_quantities(primitive, raw_primitive)
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
-        "image": raw_primitive.get("image") or DEFAULT_IMAGE,
+        "image": raw_primitive["image"],
         # Guaranteed QoS: what the policy counted is what the node reserves.
         "resources": {"requests": resources, "limits": dict(resources)},
         "securityContext": {**RESTRICTED_CONTAINER_SECURITY, **(raw_primitive.get("securityContext") or {})},
@@ -148,7 +148,14 @@ def pod_manifest(
                 labels.PRIMITIVE_KIND_LABEL: primitive.kind.value,
                 labels.ATTEMPT_LABEL: str(attempt),
             },
-            "annotations": {labels.POLICY_ANNOTATION: policy},
+            "annotations": {
+                labels.POLICY_ANNOTATION: policy,
+                **(
+                    {labels.SIMULATED_OUTPUT_ANNOTATION: str(raw_primitive["simulatedOutput"])}
+                    if "simulatedOutput" in raw_primitive
+                    else {}
+                ),
+            },
         },
         "spec": {
             "schedulerName": labels.SCHEDULER_NAME,

@@ -57,13 +57,13 @@ def wait_healthy(process: subprocess.Popen[bytes], port: int, log_path: Path, ti
 class OperatorProcess:
     """``scale-sched operator run`` with its output in a log file; ``kill()`` is SIGKILL, as a crashed pod dies.
 
-    ``namespace`` None serves every namespace. The extender is off; metrics only with ``metrics=True``
-    (on ``metrics_port``). The log goes to ``log_path``, else to a new temporary file."""
+    ``namespace`` None serves every namespace; a tuple of names serves those. The extender is off; metrics only with
+    ``metrics=True`` (on ``metrics_port``). The log goes to ``log_path``, else to a new temporary file."""
 
     def __init__(
         self,
         kubeconfig: str | Path,
-        namespace: str | None = None,
+        namespace: str | tuple[str, ...] | None = None,
         *,
         policy: str = "least-loaded",
         time_scale: float = 20.0,
@@ -79,7 +79,8 @@ class OperatorProcess:
             os.close(descriptor)  # the child writes through its own handle, opened below
             log_path = Path(name)
         self.log_path = log_path
-        scope = ["--namespace", namespace] if namespace else ["--all-namespaces"]
+        served = (namespace,) if isinstance(namespace, str) else namespace or ()
+        scope = [arg for name in served for arg in ("--namespace", name)] or ["--all-namespaces"]
         command = [
             *SCALE_SCHED,
             "operator",
@@ -129,7 +130,7 @@ class OperatorProcess:
 @contextlib.contextmanager
 def running_operator(
     kubeconfig: str | Path,
-    namespace: str | None = None,
+    namespace: str | tuple[str, ...] | None = None,
     *,
     timeout: float = 120.0,
     policy: str = "least-loaded",

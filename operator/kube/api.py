@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
@@ -159,6 +160,19 @@ class KubeApi:
             "PATCH", self._workflow_path(namespace, name) + "/status", {"status": status}, content_type=MERGE_PATCH
         )
 
+    # -- config maps (a workflow's outputs) ---------------------------------------------------------
+    async def patch_config_map(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        """Merge ``data`` into the ConfigMap's data (ApiException 404 when it does not exist)."""
+        await self.request(
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/configmaps/{quote(name)}",
+            {"data": data},
+            content_type=MERGE_PATCH,
+        )
+
+    async def create_config_map(self, manifest: dict[str, Any]) -> None:
+        await self.request("POST", f"/api/v1/namespaces/{manifest['metadata']['namespace']}/configmaps", manifest)
+
     # -- pods and nodes ------------------------------------------------------------------------------
     async def list_workflow_pods(self, namespace: str, selector_value: str) -> list[dict[str, Any]]:
         """Pods carrying the workflow label, of any incarnation of that name: keep yours with ``owned_by``.
@@ -172,13 +186,11 @@ class KubeApi:
         )
         return reply.get("items") or []
 
-    async def list_unfinished_pods_outside(self, namespace: str) -> list[dict[str, Any]]:
-        """Every Pending or Running pod of all namespaces but ``namespace``, as plain dicts like watch events carry."""
-        return await self._list(
-            "Pod",
-            "/api/v1/pods",
-            {"fieldSelector": f"metadata.namespace!={namespace},status.phase!=Succeeded,status.phase!=Failed"},
-        )
+    async def list_unfinished_pods_outside(self, namespaces: Iterable[str]) -> list[dict[str, Any]]:
+        """Every Pending or Running pod of all namespaces but ``namespaces``, as plain dicts like watch events carry."""
+        outside = [f"metadata.namespace!={namespace}" for namespace in namespaces]
+        selector = ",".join([*outside, "status.phase!=Succeeded", "status.phase!=Failed"])
+        return await self._list("Pod", "/api/v1/pods", {"fieldSelector": selector})
 
     async def list_all(self, what: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every node, or every pod (of ``namespace`` if given), as plain dicts like watch events carry."""

@@ -9,10 +9,6 @@ PLURAL = "workflowdags"
 KIND = manifests.KIND
 SCHEDULER_NAME = "scale-scheduler"
 
-# Pods never really run on simulated nodes; a tiny image that exists everywhere keeps KWOK clusters happy. On real
-# nodes it never exits: real workflows name their image (docs/operator.md).
-DEFAULT_IMAGE = "registry.k8s.io/pause:3.10"
-
 # kwok manages nodes carrying this annotation; on a cluster with real nodes (kind) the taint of the same
 # key keeps ordinary pods off the fake ones, and the operator's pods tolerate it.
 KWOK_NODE_KEY = "kwok.x-k8s.io/node"
@@ -35,6 +31,9 @@ DURATION_ANNOTATION = "scale.dev/duration"
 # running pod frees its node from it, so the policy sees estimates only, as in the simulator;
 # pods without it are predicted from DURATION_ANNOTATION.
 ESTIMATED_DURATION_ANNOTATION = "scale.dev/estimated-duration"
+# On simulated nodes, what the pod's container "writes" as its termination message (its output): the local
+# cluster's completion stage copies it there, from a primitive's simulatedOutput.
+SIMULATED_OUTPUT_ANNOTATION = "scale.dev/simulated-output"
 # Which attempt of its primitive a pod is (0, 1, ...): retries and reschedules get new pods.
 ATTEMPT_LABEL = "agentic.scale.dev/attempt"
 # The node the policy chose when the pod was created; the operator binds the pod there, and its

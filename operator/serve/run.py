@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 from enum import StrEnum
 from functools import partial
@@ -34,6 +35,7 @@ operator_app = typer.Typer(
 )
 
 FALLBACK_POLICY = "least-loaded"
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS-1123 label
 
 
 class LogLevel(StrEnum):  # an enum so that --help lists them
@@ -108,6 +110,18 @@ def load_kube_config(kubeconfig: Path | None) -> None:
         ) from None
 
 
+def namespaces_option(names: list[str]) -> tuple[str, ...]:
+    """The --namespace values, each a namespace name (kopf would read "*" or "!" as a pattern, which the chart's
+    per-namespace Roles could not follow), in order and without repeats."""
+    for name in names:
+        if not NAMESPACE_NAME.fullmatch(name):
+            raise typer.BadParameter(
+                f"{name!r} is not a namespace name (lowercase letters, digits and '-', at most 63 characters)",
+                param_hint="--namespace",
+            )
+    return tuple(dict.fromkeys(names))
+
+
 def peering_priority() -> int:
     """Distinct per replica (from the pod name), as kopf peering requires: equal priorities freeze all."""
     identity = os.environ.get("POD_NAME") or socket.gethostname()
@@ -131,8 +145,16 @@ async def _warn_on_own_pod(api: KubeApi, warning: str) -> None:
     post_event(pod, "Pod", "PolicyFallback", warning, True)
 
 
-async def check_peering(api: KubeApi, name: str, namespace: str | None) -> None:
-    """kopf waits, silently and for good, for a peering object that does not exist: refuse to start instead."""
+async def check_peering(api: KubeApi, name: str, namespaces: tuple[str, ...]) -> None:
+    """kopf waits, silently and for good, for a peering object that does not exist: refuse to start instead.
+
+    A cluster-wide operator peers through one ClusterKopfPeering; a namespaced one through a KopfPeering in each
+    namespace it serves."""
+    for namespace in namespaces or (None,):
+        await _check_one_peering(api, name, namespace)
+
+
+async def _check_one_peering(api: KubeApi, name: str, namespace: str | None) -> None:
     from kubernetes.client.exceptions import ApiException
 
     kind = "ClusterKopfPeering" if namespace is None else "KopfPeering"
@@ -158,7 +180,7 @@ async def check_peering(api: KubeApi, name: str, namespace: str | None) -> None:
 
 async def serve(
     *,
-    namespace: str | None,
+    namespaces: tuple[str, ...],
     policy: str,
     checkpoint: str | None,
     time_scale: float,
@@ -187,16 +209,16 @@ async def serve(
         scheduler = Guarded(scheduler, guard, on_guard=guarded.inc)
     api = KubeApi(client.ApiClient())
     if peering:
-        await check_peering(api, peering, namespace)
+        await check_peering(api, peering, namespaces)
     live = LiveCluster(time_scale=time_scale, rule=rule)
     log.info(
         "placing WorkflowDAG pods with policy %s under the %s placement rule (%s)",
         policy_name,
         rule.value,
-        f"namespace {namespace}" if namespace else "all namespaces",
+        f"namespaces {', '.join(namespaces)}" if namespaces else "all namespaces",
     )
     controller = WorkflowController(
-        api, live, scheduler, policy_name, time_scale, namespace=namespace, fallback_warning=warning
+        api, live, scheduler, policy_name, time_scale, namespaces=namespaces, fallback_warning=warning
     )
 
     settings = kopf.OperatorSettings()
@@ -225,8 +247,8 @@ async def serve(
         await kopf.operator(
             registry=build_registry(controller, on_startup=on_startup),
             settings=settings,
-            clusterwide=namespace is None,
-            namespaces=[namespace] if namespace else (),
+            clusterwide=not namespaces,
+            namespaces=namespaces,
             standalone=peering is None,
             peering_name=peering,
             priority=peering_priority() if peering else None,
@@ -240,7 +262,9 @@ async def serve(
 @operator_app.command("run")
 def run(
     kubeconfig: Path | None = typer.Option(None, help="Kubeconfig file; default $KUBECONFIG, else in-cluster."),
-    namespace: str | None = typer.Option(None, help="Reconcile WorkflowDAGs of this namespace only."),
+    namespace: list[str] = typer.Option(
+        [], help="Reconcile WorkflowDAGs of this namespace only; repeat it to serve several."
+    ),
     all_namespaces: bool = typer.Option(False, "--all-namespaces", help="Reconcile every namespace (the default)."),
     policy: str = typer.Option(
         DEFAULT_CLUSTER_POLICY,
@@ -279,6 +303,7 @@ def run(
     """Run the operator until SIGTERM/SIGINT."""
     if namespace and all_namespaces:
         raise typer.BadParameter("give --namespace or --all-namespaces, not both", param_hint="--namespace")
+    namespaces = namespaces_option(namespace)
     placement_rule = rule_option(rule)
     guard_option(guard)
     if policy in LOOKAHEAD:
@@ -302,7 +327,7 @@ def run(
     load_kube_config(kubeconfig)
     asyncio.run(
         serve(
-            namespace=namespace,
+            namespaces=namespaces,
             policy=policy,
             checkpoint=checkpoint,
             time_scale=time_scale,

@@ -16,6 +16,7 @@ import yaml
 from rich.console import Console
 from scale_scheduler.operator.dev import demo
 from scale_scheduler.operator.dev.localcluster import kwok
+from scale_scheduler.operator.dev.operator_process import running_operator
 
 from .helmtools import CHART_DIR, REPO_ROOT, helm
 
@@ -207,3 +208,83 @@ def test_a_user_bound_to_edit_can_create_a_workflow_and_one_bound_to_view_only_r
         '{"status": {"phase": "Succeeded"}}',
     )
     assert status.returncode != 0, "status is the operator's to write"
+
+
+def _tiny_workflow(name: str) -> str:
+    """Two busybox steps, one after the other and handed the first's output (on the simulated nodes they run for
+    their drawn duration, and the first reports its simulatedOutput)."""
+    step = {"kind": "tool_call", "workSeconds": 2.0, "image": "busybox:1.36", "command": ["true"]}
+    return json.dumps(
+        {
+            "apiVersion": "agentic.scale.dev/v1alpha1",
+            "kind": "WorkflowDAG",
+            "metadata": {"name": name},
+            "spec": {
+                "primitives": [
+                    {"name": "first", "simulatedOutput": "hello", **step},
+                    {"name": "second", "dependsOn": ["first"], **step},
+                ]
+            },
+        }
+    )
+
+
+def test_an_operator_serving_two_namespaces_with_the_charts_roles_runs_both_and_leaves_a_third_alone(
+    kube: demo.Kube, tmp_path: Path
+) -> None:
+    crds = _kubectl(kube, "apply", "-f", str(CHART_DIR / "crds"))
+    assert crds.returncode == 0, crds.stderr
+    release, served, other = f"ops-{os.getpid()}", (f"red-{os.getpid()}", f"blue-{os.getpid()}"), f"grey-{os.getpid()}"
+    for namespace in (release, *served, other):
+        assert _kubectl(kube, "create", "namespace", namespace).returncode == 0
+    # the chart's objects under a release name of their own (another test installs the whole chart)
+    rendered = helm(
+        "template",
+        "tenants",
+        str(CHART_DIR),
+        "--namespace",
+        release,
+        "--set",
+        "replicas=0",
+        "--set",
+        "aggregateRoles=false",
+        "--set",
+        "watchAllNamespaces=false",
+        "--set",
+        f"watchNamespaces={{{','.join(served)}}}",
+    ).stdout
+    applied = _kubectl(kube, "apply", "-f", "-", stdin=rendered)
+    assert applied.returncode == 0, applied.stderr
+    account = "tenants-scale-scheduler"
+    who = f"system:serviceaccount:{release}:{account}"
+    for namespace, expected in ((served[0], "yes"), (served[1], "yes"), (other, "no")):
+        can_create = _kubectl(kube, "auth", "can-i", "create", "pods", "--as", who, "-n", namespace)
+        assert can_create.stdout.strip() == expected, f"create pods in {namespace}"
+    cannot_bind_everywhere = _kubectl(kube, "auth", "can-i", "create", "pods/binding", "--as", who, "-A")
+    assert cannot_bind_everywhere.stdout.strip() == "no", "no cluster-wide rights on what a Role grants"
+
+    token_kubeconfig = _token_kubeconfig(kube, tmp_path, release, account)
+    for namespace in (*served, other):
+        created = _kubectl(kube, "-n", namespace, "apply", "-f", "-", stdin=_tiny_workflow("two-steps"))
+        assert created.returncode == 0, created.stderr
+    with running_operator(token_kubeconfig, served, time_scale=20.0) as operator:
+        deadline = time.monotonic() + 180
+        phases: dict[str, str | None] = {}
+        while time.monotonic() < deadline:
+            phases = {
+                namespace: (kube.get_json("workflowdags", "two-steps", "-n", namespace).get("status") or {}).get(
+                    "phase"
+                )
+                for namespace in served
+            }
+            if set(phases.values()) <= {"Succeeded", "Failed"}:
+                break
+            time.sleep(1)
+        log = operator.log(400)
+    assert phases == {served[0]: "Succeeded", served[1]: "Succeeded"}, log
+    for namespace in served:  # the outputs ConfigMap too is within the Roles' rights
+        assert kube.get_json("configmap", "two-steps-outputs", "-n", namespace)["data"] == {"first": "hello"}
+    untouched = kube.get_json("workflowdags", "two-steps", "-n", other)
+    assert "status" not in untouched, "a namespace the operator does not serve is none of its business"
+    assert kube.get_json("pods", "-n", other)["items"] == []
+    assert "Forbidden" not in log and " 403" not in log, "the chart's Roles must cover everything the operator does"

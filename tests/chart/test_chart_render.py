@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from typing import Any
 
 import pytest
 import yaml
@@ -119,6 +120,88 @@ def test_single_namespace_mode_watches_the_release_namespace() -> None:
     (deployment,) = by_kind(template("watchAllNamespaces=false", namespace="team-a"), "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=team-a" in args and "--all-namespaces" not in args
+
+
+def _grants(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_a_namespace_list_gets_roles_there_and_only_cluster_scoped_rights_cluster_wide() -> None:
+    docs = template("watchAllNamespaces=false", "watchNamespaces={team-a,team-b}", namespace="ops")
+    (deployment,) = by_kind(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [arg for arg in args if "namespace" in arg] == ["--namespace=team-a", "--namespace=team-b"]
+    roles = {(role["metadata"]["namespace"], role["metadata"]["name"]): role for role in by_kind(docs, "Role")}
+    # the two served namespaces, and the release namespace for the operator's own pod (read, Warning Events)
+    assert set(roles) == {("team-a", "scale-scheduler"), ("team-b", "scale-scheduler"), ("ops", "scale-scheduler-self")}
+    for namespace in ("team-a", "team-b"):
+        grants = _grants(roles[(namespace, "scale-scheduler")])
+        for needed in [
+            ("agentic.scale.dev", "workflowdags", "watch"),
+            ("agentic.scale.dev", "workflowdags/status", "patch"),
+            ("", "pods", "create"),
+            ("", "pods/binding", "create"),
+            ("", "pods/status", "patch"),
+            ("", "events", "create"),
+            ("", "configmaps", "patch"),  # the workflow's outputs, handed to its primitives' children
+        ]:
+            assert needed in grants
+    assert _grants(roles[("ops", "scale-scheduler-self")]) >= {("", "pods", "get"), ("", "events", "create")}
+    assert ("", "pods", "create") not in _grants(roles[("ops", "scale-scheduler-self")])
+    bindings = {(b["metadata"]["namespace"], b["roleRef"]["name"]): b for b in by_kind(docs, "RoleBinding")}
+    assert set(bindings) == set(roles)
+    for binding in bindings.values():
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "scale-scheduler", "namespace": "ops"}]
+    (cluster_role,) = operator_roles(docs)
+    cluster_wide = _grants(cluster_role)
+    assert not any(group == "agentic.scale.dev" for group, _, _ in cluster_wide), "WorkflowDAG rights only in Roles"
+    assert {verb for group, resource, verb in cluster_wide if resource.startswith("pods")} == {"list"}
+    assert ("", "nodes", "watch") in cluster_wide and ("", "namespaces", "watch") in cluster_wide
+
+
+def test_watching_only_the_release_namespace_puts_its_rights_in_a_role_there() -> None:
+    docs = template("watchAllNamespaces=false", namespace="team-a")
+    ((namespace, name),) = [(role["metadata"]["namespace"], role["metadata"]["name"]) for role in by_kind(docs, "Role")]
+    assert (namespace, name) == ("team-a", "scale-scheduler"), "served, so no separate role for the operator's own pod"
+    (cluster_role,) = operator_roles(docs)
+    assert ("", "pods/binding", "create") not in _grants(cluster_role)
+
+
+def test_a_namespace_list_with_every_namespace_watched_is_refused() -> None:
+    result = helm("template", "t", str(CHART_DIR), "--set", "watchNamespaces={team-a}", check=False)
+    assert result.returncode != 0
+    assert "set watchAllNamespaces=false" in result.stderr
+
+
+def test_a_namespace_list_entry_that_is_no_namespace_name_is_refused_by_the_schema() -> None:
+    result = helm(
+        "template",
+        "t",
+        str(CHART_DIR),
+        "--set",
+        "watchAllNamespaces=false",
+        "--set",
+        "watchNamespaces={Team_A}",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "watchNamespaces" in result.stderr and "Team_A" in result.stderr
+
+
+def test_peering_over_a_namespace_list_has_a_kopf_peering_in_each() -> None:
+    docs = template("replicas=2", "peering.enabled=true", "watchAllNamespaces=false", "watchNamespaces={team-a,team-b}")
+    assert sorted(peering["metadata"]["namespace"] for peering in by_kind(docs, "KopfPeering")) == ["team-a", "team-b"]
+    assert not by_kind(docs, "ClusterKopfPeering")
+    role = next(role for role in by_kind(docs, "Role") if role["metadata"]["namespace"] == "team-a")
+    assert ("kopf.dev", "kopfpeerings", "patch") in _grants(role)
+    (cluster_role,) = operator_roles(docs)
+    assert not any(group == "kopf.dev" for group, _, _ in _grants(cluster_role))
 
 
 def test_cluster_role_has_no_wildcards_and_can_bind_pods() -> None:

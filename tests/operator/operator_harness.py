@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.operator_process import OperatorProcess
+from scale_scheduler.operator.dev.samples import POD_TEMPLATE
 from scale_scheduler.operator.kube import labels
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -97,12 +98,12 @@ def events_for(info: kwok.ClusterInfo, namespace: str, name: str) -> list[dict[s
 
 
 def workflow(name: str, primitives: list[dict[str, Any]]) -> dict[str, Any]:
-    """A WorkflowDAG manifest."""
+    """A WorkflowDAG manifest whose primitives run the samples' container unless they name their own."""
     return {
         "apiVersion": f"{labels.GROUP}/{labels.VERSION}",
         "kind": labels.KIND,
         "metadata": {"name": name},
-        "spec": {"primitives": primitives},
+        "spec": {"podTemplate": dict(POD_TEMPLATE), "primitives": primitives},
     }
 
 

@@ -33,10 +33,11 @@ def _workflow(name: str) -> dict[str, Any]:
             "creationTimestamp": "2026-01-01T00:00:00Z",
         },
         "spec": {
+            "podTemplate": {"image": "busybox:1.36"},
             "primitives": [
                 {"name": "plan", "kind": "tool_call", "workSeconds": 1.0},
                 {"name": "act", "kind": "code_exec", "workSeconds": 1.0, "dependsOn": ["plan"]},
-            ]
+            ],
         },
     }
 

@@ -24,7 +24,7 @@ def _body(primitives: list[dict[str, Any]]) -> dict[str, Any]:
         "apiVersion": "agentic.scale.dev/v1alpha1",
         "kind": "WorkflowDAG",
         "metadata": {"name": "wf", "namespace": "ns", "uid": "u"},
-        "spec": {"primitives": primitives},
+        "spec": {"podTemplate": {"image": "busybox:1.36"}, "primitives": primitives},
     }
 
 

@@ -33,7 +33,7 @@ def _workflow(name: str, primitives: list[dict[str, Any]]) -> dict[str, Any]:
             "generation": 1,
             "creationTimestamp": "2026-01-01T00:00:00Z",
         },
-        "spec": {"primitives": primitives},
+        "spec": {"podTemplate": {"image": "busybox:1.36"}, "primitives": primitives},
     }
 
 

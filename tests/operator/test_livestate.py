@@ -121,13 +121,15 @@ def test_a_listing_of_other_namespaces_replaces_their_pods_and_leaves_ours(live:
         pod["metadata"]["namespace"] = namespace
         return pod
 
+    ours = ("ours", "also-ours")  # an operator serving two namespaces
     live.apply_pod_event("ADDED", in_namespace("ours", "mine"))
-    live.replace_pods_outside("ours", [in_namespace("team-a", "x"), in_namespace("team-b", "y")])
+    live.apply_pod_event("ADDED", in_namespace("also-ours", "mine"))
+    live.replace_pods_outside(ours, [in_namespace("team-a", "x"), in_namespace("team-b", "y")])
+    assert live.snapshot().free_cpu[i] == free - 4000
+    live.replace_pods_outside(ours, [in_namespace("team-b", "y")])  # x finished: no longer listed
     assert live.snapshot().free_cpu[i] == free - 3000
-    live.replace_pods_outside("ours", [in_namespace("team-b", "y")])  # x finished: no longer listed
-    assert live.snapshot().free_cpu[i] == free - 2000
-    live.replace_pods_outside("ours", [])
-    assert live.snapshot().free_cpu[i] == free - 1000, "our own pods are the watch's business, not the listing's"
+    live.replace_pods_outside(ours, [])
+    assert live.snapshot().free_cpu[i] == free - 2000, "our own pods are the watch's business, not the listing's"
 
 
 def test_warm_kinds_stay_after_the_pod_is_gone(live: LiveCluster) -> None:

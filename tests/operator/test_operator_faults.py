@@ -69,6 +69,16 @@ def test_api_server_rejects_invalid_primitives(
         apply(cluster, namespace, workflow("bad", [bad]))
 
 
+def test_api_server_rejects_a_primitive_with_no_image_anywhere(cluster: kwok.ClusterInfo, namespace: str) -> None:
+    imageless = workflow("no-image", [step("a", image="busybox:1.36"), step("b")])
+    del imageless["spec"]["podTemplate"]
+    with pytest.raises(ClusterError, match="every primitive needs a container image"):
+        apply(cluster, namespace, imageless)
+    imageless["spec"]["primitives"][1]["image"] = ""
+    with pytest.raises(ClusterError, match="should be at least 1 chars long"):
+        apply(cluster, namespace, imageless)
+
+
 def test_api_server_rejects_duplicate_primitive_names(cluster: kwok.ClusterInfo, namespace: str) -> None:
     with pytest.raises(ClusterError, match="Duplicate value"):
         apply(cluster, namespace, workflow("dup", [step("a"), step("a", 3.0)]))

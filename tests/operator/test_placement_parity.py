@@ -118,6 +118,7 @@ def _assert_same_state(live: LiveCluster, state: ClusterState, now: float) -> No
 
 def _body(workflow: Workflow) -> dict[str, Any]:
     body = workflow_to_manifest(workflow, namespace="ns")
+    body["spec"]["podTemplate"] = {"image": "busybox:1.36"}
     body["metadata"].update(uid=f"uid-{workflow.name}", creationTimestamp=_stamp(WALL_CLOCK))
     return body
 
@@ -150,7 +151,9 @@ def _controller_pick(
 
 
 def _extender_pick(live: LiveCluster, scheduler: Scheduler, workflow: Workflow, primitive: Primitive) -> str:
-    pod = pod_manifest(workflow=_body(workflow), primitive=primitive, raw_primitive={}, attempt=0, policy="p")
+    pod = pod_manifest(
+        workflow=_body(workflow), primitive=primitive, raw_primitive={"image": "busybox:1.36"}, attempt=0, policy="p"
+    )
     pod["metadata"]["annotations"][labels.DURATION_ANNOTATION] = f"{primitive.work_seconds!r}s"
     reply = Extender(live, scheduler, decide=True).filter({"Pod": pod, "NodeNames": live.node_names()})
     assert reply["Error"] == "" and len(reply["NodeNames"]) == 1, reply

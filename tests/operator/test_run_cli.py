@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typer
-from scale_scheduler.operator.serve.run import register
+from scale_scheduler.operator.serve.run import namespaces_option, register
 from typer.testing import CliRunner
 
 
@@ -21,3 +21,15 @@ def test_a_lookahead_reference_is_refused_as_a_live_policy() -> None:
     result = CliRunner().invoke(app, ["operator", "run", "--policy", "rollout-heft"])
     assert result.exit_code == 2
     assert "cannot place pods on a live cluster" in " ".join(result.output.replace("│", " ").split())
+
+
+def test_a_namespace_pattern_is_refused_as_a_namespace_name() -> None:
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["operator", "run", "--namespace", "team-a", "--namespace", "team-*"])
+    assert result.exit_code == 2
+    assert "'team-*' is not a namespace name" in " ".join(result.output.replace("│", " ").split())
+
+
+def test_several_namespaces_are_kept_in_order_without_repeats() -> None:
+    assert namespaces_option(["team-b", "team-a", "team-b"]) == ("team-b", "team-a")

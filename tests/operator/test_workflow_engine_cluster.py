@@ -71,7 +71,7 @@ def test_a_primitive_with_env_from_a_secret_and_a_volume_gets_exactly_that_pod_s
             step("use", 1.0, ["fetch"]),
         ],
     )
-    manifest["spec"]["podTemplate"] = {
+    manifest["spec"]["podTemplate"] |= {
         "envFrom": [{"secretRef": {"name": "llm-keys"}}],
         "volumes": [{"name": "work", "emptyDir": {"sizeLimit": "50Mi"}}],
         "imagePullSecrets": [{"name": "registry"}],
@@ -101,7 +101,7 @@ def test_a_primitive_with_env_from_a_secret_and_a_volume_gets_exactly_that_pod_s
 def test_an_unknown_pod_template_field_is_refused_by_name(cluster: kwok.ClusterInfo) -> None:
     namespace = new_namespace(cluster, "unknown")
     manifest = workflow("typo", [step("a")])
-    manifest["spec"]["podTemplate"] = {"hostNetwork": True}
+    manifest["spec"]["podTemplate"]["hostNetwork"] = True
     with running_operator(cluster.kubeconfig, namespace) as operator:
         apply(cluster, namespace, manifest)
         status = wait_for_phase(cluster, namespace, "typo", {"Failed"}, 60, operator)
@@ -133,7 +133,7 @@ def test_tainted_gpu_nodes_receive_the_pods_that_tolerate_them_and_no_others(
 ) -> None:
     namespace = new_namespace(cluster, "taints")
     tolerant = workflow("tolerant", [llm("gen0"), llm("gen1"), step("tool", 1.0, ["gen0", "gen1"])])
-    tolerant["spec"]["podTemplate"] = {"tolerations": [GPU_TOLERATION]}
+    tolerant["spec"]["podTemplate"]["tolerations"] = [GPU_TOLERATION]
     # tool_call runs on GPU nodes too: without the toleration these must all land elsewhere
     plain_tools = workflow("plain-tools", [step(f"t{i}", 1.0) for i in range(12)])
     intolerant = workflow("intolerant", [llm("gen")])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from scale_scheduler.operator.core.pod_template import effective_primitives
 from scale_scheduler.operator.core.workflow_pods import (
-    DEFAULT_IMAGE,
     avoiding_nodes,
     go_duration,
     label_value,
@@ -41,7 +42,11 @@ def test_label_value_keeps_short_names_and_bounds_long_ones() -> None:
 def test_pod_manifest_carries_owner_labels_requests_scheduler_and_duration() -> None:
     primitive = Primitive("plan", PrimitiveKind.LLM_GENERATE, input_tokens=100, output_tokens=50)
     pod = pod_manifest(
-        workflow=WORKFLOW, primitive=primitive, raw_primitive={"command": ["run", "it"]}, attempt=1, policy="heft"
+        workflow=WORKFLOW,
+        primitive=primitive,
+        raw_primitive={"image": "busybox:1.36", "command": ["run", "it"]},
+        attempt=1,
+        policy="heft",
     )
     meta, spec = pod["metadata"], pod["spec"]
     assert meta["name"] == "wf-plan-1" and meta["namespace"] == "team-a"
@@ -55,7 +60,7 @@ def test_pod_manifest_carries_owner_labels_requests_scheduler_and_duration() -> 
     assert spec["schedulerName"] == labels.SCHEDULER_NAME and spec["restartPolicy"] == "Never"
     assert "nodeName" not in spec  # the operator binds through the Binding subresource
     container = spec["containers"][0]
-    assert container["image"] == DEFAULT_IMAGE and container["command"] == ["run", "it"]
+    assert container["image"] == "busybox:1.36" and container["command"] == ["run", "it"]
     requests = container["resources"]["requests"]
     assert requests == {"cpu": "2000m", "memory": str(16 * 1024**3), "nvidia.com/gpu": "1"}
     assert container["resources"]["limits"] == requests
@@ -149,6 +154,19 @@ def test_a_field_the_operator_would_not_pass_through_is_refused_by_name() -> Non
     assert refused.value.primitive == "a"
 
 
+def test_a_primitive_with_no_image_anywhere_is_refused_naming_both_places() -> None:
+    spec = {
+        "primitives": [{"name": "a", "kind": "tool_call", "image": "busybox:1.36"}, {"name": "b", "kind": "tool_call"}]
+    }
+    with pytest.raises(
+        WorkflowValidationError, match=r"spec\.primitives\[b\]\.image .* spec\.podTemplate\.image"
+    ) as refused:
+        effective_primitives(spec)
+    assert refused.value.reason == "MissingImage" and refused.value.primitive == "b"
+    spec["podTemplate"] = {"image": "python:3.12-slim"}
+    assert [entry["image"] for entry in effective_primitives(spec)] == ["busybox:1.36", "python:3.12-slim"]
+
+
 def test_avoiding_nodes_adds_the_exclusion_to_every_term() -> None:
     assert avoiding_nodes(None, ["n1"])["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
         "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}]}]
@@ -173,7 +191,7 @@ def test_avoiding_nodes_adds_the_exclusion_to_every_term() -> None:
 
 def test_a_primitives_own_retries_win_over_the_templates_retry_limit() -> None:
     spec = {
-        "podTemplate": {"retryStrategy": {"limit": 5}},
+        "podTemplate": {"image": "busybox:1.36", "retryStrategy": {"limit": 5}},
         "primitives": [
             {"name": "own", "kind": "tool_call", "retries": 1},
             {"name": "inherits", "kind": "tool_call"},
@@ -182,3 +200,15 @@ def test_a_primitives_own_retries_win_over_the_templates_retry_limit() -> None:
     }
     retries = {entry["name"]: entry.get("retries") for entry in effective_primitives(spec)}
     assert retries == {"own": 1, "inherits": 5, "own-strategy": 3}
+
+
+def test_a_simulated_output_becomes_the_annotation_the_kwok_stage_reports_and_nothing_else() -> None:
+    primitive = Primitive("plan", PrimitiveKind.TOOL_CALL)
+    raw = {"image": "busybox:1.36", "simulatedOutput": "tools: search"}
+    pod = pod_manifest(workflow=WORKFLOW, primitive=primitive, raw_primitive=raw, attempt=0, policy="heft")
+    assert pod["metadata"]["annotations"][labels.SIMULATED_OUTPUT_ANNOTATION] == "tools: search"
+    assert "simulatedOutput" not in json.dumps(pod["spec"])
+    plain = pod_manifest(
+        workflow=WORKFLOW, primitive=primitive, raw_primitive={"image": "busybox:1.36"}, attempt=0, policy="heft"
+    )
+    assert labels.SIMULATED_OUTPUT_ANNOTATION not in plain["metadata"]["annotations"]
