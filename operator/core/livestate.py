@@ -9,8 +9,11 @@ Conventions:
 - Times are Unix seconds (``time.time()``): pass ``now=time.time()`` to ``observation``. With a
   ``time_scale`` (simulated seconds per wall second) every time is multiplied by it: pass
   ``now=time.time() * time_scale``.
+- A node's class comes from its labels through the view's ``NodeMapping`` (``scale.dev/node-class``, then the
+  user's rules, then the built-in ones for GPU product and instance-type labels). A node no rule maps gets the
+  fallback class (gpu-small or cpu-small) and is reported once through ``on_unmapped``.
 - A node is left out of the view while it is ``spec.unschedulable``, not ``Ready``, or has a node-class
-  label the simulator does not know (logged once). It comes back with the event that clears that.
+  label the mapping does not know (logged once). It comes back with the event that clears that.
 - Taints, nodeSelector and node affinity are per pod (``node_filter.NodeConstraints``): a tainted node stays in
   the view, its pods count against its room, and ``observation(..., constraints=...)`` narrows the policy's
   mask to the nodes that pod's constraints admit (a GPU node tainted ``nvidia.com/gpu=present:NoSchedule`` is
@@ -52,8 +55,9 @@ import numpy as np
 from scale_scheduler.operator.kube.labels import PLANNED_NODE_ANNOTATION, PRIMITIVE_KIND_LABEL
 from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.operator.kube.objects import expected_seconds, pod_key, pod_requests, start_time
-from scale_scheduler.simulator.cluster import GPU_RESOURCE, ClusterSpec, NodeSpec, node_spec_from_object
+from scale_scheduler.simulator.cluster import GPU_RESOURCE, ClusterSpec, NodeSpec, classify_node_object
 from scale_scheduler.simulator.features import Observation
+from scale_scheduler.simulator.node_classes import BUILTIN_MAPPING, Classification, NodeMapping
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule, parse_rule
 from scale_scheduler.simulator.primitives import KIND_INDEX, PrimitiveKind
 from scale_scheduler.simulator.state import ClusterState
@@ -88,8 +92,18 @@ class LiveCluster:
     node heartbeats cost nothing.
     """
 
-    def __init__(self, time_scale: float = 1.0, rule: PlacementRule = DEFAULT_RULE):
+    def __init__(
+        self,
+        time_scale: float = 1.0,
+        rule: PlacementRule = DEFAULT_RULE,
+        mapping: NodeMapping = BUILTIN_MAPPING,
+        on_unmapped: Callable[[str, Classification], None] | None = None,
+    ):
         self.rule = parse_rule(rule)
+        self.mapping = mapping
+        # Called once per node name that no label or rule maps (the operator posts an Event and counts it).
+        self._on_unmapped = on_unmapped
+        self._unmapped_reported: set[str] = set()
         # Simulated seconds per wall-clock second (the operator's --time-scale): pods' duration annotations
         # are wall-clock, so waits are scaled back to the simulator's seconds, the unit of every estimate.
         self._time_scale = time_scale
@@ -276,12 +290,23 @@ class LiveCluster:
         if spec.get("unschedulable") or not ready:
             return None
         try:
-            return node_spec_from_object(node)
+            node_spec, classification = classify_node_object(node, self.mapping)
         except ValueError as error:
             if (name, str(error)) not in self._rejected_logged:
                 self._rejected_logged.add((name, str(error)))
                 log.warning("leaving node %s out of the scheduling view: %s", name, error)
             return None
+        if not classification.mapped and name not in self._unmapped_reported:
+            self._unmapped_reported.add(name)
+            log.warning(
+                "node %s matches no node-class rule: scheduling it as the fallback class %s "
+                "(add a rule to --node-profiles or label it scale.dev/node-class)",
+                name,
+                classification.node_class,
+            )
+            if self._on_unmapped is not None:
+                self._on_unmapped(name, classification)
+        return node_spec
 
     def _refresh_nodes(self) -> None:
         if not self._nodes_changed:

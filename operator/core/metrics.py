@@ -58,6 +58,10 @@ GUARDED_DECISIONS = Counter(
     "Decisions whose choice was estimated to finish far behind the best candidate's and were replaced by the guard.",
     ["policy"],
 )
+UNMAPPED_NODES = Counter(
+    "scale_sched_unmapped_nodes",
+    "Nodes no node-class label or rule mapped, each counted once when first seen; they get the fallback class.",
+)
 WORKFLOWS = Gauge("scale_sched_workflows", "WorkflowDAGs known to the operator, by phase.", ["phase"])
 WORKFLOW_RESPONSE_TIME = Histogram(
     "scale_sched_workflow_response_time_seconds",

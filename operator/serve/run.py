@@ -25,6 +25,7 @@ from scale_scheduler.simulator.rollout import LOOKAHEAD
 
 if TYPE_CHECKING:  # imported where used: `scale-sched --help` loads neither the kubernetes client nor a policy
     from scale_scheduler.operator.kube.api import KubeApi
+    from scale_scheduler.simulator.node_classes import Classification, NodeMapping
     from scale_scheduler.simulator.schedulers import Scheduler
 
 log = logging.getLogger("scale_scheduler.operator")
@@ -131,6 +132,26 @@ async def _warn_on_own_pod(api: KubeApi, warning: str) -> None:
     post_event(pod, "Pod", "PolicyFallback", warning, True)
 
 
+def report_unmapped(name: str, classification: Classification) -> None:
+    """A node no rule maps, once: counted, and a Warning Event on the operator's own pod (chart sets POD_NAME)."""
+    from scale_scheduler.operator.core import metrics
+    from scale_scheduler.operator.core.events import post_event
+
+    metrics.UNMAPPED_NODES.inc()
+    pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
+    if not (pod and namespace):
+        return
+    message = (
+        f"node {name} matches no node-class rule ({classification.source}): scheduled as the fallback class "
+        f"{classification.node_class}; add a rule to the node profiles (nodeProfiles in the chart) or label it "
+        "scale.dev/node-class"
+    )
+    try:
+        post_event({"metadata": {"name": pod, "namespace": namespace}}, "Pod", "UnmappedNode", message, True)
+    except LookupError:  # outside kopf's handlers (no poster to queue on): the log line and the metric remain
+        log.debug("no kopf context to post the UnmappedNode Event for node %s", name)
+
+
 async def check_peering(api: KubeApi, name: str, namespace: str | None) -> None:
     """kopf waits, silently and for good, for a peering object that does not exist: refuse to start instead."""
     from kubernetes.client.exceptions import ApiException
@@ -168,6 +189,7 @@ async def serve(
     metrics_port: int,
     extender_port: int,
     peering: str | None,
+    mapping: NodeMapping,
 ) -> None:
     import kopf
     from kubernetes import client
@@ -188,7 +210,7 @@ async def serve(
     api = KubeApi(client.ApiClient())
     if peering:
         await check_peering(api, peering, namespace)
-    live = LiveCluster(time_scale=time_scale, rule=rule)
+    live = LiveCluster(time_scale=time_scale, rule=rule, mapping=mapping, on_unmapped=report_unmapped)
     log.info(
         "placing WorkflowDAG pods with policy %s under the %s placement rule (%s)",
         policy_name,
@@ -265,6 +287,11 @@ def run(
         "later than the best candidate's (counted in "
         "scale_sched_guarded_decisions_total); 0 = off.",
     ),
+    node_profiles: Path | None = typer.Option(
+        None,
+        help="Node-class mapping: profiles and label rules added to the built-in ones (docs/node-classes.md); "
+        "the chart mounts its nodeProfiles value here.",
+    ),
     log_level: LogLevel = typer.Option(LogLevel.info, case_sensitive=False, help="Log level."),
     log_format: LogFormat = typer.Option(
         LogFormat.text, case_sensitive=False, help="text, or json for log collectors (one object per line)."
@@ -281,6 +308,12 @@ def run(
         raise typer.BadParameter("give --namespace or --all-namespaces, not both", param_hint="--namespace")
     placement_rule = rule_option(rule)
     guard_option(guard)
+    from scale_scheduler.simulator.node_classes import BUILTIN_MAPPING, NodeMapping
+
+    try:
+        mapping = NodeMapping.load(node_profiles) if node_profiles else BUILTIN_MAPPING
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="--node-profiles") from None
     if policy in LOOKAHEAD:
         raise typer.BadParameter(
             f"{policy!r} looks ahead in the simulator and cannot place pods on a live cluster; "
@@ -312,6 +345,7 @@ def run(
             metrics_port=metrics_port,
             extender_port=extender_port,
             peering=peering,
+            mapping=mapping,
         )
     )
 
