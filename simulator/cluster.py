@@ -128,16 +128,22 @@ class ClusterSpec(BaseModel):
         nodes = []
         for i, raw in enumerate(data["nodes"]):
             if isinstance(raw, dict) and "speed" not in raw:
+                name = str(raw.get("name", f"nodes[{i}]"))
                 labels = dict(raw.get("labels") or {})
                 if "node_class" in raw:
-                    profile = mapping.profile(str(raw["node_class"]), f"nodes[{i}]")
-                else:
+                    base = NodeSpec.from_profile(
+                        name, mapping.profile(str(raw["node_class"]), f"nodes[{i}]"), labels=labels
+                    )
+                else:  # only the node's own labels: the operator reads its class from them as this does
                     gpus = int(raw.get("gpus") or parse_quantity(labels.get(GPU_COUNT_LABEL, 0)))
-                    name = str(raw.get("name", f"nodes[{i}]"))
                     classification = mapping.classify(labels, gpus, name)
                     _warn_unmapped(name, classification)
-                    profile = classification.profile
-                base = NodeSpec.from_profile(raw["name"], profile, labels=labels)
+                    base = NodeSpec.from_profile(name, classification.profile).model_copy(
+                        update={
+                            "labels": {"kubernetes.io/hostname": name, **labels},
+                            "gpus": gpus or classification.profile.gpus,
+                        }
+                    )
                 raw = {**base.model_dump(), **{k: v for k, v in raw.items() if k != "labels"}, "labels": base.labels}
             nodes.append(raw)
         return cls(nodes=nodes)

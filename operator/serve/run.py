@@ -115,41 +115,69 @@ def peering_priority() -> int:
     return 1 + int(hashlib.sha256(identity.encode()).hexdigest()[:6], 16) % 1_000_000
 
 
-async def _warn_on_own_pod(api: KubeApi, warning: str) -> None:
-    """The fallback warning as an Event on the operator's own pod, when it knows which (chart sets POD_NAME).
+async def post_own_pod_event(api: KubeApi, reason: str, message: str) -> None:
+    """A Warning Event on the operator's own pod, when it knows which (the chart sets POD_NAME and POD_NAMESPACE).
 
-    Runs in kopf's startup handler, whose context kopf's Event poster needs."""
-    from scale_scheduler.operator.core.events import post_event
+    Posted through the API, not kopf's poster: kopf queues Events only inside a resource's handlers, and these
+    come from the startup activity and from node events. An Event is a courtesy: a failure is only logged."""
+    from scale_scheduler.operator.core.events import MESSAGE_LIMIT
+    from scale_scheduler.operator.kube.api import COMPONENT
+    from scale_scheduler.operator.kube.times import now
 
     name, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
     if not (name and namespace):
         return
     try:
         pod = await api.read_pod(namespace, name)
-    except Exception as error:  # an Event is a courtesy: never let it stop the operator
-        log.warning("cannot read own pod %s/%s for the fallback Event: %s", namespace, name, error)
-        return
-    post_event(pod, "Pod", "PolicyFallback", warning, True)
+        moment = now()
+        event = {
+            "metadata": {"generateName": f"{name}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": name,
+                "namespace": namespace,
+                "uid": pod["metadata"].get("uid"),
+            },
+            "type": "Warning",
+            "reason": reason,
+            "message": message[:MESSAGE_LIMIT],
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": name,
+            "firstTimestamp": moment,
+            "lastTimestamp": moment,
+            "count": 1,
+        }
+        await api.request("POST", f"/api/v1/namespaces/{namespace}/events", event)
+    except Exception as error:  # never let a courtesy stop the operator
+        log.warning("cannot post the %s Event on own pod %s/%s: %s", reason, namespace, name, error)
 
 
-def report_unmapped(name: str, classification: Classification) -> None:
-    """A node no rule maps, once: counted, and a Warning Event on the operator's own pod (chart sets POD_NAME)."""
-    from scale_scheduler.operator.core import metrics
-    from scale_scheduler.operator.core.events import post_event
+class UnmappedNodeReport:
+    """What the live view calls once per node no label or rule maps: a counter, and a Warning Event on the
+    operator's own pod naming the node and its fallback class (the view has already logged it)."""
 
-    metrics.UNMAPPED_NODES.inc()
-    pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
-    if not (pod and namespace):
-        return
-    message = (
-        f"node {name} matches no node-class rule ({classification.source}): scheduled as the fallback class "
-        f"{classification.node_class}; add a rule to the node profiles (nodeProfiles in the chart) or label it "
-        "scale.dev/node-class"
-    )
-    try:
-        post_event({"metadata": {"name": pod, "namespace": namespace}}, "Pod", "UnmappedNode", message, True)
-    except LookupError:  # outside kopf's handlers (no poster to queue on): the log line and the metric remain
-        log.debug("no kopf context to post the UnmappedNode Event for node %s", name)
+    def __init__(self, api: KubeApi) -> None:
+        self.api = api
+        self._posting: set[asyncio.Task[None]] = set()  # strong references until each Event is posted
+
+    def __call__(self, name: str, classification: Classification) -> None:
+        from scale_scheduler.operator.core import metrics
+
+        metrics.UNMAPPED_NODES.inc()
+        message = (
+            f"node {name} matches no node-class rule ({classification.source}): scheduled as the fallback class "
+            f"{classification.node_class}; add a rule to the node profiles (the chart's nodeProfiles) or label it "
+            "scale.dev/node-class"
+        )
+        try:
+            loop = asyncio.get_running_loop()  # node events come in on the operator's loop
+        except RuntimeError:
+            return
+        task = loop.create_task(post_own_pod_event(self.api, "UnmappedNode", message))
+        self._posting.add(task)
+        task.add_done_callback(self._posting.discard)
 
 
 async def check_peering(api: KubeApi, name: str, namespace: str | None) -> None:
@@ -210,7 +238,7 @@ async def serve(
     api = KubeApi(client.ApiClient())
     if peering:
         await check_peering(api, peering, namespace)
-    live = LiveCluster(time_scale=time_scale, rule=rule, mapping=mapping, on_unmapped=report_unmapped)
+    live = LiveCluster(time_scale=time_scale, rule=rule, mapping=mapping, on_unmapped=UnmappedNodeReport(api))
     log.info(
         "placing WorkflowDAG pods with policy %s under the %s placement rule (%s)",
         policy_name,
@@ -242,7 +270,7 @@ async def serve(
 
         # decide: filter keeps only the policy's node (what the chart's scheduler configuration assumes)
         extender = await start_extender(live, scheduler, extender_port, decide=True)
-    on_startup = partial(_warn_on_own_pod, api, warning) if warning else None
+    on_startup = partial(post_own_pod_event, api, "PolicyFallback", warning) if warning else None
     try:
         await kopf.operator(
             registry=build_registry(controller, on_startup=on_startup),
