@@ -220,9 +220,10 @@ def classify_node_object(
     name) and how its class was decided; ValueError for a class label the mapping does not know."""
     meta = node.get("metadata", {})
     name = meta.get("name", "")
-    labels = dict(meta.get("labels") or {})
+    labels: dict[str, str] = dict(meta.get("labels") or {})
     allocatable = (node.get("status") or {}).get("allocatable") or {}
-    gpus = int(parse_quantity(allocatable.get(GPU_RESOURCE, labels.get(GPU_COUNT_LABEL, 0))))
+    # GPU capacity from allocatable; GPU feature discovery's count label where a node list lacks it
+    gpus = int(parse_quantity(allocatable.get(GPU_RESOURCE) or labels.get(GPU_COUNT_LABEL) or 0))
     classification = mapping.classify(labels, gpus, name)
     profile = classification.profile
     spec = NodeSpec.from_profile(name, profile)

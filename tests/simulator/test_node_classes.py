@@ -220,3 +220,21 @@ def test_a_yaml_spec_may_give_nodes_by_labels_alone() -> None:
     )
     assert [(n.node_class, n.gpus) for n in spec.nodes] == [("h100", 8), ("l4", 1)]
     assert spec.nodes[0].labels["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+
+
+def test_the_docs_table_lists_every_hardware_profile_with_its_rates() -> None:
+    """docs/node-classes.md is where users look the numbers up: it must say what the code uses."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "node-classes.md").read_text()
+    rows = {}
+    for line in doc.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 9 and cells[0].strip("`") in HARDWARE_PROFILES:
+            rows[cells[0].strip("`")] = cells
+    assert set(rows) == set(HARDWARE_PROFILES)
+    for name, cells in rows.items():
+        profile = HARDWARE_PROFILES[name]
+        assert (float(cells[6]), float(cells[7])) == (
+            profile.prefill_tokens_per_second,
+            profile.decode_tokens_per_second,
+        ), name
+        assert int(cells[3]) == profile.gpus and int(cells[4]) * 1000 == profile.cpu_millicores, name
