@@ -137,7 +137,7 @@ class ClusterSpec(BaseModel):
                 else:  # only the node's own labels: the operator reads its class from them as this does
                     gpus = int(raw.get("gpus") or parse_quantity(labels.get(GPU_COUNT_LABEL, 0)))
                     classification = mapping.classify(labels, gpus, name)
-                    _warn_unmapped(name, classification)
+                    warn_unmapped(name, classification)
                     base = NodeSpec.from_profile(name, classification.profile).model_copy(
                         update={
                             "labels": {"kubernetes.io/hostname": name, **labels},
@@ -202,7 +202,8 @@ def parse_quantity(value: str | int | float) -> float:
         raise ValueError(f"{value!r} is not a Kubernetes quantity") from None
 
 
-def _warn_unmapped(name: str, classification: Classification) -> None:
+def warn_unmapped(name: str, classification: Classification) -> None:
+    """Log a node no label or rule maps (it gets the fallback class): never a silent guess."""
     if not classification.mapped:
         log.warning(
             "node %s matches no node-class rule: it gets the fallback class %s "
@@ -242,7 +243,7 @@ def classify_node_object(
 def node_spec_from_object(node: dict[str, Any], mapping: NodeMapping = BUILTIN_MAPPING) -> NodeSpec:
     """``classify_node_object``'s NodeSpec; a node no rule maps is logged (it gets the fallback class)."""
     spec, classification = classify_node_object(node, mapping)
-    _warn_unmapped(spec.name, classification)
+    warn_unmapped(spec.name, classification)
     return spec
 
 
@@ -285,4 +286,5 @@ __all__ = [
     "heterogeneous",
     "node_spec_from_object",
     "parse_quantity",
+    "warn_unmapped",
 ]

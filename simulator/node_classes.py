@@ -356,7 +356,8 @@ def _describe(error: ValidationError, data: dict[str, Any]) -> str:
         location = list(problem["loc"])
         where = ""
         if len(location) >= 2 and location[0] in ("profiles", "rules") and isinstance(location[1], int):
-            entry = (data.get(location[0]) or [None] * (location[1] + 1))[location[1]]
+            entries = data.get(location[0])
+            entry = entries[location[1]] if isinstance(entries, list) and location[1] < len(entries) else None
             name = entry.get("node_class") if isinstance(entry, dict) else None
             where = f"{location[0]}[{location[1]}]" + (f" ({name})" if name else "")
             location = location[2:]

@@ -55,7 +55,13 @@ import numpy as np
 from scale_scheduler.operator.kube.labels import PLANNED_NODE_ANNOTATION, PRIMITIVE_KIND_LABEL
 from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.operator.kube.objects import expected_seconds, pod_key, pod_requests, start_time
-from scale_scheduler.simulator.cluster import GPU_RESOURCE, ClusterSpec, NodeSpec, classify_node_object
+from scale_scheduler.simulator.cluster import (
+    GPU_RESOURCE,
+    ClusterSpec,
+    NodeSpec,
+    classify_node_object,
+    warn_unmapped,
+)
 from scale_scheduler.simulator.features import Observation
 from scale_scheduler.simulator.node_classes import BUILTIN_MAPPING, Classification, NodeMapping
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule, parse_rule
@@ -298,12 +304,7 @@ class LiveCluster:
             return None
         if not classification.mapped and name not in self._unmapped_reported:
             self._unmapped_reported.add(name)
-            log.warning(
-                "node %s matches no node-class rule: scheduling it as the fallback class %s "
-                "(add a rule to --node-profiles or label it scale.dev/node-class)",
-                name,
-                classification.node_class,
-            )
+            warn_unmapped(name, classification)
             if self._on_unmapped is not None:
                 self._on_unmapped(name, classification)
         return node_spec
