@@ -223,6 +223,7 @@ async def serve(
     from kubernetes import client
     from scale_scheduler.operator.core import metrics
     from scale_scheduler.operator.core.controller import WorkflowController
+    from scale_scheduler.operator.core.estimates import RunTimes
     from scale_scheduler.operator.core.livestate import LiveCluster
     from scale_scheduler.operator.kube.api import COMPONENT, KubeApi
     from scale_scheduler.operator.serve.handlers import build_registry
@@ -238,7 +239,13 @@ async def serve(
     api = KubeApi(client.ApiClient())
     if peering:
         await check_peering(api, peering, namespace)
-    live = LiveCluster(time_scale=time_scale, rule=rule, mapping=mapping, on_unmapped=UnmappedNodeReport(api))
+    live = LiveCluster(
+        time_scale=time_scale,
+        rule=rule,
+        mapping=mapping,
+        on_unmapped=UnmappedNodeReport(api),
+        on_finished=RunTimes().observe,
+    )
     log.info(
         "placing WorkflowDAG pods with policy %s under the %s placement rule (%s)",
         policy_name,

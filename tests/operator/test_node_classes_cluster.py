@@ -1,7 +1,7 @@
 """Nodes labelled as real clusters label them, on the real control plane: the operator reads an H100 node and an
 L4 node (NVIDIA GPU feature discovery's labels, no project label) as their profiles, places an LLM call on the
 faster one, and reports a node no rule maps once (a Warning Event and a metric) while scheduling it as the
-fallback class."""
+fallback class. The finished pod's observed run time is measured against its estimate, under its class."""
 
 from __future__ import annotations
 
@@ -111,5 +111,15 @@ def test_gpu_labelled_nodes_get_their_profiles_and_an_unmapped_one_is_reported_o
             assert len(reports) == 1 and reports[0]["count"] == 1 and reports[0]["type"] == "Warning"
             assert odd in reports[0]["message"] and "gpu-small" in reports[0]["message"]
             assert _metric(operator.metrics_port, "scale_sched_unmapped_nodes_total") == 1.0
+            # the finished pod's run time against its estimate, under the class it ran on
+            port = operator.metrics_port
+            wait_for(
+                "the finished pod's run time in the metrics",
+                lambda: _metric(port, 'scale_sched_estimate_error_ratio_count{kind="llm_generate"}') == 1.0,
+                30,
+                describe=operator.log,
+            )
+            ratio = 'scale_sched_run_time_ratio{kind="llm_generate",node_class="h100",statistic="mean"}'
+            assert _metric(port, ratio) > 0
     finally:
         kwok.kubectl(info, "delete", "node", h100, l4, odd, "--ignore-not-found")
