@@ -25,6 +25,7 @@ from .primitives import GIB, KINDS, PrimitiveKind
 NODE_CLASS_LABEL = "scale.dev/node-class"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_COUNT_LABEL = "nvidia.com/gpu.count"
+GPU_MEMORY_LABEL = "nvidia.com/gpu.memory"  # MiB per GPU
 GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 FALLBACK_GPU_CLASS = "gpu-small"
@@ -201,6 +202,8 @@ def _rules(label: str, pairs: list[tuple[str, str]]) -> list[ClassRule]:
 # Tried in order after the user's rules: the GPU product (what the node has) before the instance type (what it
 # was ordered as). Instance types are a few well-known GPU and CPU families of AWS, GCP and Azure.
 BUILTIN_RULES: list[ClassRule] = [
+    # An A100 whose product name leaves out its memory: 80GB parts report about 81920 MiB.
+    ClassRule(node_class="a100-80gb", labels={GPU_PRODUCT_LABEL: r"(NVIDIA-)?A100.*", GPU_MEMORY_LABEL: r"[6-9]\d{4}"}),
     *_rules(
         GPU_PRODUCT_LABEL,  # NVIDIA GPU feature discovery / GPU operator, e.g. NVIDIA-H100-80GB-HBM3
         [
@@ -382,6 +385,7 @@ __all__ = [
     "FALLBACK_GPU_CLASS",
     "GKE_ACCELERATOR_LABEL",
     "GPU_COUNT_LABEL",
+    "GPU_MEMORY_LABEL",
     "GPU_PRODUCT_LABEL",
     "HARDWARE_PROFILES",
     "INSTANCE_TYPE_LABEL",

@@ -90,6 +90,12 @@ def test_instance_types(instance_type: str, gpus: int, node_class: str) -> None:
     assert (classification.node_class, classification.mapped) == (node_class, True)
 
 
+def test_gpu_memory_tells_an_80gb_a100_whose_product_name_does_not() -> None:
+    product = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4"}
+    assert BUILTIN_MAPPING.classify({**product, "nvidia.com/gpu.memory": "81920"}, 8, "n").node_class == "a100-80gb"
+    assert BUILTIN_MAPPING.classify({**product, "nvidia.com/gpu.memory": "40960"}, 8, "n").node_class == "a100-40gb"
+
+
 def test_the_product_label_wins_over_the_instance_type_and_the_project_label_over_both() -> None:
     labels = {"nvidia.com/gpu.product": "NVIDIA-L4", "node.kubernetes.io/instance-type": "p5.48xlarge"}
     assert BUILTIN_MAPPING.classify(labels, 1, "n").node_class == "l4"
