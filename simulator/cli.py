@@ -20,6 +20,7 @@ from .cluster import ClusterSpec, heterogeneous
 from .engine import Engine, SimulationResult
 from .generators import generate_workload
 from .manifests import load_workflow_manifests
+from .node_classes import BUILTIN_MAPPING, NodeMapping
 from .placement import DEFAULT_RULE, RULE_HELP, PlacementRule, parse_rule
 from .rollout import LOOKAHEAD
 from .schedulers import HEURISTICS, Scheduler, make_heuristic
@@ -83,6 +84,11 @@ def register(
         cluster_file: Path | None = typer.Option(
             None, "--cluster", help="Cluster spec: YAML, or `kubectl get nodes -o json` output."
         ),
+        node_profiles: Path | None = typer.Option(
+            None,
+            help="Node-class mapping (profiles and label rules; docs/node-classes.md) that names the classes of "
+            "--cluster's nodes, as the operator's --node-profiles does.",
+        ),
         workload_file: Path | None = typer.Option(None, "--workload", help="WorkflowDAG manifests (YAML)."),
         bursty: bool = typer.Option(False, help="On/off-modulated arrivals with the same mean rate."),
         horizon: float | None = typer.Option(None, help="Stop at this simulated time (seconds)."),
@@ -93,7 +99,8 @@ def register(
         console = Console(stderr=True)
         compare = resolve(policies, compare, "--policies", "--compare")
         try:
-            cluster = ClusterSpec.load(cluster_file) if cluster_file else heterogeneous(nodes, seed=seed)
+            mapping = NodeMapping.load(node_profiles) if node_profiles else BUILTIN_MAPPING
+            cluster = ClusterSpec.load(cluster_file, mapping) if cluster_file else heterogeneous(nodes, seed=seed)
             if workload_file:
                 workload = [validate(w, cluster.nodes) for w in load_workflow_manifests(workload_file)]
             else:

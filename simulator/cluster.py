@@ -2,70 +2,36 @@
 
 ``ClusterSpec`` is the single source of truth for nodes: the simulator runs on it, the local
 control plane creates its Node objects from it, and the operator rebuilds it from live Node
-objects (``from_kubectl_json``) through the node-class label.
+objects (``from_kubectl_json``), whose labels name each node's class through a ``NodeMapping``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from .primitives import GIB, KINDS, PrimitiveKind
+from .node_classes import (
+    BUILTIN_MAPPING,
+    GPU_COUNT_LABEL,
+    NODE_CLASS_LABEL,
+    PROFILES,
+    Classification,
+    NodeMapping,
+    NodeProfile,
+)
+from .primitives import KINDS, PrimitiveKind
 
-NODE_CLASS_LABEL = "scale.dev/node-class"
+log = logging.getLogger(__name__)
+
 ACCELERATOR_LABEL = "scale.dev/accelerator"
 GPU_RESOURCE = "nvidia.com/gpu"
-
-
-class NodeProfile(BaseModel):
-    """Hardware and speed of one node class; speeds are relative to a reference node (1.0)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    node_class: str
-    accelerator: str
-    cpu_millicores: int
-    memory_bytes: int
-    gpus: int
-    speed: dict[PrimitiveKind, float]
-    prefill_tokens_per_second: float = 0.0
-    decode_tokens_per_second: float = 0.0
-    bandwidth_gbps: float
-
-
-# The node classes of the generator, and the profile table used to read real clusters: one row per class.
-# Speeds are per kind in KINDS order (llm_generate, llm_embed, retrieve, tool_call, code_exec); CPU-only
-# classes decode no tokens.
-# fmt: off
-_PROFILE_ROWS: list[tuple[str, str, int, int, int, float, float, float, tuple[float, ...]]] = [
-    # class          accelerator  cpu (m)  GiB  GPUs  prefill/s  decode/s  Gb/s  speeds
-    ("gpu-large",     "a100",      32000,   256, 4,    6000.0,    60.0,     25.0, (1.0, 4.0, 1.2, 1.0, 1.2)),
-    ("gpu-small",     "t4",        16000,   64,  2,    1500.0,    25.0,     10.0, (0.4, 2.0, 0.8, 1.0, 0.8)),
-    ("cpu-large",     "none",      64000,   128, 0,    0.0,       0.0,      25.0, (0.0, 1.0, 1.0, 1.0, 1.5)),
-    ("cpu-small",     "none",      8000,    16,  0,    0.0,       0.0,      5.0,  (0.0, 0.5, 0.6, 1.0, 0.7)),
-    ("mem-optimised", "none",      16000,   512, 0,    0.0,       0.0,      25.0, (0.0, 0.8, 2.5, 1.0, 0.9)),
-]
-# fmt: on
-PROFILES: dict[str, NodeProfile] = {
-    node_class: NodeProfile(
-        node_class=node_class,
-        accelerator=accelerator,
-        cpu_millicores=cpu,
-        memory_bytes=gib * GIB,
-        gpus=gpus,
-        prefill_tokens_per_second=prefill,
-        decode_tokens_per_second=decode,
-        bandwidth_gbps=gbps,
-        speed=dict(zip(KINDS, speeds, strict=True)),
-    )
-    for node_class, accelerator, cpu, gib, gpus, prefill, decode, gbps, speeds in _PROFILE_ROWS
-}
 
 # Fixed mix of the generator: per 8 nodes, 1 large GPU, 2 small GPU, 2 CPU-large, 2 CPU-small, 1 memory.
 CLASS_MIX: dict[str, float] = {
@@ -153,43 +119,55 @@ class ClusterSpec(BaseModel):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
     @classmethod
-    def from_yaml(cls, text: str) -> ClusterSpec:
+    def from_yaml(cls, text: str, mapping: NodeMapping = BUILTIN_MAPPING) -> ClusterSpec:
+        """A node may be given in full, or by ``node_class`` (its profile fills the rest), or by labels alone
+        (the mapping names its class from them, as it does for a live Node)."""
         data = yaml.safe_load(text)
         if not isinstance(data, dict) or "nodes" not in data:
             raise ValueError("cluster spec YAML must be a mapping with a 'nodes' list")
         nodes = []
         for i, raw in enumerate(data["nodes"]):
-            # A node may name just a class (plus name/labels): the profile fills the rest.
-            if isinstance(raw, dict) and "node_class" in raw and "speed" not in raw:
-                if raw["node_class"] not in PROFILES:
-                    raise ValueError(
-                        f"nodes[{i}]: unknown node_class {raw['node_class']!r}; known: {', '.join(PROFILES)}"
+            if isinstance(raw, dict) and "speed" not in raw:
+                name = str(raw.get("name", f"nodes[{i}]"))
+                labels = dict(raw.get("labels") or {})
+                if "node_class" in raw:
+                    base = NodeSpec.from_profile(
+                        name, mapping.profile(str(raw["node_class"]), f"nodes[{i}]"), labels=labels
                     )
-                base = NodeSpec.from_profile(raw["name"], PROFILES[raw["node_class"]], labels=raw.get("labels"))
+                else:  # only the node's own labels: the operator reads its class from them as this does
+                    gpus = int(raw.get("gpus") or parse_quantity(labels.get(GPU_COUNT_LABEL, 0)))
+                    classification = mapping.classify(labels, gpus, name)
+                    warn_unmapped(name, classification)
+                    base = NodeSpec.from_profile(name, classification.profile).model_copy(
+                        update={
+                            "labels": {"kubernetes.io/hostname": name, **labels},
+                            "gpus": gpus or classification.profile.gpus,
+                        }
+                    )
                 raw = {**base.model_dump(), **{k: v for k, v in raw.items() if k != "labels"}, "labels": base.labels}
             nodes.append(raw)
         return cls(nodes=nodes)
 
     @classmethod
-    def from_kubectl_json(cls, doc: dict[str, Any] | str) -> ClusterSpec:
-        """Read ``kubectl get nodes -o json`` (a NodeList, or a list of Node dicts)."""
+    def from_kubectl_json(cls, doc: dict[str, Any] | str, mapping: NodeMapping = BUILTIN_MAPPING) -> ClusterSpec:
+        """Read ``kubectl get nodes -o json`` (a NodeList or v1 List, or a list of Node dicts)."""
         data = json.loads(doc) if isinstance(doc, str) else doc
         items = data.get("items", []) if isinstance(data, dict) else data
         if not items:
             raise ValueError("no nodes in the kubectl output")
-        return cls(nodes=[node_spec_from_object(item) for item in items])
+        return cls(nodes=[node_spec_from_object(item, mapping) for item in items])
 
     @classmethod
-    def load(cls, path: str | Path) -> ClusterSpec:
+    def load(cls, path: str | Path, mapping: NodeMapping = BUILTIN_MAPPING) -> ClusterSpec:
         """Load a cluster spec from YAML, or from ``kubectl get nodes -o json`` output."""
         text = Path(path).read_text()
         stripped = text.lstrip()
         if stripped.startswith("{"):
             data = json.loads(text)
-            if data.get("kind") == "NodeList" or "items" in data:
-                return cls.from_kubectl_json(data)
+            if data.get("kind") in ("NodeList", "List") or "items" in data:
+                return cls.from_kubectl_json(data, mapping)
             return cls.model_validate(data)
-        return cls.from_yaml(text)
+        return cls.from_yaml(text, mapping)
 
 
 def parse_quantity(value: str | int | float) -> float:
@@ -224,19 +202,33 @@ def parse_quantity(value: str | int | float) -> float:
         raise ValueError(f"{value!r} is not a Kubernetes quantity") from None
 
 
-def node_spec_from_object(node: dict[str, Any]) -> NodeSpec:
-    """Build a NodeSpec from a Node object: resources from allocatable, speeds from the class label."""
+def warn_unmapped(name: str, classification: Classification) -> None:
+    """Log a node no label or rule maps (it gets the fallback class): never a silent guess."""
+    if not classification.mapped:
+        log.warning(
+            "node %s matches no node-class rule: it gets the fallback class %s "
+            "(add a rule to the node profiles, or the %s label; docs/node-classes.md)",
+            name,
+            classification.node_class,
+            NODE_CLASS_LABEL,
+        )
+
+
+def classify_node_object(
+    node: dict[str, Any], mapping: NodeMapping = BUILTIN_MAPPING
+) -> tuple[NodeSpec, Classification]:
+    """A Node object as a NodeSpec (resources from allocatable, speeds from the profile of the class its labels
+    name) and how its class was decided; ValueError for a class label the mapping does not know."""
     meta = node.get("metadata", {})
     name = meta.get("name", "")
-    labels = dict(meta.get("labels") or {})
+    labels: dict[str, str] = dict(meta.get("labels") or {})
     allocatable = (node.get("status") or {}).get("allocatable") or {}
-    gpus = int(parse_quantity(allocatable.get(GPU_RESOURCE, 0)))
-    node_class = labels.get(NODE_CLASS_LABEL) or ("gpu-small" if gpus else "cpu-small")
-    if node_class not in PROFILES:
-        raise ValueError(f"node {name!r}: unknown {NODE_CLASS_LABEL} {node_class!r}; known: {', '.join(PROFILES)}")
-    profile = PROFILES[node_class]
+    # GPU capacity from allocatable; GPU feature discovery's count label where a node list lacks it
+    gpus = int(parse_quantity(allocatable.get(GPU_RESOURCE) or labels.get(GPU_COUNT_LABEL) or 0))
+    classification = mapping.classify(labels, gpus, name)
+    profile = classification.profile
     spec = NodeSpec.from_profile(name, profile)
-    return spec.model_copy(
+    spec = spec.model_copy(
         update={
             "labels": labels,
             "cpu_millicores": int(round(parse_quantity(allocatable.get("cpu", profile.cpu_millicores / 1000)) * 1000)),
@@ -245,6 +237,14 @@ def node_spec_from_object(node: dict[str, Any]) -> NodeSpec:
             "pods": int(parse_quantity(allocatable.get("pods", 110))),
         }
     )
+    return spec, classification
+
+
+def node_spec_from_object(node: dict[str, Any], mapping: NodeMapping = BUILTIN_MAPPING) -> NodeSpec:
+    """``classify_node_object``'s NodeSpec; a node no rule maps is logged (it gets the fallback class)."""
+    spec, classification = classify_node_object(node, mapping)
+    warn_unmapped(spec.name, classification)
+    return spec
 
 
 def class_counts(n: int) -> dict[str, int]:
@@ -277,11 +277,14 @@ __all__ = [
     "GPU_RESOURCE",
     "KINDS",
     "NODE_CLASS_LABEL",
+    "NodeMapping",
     "NodeProfile",
     "NodeSpec",
     "PROFILES",
     "class_counts",
+    "classify_node_object",
     "heterogeneous",
     "node_spec_from_object",
     "parse_quantity",
+    "warn_unmapped",
 ]

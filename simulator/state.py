@@ -13,19 +13,22 @@ from typing import Any
 
 import numpy as np
 
-from .cluster import PROFILES, ClusterSpec
+from .cluster import ClusterSpec, NodeSpec
+from .node_classes import TIERS, feature_tier
 from .node_model import link_megabits_per_second
 from .primitives import KIND_INDEX, KINDS, PrimitiveKind
 
-NODE_CLASSES: tuple[str, ...] = tuple(PROFILES)
+# The node-class feature's one-hot columns: the generator's five classes, which every other class is shown as.
+NODE_CLASSES: tuple[str, ...] = TIERS
 _DYNAMIC = ("free_cpu", "free_memory", "free_gpus", "running", "queue_length", "queued_seconds", "next_release", "warm")
 
 
-def _class_index(node_class: str, node: str) -> int:
-    """The node class's one-hot column; an unknown class would silently look like another one to a policy."""
-    if node_class not in NODE_CLASSES:
-        raise ValueError(f"node {node!r}: unknown node class {node_class!r}; known: {', '.join(NODE_CLASSES)}")
-    return NODE_CLASSES.index(node_class)
+def _class_index(node: NodeSpec) -> int:
+    """The node's one-hot column: its class's, or for a class outside the five that of its ``feature_tier``."""
+    tier = feature_tier(
+        node.node_class, node.gpus, node.decode_tokens_per_second, node.cpu_millicores, node.memory_bytes
+    )
+    return NODE_CLASSES.index(tier)
 
 
 def dominant_share(
@@ -58,7 +61,7 @@ class ClusterState:
     prefill_tps: np.ndarray = field(init=False)
     decode_tps: np.ndarray = field(init=False)
     bandwidth_gbps: np.ndarray = field(init=False)
-    node_class: np.ndarray = field(init=False)  # [N] index into NODE_CLASSES
+    node_class: np.ndarray = field(init=False)  # [N] one-hot column in NODE_CLASSES (``_class_index``)
     # [N] the GPU share's divisor and weight: alloc_gpus and 1.0 on GPU nodes, 1.0 and 0.0 elsewhere, so that
     # (1 - free_gpus / gpu_divisor) * gpu_weight is the share in use without a division by zero to mask
     gpu_divisor: np.ndarray = field(init=False)
@@ -86,7 +89,7 @@ class ClusterState:
         self.prefill_tps = np.array([n.prefill_tokens_per_second for n in nodes], dtype=np.float64)
         self.decode_tps = np.array([n.decode_tokens_per_second for n in nodes], dtype=np.float64)
         self.bandwidth_gbps = np.array([n.bandwidth_gbps for n in nodes], dtype=np.float64)
-        self.node_class = np.array([_class_index(n.node_class, n.name) for n in nodes], dtype=np.int64)
+        self.node_class = np.array([_class_index(n) for n in nodes], dtype=np.int64)
         has_gpus = self.alloc_gpus > 0
         self.gpu_divisor = np.where(has_gpus, self.alloc_gpus, 1.0)
         self.gpu_weight = has_gpus.astype(np.float64)

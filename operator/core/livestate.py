@@ -9,8 +9,15 @@ Conventions:
 - Times are Unix seconds (``time.time()``): pass ``now=time.time()`` to ``observation``. With a
   ``time_scale`` (simulated seconds per wall second) every time is multiplied by it: pass
   ``now=time.time() * time_scale``.
+- A node's class comes from its labels through the view's ``NodeMapping`` (``scale.dev/node-class``, then the
+  user's rules, then the built-in ones for GPU product and instance-type labels). A node no rule maps gets the
+  fallback class (gpu-small or cpu-small) and is reported once through ``on_unmapped``.
+- A pod of a known kind (``PRIMITIVE_KIND_LABEL``) the view saw bound that then Succeeds is reported through
+  ``on_finished`` with its node's class, its observed run time (the container's start and finish, refined to
+  the view's own sightings within the same second, as ``progress.refine`` does) and the estimate it was placed
+  with (``ESTIMATED_DURATION_ANNOTATION``), both in simulated seconds.
 - A node is left out of the view while it is ``spec.unschedulable``, not ``Ready``, or has a node-class
-  label the simulator does not know (logged once). It comes back with the event that clears that.
+  label the mapping does not know (logged once). It comes back with the event that clears that.
 - Taints, nodeSelector and node affinity are per pod (``node_filter.NodeConstraints``): a tainted node stays in
   the view, its pods count against its room, and ``observation(..., constraints=...)`` narrows the policy's
   mask to the nodes that pod's constraints admit (a GPU node tainted ``nvidia.com/gpu=present:NoSchedule`` is
@@ -46,14 +53,33 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from scale_scheduler.operator.kube.labels import PLANNED_NODE_ANNOTATION, PRIMITIVE_KIND_LABEL
+from scale_scheduler.operator.core.progress import pod_times, refine
+from scale_scheduler.operator.kube.labels import (
+    ESTIMATED_DURATION_ANNOTATION,
+    PLANNED_NODE_ANNOTATION,
+    PRIMITIVE_KIND_LABEL,
+)
 from scale_scheduler.operator.kube.node_filter import NodeConstraints
-from scale_scheduler.operator.kube.objects import expected_seconds, pod_key, pod_requests, start_time
-from scale_scheduler.simulator.cluster import GPU_RESOURCE, ClusterSpec, NodeSpec, node_spec_from_object
+from scale_scheduler.operator.kube.objects import (
+    expected_seconds,
+    parse_go_duration,
+    pod_key,
+    pod_requests,
+    start_time,
+)
+from scale_scheduler.simulator.cluster import (
+    GPU_RESOURCE,
+    ClusterSpec,
+    NodeSpec,
+    classify_node_object,
+    warn_unmapped,
+)
 from scale_scheduler.simulator.features import Observation
+from scale_scheduler.simulator.node_classes import BUILTIN_MAPPING, Classification, NodeMapping
 from scale_scheduler.simulator.placement import DEFAULT_RULE, PlacementRule, parse_rule
 from scale_scheduler.simulator.primitives import KIND_INDEX, PrimitiveKind
 from scale_scheduler.simulator.state import ClusterState
@@ -88,8 +114,21 @@ class LiveCluster:
     node heartbeats cost nothing.
     """
 
-    def __init__(self, time_scale: float = 1.0, rule: PlacementRule = DEFAULT_RULE):
+    def __init__(
+        self,
+        time_scale: float = 1.0,
+        rule: PlacementRule = DEFAULT_RULE,
+        mapping: NodeMapping = BUILTIN_MAPPING,
+        on_unmapped: Callable[[str, Classification], None] | None = None,
+        on_finished: Callable[[str, str, float, float], None] | None = None,
+    ):
         self.rule = parse_rule(rule)
+        self.mapping = mapping
+        # Called once per node name that no label or rule maps (the operator posts an Event and counts it).
+        self._on_unmapped = on_unmapped
+        self._unmapped_reported: set[str] = set()
+        # (kind, node class, observed seconds, estimated seconds) of each of our pods that Succeeds (estimates.RunTimes)
+        self._on_finished = on_finished
         # Simulated seconds per wall-clock second (the operator's --time-scale): pods' duration annotations
         # are wall-clock, so waits are scaled back to the simulator's seconds, the unit of every estimate.
         self._time_scale = time_scale
@@ -158,6 +197,8 @@ class LiveCluster:
                 self._warm.setdefault(node, set()).add(KIND_INDEX[PrimitiveKind(kind)])
             if phase in _TERMINAL_PHASES:
                 self._pods.pop(key, None)
+                if phase == "Succeeded" and previous is not None and previous.uid == uid:
+                    self._finished(pod, kind, node, previous.started_at)
                 return
             started_at = None
             if node:
@@ -260,6 +301,25 @@ class LiveCluster:
             return None if node is None else constraints.rejection(node)
 
     # -- internals -------------------------------------------------------------------------------
+    def _finished(self, pod: dict[str, Any], kind: str | None, node: str, bound_at: float | None) -> None:
+        """Report a pod the view saw bound that has now Succeeded: only transitions, so a relisting after a
+        restart reports nothing twice."""
+        spec = self._eligible.get(node)
+        if self._on_finished is None or spec is None or kind not in KIND_INDEX:
+            return
+        estimate = ((pod.get("metadata") or {}).get("annotations") or {}).get(ESTIMATED_DURATION_ANNOTATION)
+        started, finished = pod_times(pod)
+        if estimate is None or started is None or finished is None:
+            return
+        try:
+            estimated = parse_go_duration(str(estimate))
+        except ValueError:
+            return  # objects.expected_seconds has logged it when the pod came in
+        if bound_at is not None:
+            started = refine(started, datetime.fromtimestamp(bound_at, UTC))
+        observed = (refine(finished, datetime.now(UTC)) - started).total_seconds()
+        self._on_finished(str(kind), spec.node_class, observed * self._time_scale, estimated * self._time_scale)
+
     def _signature(self, node: dict[str, Any]) -> tuple[Any, ...]:
         meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
         ready = next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
@@ -276,12 +336,18 @@ class LiveCluster:
         if spec.get("unschedulable") or not ready:
             return None
         try:
-            return node_spec_from_object(node)
+            node_spec, classification = classify_node_object(node, self.mapping)
         except ValueError as error:
             if (name, str(error)) not in self._rejected_logged:
                 self._rejected_logged.add((name, str(error)))
                 log.warning("leaving node %s out of the scheduling view: %s", name, error)
             return None
+        if not classification.mapped and name not in self._unmapped_reported:
+            self._unmapped_reported.add(name)
+            warn_unmapped(name, classification)
+            if self._on_unmapped is not None:
+                self._on_unmapped(name, classification)
+        return node_spec
 
     def _refresh_nodes(self) -> None:
         if not self._nodes_changed:

@@ -58,6 +58,24 @@ GUARDED_DECISIONS = Counter(
     "Decisions whose choice was estimated to finish far behind the best candidate's and were replaced by the guard.",
     ["policy"],
 )
+UNMAPPED_NODES = Counter(
+    "scale_sched_unmapped_nodes",
+    "Nodes no node-class label or rule mapped, each counted once when first seen; they get the fallback class.",
+)
+# Observed / estimated run time: 1 is a perfect estimate; the buckets are symmetric in log space around it.
+ESTIMATE_ERROR_BUCKETS = (0.25, 0.5, 0.67, 0.8, 0.9, 1.0, 1.11, 1.25, 1.5, 2.0, 4.0)
+ESTIMATE_ERROR = Histogram(
+    "scale_sched_estimate_error_ratio",
+    "Each finished pod's observed run time (container start to finish) over the estimate it was placed with.",
+    ["kind"],
+    buckets=ESTIMATE_ERROR_BUCKETS,
+)
+RUN_TIME_RATIO = Gauge(
+    "scale_sched_run_time_ratio",
+    "Running observed / estimated run time per kind and node class: statistic=mean (exponentially weighted "
+    "geometric mean) or p90.",
+    ["kind", "node_class", "statistic"],
+)
 WORKFLOWS = Gauge("scale_sched_workflows", "WorkflowDAGs known to the operator, by phase.", ["phase"])
 WORKFLOW_RESPONSE_TIME = Histogram(
     "scale_sched_workflow_response_time_seconds",

@@ -26,6 +26,7 @@ from scale_scheduler.simulator.rollout import LOOKAHEAD
 
 if TYPE_CHECKING:  # imported where used: `scale-sched --help` loads neither the kubernetes client nor a policy
     from scale_scheduler.operator.kube.api import KubeApi
+    from scale_scheduler.simulator.node_classes import Classification, NodeMapping
     from scale_scheduler.simulator.schedulers import Scheduler
 
 log = logging.getLogger("scale_scheduler.operator")
@@ -128,21 +129,69 @@ def peering_priority() -> int:
     return 1 + int(hashlib.sha256(identity.encode()).hexdigest()[:6], 16) % 1_000_000
 
 
-async def _warn_on_own_pod(api: KubeApi, warning: str) -> None:
-    """The fallback warning as an Event on the operator's own pod, when it knows which (chart sets POD_NAME).
+async def post_own_pod_event(api: KubeApi, reason: str, message: str) -> None:
+    """A Warning Event on the operator's own pod, when it knows which (the chart sets POD_NAME and POD_NAMESPACE).
 
-    Runs in kopf's startup handler, whose context kopf's Event poster needs."""
-    from scale_scheduler.operator.core.events import post_event
+    Posted through the API, not kopf's poster: kopf queues Events only inside a resource's handlers, and these
+    come from the startup activity and from node events. An Event is a courtesy: a failure is only logged."""
+    from scale_scheduler.operator.core.events import MESSAGE_LIMIT
+    from scale_scheduler.operator.kube.api import COMPONENT
+    from scale_scheduler.operator.kube.times import now
 
     name, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
     if not (name and namespace):
         return
     try:
         pod = await api.read_pod(namespace, name)
-    except Exception as error:  # an Event is a courtesy: never let it stop the operator
-        log.warning("cannot read own pod %s/%s for the fallback Event: %s", namespace, name, error)
-        return
-    post_event(pod, "Pod", "PolicyFallback", warning, True)
+        moment = now()
+        event = {
+            "metadata": {"generateName": f"{name}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": name,
+                "namespace": namespace,
+                "uid": pod["metadata"].get("uid"),
+            },
+            "type": "Warning",
+            "reason": reason,
+            "message": message[:MESSAGE_LIMIT],
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": name,
+            "firstTimestamp": moment,
+            "lastTimestamp": moment,
+            "count": 1,
+        }
+        await api.request("POST", f"/api/v1/namespaces/{namespace}/events", event)
+    except Exception as error:  # never let a courtesy stop the operator
+        log.warning("cannot post the %s Event on own pod %s/%s: %s", reason, namespace, name, error)
+
+
+class UnmappedNodeReport:
+    """What the live view calls once per node no label or rule maps: a counter, and a Warning Event on the
+    operator's own pod naming the node and its fallback class (the view has already logged it)."""
+
+    def __init__(self, api: KubeApi) -> None:
+        self.api = api
+        self._posting: set[asyncio.Task[None]] = set()  # strong references until each Event is posted
+
+    def __call__(self, name: str, classification: Classification) -> None:
+        from scale_scheduler.operator.core import metrics
+
+        metrics.UNMAPPED_NODES.inc()
+        message = (
+            f"node {name} matches no node-class rule ({classification.source}): scheduled as the fallback class "
+            f"{classification.node_class}; add a rule to the node profiles (the chart's nodeProfiles) or label it "
+            "scale.dev/node-class"
+        )
+        try:
+            loop = asyncio.get_running_loop()  # node events come in on the operator's loop
+        except RuntimeError:
+            return
+        task = loop.create_task(post_own_pod_event(self.api, "UnmappedNode", message))
+        self._posting.add(task)
+        task.add_done_callback(self._posting.discard)
 
 
 async def check_peering(api: KubeApi, name: str, namespaces: tuple[str, ...]) -> None:
@@ -190,11 +239,13 @@ async def serve(
     metrics_port: int,
     extender_port: int,
     peering: str | None,
+    mapping: NodeMapping,
 ) -> None:
     import kopf
     from kubernetes import client
     from scale_scheduler.operator.core import metrics
     from scale_scheduler.operator.core.controller import WorkflowController
+    from scale_scheduler.operator.core.estimates import RunTimes
     from scale_scheduler.operator.core.livestate import LiveCluster
     from scale_scheduler.operator.kube.api import COMPONENT, KubeApi
     from scale_scheduler.operator.serve.handlers import build_registry
@@ -210,7 +261,13 @@ async def serve(
     api = KubeApi(client.ApiClient())
     if peering:
         await check_peering(api, peering, namespaces)
-    live = LiveCluster(time_scale=time_scale, rule=rule)
+    live = LiveCluster(
+        time_scale=time_scale,
+        rule=rule,
+        mapping=mapping,
+        on_unmapped=UnmappedNodeReport(api),
+        on_finished=RunTimes().observe,
+    )
     log.info(
         "placing WorkflowDAG pods with policy %s under the %s placement rule (%s)",
         policy_name,
@@ -242,7 +299,7 @@ async def serve(
 
         # decide: filter keeps only the policy's node (what the chart's scheduler configuration assumes)
         extender = await start_extender(live, scheduler, extender_port, decide=True)
-    on_startup = partial(_warn_on_own_pod, api, warning) if warning else None
+    on_startup = partial(post_own_pod_event, api, "PolicyFallback", warning) if warning else None
     try:
         await kopf.operator(
             registry=build_registry(controller, on_startup=on_startup),
@@ -289,6 +346,11 @@ def run(
         "later than the best candidate's (counted in "
         "scale_sched_guarded_decisions_total); 0 = off.",
     ),
+    node_profiles: Path | None = typer.Option(
+        None,
+        help="Node-class mapping: profiles and label rules added to the built-in ones (docs/node-classes.md); "
+        "the chart mounts its nodeProfiles value here.",
+    ),
     log_level: LogLevel = typer.Option(LogLevel.info, case_sensitive=False, help="Log level."),
     log_format: LogFormat = typer.Option(
         LogFormat.text, case_sensitive=False, help="text, or json for log collectors (one object per line)."
@@ -306,6 +368,12 @@ def run(
     namespaces = namespaces_option(namespace)
     placement_rule = rule_option(rule)
     guard_option(guard)
+    from scale_scheduler.simulator.node_classes import BUILTIN_MAPPING, NodeMapping
+
+    try:
+        mapping = NodeMapping.load(node_profiles) if node_profiles else BUILTIN_MAPPING
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="--node-profiles") from None
     if policy in LOOKAHEAD:
         raise typer.BadParameter(
             f"{policy!r} looks ahead in the simulator and cannot place pods on a live cluster; "
@@ -337,6 +405,7 @@ def run(
             metrics_port=metrics_port,
             extender_port=extender_port,
             peering=peering,
+            mapping=mapping,
         )
     )
 

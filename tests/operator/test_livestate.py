@@ -202,6 +202,32 @@ def test_unknown_node_class_is_left_out() -> None:
         live.snapshot()
 
 
+def _gpu_node(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """``gpu-small-001``'s Node with other labels, as a cluster without the project label describes its nodes."""
+    node = node_object("gpu-small-001")
+    node["metadata"] = {**node["metadata"], "name": name, "labels": {"kubernetes.io/hostname": name, **labels}}
+    return node
+
+
+def test_nodes_are_classed_from_their_gpu_labels_and_an_unmapped_one_is_reported_once() -> None:
+    reported: list[tuple[str, str]] = []
+    live = LiveCluster(on_unmapped=lambda name, how: reported.append((name, how.node_class)))
+    live.apply_node_event("ADDED", _gpu_node("h", {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}))
+    live.apply_node_event("ADDED", _gpu_node("l", {"node.kubernetes.io/instance-type": "g6.xlarge"}))
+    odd = _gpu_node("odd", {"vendor.example/accelerator": "x9"})
+    for revision, event in enumerate(("ADDED", "MODIFIED", "MODIFIED")):
+        odd["metadata"]["labels"]["revision"] = str(revision)  # a label change: the view reads the node again
+        live.apply_node_event(event, odd)
+    classes = {node.name: node.node_class for node in live.snapshot().spec.nodes}
+    assert classes == {"h": "h100", "l": "l4", "odd": "gpu-small"}
+    assert reported == [("odd", "gpu-small")]
+    # labelling it with the project label maps it; no second report either way
+    odd["metadata"]["labels"][NODE_CLASS_LABEL] = "a100-80gb"
+    live.apply_node_event("MODIFIED", odd)
+    assert {n.name: n.node_class for n in live.snapshot().spec.nodes}["odd"] == "a100-80gb"
+    assert reported == [("odd", "gpu-small")]
+
+
 def test_heartbeats_do_not_rebuild_the_static_state(live: LiveCluster) -> None:
     first = live.snapshot()
     live.apply_node_event("MODIFIED", node_object("gpu-large-000", heartbeat="2025-01-01T00:00:10Z"))

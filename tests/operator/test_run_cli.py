@@ -33,3 +33,17 @@ def test_a_namespace_pattern_is_refused_as_a_namespace_name() -> None:
 
 def test_several_namespaces_are_kept_in_order_without_repeats() -> None:
     assert namespaces_option(["team-b", "team-a", "team-b"]) == ("team-b", "team-a")
+
+
+def test_a_bad_node_profiles_entry_is_refused_at_start_with_the_entry_named(tmp_path) -> None:  # noqa: ANN001
+    mapping = tmp_path / "profiles.yaml"
+    mapping.write_text(
+        "profiles:\n- {node_class: fast, cpu_millicores: 1000, memory_bytes: 1000000000, bandwidth_gbps: 10,\n"
+        "   speed: {llm_generate: 0, llm_embed: 1, retrieve: -2, tool_call: 1, code_exec: 1}}\n"
+    )
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["operator", "run", "--node-profiles", str(mapping)])
+    assert result.exit_code == 2
+    output = "".join(result.output.replace("│", " ").split())
+    assert "--node-profiles" in output and "profiles[0](fast).speed:speedsmustbe>=0" in output

@@ -30,13 +30,18 @@ class Provider(StrEnum):
     kind = "kind"
 
 
-def _spec(nodes: int, seed: int, spec_path: Path | None) -> ClusterSpec:
+def _spec(nodes: int, seed: int, spec_path: Path | None, node_profiles: Path | None) -> ClusterSpec:
     from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
+    from scale_scheduler.simulator.node_classes import BUILTIN_MAPPING, NodeMapping
 
+    try:
+        mapping = NodeMapping.load(node_profiles) if node_profiles else BUILTIN_MAPPING
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="--node-profiles") from None
     if spec_path is None:
         return heterogeneous(nodes, seed=seed)
     try:
-        return ClusterSpec.load(spec_path)
+        return ClusterSpec.load(spec_path, mapping)
     except (OSError, ValueError) as error:
         raise typer.BadParameter(f"{spec_path}: {error}", param_hint="--cluster") from None
 
@@ -51,6 +56,11 @@ def up_command(
         "(overrides --nodes/--seed); what `simulate --cluster` takes.",
     ),
     spec: Path | None = old_name("--spec", "--cluster"),
+    node_profiles: Path | None = typer.Option(
+        None,
+        help="Node-class mapping (profiles and label rules; docs/node-classes.md) for --cluster's nodes; "
+        "give the operator the same file (--node-profiles) so it reads the nodes as the same classes.",
+    ),
     name: str = typer.Option(DEFAULT_NAME, help="Cluster name; several clusters can run side by side."),
     provider: Provider = typer.Option(
         Provider.binary,
@@ -64,7 +74,7 @@ def up_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (kubeconfig, nodes, bin_dir) last."),
 ) -> None:
     """Start a cluster and return when all its nodes are Ready; the components keep running."""
-    cluster_spec = _spec(nodes, seed, resolve(cluster, spec, "--cluster", "--spec"))
+    cluster_spec = _spec(nodes, seed, resolve(cluster, spec, "--cluster", "--spec"), node_profiles)
     started = time.monotonic()
     try:
         if provider is Provider.kind:
