@@ -48,7 +48,7 @@ from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.operator_process import running_operator
 from scale_scheduler.operator.dev.samples import POD_TEMPLATE
 from scale_scheduler.operator.kube import labels
-from scale_scheduler.policy.registry import make_scheduler
+from scale_scheduler.policy.registry import CLUSTER_METHODS, DEFAULT_CLUSTER_POLICY, make_scheduler
 from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
 from scale_scheduler.simulator.engine import simulate
 from scale_scheduler.simulator.generators import generate_workload
@@ -62,7 +62,8 @@ CRD = REPO / "charts" / "scale-scheduler" / "crds" / "workflowdags.agentic.scale
 THROUGHPUT_WORKFLOWS = 10
 CREATOR_THREADS = 8
 POLICIES = ("scale", "least-loaded")
-THROUGHPUT_POLICY = "least-loaded"
+# least-loaded: the simplest decision; the operator's default; the learned SCALE policy (a forward pass per decision)
+THROUGHPUT_POLICIES = ("least-loaded", DEFAULT_CLUSTER_POLICY, "scale")
 # tool_call's default requests: small enough that every pod of the throughput runs fits at once
 TOOL_CALL_REQUESTS = {"cpu": "250m", "memory": "256Mi"}
 
@@ -279,15 +280,16 @@ def operator_throughput(
     custom: client.CustomObjectsApi,
     kubeconfig: Path,
     pods: int,
+    policy: str,
     rule: PlacementRule,
     work: Path,
 ) -> tuple[float, Latency]:
-    """(pods per second, decision latency) of the operator (least-loaded) placing and binding ``pods`` pods."""
-    namespace = "bench-operator"
+    """(pods per second, decision latency) of the operator under ``policy`` placing and binding ``pods`` pods."""
+    namespace = f"bench-operator-{policy}"
     create_namespace(core, namespace)
     widths = [pods // THROUGHPUT_WORKFLOWS + (i < pods % THROUGHPUT_WORKFLOWS) for i in range(THROUGHPUT_WORKFLOWS)]
     with (
-        operator_for_bench(kubeconfig, THROUGHPUT_POLICY, 1.0, rule, work / "operator-throughput.log") as metrics_port,
+        operator_for_bench(kubeconfig, policy, 1.0, rule, work / f"operator-throughput-{policy}.log") as metrics_port,
         measured_latency(metrics_port) as latency,
     ):
         times = BindTimes()
@@ -398,6 +400,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     name = f"bench-operator-{int(time.time())}"
     log(f"starting cluster {name} with {args.nodes} nodes ...")
     info = kwok.up(name, heterogeneous(args.nodes, seed=0), timeout=600, progress=log)
+    runs: list[ResponseRun] = []
+    throughput: dict[str, tuple[float, Latency]] = {}
     try:
         kwok.kubectl(info, "apply", "--server-side", "--force-conflicts", "-f", str(CRD))
         kwok.kubectl(
@@ -411,48 +415,67 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             work.mkdir(parents=True, exist_ok=True)
             log(f"kube-scheduler binding {args.pods} plain pods ...")
             kube_rate = kube_scheduler_throughput(core, args.pods)
-            log(f"operator (policy {THROUGHPUT_POLICY}) placing and binding {args.pods} pods ...")
-            operator_rate, throughput_latency = operator_throughput(
-                core, custom, info.kubeconfig, args.pods, args.rule, work
-            )
-            workflows = generate_workload(spec, args.workflows, load=args.load, seed=args.seed)
-            runs = []
-            for policy in POLICIES:
-                log(f"{args.workflows} workflows under --policy {policy} at --time-scale {args.time_scale} ...")
-                cluster, status, latency = cluster_response_times(
-                    core, custom, info.kubeconfig, copy.deepcopy(workflows), policy, args.time_scale, args.rule, work
+            for policy in args.throughput_policies:
+                log(f"operator (policy {policy}) placing and binding {args.pods} pods ...")
+                throughput[policy] = operator_throughput(
+                    core, custom, info.kubeconfig, args.pods, policy, args.rule, work
                 )
-                runs.append(
-                    ResponseRun(
+            if not args.throughput_only:
+                workflows = generate_workload(spec, args.workflows, load=args.load, seed=args.seed)
+                for policy in POLICIES:
+                    log(f"{args.workflows} workflows under --policy {policy} at --time-scale {args.time_scale} ...")
+                    cluster, status, latency = cluster_response_times(
+                        core,
+                        custom,
+                        info.kubeconfig,
+                        copy.deepcopy(workflows),
                         policy,
-                        cluster,
-                        status,
-                        simulator_response_times(spec, workflows, policy, args.sim_seeds, args.rule),
-                        latency,
+                        args.time_scale,
+                        args.rule,
+                        work,
                     )
-                )
+                    runs.append(
+                        ResponseRun(
+                            policy,
+                            cluster,
+                            status,
+                            simulator_response_times(spec, workflows, policy, args.sim_seeds, args.rule),
+                            latency,
+                        )
+                    )
     finally:
         log(f"stopping cluster {name} ...")
         kwok.down(name)
-    return {
+    headline = args.throughput_policies[0]
+    result: dict[str, Any] = {
         "nodes": args.nodes,
         "pods": args.pods,
-        "operator_pods_per_second": operator_rate,
-        "operator_throughput_policy": THROUGHPUT_POLICY,
+        "rule": args.rule.value,  # the placement rule of the operator and of the simulator alike
+        # headline: the first --throughput-policies entry's; every policy's under "throughput"
+        "operator_pods_per_second": throughput[headline][0],
+        "operator_throughput_policy": headline,
         "kube_scheduler_pods_per_second": kube_rate,
-        "operator_vs_kube_scheduler_throughput": operator_rate / kube_rate,
+        "operator_vs_kube_scheduler_throughput": throughput[headline][0] / kube_rate,
+        "throughput": {
+            policy: {"pods_per_second": rate, "vs_kube_scheduler": rate / kube_rate}
+            for policy, (rate, _) in throughput.items()
+        },
+        "decision_latency_ms": {
+            **{f"{policy} (throughput run)": asdict(latency) for policy, (_, latency) in throughput.items()},
+            **{f"{run.policy} (response-time run)": asdict(run.latency) for run in runs},
+        },
+    }
+    if not runs:
+        return result
+    return {
+        **result,
         # headline: the SCALE policy's decisions in its response-time run
         "decision_latency_p50_ms": runs[0].latency.p50_ms,
         "decision_latency_p99_ms": runs[0].latency.p99_ms,
-        "decision_latency_ms": {
-            f"{THROUGHPUT_POLICY} (throughput run)": asdict(throughput_latency),
-            **{f"{run.policy} (response-time run)": asdict(run.latency) for run in runs},
-        },
         "workflows": args.workflows,
         "time_scale": args.time_scale,
         "load": args.load,
         "seed": args.seed,
-        "rule": args.rule.value,  # the placement rule of the operator and of the simulator alike
         # headline: the SCALE policy's; per policy below
         "sim_vs_cluster_response_time_ratio": runs[0].simulator_mean / runs[0].cluster_mean,
         "response_time": {
@@ -471,12 +494,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def print_table(result: dict[str, Any]) -> None:
     console = Console()
     binding = Table(title=f"binding {result['pods']} pods on {result['nodes']} nodes (one cluster, one run)")
-    for column in ("scheduler", "pods/s"):
+    for column in ("scheduler", "pods/s", "vs kube-scheduler"):
         binding.add_column(column, justify="right")
-    binding.add_row(
-        f"scale-sched operator ({result['operator_throughput_policy']})", f"{result['operator_pods_per_second']:.1f}"
-    )
-    binding.add_row("kube-scheduler", f"{result['kube_scheduler_pods_per_second']:.1f}")
+    for policy, row in result["throughput"].items():
+        binding.add_row(
+            f"scale-sched operator ({policy})", f"{row['pods_per_second']:.1f}", f"{row['vs_kube_scheduler']:.2f}x"
+        )
+    binding.add_row("kube-scheduler", f"{result['kube_scheduler_pods_per_second']:.1f}", "1.00x")
     console.print(binding)
     latency = Table(title="operator decision latency (observation + policy)")
     for column in ("run", "decisions", "p50", "p99"):
@@ -484,6 +508,8 @@ def print_table(result: dict[str, Any]) -> None:
     for run, row in result["decision_latency_ms"].items():
         latency.add_row(run, str(row["decisions"]), f"{row['p50_ms']:.2f} ms", f"{row['p99_ms']:.2f} ms")
     console.print(latency)
+    if "response_time" not in result:
+        return
     response = Table(
         title=f"avg workflow response time, {result['workflows']} workflows, load {result['load']}, "
         f"seed {result['seed']}, time scale {result['time_scale']}, rule {result['rule']} "
@@ -502,6 +528,16 @@ def print_table(result: dict[str, Any]) -> None:
     console.print(response)
 
 
+def throughput_policies(value: str) -> tuple[str, ...]:
+    """--throughput-policies: comma-separated operator policies, each one the operator accepts."""
+    policies = tuple(policy.strip() for policy in value.split(",") if policy.strip())
+    unknown = [policy for policy in policies if policy not in CLUSTER_METHODS]
+    if not policies or unknown:
+        named = ", ".join(map(repr, unknown)) or "(none given)"
+        raise argparse.ArgumentTypeError(f"unknown policy {named}; choose from {', '.join(CLUSTER_METHODS)}")
+    return policies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=48)
@@ -518,6 +554,16 @@ def main() -> None:
     parser.add_argument("--sim-seeds", type=int, default=5, help="simulator duration draws averaged")
     parser.add_argument(
         "--rule", choices=[rule.value for rule in PlacementRule], default=DEFAULT_RULE.value, help=RULE_HELP
+    )
+    parser.add_argument(
+        "--throughput-policies",
+        type=throughput_policies,
+        default=THROUGHPUT_POLICIES,
+        help=f"operator policies of the throughput run, comma-separated (default {','.join(THROUGHPUT_POLICIES)}; "
+        "the first is the JSON's headline)",
+    )
+    parser.add_argument(
+        "--throughput-only", action="store_true", help="only the binding throughput runs, no response-time batch"
     )
     parser.add_argument("--logs", help="keep the operators' logs in this folder")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
