@@ -85,7 +85,9 @@ class EventPoster:
         """Queue an Event on ``obj`` (a Pod or a WorkflowDAG); called from the operator's loop."""
         manifest = event_manifest(obj, kind, reason, message, warning, self.instance, datetime.now(UTC))
         self._queue.put_nowait(manifest)
-        if len(self._tasks) < POSTERS:
+        # done(), not the set's size: a poster that found the queue empty has returned, but the callback that
+        # drops it from the set runs later; counting it would leave this Event queued until the next one
+        if sum(not task.done() for task in self._tasks) < POSTERS:
             task = asyncio.get_running_loop().create_task(self._drain())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
