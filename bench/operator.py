@@ -404,9 +404,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     throughput: dict[str, tuple[float, Latency]] = {}
     try:
         kwok.kubectl(info, "apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-        kwok.kubectl(
-            info, "wait", "--for", "condition=established", "--timeout=60s", "crd/workflowdags.agentic.scale.dev"
-        )
+        kwok.wait_established(info, f"{labels.PLURAL}.{labels.GROUP}")
         api = config.new_client_from_config(config_file=str(info.kubeconfig))
         core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
         spec = ClusterSpec.from_kubectl_json(kwok.kubectl(info, "get", "nodes", "-o", "json"))
