@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 PostEvent = Callable[[dict[str, Any], str, str, str, bool], None]
 MESSAGE_LIMIT = 1024  # the API's limit on an Event's message
 POSTERS = 2  # Events in flight at once: they yield the API server to the creates and binds
+# Events waiting to be posted; more are dropped (kube-scheduler's recorder keeps 1000 too), so an API server that
+# stops answering cannot make the queue grow without bound
+QUEUE_LIMIT = 1000
 
 
 def reporting_instance() -> str:
@@ -78,13 +81,23 @@ class EventPoster:
 
     def __init__(self, api: KubeApi, instance: str | None = None) -> None:
         self.api, self.instance = api, instance or reporting_instance()
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def post(self, obj: dict[str, Any], kind: str, reason: str, message: str, warning: bool = False) -> None:
         """Queue an Event on ``obj`` (a Pod or a WorkflowDAG); called from the operator's loop."""
         manifest = event_manifest(obj, kind, reason, message, warning, self.instance, datetime.now(UTC))
-        self._queue.put_nowait(manifest)
+        try:
+            self._queue.put_nowait(manifest)
+        except asyncio.QueueFull:
+            log.warning(
+                "%d Events waiting to be posted: dropped %s on %s %s",
+                QUEUE_LIMIT,
+                reason,
+                kind,
+                manifest["involvedObject"]["name"],
+            )
+            return
         # done(), not the set's size: a poster that found the queue empty has returned, but the callback that
         # drops it from the set runs later; counting it would leave this Event queued until the next one
         if sum(not task.done() for task in self._tasks) < POSTERS:

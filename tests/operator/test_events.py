@@ -43,3 +43,35 @@ def test_an_event_queued_while_the_last_poster_finishes_is_posted(monkeypatch: p
 
     asyncio.run(scenario())
     assert api.posted == ["first", "second"]
+
+
+class SilentApi:
+    """An API server that never answers: every request waits."""
+
+    def __init__(self) -> None:
+        self.attempted: list[str] = []
+
+    async def request(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.attempted.append(body["message"])
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable: nobody answers")
+
+
+def test_events_beyond_the_queue_limit_are_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events, "QUEUE_LIMIT", 3)
+    api = SilentApi()
+    poster = EventPoster(api, instance="test")  # type: ignore[arg-type]
+
+    async def scenario() -> int:
+        for index in range(10):  # queued without yielding: the posters have not taken any yet
+            poster.post(POD, "Pod", "Burst", f"event {index}", False)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        waiting = poster._queue.qsize()
+        for task in poster._tasks:
+            task.cancel()
+        return waiting
+
+    waiting = asyncio.run(scenario())
+    # the first three were kept: two are with the (stuck) posters, one still waits; the other seven were dropped
+    assert api.attempted == ["event 0", "event 1"] and waiting == 1
