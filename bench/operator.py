@@ -5,11 +5,13 @@ A benchmark, not a test: ``python bench/operator.py [--nodes 48] [--pods 300] [-
 brings its own local cluster up (``localcluster.kwok.up``, the simulator's heterogeneous nodes) and down.
 
 (a) operator: ``--pods`` independent tool_call primitives in ten WorkflowDAGs, placed by ``scale-sched
-    operator run --policy least-loaded`` (it creates and binds every pod); (b) kube-scheduler: as many
-    plain pods with the same requests, created by this script from eight threads. Both: pods per second
-    from the first pod seen by a watch to the last seen bound. least-loaded, because binding throughput
-    is only comparable while every pod fits somewhere now: under ``--rule node-queues`` a policy may keep
-    a pod waiting for room on the node it prefers, which kube-scheduler never does.
+    operator run --policy P`` for each of ``--throughput-policies`` (least-loaded, the default srpt-eft, the
+    learned scale; it creates and binds every pod); (b) kube-scheduler: as many plain pods with the same
+    requests, created by this script from eight threads. Both: pods per second from the first pod seen by a
+    watch to the last seen bound. ``--rounds`` rounds of (b) then (a) for every policy, interleaved so that a
+    change in a shared machine's load falls on all alike; reported: the median rate, and the median of each
+    policy's per-round ratio to kube-scheduler. Every pod fits somewhere now, so under the default rule (late
+    binding: no pod waits while some node has room) the rates compare binding paths, not policies.
     Decision latency p50/p99 comes from the operator's own histogram
     (``scale_sched_decision_latency_seconds{source="operator"}``, interpolated within its buckets), for
     every operator run; the headline figures are the SCALE policy's, from its run in (c).
@@ -48,7 +50,7 @@ from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.operator_process import running_operator
 from scale_scheduler.operator.dev.samples import POD_TEMPLATE
 from scale_scheduler.operator.kube import labels
-from scale_scheduler.policy.registry import make_scheduler
+from scale_scheduler.policy.registry import CLUSTER_METHODS, DEFAULT_CLUSTER_POLICY, make_scheduler
 from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
 from scale_scheduler.simulator.engine import simulate
 from scale_scheduler.simulator.generators import generate_workload
@@ -62,7 +64,8 @@ CRD = REPO / "charts" / "scale-scheduler" / "crds" / "workflowdags.agentic.scale
 THROUGHPUT_WORKFLOWS = 10
 CREATOR_THREADS = 8
 POLICIES = ("scale", "least-loaded")
-THROUGHPUT_POLICY = "least-loaded"
+# least-loaded: the simplest decision; the operator's default; the learned SCALE policy (a forward pass per decision)
+THROUGHPUT_POLICIES = ("least-loaded", DEFAULT_CLUSTER_POLICY, "scale")
 # tool_call's default requests: small enough that every pod of the throughput runs fits at once
 TOOL_CALL_REQUESTS = {"cpu": "250m", "memory": "256Mi"}
 
@@ -222,8 +225,7 @@ def tool_call_pod(name: str) -> dict[str, Any]:
     }
 
 
-def kube_scheduler_throughput(core: client.CoreV1Api, pods: int) -> float:
-    namespace = "bench-kube-scheduler"
+def kube_scheduler_throughput(core: client.CoreV1Api, pods: int, namespace: str) -> float:
     create_namespace(core, namespace)
     times = BindTimes()
     follower = Follower(core.list_namespaced_pod, times.on_event, namespace=namespace).start()
@@ -255,23 +257,35 @@ class Latency:
     decisions: int
 
 
+@dataclass
+class DecisionHistogram:
+    """The operator's decision-latency histogram over a run (cumulative bucket counts, after minus before); the
+    histograms of several operators' runs add up (every operator has the same buckets)."""
+
+    bounds: np.ndarray
+    cumulative: np.ndarray
+
+    def __add__(self, other: DecisionHistogram) -> DecisionHistogram:
+        return DecisionHistogram(self.bounds, self.cumulative + other.cumulative)
+
+    def latency(self) -> Latency:
+        return Latency(
+            histogram_quantile(0.5, self.bounds, self.cumulative) * 1000.0,
+            histogram_quantile(0.99, self.bounds, self.cumulative) * 1000.0,
+            int(self.cumulative[-1]),
+        )
+
+
 @contextmanager
-def measured_latency(metrics_port: int) -> Iterator[list[Latency]]:
-    """Yields a list that holds the run's Latency once the block ends (histogram after minus before)."""
+def measured_latency(metrics_port: int) -> Iterator[list[DecisionHistogram]]:
+    """Yields a list that holds the run's DecisionHistogram once the block ends."""
     bounds, before = latency_buckets(metrics_port)
-    result: list[Latency] = []
+    result: list[DecisionHistogram] = []
     yield result
     after_bounds, after = latency_buckets(metrics_port)
     if len(before) == 0:  # no decision had been recorded yet: the histogram had no series
         bounds, before = after_bounds, np.zeros_like(after)
-    delta = after - before
-    result.append(
-        Latency(
-            histogram_quantile(0.5, bounds, delta) * 1000.0,
-            histogram_quantile(0.99, bounds, delta) * 1000.0,
-            int(delta[-1]),
-        )
-    )
+    result.append(DecisionHistogram(bounds, after - before))
 
 
 def operator_throughput(
@@ -279,15 +293,16 @@ def operator_throughput(
     custom: client.CustomObjectsApi,
     kubeconfig: Path,
     pods: int,
+    policy: str,
     rule: PlacementRule,
-    work: Path,
-) -> tuple[float, Latency]:
-    """(pods per second, decision latency) of the operator (least-loaded) placing and binding ``pods`` pods."""
-    namespace = "bench-operator"
+    namespace: str,
+    log_path: Path,
+) -> tuple[float, DecisionHistogram]:
+    """(pods per second, decision latencies) of the operator under ``policy`` placing and binding ``pods`` pods."""
     create_namespace(core, namespace)
     widths = [pods // THROUGHPUT_WORKFLOWS + (i < pods % THROUGHPUT_WORKFLOWS) for i in range(THROUGHPUT_WORKFLOWS)]
     with (
-        operator_for_bench(kubeconfig, THROUGHPUT_POLICY, 1.0, rule, work / "operator-throughput.log") as metrics_port,
+        operator_for_bench(kubeconfig, policy, 1.0, rule, log_path) as metrics_port,
         measured_latency(metrics_port) as latency,
     ):
         times = BindTimes()
@@ -380,7 +395,7 @@ def cluster_response_times(
         wait_no_pods(core, namespace)  # the next policy starts on cold, empty nodes, as the simulator does
     cluster = [(finished[w.name][0] - submitted[w.name]) * time_scale for w in workflows]
     status = [finished[w.name][1] * time_scale for w in workflows]
-    return cluster, status, latency[0]
+    return cluster, status, latency[0].latency()
 
 
 def simulator_response_times(
@@ -398,61 +413,103 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     name = f"bench-operator-{int(time.time())}"
     log(f"starting cluster {name} with {args.nodes} nodes ...")
     info = kwok.up(name, heterogeneous(args.nodes, seed=0), timeout=600, progress=log)
+    runs: list[ResponseRun] = []
+    kube_rates: list[float] = []
+    rates: dict[str, list[float]] = {policy: [] for policy in args.throughput_policies}
+    histograms: dict[str, DecisionHistogram] = {}
     try:
         kwok.kubectl(info, "apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-        kwok.kubectl(
-            info, "wait", "--for", "condition=established", "--timeout=60s", "crd/workflowdags.agentic.scale.dev"
-        )
+        kwok.wait_established(info, f"{labels.PLURAL}.{labels.GROUP}")
         api = config.new_client_from_config(config_file=str(info.kubeconfig))
         core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
         spec = ClusterSpec.from_kubectl_json(kwok.kubectl(info, "get", "nodes", "-o", "json"))
         with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
             work = Path(args.logs) if args.logs else Path(tmp)
             work.mkdir(parents=True, exist_ok=True)
-            log(f"kube-scheduler binding {args.pods} plain pods ...")
-            kube_rate = kube_scheduler_throughput(core, args.pods)
-            log(f"operator (policy {THROUGHPUT_POLICY}) placing and binding {args.pods} pods ...")
-            operator_rate, throughput_latency = operator_throughput(
-                core, custom, info.kubeconfig, args.pods, args.rule, work
-            )
-            workflows = generate_workload(spec, args.workflows, load=args.load, seed=args.seed)
-            runs = []
-            for policy in POLICIES:
-                log(f"{args.workflows} workflows under --policy {policy} at --time-scale {args.time_scale} ...")
-                cluster, status, latency = cluster_response_times(
-                    core, custom, info.kubeconfig, copy.deepcopy(workflows), policy, args.time_scale, args.rule, work
-                )
-                runs.append(
-                    ResponseRun(
+            # Rounds interleave kube-scheduler and every policy, so a change in the machine's load (a shared
+            # machine's other work) falls on all of them alike; each ratio is taken within its round.
+            for round_ in range(args.rounds):
+                log(f"round {round_ + 1}/{args.rounds}: kube-scheduler binding {args.pods} plain pods ...")
+                kube_rates.append(kube_scheduler_throughput(core, args.pods, f"bench-kube-scheduler-{round_}"))
+                for policy in args.throughput_policies:
+                    log(f"round {round_ + 1}/{args.rounds}: operator (policy {policy}) binding {args.pods} pods ...")
+                    rate, histogram = operator_throughput(
+                        core,
+                        custom,
+                        info.kubeconfig,
+                        args.pods,
                         policy,
-                        cluster,
-                        status,
-                        simulator_response_times(spec, workflows, policy, args.sim_seeds, args.rule),
-                        latency,
+                        args.rule,
+                        f"bench-operator-{policy}-{round_}",
+                        work / f"operator-throughput-{policy}-{round_}.log",
                     )
-                )
+                    rates[policy].append(rate)
+                    histograms[policy] = histograms[policy] + histogram if policy in histograms else histogram
+            if not args.throughput_only:
+                workflows = generate_workload(spec, args.workflows, load=args.load, seed=args.seed)
+                for policy in POLICIES:
+                    log(f"{args.workflows} workflows under --policy {policy} at --time-scale {args.time_scale} ...")
+                    cluster, status, latency = cluster_response_times(
+                        core,
+                        custom,
+                        info.kubeconfig,
+                        copy.deepcopy(workflows),
+                        policy,
+                        args.time_scale,
+                        args.rule,
+                        work,
+                    )
+                    runs.append(
+                        ResponseRun(
+                            policy,
+                            cluster,
+                            status,
+                            simulator_response_times(spec, workflows, policy, args.sim_seeds, args.rule),
+                            latency,
+                        )
+                    )
     finally:
         log(f"stopping cluster {name} ...")
         kwok.down(name)
-    return {
+    headline = args.throughput_policies[0]
+    # medians over the rounds; a policy's ratio is the median of its per-round ratios
+    throughput = {
+        policy: {
+            "pods_per_second": float(np.median(policy_rates)),
+            "vs_kube_scheduler": float(np.median(np.asarray(policy_rates) / np.asarray(kube_rates))),
+            "pods_per_second_by_round": policy_rates,
+        }
+        for policy, policy_rates in rates.items()
+    }
+    result: dict[str, Any] = {
         "nodes": args.nodes,
         "pods": args.pods,
-        "operator_pods_per_second": operator_rate,
-        "operator_throughput_policy": THROUGHPUT_POLICY,
-        "kube_scheduler_pods_per_second": kube_rate,
-        "operator_vs_kube_scheduler_throughput": operator_rate / kube_rate,
+        "rounds": args.rounds,
+        "rule": args.rule.value,  # the placement rule of the operator and of the simulator alike
+        # headline: the first --throughput-policies entry's; every policy's under "throughput"
+        "operator_pods_per_second": throughput[headline]["pods_per_second"],
+        "operator_throughput_policy": headline,
+        "kube_scheduler_pods_per_second": float(np.median(kube_rates)),
+        "kube_scheduler_pods_per_second_by_round": kube_rates,
+        "operator_vs_kube_scheduler_throughput": throughput[headline]["vs_kube_scheduler"],
+        "throughput": throughput,
+        "decision_latency_ms": {
+            # every round's decisions of the policy, in one histogram
+            **{f"{policy} (throughput run)": asdict(histogram.latency()) for policy, histogram in histograms.items()},
+            **{f"{run.policy} (response-time run)": asdict(run.latency) for run in runs},
+        },
+    }
+    if not runs:
+        return result
+    return {
+        **result,
         # headline: the SCALE policy's decisions in its response-time run
         "decision_latency_p50_ms": runs[0].latency.p50_ms,
         "decision_latency_p99_ms": runs[0].latency.p99_ms,
-        "decision_latency_ms": {
-            f"{THROUGHPUT_POLICY} (throughput run)": asdict(throughput_latency),
-            **{f"{run.policy} (response-time run)": asdict(run.latency) for run in runs},
-        },
         "workflows": args.workflows,
         "time_scale": args.time_scale,
         "load": args.load,
         "seed": args.seed,
-        "rule": args.rule.value,  # the placement rule of the operator and of the simulator alike
         # headline: the SCALE policy's; per policy below
         "sim_vs_cluster_response_time_ratio": runs[0].simulator_mean / runs[0].cluster_mean,
         "response_time": {
@@ -470,13 +527,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_table(result: dict[str, Any]) -> None:
     console = Console()
-    binding = Table(title=f"binding {result['pods']} pods on {result['nodes']} nodes (one cluster, one run)")
-    for column in ("scheduler", "pods/s"):
-        binding.add_column(column, justify="right")
-    binding.add_row(
-        f"scale-sched operator ({result['operator_throughput_policy']})", f"{result['operator_pods_per_second']:.1f}"
+    binding = Table(
+        title=f"binding {result['pods']} pods on {result['nodes']} nodes (one cluster, median of {result['rounds']} "
+        "interleaved rounds)"
     )
-    binding.add_row("kube-scheduler", f"{result['kube_scheduler_pods_per_second']:.1f}")
+    for column in ("scheduler", "pods/s", "vs kube-scheduler"):
+        binding.add_column(column, justify="right")
+    for policy, row in result["throughput"].items():
+        binding.add_row(
+            f"scale-sched operator ({policy})", f"{row['pods_per_second']:.1f}", f"{row['vs_kube_scheduler']:.2f}x"
+        )
+    binding.add_row("kube-scheduler", f"{result['kube_scheduler_pods_per_second']:.1f}", "1.00x")
     console.print(binding)
     latency = Table(title="operator decision latency (observation + policy)")
     for column in ("run", "decisions", "p50", "p99"):
@@ -484,6 +545,8 @@ def print_table(result: dict[str, Any]) -> None:
     for run, row in result["decision_latency_ms"].items():
         latency.add_row(run, str(row["decisions"]), f"{row['p50_ms']:.2f} ms", f"{row['p99_ms']:.2f} ms")
     console.print(latency)
+    if "response_time" not in result:
+        return
     response = Table(
         title=f"avg workflow response time, {result['workflows']} workflows, load {result['load']}, "
         f"seed {result['seed']}, time scale {result['time_scale']}, rule {result['rule']} "
@@ -502,6 +565,23 @@ def print_table(result: dict[str, Any]) -> None:
     console.print(response)
 
 
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def throughput_policies(value: str) -> tuple[str, ...]:
+    """--throughput-policies: comma-separated operator policies, each one the operator accepts."""
+    policies = tuple(policy.strip() for policy in value.split(",") if policy.strip())
+    unknown = [policy for policy in policies if policy not in CLUSTER_METHODS]
+    if not policies or unknown:
+        named = ", ".join(map(repr, unknown)) or "(none given)"
+        raise argparse.ArgumentTypeError(f"unknown policy {named}; choose from {', '.join(CLUSTER_METHODS)}")
+    return policies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=48)
@@ -518,6 +598,22 @@ def main() -> None:
     parser.add_argument("--sim-seeds", type=int, default=5, help="simulator duration draws averaged")
     parser.add_argument(
         "--rule", choices=[rule.value for rule in PlacementRule], default=DEFAULT_RULE.value, help=RULE_HELP
+    )
+    parser.add_argument(
+        "--throughput-policies",
+        type=throughput_policies,
+        default=THROUGHPUT_POLICIES,
+        help=f"operator policies of the throughput run, comma-separated (default {','.join(THROUGHPUT_POLICIES)}; "
+        "the first is the JSON's headline)",
+    )
+    parser.add_argument(
+        "--throughput-only", action="store_true", help="only the binding throughput runs, no response-time batch"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=3,
+        help="interleaved throughput rounds (kube-scheduler, then each policy); the medians are reported",
     )
     parser.add_argument("--logs", help="keep the operators' logs in this folder")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -21,7 +21,7 @@ from typing import Any
 
 from scale_scheduler.operator.core.binder import Binder
 from scale_scheduler.operator.core.binding import BindingQueue
-from scale_scheduler.operator.core.events import PostEvent, post_event
+from scale_scheduler.operator.core.events import EventPoster, PostEvent
 from scale_scheduler.operator.core.lifecycle import Lifecycle
 from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.operator.core.outputs import OutputPublisher, handed_on
@@ -61,9 +61,10 @@ class WorkflowController:
         time_scale: float,
         namespaces: tuple[str, ...] = (),
         fallback_warning: str | None = None,
-        post_event: PostEvent = post_event,
+        post_event: PostEvent | None = None,
     ) -> None:
         self.api, self.live, self.namespaces = api, live, namespaces  # no namespaces: every namespace
+        post_event = post_event or EventPoster(api).post
         self.fallback_warning, self.post_event = fallback_warning, post_event
         self.reconciles = ReconcileQueue(self._reconcile_key)
         # every workflow's pods waiting for a node, in the engine's queue order (placement.queue_key)

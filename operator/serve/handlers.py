@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import kopf
 from scale_scheduler.operator.core.controller import RESYNC_SECONDS, TERMINAL, WorkflowController
 from scale_scheduler.operator.kube import labels
+
+
+class WorkflowDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf's diff base (the last-handled-configuration annotation) for WorkflowDAGs only.
+
+    kopf builds one, a deep copy of the body, for every watch event of every resource it serves, but only change
+    handlers (create, resume, update) read it, and pods and nodes have event handlers only: with several events
+    per pod, those copies were a tenth of the operator's loop while it bound pods."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None) -> kopf.BodyEssence:
+        if body.get("kind") != labels.KIND:
+            return kopf.BodyEssence()
+        return super().build(body=body, extra_fields=extra_fields)
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return super().fetch(body=body) if body.get("kind") == labels.KIND else None
 
 
 def build_registry(

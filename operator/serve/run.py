@@ -25,6 +25,7 @@ from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, Placeme
 from scale_scheduler.simulator.rollout import LOOKAHEAD
 
 if TYPE_CHECKING:  # imported where used: `scale-sched --help` loads neither the kubernetes client nor a policy
+    from scale_scheduler.operator.core.events import PostEvent
     from scale_scheduler.operator.kube.api import KubeApi
     from scale_scheduler.simulator.node_classes import Classification, NodeMapping
     from scale_scheduler.simulator.schedulers import Scheduler
@@ -129,51 +130,28 @@ def peering_priority() -> int:
     return 1 + int(hashlib.sha256(identity.encode()).hexdigest()[:6], 16) % 1_000_000
 
 
-async def post_own_pod_event(api: KubeApi, reason: str, message: str) -> None:
+async def post_own_pod_event(api: KubeApi, post_event: PostEvent, reason: str, message: str) -> None:
     """A Warning Event on the operator's own pod, when it knows which (the chart sets POD_NAME and POD_NAMESPACE).
 
-    Posted through the API, not kopf's poster: kopf queues Events only inside a resource's handlers, and these
-    come from the startup activity and from node events. An Event is a courtesy: a failure is only logged."""
-    from scale_scheduler.operator.core.events import MESSAGE_LIMIT
-    from scale_scheduler.operator.kube.api import COMPONENT
-    from scale_scheduler.operator.kube.times import now
-
+    These come from the startup activity and from node events, not from a workflow's reconcile. An Event is a
+    courtesy: a failure is only logged."""
     name, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
     if not (name and namespace):
         return
     try:
         pod = await api.read_pod(namespace, name)
-        moment = now()
-        event = {
-            "metadata": {"generateName": f"{name}.", "namespace": namespace},
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "name": name,
-                "namespace": namespace,
-                "uid": pod["metadata"].get("uid"),
-            },
-            "type": "Warning",
-            "reason": reason,
-            "message": message[:MESSAGE_LIMIT],
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": name,
-            "firstTimestamp": moment,
-            "lastTimestamp": moment,
-            "count": 1,
-        }
-        await api.request("POST", f"/api/v1/namespaces/{namespace}/events", event)
     except Exception as error:  # never let a courtesy stop the operator
-        log.warning("cannot post the %s Event on own pod %s/%s: %s", reason, namespace, name, error)
+        log.warning("cannot read own pod %s/%s for the %s Event: %s", namespace, name, reason, error)
+        return
+    post_event(pod, "Pod", reason, message, True)
 
 
 class UnmappedNodeReport:
     """What the live view calls once per node no label or rule maps: a counter, and a Warning Event on the
     operator's own pod naming the node and its fallback class (the view has already logged it)."""
 
-    def __init__(self, api: KubeApi) -> None:
-        self.api = api
+    def __init__(self, api: KubeApi, post_event: PostEvent) -> None:
+        self.api, self.post_event = api, post_event
         self._posting: set[asyncio.Task[None]] = set()  # strong references until each Event is posted
 
     def __call__(self, name: str, classification: Classification) -> None:
@@ -189,7 +167,7 @@ class UnmappedNodeReport:
             loop = asyncio.get_running_loop()  # node events come in on the operator's loop
         except RuntimeError:
             return
-        task = loop.create_task(post_own_pod_event(self.api, "UnmappedNode", message))
+        task = loop.create_task(post_own_pod_event(self.api, self.post_event, "UnmappedNode", message))
         self._posting.add(task)
         task.add_done_callback(self._posting.discard)
 
@@ -242,13 +220,13 @@ async def serve(
     mapping: NodeMapping,
 ) -> None:
     import kopf
-    from kubernetes import client
     from scale_scheduler.operator.core import metrics
     from scale_scheduler.operator.core.controller import WorkflowController
     from scale_scheduler.operator.core.estimates import RunTimes
+    from scale_scheduler.operator.core.events import EventPoster
     from scale_scheduler.operator.core.livestate import LiveCluster
-    from scale_scheduler.operator.kube.api import COMPONENT, KubeApi
-    from scale_scheduler.operator.serve.handlers import build_registry
+    from scale_scheduler.operator.kube.api import COMPONENT, KubeApi, pooled_api_client
+    from scale_scheduler.operator.serve.handlers import WorkflowDiffBase, build_registry
 
     scheduler, warning = load_policy(policy, checkpoint)
     scheduler.reset(seed=0)
@@ -258,14 +236,15 @@ async def serve(
 
         guarded = metrics.GUARDED_DECISIONS.labels(policy=policy_name)
         scheduler = Guarded(scheduler, guard, on_guard=guarded.inc)
-    api = KubeApi(client.ApiClient())
+    api = KubeApi(pooled_api_client())
     if peering:
         await check_peering(api, peering, namespaces)
+    events = EventPoster(api)
     live = LiveCluster(
         time_scale=time_scale,
         rule=rule,
         mapping=mapping,
-        on_unmapped=UnmappedNodeReport(api),
+        on_unmapped=UnmappedNodeReport(api, events.post),
         on_finished=RunTimes().observe,
     )
     log.info(
@@ -275,7 +254,14 @@ async def serve(
         f"namespaces {', '.join(namespaces)}" if namespaces else "all namespaces",
     )
     controller = WorkflowController(
-        api, live, scheduler, policy_name, time_scale, namespaces=namespaces, fallback_warning=warning
+        api,
+        live,
+        scheduler,
+        policy_name,
+        time_scale,
+        namespaces=namespaces,
+        fallback_warning=warning,
+        post_event=events.post,
     )
 
     settings = kopf.OperatorSettings()
@@ -283,12 +269,14 @@ async def serve(
     settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT
     settings.watching.inactivity_timeout = WATCH_INACTIVITY_TIMEOUT
     settings.watching.connect_timeout = WATCH_CONNECT_TIMEOUT
-    # Our own Events (Placed, Scheduled, FailedScheduling ...) say what happened; kopf's only when it goes wrong.
+    # Our own Events (Placed, Scheduled, FailedScheduling ...; EventPoster) say what happened; kopf's only when it
+    # goes wrong.
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = COMPONENT
-    settings.posting.reporting_instance = os.environ.get("POD_NAME") or socket.gethostname()
+    settings.posting.reporting_instance = events.instance
     # Handler progress goes in the WorkflowDAG's status.kopf (declared in the CRD); pods get nothing.
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
+    settings.persistence.diffbase_storage = WorkflowDiffBase()
     if peering:
         settings.peering.name = peering
 
@@ -299,7 +287,7 @@ async def serve(
 
         # decide: filter keeps only the policy's node (what the chart's scheduler configuration assumes)
         extender = await start_extender(live, scheduler, extender_port, decide=True)
-    on_startup = partial(post_own_pod_event, api, "PolicyFallback", warning) if warning else None
+    on_startup = partial(post_own_pod_event, api, events.post, "PolicyFallback", warning) if warning else None
     try:
         await kopf.operator(
             registry=build_registry(controller, on_startup=on_startup),

@@ -137,7 +137,7 @@ class FakeApi:
         self.unschedulable[name] = message
 
     def post_event(self, obj: dict[str, Any], kind: str, reason: str, message: str, warning: bool) -> None:
-        pass  # kopf's poster needs a running operator; these tests read pods and status, not Events
+        pass  # these tests read pods and status, not Events (tests/operator/test_events_cluster.py posts them)
 
     async def patch_workflow_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.workflows[(namespace, name)].setdefault("status", {}).update(status)

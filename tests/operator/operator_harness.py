@@ -23,18 +23,7 @@ WFD = f"{labels.PLURAL}.{labels.GROUP}"
 
 def install_crd(info: kwok.ClusterInfo) -> None:
     kwok.kubectl(info, "apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    wait_established(info, WFD)
-
-
-def wait_established(info: kwok.ClusterInfo, crd: str, timeout: float = 60.0) -> None:
-    """Until the CRD serves. Polled: `kubectl wait --for=condition=Established` fails at once, instead of
-    waiting, on a CRD so new that it has no status.conditions yet."""
-    query = '{.status.conditions[?(@.type=="Established")].status}'
-
-    def established() -> bool:
-        return kwok.kubectl(info, "get", f"crd/{crd}", "-o", f"jsonpath={query}").strip() == "True"
-
-    wait_for(f"CRD {crd} to be Established", established, timeout)
+    kwok.wait_established(info, WFD)
 
 
 def new_namespace(info: kwok.ClusterInfo, prefix: str) -> str:

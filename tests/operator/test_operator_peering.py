@@ -14,7 +14,6 @@ from operator_harness import (
     chain,
     install_crd,
     new_namespace,
-    wait_established,
     wait_for,
     wait_for_phase,
     workflow_pods,
@@ -40,7 +39,7 @@ def test_only_the_leading_replica_places_pods_and_a_standby_takes_over(
     info = local_cluster(nodes=16)
     install_crd(info)
     kwok.kubectl(info, "apply", "-f", str(PEERING_CRDS))
-    wait_established(info, "kopfpeerings.kopf.dev")
+    kwok.wait_established(info, "kopfpeerings.kopf.dev")
     namespace = new_namespace(info, "peering")
     apply(info, namespace, {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}})
 

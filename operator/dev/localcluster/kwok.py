@@ -307,6 +307,17 @@ def create_namespace(info: ClusterInfo, name: str, timeout: float = 60.0) -> Non
     _wait_default_service_account(info, time.monotonic() + timeout, name)
 
 
+def wait_established(info: ClusterInfo, crd: str, timeout: float = 60.0) -> None:
+    """Until the CRD serves. Polled: `kubectl wait --for=condition=Established` fails at once, instead of
+    waiting, on a CRD so new that it has no status.conditions yet."""
+    query = '{.status.conditions[?(@.type=="Established")].status}'
+    if not _wait_until(
+        lambda: kubectl(info, "get", f"crd/{crd}", "-o", f"jsonpath={query}").strip() == "True",
+        time.monotonic() + timeout,
+    ):
+        raise ClusterError(f"CRD {crd} was not Established within {timeout:.0f}s")
+
+
 def load(name: str) -> ClusterInfo:
     """The running cluster ``name`` as ``up`` described it."""
     path = state_dir(name) / INFO_FILE
