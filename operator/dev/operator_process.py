@@ -71,6 +71,7 @@ class OperatorProcess:
         extra: Sequence[str] = (),
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
+        learn_estimates: bool = False,
     ) -> None:
         self.health_port = free_port()
         self.metrics_port = free_port() if metrics else 0
@@ -81,6 +82,9 @@ class OperatorProcess:
         self.log_path = log_path
         served = (namespace,) if isinstance(namespace, str) else namespace or ()
         scope = [arg for name in served for arg in ("--namespace", name)] or ["--all-namespaces"]
+        # Off unless asked: learned run times would carry over from one test's operator to the next one's on a
+        # shared cluster. On, they are kept in the first served namespace, as a pod keeps them in its own.
+        learning = [f"--estimates-namespace={served[0] if served else 'default'}"] if learn_estimates else []
         command = [
             *SCALE_SCHED,
             "operator",
@@ -98,6 +102,7 @@ class OperatorProcess:
             str(self.metrics_port),
             "--extender-port",
             "0",
+            *(learning or ["--no-learn-estimates"]),
             *extra,
         ]
         with self.log_path.open("w") as log:
@@ -139,6 +144,7 @@ def running_operator(
     extra: Sequence[str] = (),
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
+    learn_estimates: bool = False,
 ) -> Iterator[OperatorProcess]:
     """An ``OperatorProcess`` that answers /healthz for the block, stopped after it (OperatorStartError if it
     exits or is not healthy within ``timeout``)."""
@@ -151,6 +157,7 @@ def running_operator(
         extra=extra,
         env=env,
         log_path=log_path,
+        learn_estimates=learn_estimates,
     )
     try:
         operator.wait_healthy(timeout)
