@@ -1,0 +1,154 @@
+"""Learned run times on the real local control plane (issue 15): pods on a node the local cluster runs at half its
+class profile's speed (``SIMULATED_SPEED_LABEL``) teach the operator that class's true speed; after
+``MIN_SAMPLES`` pods the class loses the work the static model gave it, the statistics are in the operator's
+ConfigMap, and a restarted operator places by them from its first decision. A ConfigMap it cannot read is
+reported and replaced, never a reason to stop scheduling."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from typing import Any
+
+import pytest
+import yaml
+from operator_harness import apply, get_json, install_crd, new_namespace, wait_for, wait_for_phase, workflow
+from scale_scheduler.operator.core.estimate_store import CONFIG_MAP_NAME, DATA_KEY
+from scale_scheduler.operator.core.estimates import MIN_SAMPLES
+from scale_scheduler.operator.dev.localcluster import kwok
+from scale_scheduler.operator.dev.localcluster.nodes import node_list
+from scale_scheduler.operator.dev.operator_process import running_operator
+from scale_scheduler.operator.kube import labels
+from scale_scheduler.simulator.cluster import ClusterSpec
+
+TIME_SCALE = 20.0
+STEPS = MIN_SAMPLES + 3
+
+
+@pytest.fixture
+def cluster(local_cluster: Any) -> kwok.ClusterInfo:
+    info: kwok.ClusterInfo = local_cluster(nodes=16)
+    install_crd(info)
+    return info
+
+
+def _code_steps(pool: str, count: int) -> list[dict[str, Any]]:
+    """code_exec steps one after another, each allowed only on the test's nodes: each is placed when the one
+    before it has finished, so every placement sees what was learned from the pods before it."""
+    return [
+        {
+            "name": f"c{i}",
+            "kind": "code_exec",
+            "workSeconds": 30.0,
+            "nodeSelector": {"scale.dev/test-pool": pool},
+            **({"dependsOn": [f"c{i - 1}"]} if i else {}),
+        }
+        for i in range(count)
+    ]
+
+
+def _stored(info: kwok.ClusterInfo, namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
+    found = kwok.kubectl(
+        info, "get", "configmap", "-n", namespace, "-o", "json", "--field-selector", f"metadata.name={CONFIG_MAP_NAME}"
+    )
+    items = json.loads(found)["items"]
+    data = (items[0].get("data") or {}).get(DATA_KEY) if items else None
+    if not data:
+        return {}
+    try:
+        entries = json.loads(data)["statistics"]
+    except (ValueError, KeyError):
+        return {}
+    return {(entry["kind"], entry["node_class"]): entry for entry in entries}
+
+
+def test_a_class_twice_as_slow_as_its_prior_loses_its_work_and_the_lesson_outlives_a_restart(
+    cluster: kwok.ClusterInfo,
+) -> None:
+    namespace = new_namespace(cluster, "learn")
+    pool = f"pool-{uuid.uuid4().hex[:6]}"
+    slow, fast = f"slow-{pool}", f"fast-{pool}"
+    # code_exec runs at 1.5 on cpu-large and 1.2 on gpu-large by the static model: earliest finish picks the
+    # cpu-large node, which the local cluster runs at half that (0.75)
+    nodes = [
+        {
+            "name": slow,
+            "node_class": "cpu-large",
+            "labels": {"scale.dev/test-pool": pool, labels.SIMULATED_SPEED_LABEL: "0.5"},
+        },
+        {"name": fast, "node_class": "gpu-large", "labels": {"scale.dev/test-pool": pool}},
+    ]
+    kwok.kubectl(
+        cluster,
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps(node_list(ClusterSpec.from_yaml(yaml.safe_dump({"nodes": nodes})))),
+    )
+    try:
+        wait_for(
+            "the new nodes to be Ready",
+            lambda: all(
+                kwok.kubectl(
+                    cluster, "get", "node", name, "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'
+                )
+                == "True"
+                for name in (slow, fast)
+            ),
+            120,
+        )
+        with running_operator(
+            cluster.kubeconfig, namespace, policy="heft", time_scale=TIME_SCALE, learn_estimates=True
+        ) as operator:
+            apply(cluster, namespace, workflow("learn", _code_steps(pool, STEPS)))
+            status = wait_for_phase(cluster, namespace, "learn", {"Succeeded", "Failed"}, 240, operator)["status"]
+            assert status["phase"] == "Succeeded", status
+            placed = [status["primitives"][f"c{i}"]["node"] for i in range(STEPS)]
+            # the static model's choice until MIN_SAMPLES pods have finished there; the other node after
+            assert placed[:MIN_SAMPLES] == [slow] * MIN_SAMPLES, placed
+            assert placed[-1] == fast, (placed, operator.log())
+            entry = wait_for(
+                "the learned run times in the ConfigMap",
+                lambda: (e := _stored(cluster, namespace).get(("code_exec", "cpu-large"))) and e["samples"] >= 5 and e,
+                30,
+                describe=operator.log,
+            )
+        # observed / prior: 2 times the lognormal factor's geometric mean (0.96), within its spread
+        assert 1.5 < math.exp(entry["log_mean"]) < 2.6, entry
+
+        with running_operator(
+            cluster.kubeconfig, namespace, policy="heft", time_scale=TIME_SCALE, learn_estimates=True
+        ) as restarted:
+            apply(cluster, namespace, workflow("after", _code_steps(pool, 1)))
+            status = wait_for_phase(cluster, namespace, "after", {"Succeeded", "Failed"}, 120, restarted)["status"]
+            assert status["phase"] == "Succeeded", status
+            assert status["primitives"]["c0"]["node"] == fast, restarted.log()
+            assert "statistics read from ConfigMap" in restarted.log(400)
+    finally:
+        kwok.kubectl(cluster, "delete", "node", slow, fast, "--ignore-not-found")
+
+
+def test_a_configmap_the_operator_cannot_read_is_reported_and_replaced(cluster: kwok.ClusterInfo) -> None:
+    namespace = new_namespace(cluster, "learnbad")
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": CONFIG_MAP_NAME},
+        "data": {DATA_KEY: '{"version": 9, "anything": true}'},
+    }
+    apply(cluster, namespace, foreign)
+    with running_operator(
+        cluster.kubeconfig, namespace, policy="heft", time_scale=TIME_SCALE, learn_estimates=True
+    ) as operator:
+        apply(cluster, namespace, workflow("w", [{"name": "t", "kind": "tool_call", "workSeconds": 2.0}]))
+        status = wait_for_phase(cluster, namespace, "w", {"Succeeded", "Failed"}, 120, operator)["status"]
+        assert status["phase"] == "Succeeded", status
+        assert "ignoring ConfigMap" in operator.log(400) and "starting from the prior" in operator.log(400)
+        wait_for(
+            "the ConfigMap rewritten in the operator's format",
+            lambda: any(kind == "tool_call" for kind, _ in _stored(cluster, namespace)),
+            30,
+            describe=operator.log,
+        )
+    assert get_json(cluster, "configmap", "-n", namespace, CONFIG_MAP_NAME)["data"][DATA_KEY].startswith("{")
