@@ -13,14 +13,29 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_harness import apply, get_json, install_crd, new_namespace, wait_for, wait_for_phase, workflow
+from operator_harness import (
+    WFD,
+    apply,
+    get_json,
+    install_crd,
+    new_namespace,
+    wait_for,
+    wait_for_phase,
+    workflow,
+    workflow_pods,
+)
 from scale_scheduler.operator.core.estimate_store import CONFIG_MAP_NAME, DATA_KEY
 from scale_scheduler.operator.core.estimates import MIN_SAMPLES
+from scale_scheduler.operator.core.workflow_pods import run_seconds
 from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.localcluster.nodes import node_list
 from scale_scheduler.operator.dev.operator_process import running_operator
 from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.objects import parse_go_duration
 from scale_scheduler.simulator.cluster import ClusterSpec
+from scale_scheduler.simulator.node_model import estimated_duration
+from scale_scheduler.simulator.primitives import PrimitiveKind
+from scale_scheduler.simulator.workflow import Primitive
 
 TIME_SCALE = 20.0
 STEPS = MIN_SAMPLES + 3
@@ -79,13 +94,8 @@ def test_a_class_twice_as_slow_as_its_prior_loses_its_work_and_the_lesson_outliv
         },
         {"name": fast, "node_class": "gpu-large", "labels": {"scale.dev/test-pool": pool}},
     ]
-    kwok.kubectl(
-        cluster,
-        "apply",
-        "-f",
-        "-",
-        stdin=json.dumps(node_list(ClusterSpec.from_yaml(yaml.safe_dump({"nodes": nodes})))),
-    )
+    spec = ClusterSpec.from_yaml(yaml.safe_dump({"nodes": nodes}))
+    kwok.kubectl(cluster, "apply", "-f", "-", stdin=json.dumps(node_list(spec)))
     try:
         wait_for(
             "the new nodes to be Ready",
@@ -125,6 +135,30 @@ def test_a_class_twice_as_slow_as_its_prior_loses_its_work_and_the_lesson_outliv
             assert status["phase"] == "Succeeded", status
             assert status["primitives"]["c0"]["node"] == fast, restarted.log()
             assert "statistics read from ConfigMap" in restarted.log(400)
+            # a pod that may only run on the slow node is estimated at its learned speed there, while its drawn
+            # run time (the local cluster's "hardware") and the prior it is measured against stay the profile's
+            pinned = _code_steps(pool, 1)
+            pinned[0]["nodeSelector"] = {"kubernetes.io/hostname": slow}
+            apply(cluster, namespace, workflow("pinned", pinned))
+            status = wait_for_phase(cluster, namespace, "pinned", {"Succeeded", "Failed"}, 120, restarted)["status"]
+            assert status["phase"] == "Succeeded", status
+            (pod,) = workflow_pods(cluster, namespace, "pinned")
+            annotations = pod["metadata"]["annotations"]
+            estimated, prior, drawn = (
+                parse_go_duration(annotations[key])
+                for key in (
+                    labels.ESTIMATED_DURATION_ANNOTATION,
+                    labels.PRIOR_ESTIMATED_DURATION_ANNOTATION,
+                    labels.DURATION_ANNOTATION,
+                )
+            )
+            assert 1.5 < estimated / prior < 2.7, annotations
+            code = Primitive("c0", PrimitiveKind.CODE_EXEC, work_seconds=30.0)
+            profile_node = spec.nodes[0]  # the slow node as its profile has it (and its simulated-speed label)
+            setup = prior * TIME_SCALE - estimated_duration(code, profile_node)
+            uid = get_json(cluster, WFD, "-n", namespace, "pinned")["metadata"]["uid"]
+            expected = run_seconds(code, profile_node, uid, 0, setup)
+            assert drawn * TIME_SCALE == pytest.approx(expected, abs=0.1), annotations
     finally:
         kwok.kubectl(cluster, "delete", "node", slow, fast, "--ignore-not-found")
 
