@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,10 +31,11 @@ from scale_scheduler.operator.core.estimates import MIN_SAMPLES
 from scale_scheduler.operator.core.workflow_pods import run_seconds
 from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.localcluster.nodes import node_list
-from scale_scheduler.operator.dev.operator_process import running_operator
+from scale_scheduler.operator.dev.operator_process import SCALE_SCHED, running_operator
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.operator.kube.objects import parse_go_duration
-from scale_scheduler.simulator.cluster import ClusterSpec
+from scale_scheduler.simulator.cluster import PROFILES, ClusterSpec
+from scale_scheduler.simulator.node_classes import NodeMapping
 from scale_scheduler.simulator.node_model import estimated_duration
 from scale_scheduler.simulator.primitives import PrimitiveKind
 from scale_scheduler.simulator.workflow import Primitive
@@ -78,10 +81,17 @@ def _stored(info: kwok.ClusterInfo, namespace: str) -> dict[tuple[str, str], dic
     return {(entry["kind"], entry["node_class"]): entry for entry in entries}
 
 
+def _calibrate(cluster: kwok.ClusterInfo, namespace: str, out: Path) -> subprocess.CompletedProcess[str]:
+    command = [*SCALE_SCHED, "calibrate", "--kubeconfig", str(cluster.kubeconfig), "--namespace", namespace]
+    return subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, timeout=120, check=False)
+
+
 def test_a_class_twice_as_slow_as_its_prior_loses_its_work_and_the_lesson_outlives_a_restart(
-    cluster: kwok.ClusterInfo,
+    cluster: kwok.ClusterInfo, tmp_path: Path
 ) -> None:
     namespace = new_namespace(cluster, "learn")
+    nothing_yet = _calibrate(cluster, namespace, tmp_path / "none.yaml")
+    assert nothing_yet.returncode != 0 and "no ConfigMap" in nothing_yet.stderr, nothing_yet.stderr
     pool = f"pool-{uuid.uuid4().hex[:6]}"
     slow, fast = f"slow-{pool}", f"fast-{pool}"
     # code_exec runs at 1.5 on cpu-large and 1.2 on gpu-large by the static model: earliest finish picks the
@@ -126,6 +136,16 @@ def test_a_class_twice_as_slow_as_its_prior_loses_its_work_and_the_lesson_outliv
             )
         # observed / prior: 2 times the lognormal factor's geometric mean (0.96), within its spread
         assert 1.5 < math.exp(entry["log_mean"]) < 2.6, entry
+        # calibrate exports it: the class's profile at its learned speed (as stored once the operator stopped),
+        # and every live node under it
+        ratio = math.exp(_stored(cluster, namespace)[("code_exec", "cpu-large")]["log_mean"])
+        profiles, exported = tmp_path / "learned.yaml", tmp_path / "learned-cluster.yaml"
+        calibrate = _calibrate(cluster, namespace, profiles)
+        assert calibrate.returncode == 0, calibrate.stderr
+        learned = NodeMapping.load(profiles).catalog["cpu-large"].speed[PrimitiveKind.CODE_EXEC]
+        assert learned == pytest.approx(PROFILES["cpu-large"].speed[PrimitiveKind.CODE_EXEC] / ratio)
+        live_nodes = get_json(cluster, "nodes")["items"]
+        assert len(ClusterSpec.load(exported).nodes) == len(live_nodes)
 
         with running_operator(
             cluster.kubeconfig, namespace, policy="heft", time_scale=TIME_SCALE, learn_estimates=True
