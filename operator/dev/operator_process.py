@@ -83,8 +83,11 @@ class OperatorProcess:
         served = (namespace,) if isinstance(namespace, str) else namespace or ()
         scope = [arg for name in served for arg in ("--namespace", name)] or ["--all-namespaces"]
         # Off unless asked: learned run times would carry over from one test's operator to the next one's on a
-        # shared cluster. On, they are kept in the first served namespace, as a pod keeps them in its own.
-        learning = [f"--estimates-namespace={served[0] if served else 'default'}"] if learn_estimates else []
+        # shared cluster. On, they are kept in POD_NAMESPACE when ``env`` gives one (as in a pod), else in the first
+        # served namespace.
+        learning = []
+        if learn_estimates:
+            learning = [f"--estimates-namespace={(env or {}).get('POD_NAMESPACE') or (served or ('default',))[0]}"]
         command = [
             *SCALE_SCHED,
             "operator",
