@@ -42,6 +42,7 @@ from scale_scheduler.simulator.workflow import Primitive
 
 TIME_SCALE = 20.0
 STEPS = MIN_SAMPLES + 3
+RATIO_BOUNDS = (1.2, 3.0)  # the learned ratio of a class at half speed (2), with the spread of 5-6 pods' run times
 
 
 @pytest.fixture
@@ -134,8 +135,9 @@ def test_a_class_twice_as_slow_as_its_prior_loses_its_work_and_the_lesson_outliv
                 30,
                 describe=operator.log,
             )
-        # observed / prior: 2 times the lognormal factor's geometric mean (0.96), within its spread
-        assert 1.5 < math.exp(entry["log_mean"]) < 2.6, entry
+        # observed / prior: 2 times the lognormal factor's geometric mean (0.96); after 5-6 pods (sigma 0.3, weight
+        # 0.2) the mean's own spread is about 15 % either way, so the bounds sit 3 of those from 1.9
+        assert RATIO_BOUNDS[0] < math.exp(entry["log_mean"]) < RATIO_BOUNDS[1], entry
         # calibrate exports it: the class's profile at its learned speed (as stored once the operator stopped),
         # and every live node under it
         ratio = math.exp(_stored(cluster, namespace)[("code_exec", "cpu-large")]["log_mean"])
@@ -172,7 +174,7 @@ def test_a_class_twice_as_slow_as_its_prior_loses_its_work_and_the_lesson_outliv
                     labels.DURATION_ANNOTATION,
                 )
             )
-            assert 1.5 < estimated / prior < 2.7, annotations
+            assert RATIO_BOUNDS[0] < estimated / prior < RATIO_BOUNDS[1], annotations
             code = Primitive("c0", PrimitiveKind.CODE_EXEC, work_seconds=30.0)
             profile_node = spec.nodes[0]  # the slow node as its profile has it (and its simulated-speed label)
             setup = prior * TIME_SCALE - estimated_duration(code, profile_node)
