@@ -22,6 +22,12 @@ brings its own local cluster up (``localcluster.kwok.up``, the simulator's heter
     when this script's watch sees the workflow Succeeded minus when it created it, times ``--time-scale``
     (simulated seconds). The simulator runs the same workflows and arrivals on the ClusterSpec read back
     from the cluster's Node objects (what the operator sees), averaged over ``--sim-seeds`` duration draws.
+
+``--wrong-prior CLASS`` runs only this instead: every node of CLASS is labelled ``scale.dev/simulated-speed=0.5``
+(the local cluster runs its pods twice as long as its profile says), and the ``--workflows`` batch is run under
+``--policy`` twice, without and with the operator's online estimates (``--no-learn-estimates``, then learning from
+an empty ConfigMap): average response time and estimate error (observed / placed-with estimate, mean over every
+finished pod, from ``scale_sched_estimate_error_ratio``; 1 is exact) for each.
 """
 
 from __future__ import annotations
@@ -156,7 +162,7 @@ def wait_no_pods(core: client.CoreV1Api, namespace: str, timeout: float = 180.0)
 
 @contextmanager
 def operator_for_bench(
-    kubeconfig: Path, policy: str, time_scale: float, rule: PlacementRule, log_path: Path
+    kubeconfig: Path, policy: str, time_scale: float, rule: PlacementRule, log_path: Path, learn: bool = False
 ) -> Iterator[int]:
     """``scale-sched operator run`` on every namespace; yields its metrics port once kopf answers /healthz."""
     with running_operator(
@@ -166,6 +172,7 @@ def operator_for_bench(
         metrics=True,
         log_path=log_path,
         extra=("--rule", rule.value, "--log-level", "warning"),
+        learn_estimates=learn,
     ) as operator:
         yield operator.metrics_port
 
@@ -183,6 +190,19 @@ def latency_buckets(metrics_port: int) -> tuple[np.ndarray, np.ndarray]:
                 counts.append(sample.value)
     order = np.argsort(bounds)
     return np.asarray(bounds)[order], np.asarray(counts)[order]
+
+
+def estimate_error(metrics_port: int) -> float:
+    """Mean observed / placed-with estimate over every pod the operator saw finish (all kinds)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    totals = {"_sum": 0.0, "_count": 0.0}
+    for family in text_string_to_metric_families(text):
+        if family.name == "scale_sched_estimate_error_ratio":
+            for sample in family.samples:
+                for suffix in totals:
+                    if sample.name.endswith(suffix):
+                        totals[suffix] += sample.value
+    return totals["_sum"] / totals["_count"] if totals["_count"] else float("nan")
 
 
 def histogram_quantile(quantile: float, bounds: np.ndarray, cumulative: np.ndarray) -> float:
@@ -349,8 +369,12 @@ def cluster_response_times(
     time_scale: float,
     rule: PlacementRule,
     work: Path,
-) -> tuple[list[float], list[float], Latency]:
-    namespace = f"bench-response-{policy}"
+    learn: bool = False,
+) -> tuple[list[float], list[float], Latency, float]:
+    """(response times seen by this script, response times in the operator's status, decision latency, estimate
+    error) of the batch, under a fresh operator (``learn``: with online estimates)."""
+    tag = f"{policy}-learn" if learn else policy
+    namespace = f"bench-response-{tag}"
     create_namespace(core, namespace)
     submitted: dict[str, float] = {}
     finished: dict[str, tuple[float, float]] = {}
@@ -364,7 +388,7 @@ def cluster_response_times(
             failed.append(name)
 
     with (
-        operator_for_bench(kubeconfig, policy, time_scale, rule, work / f"operator-{policy}.log") as metrics_port,
+        operator_for_bench(kubeconfig, policy, time_scale, rule, work / f"operator-{tag}.log", learn) as metrics_port,
         measured_latency(metrics_port) as latency,
     ):
         follower = Follower(
@@ -387,6 +411,7 @@ def cluster_response_times(
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{policy}: {len(finished)} of {len(workflows)} workflows done after 600 s")
                 time.sleep(0.2)
+            error = estimate_error(metrics_port)
         finally:
             follower.close()
         if failed:
@@ -395,7 +420,7 @@ def cluster_response_times(
         wait_no_pods(core, namespace)  # the next policy starts on cold, empty nodes, as the simulator does
     cluster = [(finished[w.name][0] - submitted[w.name]) * time_scale for w in workflows]
     status = [finished[w.name][1] * time_scale for w in workflows]
-    return cluster, status, latency[0].latency()
+    return cluster, status, latency[0].latency(), error
 
 
 def simulator_response_times(
@@ -449,7 +474,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 workflows = generate_workload(spec, args.workflows, load=args.load, seed=args.seed)
                 for policy in POLICIES:
                     log(f"{args.workflows} workflows under --policy {policy} at --time-scale {args.time_scale} ...")
-                    cluster, status, latency = cluster_response_times(
+                    cluster, status, latency, _ = cluster_response_times(
                         core,
                         custom,
                         info.kubeconfig,
@@ -522,6 +547,60 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             for run in runs
         },
+    }
+
+
+def wrong_prior(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--wrong-prior`` experiment (module docstring)."""
+    name = f"bench-estimates-{int(time.time())}"
+    spec = heterogeneous(args.nodes, seed=0)
+    slow = [node.name for node in spec.nodes if node.node_class == args.wrong_prior]
+    if not slow:
+        raise SystemExit(f"no node of class {args.wrong_prior} among {args.nodes} heterogeneous nodes")
+    log(f"starting cluster {name} with {args.nodes} nodes; {len(slow)} {args.wrong_prior} nodes run at half speed")
+    info = kwok.up(name, spec, timeout=600, progress=log)
+    try:
+        kwok.kubectl(info, "apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+        kwok.wait_established(info, f"{labels.PLURAL}.{labels.GROUP}")
+        kwok.kubectl(info, "label", "node", *slow, f"{labels.SIMULATED_SPEED_LABEL}=0.5", "--overwrite")
+        api = config.new_client_from_config(config_file=str(info.kubeconfig))
+        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        workflows = generate_workload(spec, args.workflows, load=args.load, seed=args.seed)
+        runs = {}
+        with tempfile.TemporaryDirectory(prefix="bench-estimates-") as tmp:
+            work = Path(args.logs) if args.logs else Path(tmp)
+            work.mkdir(parents=True, exist_ok=True)
+            for learn in (False, True):
+                log(f"{args.workflows} workflows under --policy {args.policy}, online estimates {learn} ...")
+                cluster, _, _, error = cluster_response_times(
+                    core,
+                    custom,
+                    info.kubeconfig,
+                    copy.deepcopy(workflows),
+                    args.policy,
+                    args.time_scale,
+                    args.rule,
+                    work,
+                    learn,
+                )
+                runs["online" if learn else "static"] = {
+                    "avg_response_seconds": float(np.mean(cluster)),
+                    "estimate_error_mean_ratio": error,
+                }
+    finally:
+        log(f"stopping cluster {name} ...")
+        kwok.down(name)
+    return {
+        "nodes": args.nodes,
+        "slow_class": args.wrong_prior,
+        "slow_nodes": len(slow),
+        "policy": args.policy,
+        "workflows": args.workflows,
+        "load": args.load,
+        "seed": args.seed,
+        "time_scale": args.time_scale,
+        "rule": args.rule.value,
+        "runs": runs,
     }
 
 
@@ -617,8 +696,13 @@ def main() -> None:
     )
     parser.add_argument("--logs", help="keep the operators' logs in this folder")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--wrong-prior", metavar="CLASS", help="run only the wrong-prior experiment on this class")
+    parser.add_argument("--policy", default="srpt-eft", help="the policy of the --wrong-prior experiment")
     args = parser.parse_args()
     args.rule = parse_rule(args.rule)
+    if args.wrong_prior:
+        print(json.dumps(wrong_prior(args), indent=None if args.json else 1))
+        return
     result = run(args)
     if args.json:
         print(json.dumps(result))

@@ -51,6 +51,9 @@ def _register() -> None:
     from scale_scheduler.operator.serve import run as run_cli
 
     run_cli.register(app, panel=OPERATOR)
+    from scale_scheduler.operator.serve import calibrate
+
+    calibrate.register(app, panel=OPERATOR)
     from scale_scheduler.operator.dev import demo
 
     demo.register(app, panel=OPERATOR)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import yaml
@@ -170,6 +171,26 @@ class ClusterSpec(BaseModel):
         return cls.from_yaml(text, mapping)
 
 
+Model = TypeVar("Model", NodeSpec, NodeProfile)
+
+
+def corrected(model: Model, run_time_ratios: Mapping[PrimitiveKind, float]) -> Model:
+    """A node (or a class's profile) whose speed for each kind in ``run_time_ratios`` (observed / estimated run
+    time there) is divided by that ratio, so the node model's estimates match what was observed. llm_generate's
+    run time comes from the token rates, so its ratio divides those as well; no other kind reads them. The one
+    place measured run times change the node model (the operator's live view, ``scale-sched calibrate``)."""
+    if not run_time_ratios:
+        return model
+    update: dict[str, Any] = {
+        "speed": {kind: speed / run_time_ratios.get(kind, 1.0) for kind, speed in model.speed.items()}
+    }
+    llm = run_time_ratios.get(PrimitiveKind.LLM_GENERATE)
+    if llm is not None:
+        update["prefill_tokens_per_second"] = model.prefill_tokens_per_second / llm
+        update["decode_tokens_per_second"] = model.decode_tokens_per_second / llm
+    return model.model_copy(update=update)
+
+
 def parse_quantity(value: str | int | float) -> float:
     """Parse a Kubernetes resource quantity ('500m', '16Gi', '2', '1e3') into a plain number."""
     text = str(value).strip()
@@ -283,6 +304,7 @@ __all__ = [
     "PROFILES",
     "class_counts",
     "classify_node_object",
+    "corrected",
     "heterogeneous",
     "node_spec_from_object",
     "parse_quantity",

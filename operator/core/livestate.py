@@ -14,8 +14,13 @@ Conventions:
   fallback class (gpu-small or cpu-small) and is reported once through ``on_unmapped``.
 - A pod of a known kind (``PRIMITIVE_KIND_LABEL``) the view saw bound that then Succeeds is reported through
   ``on_finished`` with its node's class, its observed run time (the container's start and finish, refined to
-  the view's own sightings within the same second, as ``progress.refine`` does) and the estimate it was placed
-  with (``ESTIMATED_DURATION_ANNOTATION``), both in simulated seconds.
+  the view's own sightings within the same second, as ``progress.refine`` does), the estimate it was placed
+  with (``ESTIMATED_DURATION_ANNOTATION``) and the static model's (``PRIOR_ESTIMATED_DURATION_ANNOTATION``, else
+  the former), all in simulated seconds.
+- Run times learned from finished pods (``estimates.RunTimes``) reach the view through
+  ``set_speed_corrections``: each node's speeds are its class profile's divided by the class's run-time ratio per
+  kind (``cluster.corrected``), so features, estimated finish times and placements use them; ``prior_spec``
+  gives a node as the static model has it.
 - A node is left out of the view while it is ``spec.unschedulable``, not ``Ready``, or has a node-class
   label the mapping does not know (logged once). It comes back with the event that clears that.
 - Taints, nodeSelector and node affinity are per pod (``node_filter.NodeConstraints``): a tainted node stays in
@@ -51,7 +56,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +67,7 @@ from scale_scheduler.operator.kube.labels import (
     ESTIMATED_DURATION_ANNOTATION,
     PLANNED_NODE_ANNOTATION,
     PRIMITIVE_KIND_LABEL,
+    PRIOR_ESTIMATED_DURATION_ANNOTATION,
 )
 from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.operator.kube.objects import (
@@ -76,6 +82,7 @@ from scale_scheduler.simulator.cluster import (
     ClusterSpec,
     NodeSpec,
     classify_node_object,
+    corrected,
     warn_unmapped,
 )
 from scale_scheduler.simulator.features import Observation
@@ -120,15 +127,17 @@ class LiveCluster:
         rule: PlacementRule = DEFAULT_RULE,
         mapping: NodeMapping = BUILTIN_MAPPING,
         on_unmapped: Callable[[str, Classification], None] | None = None,
-        on_finished: Callable[[str, str, float, float], None] | None = None,
+        on_finished: Callable[[str, str, float, float, float], None] | None = None,
     ):
         self.rule = parse_rule(rule)
         self.mapping = mapping
         # Called once per node name that no label or rule maps (the operator posts an Event and counts it).
         self._on_unmapped = on_unmapped
         self._unmapped_reported: set[str] = set()
-        # (kind, node class, observed seconds, estimated seconds) of each of our pods that Succeeds (estimates.RunTimes)
+        # (kind, node class, observed, estimated, prior seconds) of each of our pods that Succeeds (estimates.RunTimes)
         self._on_finished = on_finished
+        # node class -> kind -> observed / prior run time, learned from finished pods: divides the class's speeds
+        self._corrections: dict[str, Mapping[PrimitiveKind, float]] = {}
         # Simulated seconds per wall-clock second (the operator's --time-scale): pods' duration annotations
         # are wall-clock, so waits are scaled back to the simulator's seconds, the unit of every estimate.
         self._time_scale = time_scale
@@ -236,12 +245,26 @@ class LiveCluster:
         bound = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node_name}}
         self.apply_pod_event("MODIFIED", bound)
 
+    def set_speed_corrections(self, corrections: Mapping[str, Mapping[PrimitiveKind, float]]) -> None:
+        """The run-time ratio per node class and kind to correct the static node model by from now on (a class or
+        kind left out keeps its profile's speed)."""
+        with self._lock:
+            if corrections != self._corrections:
+                self._corrections = {node_class: dict(ratios) for node_class, ratios in corrections.items()}
+                self._nodes_changed = True
+
     # -- reading ---------------------------------------------------------------------------------
     def node_names(self) -> list[str]:
         """Eligible nodes, in the order of the state arrays (index i of an observation is ``node_names()[i]``)."""
         with self._lock:
             self._refresh_nodes()
             return list(self._names)
+
+    def prior_spec(self, name: str) -> NodeSpec | None:
+        """The eligible node ``name`` as the static node model has it, without learned corrections (None if the
+        view has no such eligible node): what the prior estimate and the KWOK stand-in's run time are drawn on."""
+        with self._lock:
+            return self._eligible.get(name)
 
     def has_node(self, name: str) -> bool:
         """Whether ``name`` is an eligible node (one a policy may pick)."""
@@ -307,18 +330,21 @@ class LiveCluster:
         spec = self._eligible.get(node)
         if self._on_finished is None or spec is None or kind not in KIND_INDEX:
             return
-        estimate = ((pod.get("metadata") or {}).get("annotations") or {}).get(ESTIMATED_DURATION_ANNOTATION)
+        annotations = (pod.get("metadata") or {}).get("annotations") or {}
+        estimate = annotations.get(ESTIMATED_DURATION_ANNOTATION)
         started, finished = pod_times(pod)
         if estimate is None or started is None or finished is None:
             return
         try:
             estimated = parse_go_duration(str(estimate))
+            prior = parse_go_duration(str(annotations.get(PRIOR_ESTIMATED_DURATION_ANNOTATION, estimate)))
         except ValueError:
-            return  # objects.expected_seconds has logged it when the pod came in
+            return  # objects.expected_seconds has logged a bad estimate when the pod came in; a bad prior says nothing
         if bound_at is not None:
             started = refine(started, datetime.fromtimestamp(bound_at, UTC))
         observed = (refine(finished, datetime.now(UTC)) - started).total_seconds()
-        self._on_finished(str(kind), spec.node_class, observed * self._time_scale, estimated * self._time_scale)
+        scale = self._time_scale
+        self._on_finished(str(kind), spec.node_class, observed * scale, estimated * scale, prior * scale)
 
     def _signature(self, node: dict[str, Any]) -> tuple[Any, ...]:
         meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
@@ -357,8 +383,13 @@ class LiveCluster:
         self._allowed.clear()
         self._names = sorted(self._eligible)
         self._index = {name: i for i, name in enumerate(self._names)}
+        nodes = [self._eligible[name] for name in self._names]
         self._template = (
-            ClusterState(ClusterSpec(nodes=[self._eligible[name] for name in self._names])) if self._names else None
+            ClusterState(
+                ClusterSpec(nodes=[corrected(node, self._corrections.get(node.node_class, {})) for node in nodes])
+            )
+            if nodes
+            else None
         )
 
     def _allowed_mask(self, constraints: NodeConstraints) -> np.ndarray:

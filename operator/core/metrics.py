@@ -72,8 +72,9 @@ ESTIMATE_ERROR = Histogram(
 )
 RUN_TIME_RATIO = Gauge(
     "scale_sched_run_time_ratio",
-    "Running observed / estimated run time per kind and node class: statistic=mean (exponentially weighted "
-    "geometric mean) or p90.",
+    "Running observed / prior (static node model) run time per kind and node class: statistic=mean "
+    "(exponentially weighted geometric mean), p90, or applied (the ratio the live view's node model divides the "
+    "class's speed by; absent until enough pods finished there).",
     ["kind", "node_class", "statistic"],
 )
 WORKFLOWS = Gauge("scale_sched_workflows", "WorkflowDAGs known to the operator, by phase.", ["phase"])

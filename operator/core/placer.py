@@ -32,7 +32,7 @@ from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.operator.kube.times import parse_time
 from scale_scheduler.simulator.cluster import NodeSpec
 from scale_scheduler.simulator.features import Observation
-from scale_scheduler.simulator.node_model import feasible
+from scale_scheduler.simulator.node_model import estimated_duration, feasible
 from scale_scheduler.simulator.placement import PlacementRule, room_now
 from scale_scheduler.simulator.schedulers import Scheduler
 from scale_scheduler.simulator.workflow import Primitive
@@ -294,18 +294,23 @@ class Placer:
     def _placement_annotations(
         self, body: dict[str, Any], primitive: Primitive, attempt: int, decision: Decision, pod: dict[str, Any]
     ) -> dict[str, str]:
-        """Planned node, and the run time drawn for it (what KWOK waits) and estimated (what the view predicts),
-        with the transfer and cold start of starting there now; none when the pod already has them for that node
-        (decided before a restart or a failed bind: the drawn time stands)."""
+        """Planned node, and the run time drawn for it (what KWOK waits), estimated (what the view predicts) and
+        estimated by the static model (what learned run times are measured against), each with the transfer and
+        cold start of starting there now; none when the pod already has them for that node (decided before a
+        restart or a failed bind: the drawn time stands). The drawn time comes from the static model, the KWOK
+        stand-in for the hardware: what the operator learns must not change what it observes."""
         existing = pod["metadata"].get("annotations") or {}
         if (
             existing.get(labels.PLANNED_NODE_ANNOTATION) == decision.node.name
             and labels.DURATION_ANNOTATION in existing
         ):
             return {}
-        seconds = run_seconds(primitive, decision.node, body["metadata"]["uid"], attempt, decision.setup)
+        prior = self.live.prior_spec(decision.node.name) or decision.node
+        seconds = run_seconds(primitive, prior, body["metadata"]["uid"], attempt, decision.setup)
+        prior_estimate = decision.setup + estimated_duration(primitive, prior)
         return {
             labels.PLANNED_NODE_ANNOTATION: decision.node.name,
             labels.DURATION_ANNOTATION: go_duration(seconds / self.time_scale),
             labels.ESTIMATED_DURATION_ANNOTATION: go_duration(decision.estimate / self.time_scale),
+            labels.PRIOR_ESTIMATED_DURATION_ANNOTATION: go_duration(prior_estimate / self.time_scale),
         }

@@ -51,8 +51,14 @@ def duration_rng(workflow_uid: str, primitive: str, attempt: int) -> np.random.G
 
 def run_seconds(primitive: Primitive, node: NodeSpec, workflow_uid: str, attempt: int, setup_seconds: float) -> float:
     """Simulated seconds the pod occupies its node: transfer + cold start (``setup_seconds``, estimated by the
-    shared feature builder) plus the node model's sampled run time, exactly what the simulator charges."""
-    return setup_seconds + sample_duration(primitive, node, duration_rng(workflow_uid, primitive.name, attempt))
+    shared feature builder) plus the node model's sampled run time, exactly what the simulator charges; the run
+    time divided by the node's ``SIMULATED_SPEED_LABEL`` where it has a positive one (else it stands)."""
+    run = sample_duration(primitive, node, duration_rng(workflow_uid, primitive.name, attempt))
+    try:
+        speed = float(node.labels.get(labels.SIMULATED_SPEED_LABEL, "1"))
+    except ValueError:
+        speed = 1.0
+    return setup_seconds + run / (speed if speed > 0 else 1.0)
 
 
 def go_duration(seconds: float) -> str:

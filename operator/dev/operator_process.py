@@ -71,6 +71,7 @@ class OperatorProcess:
         extra: Sequence[str] = (),
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
+        learn_estimates: bool = False,
     ) -> None:
         self.health_port = free_port()
         self.metrics_port = free_port() if metrics else 0
@@ -81,6 +82,12 @@ class OperatorProcess:
         self.log_path = log_path
         served = (namespace,) if isinstance(namespace, str) else namespace or ()
         scope = [arg for name in served for arg in ("--namespace", name)] or ["--all-namespaces"]
+        # Off unless asked: learned run times would carry over from one test's operator to the next one's on a
+        # shared cluster. On, they are kept in POD_NAMESPACE when ``env`` gives one (as in a pod), else in the first
+        # served namespace.
+        learning = []
+        if learn_estimates:
+            learning = [f"--estimates-namespace={(env or {}).get('POD_NAMESPACE') or (served or ('default',))[0]}"]
         command = [
             *SCALE_SCHED,
             "operator",
@@ -98,6 +105,7 @@ class OperatorProcess:
             str(self.metrics_port),
             "--extender-port",
             "0",
+            *(learning or ["--no-learn-estimates"]),
             *extra,
         ]
         with self.log_path.open("w") as log:
@@ -139,6 +147,7 @@ def running_operator(
     extra: Sequence[str] = (),
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
+    learn_estimates: bool = False,
 ) -> Iterator[OperatorProcess]:
     """An ``OperatorProcess`` that answers /healthz for the block, stopped after it (OperatorStartError if it
     exits or is not healthy within ``timeout``)."""
@@ -151,6 +160,7 @@ def running_operator(
         extra=extra,
         env=env,
         log_path=log_path,
+        learn_estimates=learn_estimates,
     )
     try:
         operator.wait_healthy(timeout)

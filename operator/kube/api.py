@@ -184,7 +184,16 @@ class KubeApi:
             if error.status != 404:
                 raise
 
-    # -- config maps (a workflow's outputs) ---------------------------------------------------------
+    # -- config maps (a workflow's outputs, the learned run times) -----------------------------------
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The ConfigMap, or None when there is none of that name."""
+        try:
+            return await self.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/{quote(name)}")
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
     async def patch_config_map(self, namespace: str, name: str, data: dict[str, str]) -> None:
         """Merge ``data`` into the ConfigMap's data (ApiException 404 when it does not exist)."""
         await self.request(

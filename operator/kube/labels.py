@@ -31,6 +31,13 @@ DURATION_ANNOTATION = "scale.dev/duration"
 # running pod frees its node from it, so the policy sees estimates only, as in the simulator;
 # pods without it are predicted from DURATION_ANNOTATION.
 ESTIMATED_DURATION_ANNOTATION = "scale.dev/estimated-duration"
+# The static node model's estimate (same format), without the corrections learned from finished pods: what the
+# learned run-time ratios are measured against, so a correction in effect does not feed back into itself.
+PRIOR_ESTIMATED_DURATION_ANNOTATION = "scale.dev/prior-estimated-duration"
+# On simulated nodes, how fast the node "really" is against its class profile (a factor, e.g. "0.5": twice as
+# slow): the run times drawn for its pods are divided by it, so a local cluster can stand in for hardware its
+# profile misjudges and the operator's learned run times have something to find (docs/node-classes.md).
+SIMULATED_SPEED_LABEL = "scale.dev/simulated-speed"
 # On simulated nodes, what the pod's container "writes" as its termination message (its output): the local
 # cluster's completion stage copies it there, from a primitive's simulatedOutput.
 SIMULATED_OUTPUT_ANNOTATION = "scale.dev/simulated-output"

@@ -7,6 +7,7 @@ controller share one process and one live view of the cluster.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -218,10 +219,12 @@ async def serve(
     extender_port: int,
     peering: str | None,
     mapping: NodeMapping,
+    estimates_namespace: str | None,
 ) -> None:
     import kopf
     from scale_scheduler.operator.core import metrics
     from scale_scheduler.operator.core.controller import WorkflowController
+    from scale_scheduler.operator.core.estimate_store import EstimateStore
     from scale_scheduler.operator.core.estimates import RunTimes
     from scale_scheduler.operator.core.events import EventPoster
     from scale_scheduler.operator.core.livestate import LiveCluster
@@ -240,13 +243,20 @@ async def serve(
     if peering:
         await check_peering(api, peering, namespaces)
     events = EventPoster(api)
+    run_times, store = RunTimes(), None
+    if estimates_namespace:
+        store = EstimateStore(api, run_times, estimates_namespace)
+        await store.load()
     live = LiveCluster(
         time_scale=time_scale,
         rule=rule,
         mapping=mapping,
         on_unmapped=UnmappedNodeReport(api, events.post),
-        on_finished=RunTimes().observe,
+        on_finished=run_times.observe,
     )
+    if store is not None:  # learned run times take over from the static node model (docs/node-classes.md)
+        live.set_speed_corrections(run_times.corrections())
+        run_times.on_corrections = live.set_speed_corrections
     log.info(
         "placing WorkflowDAG pods with policy %s under the %s placement rule (%s)",
         policy_name,
@@ -288,6 +298,7 @@ async def serve(
         # decide: filter keeps only the policy's node (what the chart's scheduler configuration assumes)
         extender = await start_extender(live, scheduler, extender_port, decide=True)
     on_startup = partial(post_own_pod_event, api, events.post, "PolicyFallback", warning) if warning else None
+    saving = asyncio.create_task(store.keep()) if store is not None else None
     try:
         await kopf.operator(
             registry=build_registry(controller, on_startup=on_startup),
@@ -300,6 +311,10 @@ async def serve(
             liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
         )
     finally:
+        if saving is not None and store is not None:
+            saving.cancel()
+            with contextlib.suppress(Exception):  # the last few seconds of learning; shutting down goes first
+                await asyncio.wait_for(store.save(), timeout=5.0)
         if extender is not None:
             await extender.cleanup()
 
@@ -338,6 +353,17 @@ def run(
         None,
         help="Node-class mapping: profiles and label rules added to the built-in ones (docs/node-classes.md); "
         "the chart mounts its nodeProfiles value here.",
+    ),
+    learn_estimates: bool = typer.Option(
+        True,
+        help="Correct the node model by the run times of finished pods (per kind and node class, after "
+        "5 pods) and keep them in ConfigMap scale-scheduler-estimates; --no-learn-estimates: measure only "
+        "(metrics), place by the static model.",
+    ),
+    estimates_namespace: str | None = typer.Option(
+        None,
+        help="Namespace of the scale-scheduler-estimates ConfigMap; default the operator's own (POD_NAMESPACE), "
+        "else default.",
     ),
     log_level: LogLevel = typer.Option(LogLevel.info, case_sensitive=False, help="Log level."),
     log_format: LogFormat = typer.Option(
@@ -394,6 +420,9 @@ def run(
             extender_port=extender_port,
             peering=peering,
             mapping=mapping,
+            estimates_namespace=(estimates_namespace or os.environ.get("POD_NAMESPACE") or "default")
+            if learn_estimates
+            else None,
         )
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from rich.console import Console
+from scale_scheduler.operator.core.estimate_store import CONFIG_MAP_NAME, DATA_KEY
 from scale_scheduler.operator.dev import demo
 from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.operator_process import running_operator
@@ -267,7 +268,9 @@ def test_an_operator_serving_two_namespaces_with_the_charts_roles_runs_both_and_
     for namespace in (*served, other):
         created = _kubectl(kube, "-n", namespace, "apply", "-f", "-", stdin=_tiny_workflow("two-steps"))
         assert created.returncode == 0, created.stderr
-    with running_operator(token_kubeconfig, served, time_scale=20.0) as operator:
+    with running_operator(
+        token_kubeconfig, served, time_scale=20.0, learn_estimates=True, env={"POD_NAMESPACE": release}
+    ) as operator:
         deadline = time.monotonic() + 180
         phases: dict[str, str | None] = {}
         while time.monotonic() < deadline:
@@ -288,3 +291,6 @@ def test_an_operator_serving_two_namespaces_with_the_charts_roles_runs_both_and_
     assert "status" not in untouched, "a namespace the operator does not serve is none of its business"
     assert kube.get_json("pods", "-n", other)["items"] == []
     assert "Forbidden" not in log and " 403" not in log, "the chart's Roles must cover everything the operator does"
+    # the learned run times, written (at the latest as the operator stopped) where the chart's Role lets it
+    learned = kube.get_json("configmap", CONFIG_MAP_NAME, "-n", release)["data"][DATA_KEY]
+    assert '"tool_call"' in learned, learned

@@ -50,8 +50,31 @@ def test_several_replicas_without_peering_are_refused() -> None:
 def test_default_render_has_the_operator_objects() -> None:
     docs = template()
     kinds = sorted(doc["kind"] for doc in docs)
-    # the operator's ClusterRole and the two user roles aggregated into view and edit/admin
-    assert kinds == ["ClusterRole"] * 3 + ["ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+    # the operator's ClusterRole and the two user roles aggregated into view and edit/admin; the Role on the
+    # ConfigMap of learned run times
+    assert kinds == ["ClusterRole"] * 3 + [
+        "ClusterRoleBinding",
+        "Deployment",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "ServiceAccount",
+    ]
+
+
+def test_the_learned_run_times_configmap_is_the_only_one_the_operator_may_read_in_its_namespace() -> None:
+    docs = template(namespace="ops")
+    (role,) = by_kind(docs, "Role")
+    assert role["metadata"]["namespace"] == "ops"
+    named, anonymous = role["rules"]
+    assert named["resourceNames"] == ["scale-scheduler-estimates"]
+    assert set(named["verbs"]) == {"get", "update", "patch"} and anonymous["verbs"] == ["create"]
+    assert "resourceNames" not in anonymous  # RBAC cannot name what does not exist yet
+    args = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--no-learn-estimates" not in args
+    off = template("learnEstimates=false")
+    assert by_kind(off, "Role") == []
+    assert "--no-learn-estimates" in by_kind(off, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def test_user_roles_aggregate_into_view_and_edit_and_can_be_left_out() -> None:
@@ -139,7 +162,12 @@ def test_a_namespace_list_gets_roles_there_and_only_cluster_scoped_rights_cluste
     assert [arg for arg in args if "namespace" in arg] == ["--namespace=team-a", "--namespace=team-b"]
     roles = {(role["metadata"]["namespace"], role["metadata"]["name"]): role for role in by_kind(docs, "Role")}
     # the two served namespaces, and the release namespace for the operator's own pod (read, Warning Events)
-    assert set(roles) == {("team-a", "scale-scheduler"), ("team-b", "scale-scheduler"), ("ops", "scale-scheduler-self")}
+    assert set(roles) == {
+        ("team-a", "scale-scheduler"),
+        ("team-b", "scale-scheduler"),
+        ("ops", "scale-scheduler-self"),
+        ("ops", "scale-scheduler-estimates"),  # the ConfigMap of learned run times, nothing else
+    }
     for namespace in ("team-a", "team-b"):
         grants = _grants(roles[(namespace, "scale-scheduler")])
         for needed in [
@@ -167,8 +195,9 @@ def test_a_namespace_list_gets_roles_there_and_only_cluster_scoped_rights_cluste
 
 def test_watching_only_the_release_namespace_puts_its_rights_in_a_role_there() -> None:
     docs = template("watchAllNamespaces=false", namespace="team-a")
-    ((namespace, name),) = [(role["metadata"]["namespace"], role["metadata"]["name"]) for role in by_kind(docs, "Role")]
-    assert (namespace, name) == ("team-a", "scale-scheduler"), "served, so no separate role for the operator's own pod"
+    names = {(role["metadata"]["namespace"], role["metadata"]["name"]) for role in by_kind(docs, "Role")}
+    # served, so no separate role for the operator's own pod; the learned run times' one stays apart
+    assert names == {("team-a", "scale-scheduler"), ("team-a", "scale-scheduler-estimates")}
     (cluster_role,) = operator_roles(docs)
     assert ("", "pods/binding", "create") not in _grants(cluster_role)
 

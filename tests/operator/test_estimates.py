@@ -1,5 +1,6 @@
-"""Observed run times against the estimates pods were placed with: the running statistics, and the live view
-reporting each of its pods that Succeeds once, with its node's class."""
+"""Observed run times against the estimates pods were placed with: the running statistics, the live view
+reporting each of its pods that Succeeds once, with its node's class, and the learned ratios taking over from the
+static node model once enough pods finished, through to the policy's choice."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kube_objects import SPEC, node_object, pod_object
-from scale_scheduler.operator.core.estimates import QUANTILE, RatioStatistics, RunTimes
+from kube_objects import SPEC, live_view, node_object, pod_object
+from scale_scheduler.operator.core.estimates import MIN_SAMPLES, QUANTILE, Corrections, RatioStatistics, RunTimes
 from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.policy.registry import make_scheduler
+from scale_scheduler.simulator.cluster import PROFILES, corrected
+from scale_scheduler.simulator.node_model import LLM_OVERHEAD_SECONDS, estimated_duration
+from scale_scheduler.simulator.primitives import KIND_INDEX, PrimitiveKind
+from scale_scheduler.simulator.workflow import Primitive
 
 
 def test_the_mean_follows_a_2x_slower_class_and_shrugs_off_one_outlier() -> None:
@@ -38,9 +44,9 @@ def test_the_quantile_settles_at_the_quantile_of_the_ratios() -> None:
 
 def test_run_times_keep_one_statistic_per_kind_and_class_and_skip_empty_samples() -> None:
     run_times = RunTimes()
-    run_times.observe("llm_generate", "h100", 10.0, 5.0)
-    run_times.observe("llm_generate", "l4", 5.0, 5.0)
-    run_times.observe("llm_generate", "l4", 0.0, 5.0)  # finished within its start second: says nothing
+    run_times.observe("llm_generate", "h100", 10.0, 5.0, 5.0)
+    run_times.observe("llm_generate", "l4", 5.0, 2.5, 5.0)  # learned against the prior, not the estimate used
+    run_times.observe("llm_generate", "l4", 0.0, 5.0, 5.0)  # finished within its start second: says nothing
     h100, l4 = run_times.statistics("llm_generate", "h100"), run_times.statistics("llm_generate", "l4")
     assert h100 is not None and l4 is not None
     assert (h100.samples, h100.mean, l4.samples, l4.mean) == (1, pytest.approx(2.0), 1, pytest.approx(1.0))
@@ -58,7 +64,7 @@ def _succeeded(pod: dict[str, Any], started: str, finished: str) -> dict[str, An
 
 
 def test_the_view_reports_each_of_its_pods_that_succeeds_once_in_simulated_seconds() -> None:
-    finished: list[tuple[str, str, float, float]] = []
+    finished: list[tuple[str, str, float, float, float]] = []
     live = LiveCluster(time_scale=20.0, on_finished=lambda *report: finished.append(report))
     for node in SPEC.nodes:
         live.apply_node_event("ADDED", node_object(node.name))
@@ -70,7 +76,7 @@ def test_the_view_reports_each_of_its_pods_that_succeeds_once_in_simulated_secon
     done = _succeeded(pod_object("p", node="gpu-large-000", **placed), "2025-01-01T00:00:00Z", "2025-01-01T00:00:03Z")
     live.apply_pod_event("MODIFIED", done)
     live.apply_pod_event("MODIFIED", done)  # a repeated terminal event
-    assert finished == [("llm_generate", "gpu-large", 60.0, 30.0)]
+    assert finished == [("llm_generate", "gpu-large", 60.0, 30.0, 30.0)]  # no prior annotation: the estimate
     # a relisting after a restart shows finished pods the view never saw run: nothing to report
     live.apply_pod_event(
         None,
@@ -93,3 +99,77 @@ def test_the_view_reports_each_of_its_pods_that_succeeds_once_in_simulated_secon
         ended["status"]["phase"] = phase
         live.apply_pod_event("MODIFIED", ended)
     assert len(finished) == 1
+
+
+def test_a_class_takes_its_learned_ratio_after_min_samples_pods_and_a_right_prior_stands() -> None:
+    heard: list[Corrections] = []
+    run_times = RunTimes(on_corrections=heard.append)
+    for _ in range(MIN_SAMPLES - 1):
+        run_times.observe("code_exec", "cpu-large", 20.0, 10.0, 10.0)
+        run_times.observe("code_exec", "cpu-small", 9.6, 10.0, 10.0)  # a mean-one lognormal's geometric mean
+    assert run_times.corrections() == {} and heard == []
+    run_times.observe("code_exec", "cpu-large", 20.0, 10.0, 10.0)
+    run_times.observe("code_exec", "cpu-small", 9.6, 10.0, 10.0)
+    assert run_times.corrections() == {"cpu-large": {PrimitiveKind.CODE_EXEC: pytest.approx(2.0)}}
+    assert heard == [run_times.corrections()]
+    # once corrected, pods run as estimated but still twice the prior: the ratio in effect stays put
+    for _ in range(10):
+        run_times.observe("code_exec", "cpu-large", 20.0, 20.0, 20.0 / 2)
+    assert len(heard) == 1
+
+
+def test_statistics_survive_a_dump_and_load_and_bad_content_changes_nothing() -> None:
+    run_times = RunTimes()
+    for observed in (18.0, 20.0, 22.0, 20.0, 21.0, 19.0):
+        run_times.observe("retrieve", "mem-optimised", observed, 10.0, 10.0)
+    run_times.observe("llm_generate", "h100", 3.0, 2.0, 2.0)
+    heard: list[Corrections] = []
+    restarted = RunTimes(on_corrections=heard.append)
+    assert restarted.load(run_times.dump()) == 2
+    for key in (("retrieve", "mem-optimised"), ("llm_generate", "h100")):
+        assert restarted.statistics(*key) == run_times.statistics(*key)
+    retrieve = run_times.statistics("retrieve", "mem-optimised")
+    assert retrieve is not None  # the mean as it stands now, not the one in effect before the restart
+    assert heard == [{"mem-optimised": {PrimitiveKind.RETRIEVE: pytest.approx(retrieve.mean)}}]
+    for text in ("not json", '{"version": 2, "statistics": []}', '{"statistics": [{"kind": "teleport"}]}'):
+        with pytest.raises(ValueError, match="not run-time statistics"):
+            restarted.load(text)
+    assert restarted.corrections() == heard[0]
+
+
+def test_a_correction_divides_the_speed_of_its_kind_and_an_llm_ones_token_rates() -> None:
+    node = SPEC.nodes[0]
+    slower = corrected(node, {PrimitiveKind.RETRIEVE: 2.0, PrimitiveKind.LLM_GENERATE: 4.0})
+    retrieve = Primitive("r", PrimitiveKind.RETRIEVE, work_seconds=3.0)
+    generate = Primitive("g", PrimitiveKind.LLM_GENERATE, input_tokens=600, output_tokens=60)
+    assert estimated_duration(retrieve, slower) == pytest.approx(2 * estimated_duration(retrieve, node))
+    overhead = LLM_OVERHEAD_SECONDS
+    assert estimated_duration(generate, slower) - overhead == pytest.approx(
+        4 * (estimated_duration(generate, node) - overhead)
+    )
+    assert slower.speed[PrimitiveKind.TOOL_CALL] == node.speed[PrimitiveKind.TOOL_CALL]
+    assert corrected(PROFILES["cpu-large"], {}) is PROFILES["cpu-large"]
+
+
+def test_a_class_found_twice_as_slow_as_its_prior_loses_the_work_it_would_otherwise_get() -> None:
+    live = live_view()
+    run_times = RunTimes(on_corrections=live.set_speed_corrections)
+    heft = make_scheduler("heft")
+    heft.reset(seed=0)
+    code = Primitive("c", PrimitiveKind.CODE_EXEC, work_seconds=10.0)
+    names = live.node_names()
+
+    def chosen_class() -> str:
+        return live.snapshot().spec.nodes[heft.choose(live.observation(code, [], now=0.0))].node_class
+
+    assert chosen_class() == "cpu-large"  # the fastest code_exec class of the static model (1.5)
+    prior = live.prior_spec(next(name for name in names if name.startswith("cpu-large")))
+    assert prior is not None
+    for _ in range(MIN_SAMPLES):
+        run_times.observe("code_exec", "cpu-large", 2 * 6.7, 6.7, 6.7)
+    assert chosen_class() == "gpu-large"  # cpu-large now runs code at 0.75: the next fastest, 1.2, wins
+    # the static model is still there for what is measured against it
+    assert live.prior_spec(prior.name) == prior
+    assert live.snapshot().speed[names.index(prior.name), KIND_INDEX[PrimitiveKind.CODE_EXEC]] == pytest.approx(
+        prior.speed[PrimitiveKind.CODE_EXEC] / 2
+    )
