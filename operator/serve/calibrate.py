@@ -96,7 +96,8 @@ def calibrate(
     cluster_path = cluster_out or out.with_name(f"{out.stem}-cluster{out.suffix or '.yaml'}")
     out.write_text(yaml.safe_dump(result.model_dump(mode="json"), sort_keys=False))
     cluster_path.write_text(cluster.to_yaml())
-    changed = ", ".join(sorted({p.node_class for p in result.profiles} - {p.node_class for p in mapping.profiles}))
+    before = mapping.catalog
+    changed = ", ".join(sorted(p.node_class for p in result.profiles if before.get(p.node_class) != p))
     typer.echo(f"wrote {out} (learned: {changed or 'nothing yet'}) and {cluster_path} ({len(cluster.nodes)} nodes)")
     typer.echo(f"simulate on it: scale-sched simulate --cluster {cluster_path}")
 
