@@ -3,7 +3,8 @@
 # SCALE (SRR) and CrossAttn (no SRR) each trained with expert iteration from the HEFT prior on SEEDS_RUNS training
 # seeds (default 5, seeds 0..4; SEEDS_STEPS labelled decisions each, default 8000: about 4 min a run on a busy core),
 # SEEDS_WORKERS runs at a time (default 1), then every run against HEFT and srpt-eft at N = 16, 48 and 96 on the
-# same evaluation seeds, each SCALE seed paired with the CrossAttn run of the same training seed.
+# same evaluation seeds, each SCALE seed paired with the CrossAttn run of the same training seed, and `diagnose`'s
+# attention-feature statistics of every run (diagnose/).
 # Writes ${SEEDS_OUT:-docs/results/srr_seeds}/; the runs themselves go to ${SEEDS_DIR:-/tmp/srr-seeds}.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -50,3 +51,5 @@ done
 .venv/bin/scale-sched evaluate --policies "$policies" "${checkpoints[@]}" --nodes 16,48,96 \
   --seeds "${SEEDS_EVAL:-10}" --workflows "${SEEDS_WORKFLOWS:-100}" "${pairs[@]}" --pair s0:heft --pair ca0:heft \
   --out "$out"
+.venv/bin/scale-sched diagnose --policies "${policies#heft,srpt-eft,}" "${checkpoints[@]}" --nodes 16,48,96 \
+  --out "$out/diagnose"
