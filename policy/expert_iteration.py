@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from .learned import LearnedScheduler
 from .network import build_network
 from .parallel import IN_PROCESS, Workers
 from .registry import make_scheduler
-from .run import RunDirectory
+from .run import RunDirectory, check_resumable, learner_state, restore_learner
 from .snapshot import PolicySnapshot
 from .srr import srr_loss
 
@@ -69,11 +68,7 @@ class ExpertIterationTrainer:
     def save_state(self) -> None:
         self.run.save(
             {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "numpy_rng": self.rng.bit_generator.state,
+                **learner_state(self.model, self.optimizer, self.generator, self.rng),
                 "labels": self.labels,
                 "round": self.round,
                 "global_step": self.global_step,
@@ -97,15 +92,8 @@ class ExpertIterationTrainer:
         if "round" not in state:
             raise ValueError(f"{self.run.state_path} is not an expert-iteration run; use another --out")
         saved = ExpertIterationConfig.from_dict(state["config"])
-        if asdict(saved) | {"total_steps": 0} != asdict(self.config) | {"total_steps": 0}:
-            raise ValueError(
-                f"{self.run.state_path} was written with a different config; use another --out or the same options"
-            )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.rng.bit_generator.state = state["numpy_rng"]
+        check_resumable(saved, self.config, self.run.state_path)
+        restore_learner(state, self.model, self.optimizer, self.generator, self.rng)
         self.labels, self.round, self.global_step = state["labels"], state["round"], state["global_step"]
         self.wall_seconds, self.best_validation = state["wall_seconds"], state["best_validation"]
         self.teacher_validation, self.base_validation = state["teacher_validation"], state["base_validation"]

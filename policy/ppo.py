@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from .episodes import EpisodeSpec, RunningReturnScale, ValidationSet, training_e
 from .learned import LearnedScheduler
 from .network import build_network, masked_distribution_terms, network_config
 from .parallel import IN_PROCESS, Workers, run_units
-from .run import RunDirectory
+from .run import RunDirectory, check_resumable, learner_state, restore_learner
 from .snapshot import PolicySnapshot
 from .srr import srr_loss
 
@@ -176,11 +176,7 @@ class Trainer:
     def save_state(self) -> None:
         self.run.save(
             {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "numpy_rng": self.rng.bit_generator.state,
+                **learner_state(self.model, self.optimizer, self.generator, self.rng),
                 "return_scale": vars(self.return_scale),
                 "iteration": self.iteration,
                 "global_step": self.global_step,
@@ -200,15 +196,8 @@ class Trainer:
         if state is None:
             return False
         saved = PPOConfig.from_dict(state["config"])
-        if asdict(saved) | {"total_steps": 0} != asdict(self.config) | {"total_steps": 0}:
-            raise ValueError(
-                f"{self.run.state_path} was written with a different config; use another --out or the same options"
-            )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.rng.bit_generator.state = state["numpy_rng"]
+        check_resumable(saved, self.config, self.run.state_path)
+        restore_learner(state, self.model, self.optimizer, self.generator, self.rng)
         vars(self.return_scale).update(state["return_scale"])
         self.iteration, self.global_step = state["iteration"], state["global_step"]
         self.wall_seconds, self.best_validation = state["wall_seconds"], state["best_validation"]

@@ -8,9 +8,11 @@ plots training curves from it), ``tensorboard/``, ``model_best.pt`` (best valida
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from scale_scheduler.simulator.extras import require
 from torch import nn
@@ -82,3 +84,38 @@ class RunDirectory:
             "wall_seconds": round(wall_seconds, 1),
             "best_validation_avg_response_time": best_validation,
         }
+
+
+def learner_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator, rng: np.random.Generator
+) -> dict[str, Any]:
+    """What a trainer keeps of its network, optimiser and random streams in ``checkpoint.pt`` (``restore_learner``)."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "numpy_rng": rng.bit_generator.state,
+    }
+
+
+def restore_learner(
+    state: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    rng: np.random.Generator,
+) -> None:
+    """Put back what ``learner_state`` saved, so a resumed run draws exactly what an uninterrupted one would."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    rng.bit_generator.state = state["numpy_rng"]
+
+
+def check_resumable(saved: Any, current: Any, state_path: Path) -> None:
+    """ValueError unless the run's saved config (a dataclass) is ``current`` but for ``total_steps``, the one
+    setting a resumed run may raise."""
+    if asdict(saved) | {"total_steps": 0} != asdict(current) | {"total_steps": 0}:
+        raise ValueError(f"{state_path} was written with a different config; use another --out or the same options")
