@@ -256,7 +256,11 @@ class WorkflowController:
             for entry in entries
             if (step := self.placer.step(body, plan, progress, entry, waiting[entry.pod][1])) is not None
         ]
-        results = list(await asyncio.gather(*(self.binder.carry_out(body, step) for step in steps)))
+        placed: list[str] = []
+        try:
+            results = list(await asyncio.gather(*(self.binder.carry_out(body, step, placed) for step in steps)))
+        finally:  # what was bound is told even when another pod's create failed
+            self.binder.post_placed(body, placed)
         if any(pod is None for pod in results):
             return None
         fresh = {pod["metadata"]["name"]: pod for pod in results if pod is not None}

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from scale_scheduler.operator.core import events
+from scale_scheduler.operator.core.binder import Binder
 from scale_scheduler.operator.core.events import EventPoster
 
 POD = {"metadata": {"name": "p", "namespace": "ns", "uid": "u"}}
@@ -75,3 +76,29 @@ def test_events_beyond_the_queue_limit_are_dropped(monkeypatch: pytest.MonkeyPat
     waiting = asyncio.run(scenario())
     # the first three were kept: two are with the (stuck) posters, one still waits; the other seven were dropped
     assert api.attempted == ["event 0", "event 1"] and waiting == 1
+
+
+def test_one_placed_event_per_reconcile_counts_every_pod_within_the_message_limit() -> None:
+    posted: list[tuple[str, str]] = []
+    binder = Binder(None, None, "heft", lambda obj, kind, reason, message, warning: posted.append((reason, message)))  # type: ignore[arg-type]
+    workflow = {"metadata": {"name": "w", "namespace": "ns", "uid": "u"}}
+    binder.post_placed(workflow, [])
+    assert posted == []  # a reconcile that bound nothing says nothing
+
+    binder.post_placed(
+        workflow, ["'a' attempt 0 -> n1 (run 1.0, estimated 1.2)", "'b' attempt 1 -> n2 (run 2.0, estimated 2.5)"]
+    )
+    assert posted == [
+        (
+            "Placed",
+            "2 placed by policy heft (run and estimated seconds, wall clock): "
+            "'a' attempt 0 -> n1 (run 1.0, estimated 1.2); 'b' attempt 1 -> n2 (run 2.0, estimated 2.5)",
+        )
+    ]
+
+    lines = [f"'step-{i}' attempt 0 -> node-{i} (run 1.0, estimated 1.0)" for i in range(100)]
+    binder.post_placed(workflow, lines)
+    reason, message = posted[-1]
+    assert reason == "Placed" and len(message) <= events.MESSAGE_LIMIT
+    shown = message.count("' attempt 0 ->")
+    assert message.startswith("100 placed") and message.endswith(f"; and {100 - shown} more") and 0 < shown < 100

@@ -77,8 +77,11 @@ def test_every_sample_succeeds_with_valid_placements(local_cluster: Any, nodes: 
         e["reason"] == "Scheduled" and "Successfully assigned" in e["message"]
         for e in events_for(info, namespace, first_pod)
     )
+    # one Placed Event per reconcile that bound pods, each counting and naming them: every primitive once in all
     placed = [e for e in events_for(info, namespace, manifests[-1]["metadata"]["name"]) if e["reason"] == "Placed"]
-    assert len(placed) == len(manifests[-1]["spec"]["primitives"])
+    primitives = manifests[-1]["spec"]["primitives"]
+    assert sum(int(e["message"].split(" ", 1)[0]) for e in placed) == len(primitives)
+    assert all(sum(e["message"].count(f"'{p['name']}' attempt") for e in placed) == 1 for p in primitives)
 
 
 def test_json_logs_are_one_object_per_line(local_cluster: Any) -> None:
