@@ -50,18 +50,25 @@ def metric_vs_nodes(summary: list[dict[str, Any]], metric: str, ylabel: str, pat
 
 
 def training_curves(runs: dict[str, Path], path: Path, key: str = "eval/normalised_vs_heft_n16") -> Path | None:
-    """Validation response time relative to HEFT (>1 = better) over training steps, one line per run."""
+    """Validation response time relative to HEFT (>1 = better) over training steps, one line per run; for an
+    expert-iteration run, its teacher's level on the same validation episodes as a dashed line of its colour."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.5))
     plotted = False
+    nodes = key.rsplit("_n", 1)[-1]
+    heft_key, teacher_key = f"eval/heft_avg_response_time_n{nodes}", f"eval/teacher_avg_response_time_n{nodes}"
     for name, metrics_file in runs.items():
-        points = []
+        points, teacher = [], None
         for line in metrics_file.read_text().splitlines():
             record = json.loads(line)
             if key in record:
                 points.append((record["global_step"], record[key]))
+            if teacher_key in record and heft_key in record:  # the teacher is validated once per run
+                teacher = record[heft_key] / record[teacher_key]
         if points:
-            axis.plot(*zip(*points, strict=True), marker=".", label=name)
+            (curve,) = axis.plot(*zip(*points, strict=True), marker=".", label=name)
+            if teacher is not None:
+                axis.axhline(teacher, color=curve.get_color(), linestyle=":", linewidth=1.5, label=f"{name}'s teacher")
             plotted = True
     if not plotted:
         plt.close(figure)
