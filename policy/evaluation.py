@@ -55,6 +55,17 @@ class EvaluationPlan:
     load: float = 0.7
     base_nodes: int = 16
     rule: PlacementRule = DEFAULT_RULE
+    # `evaluate --cluster`: every cell runs on this cluster (its size the only N, its own base) instead of the
+    # generator's; the seeds still draw the workload and the true durations
+    cluster: ClusterSpec | None = None
+
+    @classmethod
+    def on_cluster(
+        cls, methods: list[str], cluster: ClusterSpec, seeds: int, workflows: int, load: float, rule: PlacementRule
+    ) -> EvaluationPlan:
+        """A plan whose every episode runs on ``cluster``: one size, so one regime (the base size's)."""
+        size = len(cluster.nodes)
+        return cls(methods, [size], seeds, workflows, load, base_nodes=size, rule=rule, cluster=cluster)
 
     def cells(self) -> Iterator[tuple[int, str, int]]:
         """(N, regime, seed) of every distinct experiment; the base size is run once."""
@@ -68,7 +79,7 @@ class EvaluationPlan:
 
 
 def workload_for(plan: EvaluationPlan, nodes: int, regime: str, seed: int) -> tuple[ClusterSpec, list[Workflow]]:
-    cluster = heterogeneous(nodes, seed=seed)
+    cluster = plan.cluster if plan.cluster is not None else heterogeneous(nodes, seed=seed)
     if regime == "total-rate":
         rate = arrival_rate_for_load(heterogeneous(plan.base_nodes, seed=seed), plan.load)
         return cluster, generate_workload(cluster, plan.workflows, plan.load, seed=seed, arrival_rate=rate)
@@ -131,7 +142,8 @@ def run_evaluation(
     results = []
     for result in (result for cell in cells for result in cell):
         results.append(result)
-        if result.nodes == plan.base_nodes:  # the base size is one experiment reported under both regimes
+        # the base size is one experiment reported under both regimes; a given cluster has no regimes to compare
+        if result.nodes == plan.base_nodes and plan.cluster is None:
             results.append(replace(result, regime=REGIMES[1]))
     return results
 
