@@ -27,7 +27,9 @@ brings its own local cluster up (``localcluster.kwok.up``, the simulator's heter
 (the local cluster runs its pods twice as long as its profile says), and the ``--workflows`` batch is run under
 ``--policy`` twice, without and with the operator's online estimates (``--no-learn-estimates``, then learning from
 an empty ConfigMap): average response time and estimate error (observed / placed-with estimate, mean over every
-finished pod, from ``scale_sched_estimate_error_ratio``; 1 is exact) for each.
+finished pod, from ``scale_sched_estimate_error_ratio``; 1 is exact) for each. ``--seeds K`` does so for K batches
+(seeds ``--seed`` .. ``--seed``+K-1) in the one cluster, each online run from an empty ConfigMap again, and reports
+the means and the paired difference online - static per metric (95% CI, paired t-test p-value).
 """
 
 from __future__ import annotations
@@ -52,10 +54,12 @@ from kubernetes import client, config, watch
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
+from scale_scheduler.operator.core.estimate_store import CONFIG_MAP_NAME
 from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.operator_process import running_operator
 from scale_scheduler.operator.dev.samples import POD_TEMPLATE
 from scale_scheduler.operator.kube import labels
+from scale_scheduler.policy.evaluation import paired_difference
 from scale_scheduler.policy.registry import CLUSTER_METHODS, DEFAULT_CLUSTER_POLICY, make_scheduler
 from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
 from scale_scheduler.simulator.engine import simulate
@@ -370,11 +374,13 @@ def cluster_response_times(
     rule: PlacementRule,
     work: Path,
     learn: bool = False,
+    batch: str = "",
 ) -> tuple[list[float], list[float], Latency, float]:
     """(response times seen by this script, response times in the operator's status, decision latency, estimate
-    error) of the batch, under a fresh operator (``learn``: with online estimates)."""
+    error) of the batch, under a fresh operator (``learn``: with online estimates), in a namespace of its own
+    (``batch`` tells apart batches run under the same policy)."""
     tag = f"{policy}-learn" if learn else policy
-    namespace = f"bench-response-{tag}"
+    namespace = f"bench-response-{tag}{batch}"
     create_namespace(core, namespace)
     submitted: dict[str, float] = {}
     finished: dict[str, tuple[float, float]] = {}
@@ -550,43 +556,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+WRONG_PRIOR_METRICS = ("avg_response_seconds", "estimate_error_mean_ratio")
+
+
 def wrong_prior(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``--wrong-prior`` experiment (module docstring)."""
+    """The ``--wrong-prior`` experiment (module docstring), on ``--seeds`` workflow batches in one cluster."""
     name = f"bench-estimates-{int(time.time())}"
     spec = heterogeneous(args.nodes, seed=0)
     slow = [node.name for node in spec.nodes if node.node_class == args.wrong_prior]
-    if not slow:
-        raise SystemExit(f"no node of class {args.wrong_prior} among {args.nodes} heterogeneous nodes")
+    seeds = list(range(args.seed, args.seed + args.seeds))
     log(f"starting cluster {name} with {args.nodes} nodes; {len(slow)} {args.wrong_prior} nodes run at half speed")
     info = kwok.up(name, spec, timeout=600, progress=log)
+    per_seed: list[dict[str, Any]] = []
     try:
         kwok.kubectl(info, "apply", "--server-side", "--force-conflicts", "-f", str(CRD))
         kwok.wait_established(info, f"{labels.PLURAL}.{labels.GROUP}")
         kwok.kubectl(info, "label", "node", *slow, f"{labels.SIMULATED_SPEED_LABEL}=0.5", "--overwrite")
         api = config.new_client_from_config(config_file=str(info.kubeconfig))
         core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-        workflows = generate_workload(spec, args.workflows, load=args.load, seed=args.seed)
-        runs = {}
         with tempfile.TemporaryDirectory(prefix="bench-estimates-") as tmp:
             work = Path(args.logs) if args.logs else Path(tmp)
             work.mkdir(parents=True, exist_ok=True)
-            for learn in (False, True):
-                log(f"{args.workflows} workflows under --policy {args.policy}, online estimates {learn} ...")
-                cluster, _, _, error = cluster_response_times(
-                    core,
-                    custom,
-                    info.kubeconfig,
-                    copy.deepcopy(workflows),
-                    args.policy,
-                    args.time_scale,
-                    args.rule,
-                    work,
-                    learn,
-                )
-                runs["online" if learn else "static"] = {
-                    "avg_response_seconds": float(np.mean(cluster)),
-                    "estimate_error_mean_ratio": error,
-                }
+            for seed in seeds:
+                workflows = generate_workload(spec, args.workflows, load=args.load, seed=seed)
+                runs: dict[str, Any] = {"seed": seed}
+                (work / f"seed-{seed}").mkdir(exist_ok=True)
+                for learn in (False, True):
+                    log(f"seed {seed}: {args.workflows} workflows, --policy {args.policy}, online estimates {learn}")
+                    if learn:  # every seed's online run learns from nothing, as the first one does
+                        forget_learned(core)
+                    cluster, _, _, error = cluster_response_times(
+                        core,
+                        custom,
+                        info.kubeconfig,
+                        copy.deepcopy(workflows),
+                        args.policy,
+                        args.time_scale,
+                        args.rule,
+                        work / f"seed-{seed}",
+                        learn,
+                        batch=f"-seed{seed}",
+                    )
+                    runs["online" if learn else "static"] = {
+                        "avg_response_seconds": float(np.mean(cluster)),
+                        "estimate_error_mean_ratio": error,
+                    }
+                per_seed.append(runs)
     finally:
         log(f"stopping cluster {name} ...")
         kwok.down(name)
@@ -598,10 +613,42 @@ def wrong_prior(args: argparse.Namespace) -> dict[str, Any]:
         "workflows": args.workflows,
         "load": args.load,
         "seed": args.seed,
+        "seeds": seeds,
         "time_scale": args.time_scale,
         "rule": args.rule.value,
-        "runs": runs,
+        **wrong_prior_summary(per_seed),
     }
+
+
+def forget_learned(core: client.CoreV1Api) -> None:
+    """Delete what an operator learned before (the bench's operators keep it in namespace default)."""
+    try:
+        core.delete_namespaced_config_map(CONFIG_MAP_NAME, "default")
+    except client.ApiException as error:
+        if error.status != 404:
+            raise
+
+
+def wrong_prior_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """``runs``: each metric's mean over the seeds, without (static) and with (online) online estimates (one seed:
+    its own figures); ``per_seed``; and, from two seeds on, ``paired``: online - static per metric over the seeds
+    (mean difference, 95% CI, paired t-test p-value, relative change)."""
+    summary: dict[str, Any] = {
+        "runs": {
+            run: {metric: float(np.mean([seed[run][metric] for seed in per_seed])) for metric in WRONG_PRIOR_METRICS}
+            for run in ("static", "online")
+        },
+        "per_seed": per_seed,
+    }
+    if len(per_seed) > 1:
+        summary["paired"] = {
+            metric: paired_difference(
+                np.array([seed["online"][metric] for seed in per_seed]),
+                np.array([seed["static"][metric] for seed in per_seed]),
+            )
+            for metric in WRONG_PRIOR_METRICS
+        }
+    return summary
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -698,8 +745,23 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--wrong-prior", metavar="CLASS", help="run only the wrong-prior experiment on this class")
     parser.add_argument("--policy", default="srpt-eft", help="the policy of the --wrong-prior experiment")
+    parser.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=1,
+        help="--wrong-prior: workflow batches of seeds --seed, --seed+1, ..., each run without and with online "
+        "estimates; reported: the means and the paired difference (online - static) with its 95%% CI and p-value",
+    )
     args = parser.parse_args()
     args.rule = parse_rule(args.rule)
+    if args.seeds > 1 and not args.wrong_prior:
+        parser.error("--seeds repeats the --wrong-prior experiment: give --wrong-prior CLASS")
+    if args.wrong_prior:
+        classes = sorted({node.node_class for node in heterogeneous(args.nodes, seed=0).nodes})
+        if args.wrong_prior not in classes:
+            parser.error(
+                f"--wrong-prior: no {args.wrong_prior} node among {args.nodes} nodes; choose from {', '.join(classes)}"
+            )
     if args.wrong_prior:
         print(json.dumps(wrong_prior(args), indent=None if args.json else 1))
         return

@@ -25,7 +25,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from scale_scheduler.simulator.cli_aliases import old_name, resolve
-from scale_scheduler.simulator.cli_options import guard_option, rule_option
+from scale_scheduler.simulator.cli_options import (
+    cluster_option,
+    cluster_record,
+    guard_option,
+    load_cluster,
+    node_profiles_option,
+    rule_option,
+)
 from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP
 
 from .parallel import Workers, WorkersUnavailable, connected  # light: Ray itself is imported only when asked for
@@ -89,7 +96,12 @@ def _write_training_record(out: Path, record: dict[str, Any]) -> None:
         f"- decisions trained on: {record['global_step']}\n- wall time: {record['wall_seconds']:.0f} s"
         + (f" on {record['machine']}" if "machine" in record else "")
         + f"\n- git commit: {record['git_commit']}\n"
-        f"- best validation avg response time at N={record['train_config']['nodes']}: "
+        + (
+            f"- cluster: {record['train_config']['cluster_source']} (the spec is in TRAINING.json)\n"
+            if record["train_config"].get("cluster_source")
+            else ""
+        )
+        + f"- best validation avg response time at N={record['train_config']['nodes']}: "
         f"{record['best_validation_avg_response_time']:.3f} s (validation seeds are disjoint from evaluate's)\n"
         + (f"- stopped early {record['stopped_early']}\n" if "stopped_early" in record else "")
         + "\nFull configuration: TRAINING.json (`train_config`).\n"
@@ -175,6 +187,8 @@ def _train(
         help="how to train: the method's own algorithm (ppo, or sac for sac; the default), or expert-iteration: "
         "distil --teacher's choices on the states the policy visits (DAgger; the PPO methods' networks)",
     ),
+    cluster_file: Path | None = cluster_option(),
+    node_profiles: Path | None = node_profiles_option(),
     as_json: bool = typer.Option(False, "--json", help="print the final metrics as JSON"),
     algo: TrainPolicy | None = old_name("--algo", "--policy"),
     **settings: Any,
@@ -209,6 +223,9 @@ def _train(
                 f"setting); it applies to {takers}",
                 param_hint=flags[field],
             )
+    cluster = load_cluster(cluster_file, node_profiles, "nodes" in given)
+    if cluster is not None:  # the config carries the spec: a resumed run and the training record need no file
+        given.update(cluster=cluster.model_dump(mode="json"), cluster_source=str(cluster_file))
     if "rule" in given:
         given["rule"] = rule_option(given["rule"]).value
     if "teacher" in given and given["teacher"] not in METHODS:
@@ -350,7 +367,13 @@ def evaluate(
         DEFAULT_EVAL_POLICIES,
         help=f"comma-separated policies: any of {', '.join(METHODS)}, or a name given a --checkpoint",
     ),
-    nodes: str = typer.Option("16,32,48", help="comma-separated cluster sizes"),
+    nodes: str | None = typer.Option(
+        None,
+        show_default=False,
+        help="comma-separated sizes of generated clusters (default 16,32,48); not with --cluster",
+    ),
+    cluster_file: Path | None = cluster_option(),
+    node_profiles: Path | None = node_profiles_option(),
     seeds: int = typer.Option(5, help="seeds per (N, regime); each seed is a cluster + workload + durations"),
     workflows: int = typer.Option(60, help="workflows per evaluation episode (drained to the end)"),
     load: float = typer.Option(0.7, help="offered load fraction of the base (16-node) regime"),
@@ -416,10 +439,21 @@ def evaluate(
     guard_option(guard)
     make = _method_maker(overrides, guard)
     chosen = Workers(workers, ray_address)
+    cluster = load_cluster(cluster_file, node_profiles, nodes is not None)
     if suite is not None:
+        if cluster is not None:
+            raise typer.BadParameter(
+                "each scenario brings its own cluster; give one of them", param_hint="--suite/--cluster"
+            )
         _evaluate_suite(suite, _split(methods), seeds, size, placement_rule, make, out, as_json, chosen)
         return
-    plan = EvaluationPlan(_split(methods), [int(n) for n in _split(nodes)], seeds, workflows, load, rule=placement_rule)
+    plan = (
+        EvaluationPlan.on_cluster(_split(methods), cluster, seeds, workflows, load, placement_rule)
+        if cluster is not None
+        else EvaluationPlan(
+            _split(methods), [int(n) for n in _split(nodes or "16,32,48")], seeds, workflows, load, rule=placement_rule
+        )
+    )
     for method in plan.methods:  # an unknown method or checkpoint fails here, not in a worker
         make(method)
     with _connected(chosen), _progress() as progress:
@@ -462,6 +496,7 @@ def evaluate(
             "load": load,
             "rule": placement_rule.value,
             "checkpoints": overrides,
+            "cluster": cluster_record(cluster_file, cluster),
         },
     }
     optimality_markdown = ""
@@ -664,8 +699,13 @@ def _write_evaluation(
             )
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     (out / "table.md").write_text(table + "\n" + paired)
-    plots.metric_vs_nodes(summary, "avg_response_time", "average response time (s)", out / "response_time_vs_nodes.png")
-    plots.metric_vs_nodes(summary, "completed_primitives", "completed primitives", out / "completed_vs_nodes.png")
+    if plan.cluster is not None:  # the spec itself beside the results: they can be repeated without the file
+        (out / "cluster.yaml").write_text(plan.cluster.to_yaml())
+    else:  # one given cluster is one size: nothing to plot against N
+        plots.metric_vs_nodes(
+            summary, "avg_response_time", "average response time (s)", out / "response_time_vs_nodes.png"
+        )
+        plots.metric_vs_nodes(summary, "completed_primitives", "completed primitives", out / "completed_vs_nodes.png")
     runs = {}
     for method in plan.methods:
         if method in LEARNED_METHODS or method in overrides:
@@ -674,7 +714,8 @@ def _write_evaluation(
                 runs[method] = directory / METRICS_FILE
     plots.training_curves(runs, out / "training_curves.png")
     plots.training_curves(runs, out / "training_curves_n48.png", key="eval/normalised_vs_heft_n48")
-    console.print(f"wrote {out}/: episodes.csv summary.csv results.json table.md *.png")
+    written = "episodes.csv summary.csv results.json table.md" + (" cluster.yaml" if plan.cluster is not None else "")
+    console.print(f"wrote {out}/: {written} *.png")
 
 
 def diagnose(

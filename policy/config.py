@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from scale_scheduler.simulator.cluster import ClusterSpec
 from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, PlacementRule
 from scale_scheduler.simulator.schedulers import queue_order
 
@@ -81,7 +82,7 @@ class TrainingConfig:
 
     algo: str = ""
     seed: int = setting(0, "seed of the model, the episodes and the sampling")
-    nodes: int = setting(16, "training cluster size")
+    nodes: int = setting(16, "size of the generated training clusters; not with --cluster")
     total_steps: int = setting(200_000, "scheduling decisions to train on (all environments together)", "--steps")
     workflows_per_episode: int = setting(20, "workflows per training episode", "--workflows")
     load_low: float = setting(0.5, "lowest offered load (fraction of capacity), drawn uniformly per arrival sequence")
@@ -99,9 +100,19 @@ class TrainingConfig:
     eval_workflows: int = setting(40, "workflows per validation episode")
     eval_load: float = setting(0.7, "offered load of the validation episodes")
     eval_nodes: tuple[int, ...] = (16, 48)  # validation sizes (the first one picks the best model)
+    # `train --cluster`: the cluster every training and validation episode runs on instead of the generator's at
+    # --nodes (a ClusterSpec as JSON, so that config.json and the training record carry it, and the file it came
+    # from); it sets nodes and the one validation size to its own
+    cluster: dict[str, Any] | None = None
+    cluster_source: str = ""
 
     def __post_init__(self) -> None:
         """Refuse sizes and loads no run can use, before anything is written."""
+        if self.cluster is not None:
+            if self.world:
+                raise SettingError("world", "the world mix draws its own clusters: give --world or --cluster")
+            self.nodes = len(ClusterSpec.model_validate(self.cluster).nodes)
+            self.eval_nodes = (self.nodes,)
         at_least(self, 1, "nodes", "total_steps", "workflows_per_episode", "eval_episodes", "eval_workflows")
         at_least(self, 1e-3, "load_low", "eval_load")
         if self.load_high < self.load_low:
@@ -111,6 +122,11 @@ class TrainingConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def cluster_spec(self) -> ClusterSpec | None:
+        """The ``cluster`` to run on, None for the generator's."""
+        return None if self.cluster is None else ClusterSpec.model_validate(self.cluster)
 
 
 @dataclass

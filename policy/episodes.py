@@ -36,8 +36,13 @@ class EpisodeSpec:
     load: float
 
 
-def sample_episode(rng: np.random.Generator, nodes: int, workflows: int, load: float) -> EpisodeSpec:
-    cluster = heterogeneous(nodes, seed=int(rng.integers(2**31)))
+def sample_episode(
+    rng: np.random.Generator, nodes: int, workflows: int, load: float, cluster: ClusterSpec | None = None
+) -> EpisodeSpec:
+    """Workflows and durations on ``cluster``, else on a generated cluster of ``nodes``; the cluster's seed is drawn
+    either way, so a given cluster leaves the workload and duration seeds those of the generated one."""
+    cluster_seed = int(rng.integers(2**31))
+    cluster = cluster if cluster is not None else heterogeneous(nodes, seed=cluster_seed)
     return EpisodeSpec(
         cluster=cluster,
         workflows=generate_workload(cluster, workflows, load, seed=int(rng.integers(2**31))),
@@ -52,13 +57,15 @@ def training_episode(rng: np.random.Generator, config: TrainingConfig) -> Episod
         cluster, workflows, load = draw_world(rng, config.workflows_per_episode, (config.load_low, config.load_high))
         return EpisodeSpec(cluster, workflows, duration_seed=int(rng.integers(2**31)), load=load)
     load = float(rng.uniform(config.load_low, config.load_high))
-    return sample_episode(rng, config.nodes, config.workflows_per_episode, load)
+    return sample_episode(rng, config.nodes, config.workflows_per_episode, load, config.cluster_spec)
 
 
-def validation_episodes(seed: int, nodes: int, count: int, workflows: int, load: float) -> list[EpisodeSpec]:
+def validation_episodes(
+    seed: int, nodes: int, count: int, workflows: int, load: float, cluster: ClusterSpec | None = None
+) -> list[EpisodeSpec]:
     """Fixed held-out episodes for the training curve; seeds disjoint from `scale-sched evaluate`'s."""
     rng = np.random.default_rng(VALIDATION_SEED_OFFSET + seed)
-    return [sample_episode(rng, nodes, workflows, load) for _ in range(count)]
+    return [sample_episode(rng, nodes, workflows, load, cluster) for _ in range(count)]
 
 
 def average_response_time(
@@ -79,14 +86,34 @@ class ValidationSet:
     """Held-out episodes per validation size and HEFT's response time on them: the training curve's yardstick."""
 
     def __init__(
-        self, seed: int, sizes: tuple[int, ...], count: int, workflows: int, load: float, rule: PlacementRule
+        self,
+        seed: int,
+        sizes: tuple[int, ...],
+        count: int,
+        workflows: int,
+        load: float,
+        rule: PlacementRule,
+        cluster: ClusterSpec | None = None,
     ) -> None:
         self.rule = rule
-        self.episodes = {n: validation_episodes(seed, n, count, workflows, load) for n in sizes}
+        self.episodes = {n: validation_episodes(seed, n, count, workflows, load, cluster) for n in sizes}
         self.heft = {
             n: average_response_time(episodes, lambda: make_heuristic("heft"), rule)
             for n, episodes in self.episodes.items()
         }
+
+    @classmethod
+    def of(cls, config: TrainingConfig, rule: PlacementRule) -> ValidationSet:
+        """The validation set a trainer with ``config`` keeps (on its ``--cluster``, if given)."""
+        return cls(
+            config.seed,
+            config.eval_nodes,
+            config.eval_episodes,
+            config.eval_workflows,
+            config.eval_load,
+            rule,
+            config.cluster_spec,
+        )
 
     def evaluate(self, scheduler: Scheduler) -> dict[str, float]:
         """``eval/*`` scalars: the scheduler's response time per size, HEFT's, and their ratio."""

@@ -55,6 +55,17 @@ class EvaluationPlan:
     load: float = 0.7
     base_nodes: int = 16
     rule: PlacementRule = DEFAULT_RULE
+    # `evaluate --cluster`: every cell runs on this cluster (its size the only N, its own base) instead of the
+    # generator's; the seeds still draw the workload and the true durations
+    cluster: ClusterSpec | None = None
+
+    @classmethod
+    def on_cluster(
+        cls, methods: list[str], cluster: ClusterSpec, seeds: int, workflows: int, load: float, rule: PlacementRule
+    ) -> EvaluationPlan:
+        """A plan whose every episode runs on ``cluster``: one size, so one regime (the base size's)."""
+        size = len(cluster.nodes)
+        return cls(methods, [size], seeds, workflows, load, base_nodes=size, rule=rule, cluster=cluster)
 
     def cells(self) -> Iterator[tuple[int, str, int]]:
         """(N, regime, seed) of every distinct experiment; the base size is run once."""
@@ -68,7 +79,7 @@ class EvaluationPlan:
 
 
 def workload_for(plan: EvaluationPlan, nodes: int, regime: str, seed: int) -> tuple[ClusterSpec, list[Workflow]]:
-    cluster = heterogeneous(nodes, seed=seed)
+    cluster = plan.cluster if plan.cluster is not None else heterogeneous(nodes, seed=seed)
     if regime == "total-rate":
         rate = arrival_rate_for_load(heterogeneous(plan.base_nodes, seed=seed), plan.load)
         return cluster, generate_workload(cluster, plan.workflows, plan.load, seed=seed, arrival_rate=rate)
@@ -131,7 +142,8 @@ def run_evaluation(
     results = []
     for result in (result for cell in cells for result in cell):
         results.append(result)
-        if result.nodes == plan.base_nodes:  # the base size is one experiment reported under both regimes
+        # the base size is one experiment reported under both regimes; a given cluster has no regimes to compare
+        if result.nodes == plan.base_nodes and plan.cluster is None:
             results.append(replace(result, regime=REGIMES[1]))
     return results
 
@@ -179,27 +191,35 @@ def paired_comparison(results: list[EpisodeResult], method: str, reference: str)
             continue
         ours = np.array([by_key[(method, nodes, regime, s)] for s in seeds])
         theirs = np.array([by_key[(reference, nodes, regime, s)] for s in seeds])
-        difference = ours - theirs
-        low, high = confidence_interval(difference)
-        p_value = (
-            float(require("scipy.stats", "train").ttest_rel(ours, theirs).pvalue)
-            if len(seeds) > 1 and difference.std() > 0
-            else 1.0
-        )
         rows.append(
             {
                 "method": method,
                 "reference": reference,
                 "nodes": nodes,
                 "regime": regime,
-                "seeds": len(seeds),
-                "mean_difference": float(difference.mean()),
-                "difference_ci95": [low, high],
-                "p_value": p_value,
-                "relative_change": float(difference.mean() / theirs.mean()),
+                **paired_difference(ours, theirs),
             }
         )
     return rows
+
+
+def paired_difference(ours: np.ndarray, theirs: np.ndarray) -> dict[str, Any]:
+    """Two measurements per seed (same order): the number of seeds, the mean of ``ours - theirs``, its 95% CI,
+    the paired t-test p-value and the mean difference relative to ``theirs`` (negative: ``ours`` is lower)."""
+    difference = ours - theirs
+    low, high = confidence_interval(difference)
+    p_value = (
+        float(require("scipy.stats", "train").ttest_rel(ours, theirs).pvalue)
+        if len(difference) > 1 and difference.std() > 0
+        else 1.0
+    )
+    return {
+        "seeds": len(difference),
+        "mean_difference": float(difference.mean()),
+        "difference_ci95": [low, high],
+        "p_value": p_value,
+        "relative_change": float(difference.mean() / theirs.mean()),
+    }
 
 
 def best_heuristic_comparison(results: list[EpisodeResult], method: str, heuristics: list[str]) -> list[dict[str, Any]]:

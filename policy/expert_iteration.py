@@ -56,9 +56,7 @@ class ExpertIterationTrainer:
         self.global_step = 0
         self.wall_seconds = 0.0
         self.best_validation = float("inf")
-        self.validation = ValidationSet(
-            config.seed, config.eval_nodes, config.eval_episodes, config.eval_workflows, config.eval_load, self.rule
-        )
+        self.validation = ValidationSet.of(config, self.rule)
         # at the first validation size: the teacher's own response time (the ceiling to reach) and the network's before
         # any training (with the HEFT prior: HEFT's placement in the network's queue order, i.e. srpt-eft by default)
         self.teacher_validation: dict[int, float] = {}

@@ -168,9 +168,7 @@ class Trainer:
         self.global_step = 0
         self.wall_seconds = 0.0
         self.best_validation = float("inf")
-        self.validation = ValidationSet(
-            config.seed, config.eval_nodes, config.eval_episodes, config.eval_workflows, config.eval_load, self.rule
-        )
+        self.validation = ValidationSet.of(config, self.rule)
 
     # -- persistence ---------------------------------------------------------------------------
     def save_state(self) -> None:

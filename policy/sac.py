@@ -110,9 +110,7 @@ class SACTrainer:
         self.buffer = ReplayBuffer(config.buffer_size, config.nodes)
         self.return_scale = RunningReturnScale()
         self.global_step, self.wall_seconds, self.best_validation = 0, 0.0, float("inf")
-        self.validation = ValidationSet(
-            config.seed, config.eval_nodes, config.eval_episodes, config.eval_workflows, config.eval_load, self.rule
-        )
+        self.validation = ValidationSet.of(config, self.rule)
 
     def save_state(self) -> None:
         self.run.save(

@@ -16,11 +16,11 @@ from rich.progress import Progress
 from rich.table import Table
 
 from .cli_aliases import old_name, resolve
+from .cli_options import cluster_option, cluster_record, load_cluster, node_profiles_option
 from .cluster import ClusterSpec, heterogeneous
 from .engine import Engine, SimulationResult
 from .generators import generate_workload
 from .manifests import load_workflow_manifests
-from .node_classes import BUILTIN_MAPPING, NodeMapping
 from .placement import DEFAULT_RULE, RULE_HELP, PlacementRule, parse_rule
 from .rollout import LOOKAHEAD
 from .schedulers import HEURISTICS, Scheduler, make_heuristic
@@ -72,7 +72,11 @@ def register(
 
     @app.command(rich_help_panel=panel)
     def simulate(
-        nodes: int = typer.Option(16, help="Nodes of the generated heterogeneous cluster."),
+        nodes: int | None = typer.Option(
+            None,
+            show_default=False,
+            help="Nodes of the generated heterogeneous cluster (default 16); not with --cluster.",
+        ),
         policy: str = typer.Option("least-loaded", help=f"Scheduler: {', '.join(methods)}."),
         rule: str = typer.Option(DEFAULT_RULE.value, help=RULE_HELP),
         workflows: int = typer.Option(500, help="Workflows to generate."),
@@ -81,14 +85,8 @@ def register(
         policies: str | None = typer.Option(
             None, help="Comma-separated policies run on the identical workload (instead of --policy)."
         ),
-        cluster_file: Path | None = typer.Option(
-            None, "--cluster", help="Cluster spec: YAML, or `kubectl get nodes -o json` output."
-        ),
-        node_profiles: Path | None = typer.Option(
-            None,
-            help="Node-class mapping (profiles and label rules; docs/node-classes.md) that names the classes of "
-            "--cluster's nodes, as the operator's --node-profiles does.",
-        ),
+        cluster_file: Path | None = cluster_option(),
+        node_profiles: Path | None = node_profiles_option(),
         workload_file: Path | None = typer.Option(None, "--workload", help="WorkflowDAG manifests (YAML)."),
         bursty: bool = typer.Option(False, help="On/off-modulated arrivals with the same mean rate."),
         horizon: float | None = typer.Option(None, help="Stop at this simulated time (seconds)."),
@@ -98,9 +96,8 @@ def register(
         """Simulate workflows on a cluster under one or several schedulers."""
         console = Console(stderr=True)
         compare = resolve(policies, compare, "--policies", "--compare")
+        cluster = load_cluster(cluster_file, node_profiles, nodes is not None) or heterogeneous(nodes or 16, seed=seed)
         try:
-            mapping = NodeMapping.load(node_profiles) if node_profiles else BUILTIN_MAPPING
-            cluster = ClusterSpec.load(cluster_file, mapping) if cluster_file else heterogeneous(nodes, seed=seed)
             if workload_file:
                 workload = [validate(w, cluster.nodes) for w in load_workflow_manifests(workload_file)]
             else:
@@ -134,6 +131,7 @@ def register(
             "workflows": len(workload),
             "load": load,
             "rule": placement_rule.value,
+            "cluster": cluster_record(cluster_file, cluster),
         }
         if as_json:
             if compare:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from .node_classes import (
     BUILTIN_MAPPING,
@@ -26,6 +26,7 @@ from .node_classes import (
     Classification,
     NodeMapping,
     NodeProfile,
+    describe_validation_error,
 )
 from .primitives import KINDS, PrimitiveKind
 
@@ -124,7 +125,7 @@ class ClusterSpec(BaseModel):
         """A node may be given in full, or by ``node_class`` (its profile fills the rest), or by labels alone
         (the mapping names its class from them, as it does for a live Node)."""
         data = yaml.safe_load(text)
-        if not isinstance(data, dict) or "nodes" not in data:
+        if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
             raise ValueError("cluster spec YAML must be a mapping with a 'nodes' list")
         nodes = []
         for i, raw in enumerate(data["nodes"]):
@@ -160,15 +161,27 @@ class ClusterSpec(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path, mapping: NodeMapping = BUILTIN_MAPPING) -> ClusterSpec:
-        """Load a cluster spec from YAML, or from ``kubectl get nodes -o json`` output."""
+        """Load a cluster spec from YAML, or from ``kubectl get nodes -o json`` output; OSError when the file
+        cannot be read, ValueError with every problem on one line (each node by index and name) when it is not
+        a cluster spec."""
         text = Path(path).read_text()
-        stripped = text.lstrip()
-        if stripped.startswith("{"):
-            data = json.loads(text)
-            if data.get("kind") in ("NodeList", "List") or "items" in data:
-                return cls.from_kubectl_json(data, mapping)
-            return cls.model_validate(data)
-        return cls.from_yaml(text, mapping)
+        data: Any = None
+        try:
+            if text.lstrip().startswith("{"):
+                data = json.loads(text)
+                if not isinstance(data, dict):
+                    raise ValueError("a JSON cluster spec must be an object")
+                if data.get("kind") in ("NodeList", "List") or "items" in data:
+                    return cls.from_kubectl_json(data, mapping)
+                return cls.model_validate(data)
+            data = yaml.safe_load(text)
+            return cls.from_yaml(text, mapping)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ValueError(f"not YAML: {getattr(error, 'problem', None) or error}{where}") from None
+        except ValidationError as error:
+            raise ValueError(describe_validation_error(error, data, {"nodes": "name"})) from None
 
 
 Model = TypeVar("Model", NodeSpec, NodeProfile)

@@ -66,6 +66,7 @@ def workflow_from_manifest(doc: dict[str, Any]) -> Workflow:
         primitives=primitives,
         arrival_time=float(spec.get("arrivalTime", 0.0)),
         shape=str(spec.get("shape", "custom")),
+        template=str(spec.get("template", "")),
     )
 
 
@@ -106,6 +107,8 @@ def workflow_to_manifest(
     if namespace:
         metadata["namespace"] = namespace
     spec: dict[str, Any] = {"shape": workflow.shape, "primitives": primitives}
+    if workflow.template:
+        spec["template"] = workflow.template
     if include_arrival:
         spec["arrivalTime"] = round(workflow.arrival_time, 3)
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}

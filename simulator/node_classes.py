@@ -345,23 +345,28 @@ class NodeMapping(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as error:
-            raise ValueError(f"{source}: {_describe(error, data)}") from None
+            raise ValueError(f"{source}: {describe_validation_error(error, data, MAPPING_ENTRY_NAMES)}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> NodeMapping:
         return cls.from_yaml(Path(path).read_text(), source=str(path))
 
 
-def _describe(error: ValidationError, data: dict[str, Any]) -> str:
-    """Each problem as ``profiles[0] (mi300x).speed.llm_generate: message``: the entry by index and name."""
+# the lists of a node-profiles mapping, and the field that names an entry of each in an error message
+MAPPING_ENTRY_NAMES = {"profiles": "node_class", "rules": "node_class"}
+
+
+def describe_validation_error(error: ValidationError, data: Any, entry_names: dict[str, str]) -> str:
+    """Each problem on one line, as ``profiles[0] (mi300x).speed.llm_generate: message``: an entry of one of the
+    lists in ``entry_names`` by index and by the field that names it (the mapping's, a cluster spec's nodes)."""
     problems = []
     for problem in error.errors():
         location = list(problem["loc"])
         where = ""
-        if len(location) >= 2 and location[0] in ("profiles", "rules") and isinstance(location[1], int):
-            entries = data.get(location[0])
+        if len(location) >= 2 and location[0] in entry_names and isinstance(location[1], int):
+            entries = data.get(location[0]) if isinstance(data, dict) else None
             entry = entries[location[1]] if isinstance(entries, list) and location[1] < len(entries) else None
-            name = entry.get("node_class") if isinstance(entry, dict) else None
+            name = entry.get(entry_names[str(location[0])]) if isinstance(entry, dict) else None
             where = f"{location[0]}[{location[1]}]" + (f" ({name})" if name else "")
             location = location[2:]
         path = ".".join(str(part) for part in location)
@@ -394,5 +399,6 @@ __all__ = [
     "NodeProfile",
     "PROFILES",
     "TIERS",
+    "describe_validation_error",
     "feature_tier",
 ]

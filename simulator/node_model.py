@@ -7,6 +7,7 @@ real test cluster runs on the simulator's clock; the policy only ever sees ``est
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -77,6 +78,26 @@ def duration_factor(standard_normal: float) -> float:
     """True duration / estimate for one standard normal draw: mean-one lognormal, exactly what
     ``Generator.lognormal(DURATION_LOG_MEAN, DURATION_SIGMA)`` gives for that draw."""
     return math.exp(DURATION_LOG_MEAN + DURATION_SIGMA * standard_normal)
+
+
+def with_work_scaled(primitive: Primitive, ratio: float) -> Primitive:
+    """A copy of ``primitive`` whose work, as ``estimated_durations`` charges it, is ``ratio`` times its own: its
+    tokens where the run time comes from tokens (llm_generate; llm_embed given input tokens; at least one token
+    stays one), else its work_seconds. How a run-time ratio learned for one primitive of a workflow template
+    corrects its declared work (operator/core/estimates.py), as ``cluster.corrected`` corrects a node's speed."""
+    if ratio == 1.0:
+        return primitive
+
+    def tokens(count: int) -> int:
+        return max(round(count * ratio), 1) if count > 0 else 0
+
+    if primitive.kind is PrimitiveKind.LLM_GENERATE or (
+        primitive.kind is PrimitiveKind.LLM_EMBED and primitive.input_tokens > 0
+    ):
+        return replace(
+            primitive, input_tokens=tokens(primitive.input_tokens), output_tokens=tokens(primitive.output_tokens)
+        )
+    return replace(primitive, work_seconds=primitive.work_seconds * ratio)
 
 
 def sample_duration(primitive: Primitive, node: NodeSpec, rng: np.random.Generator) -> float:

@@ -63,6 +63,8 @@ class Workflow:
     primitives: list[Primitive]
     arrival_time: float = 0.0
     shape: str = "custom"
+    # what the operator keys learned run times of its primitives by (spec.template; operator/core/estimates.py)
+    template: str = ""
 
     def children(self) -> dict[str, list[str]]:
         result: dict[str, list[str]] = {p.name: [] for p in self.primitives}

@@ -57,7 +57,11 @@ class EstimateStore:
             )
             return
         self._saved_version = self.run_times.version
-        log.info("learned run times: %d (kind, node class) statistics read from %s", count, self.where)
+        log.info(
+            "learned run times: %d statistics read from %s (per kind and class, per template and primitive)",
+            count,
+            self.where,
+        )
 
     async def save(self) -> None:
         """Write the statistics if they changed since the last write (created on the first)."""

@@ -16,11 +16,13 @@ Conventions:
   ``on_finished`` with its node's class, its observed run time (the container's start and finish, refined to
   the view's own sightings within the same second, as ``progress.refine`` does), the estimate it was placed
   with (``ESTIMATED_DURATION_ANNOTATION``) and the static model's (``PRIOR_ESTIMATED_DURATION_ANNOTATION``, else
-  the former), all in simulated seconds.
+  the former), all in simulated seconds, and its template (``TEMPLATE_ANNOTATION``) and primitive
+  (``PRIMITIVE_LABEL``), "" when it has none.
 - Run times learned from finished pods (``estimates.RunTimes``) reach the view through
   ``set_speed_corrections``: each node's speeds are its class profile's divided by the class's run-time ratio per
   kind (``cluster.corrected``), so features, estimated finish times and placements use them; ``prior_spec``
-  gives a node as the static model has it.
+  gives a node as the static model has it. ``set_work_corrections`` keeps the ratios per template and primitive,
+  which ``work_ratios`` gives the planning of a workflow (``plan.plan_workflow``).
 - A node is left out of the view while it is ``spec.unschedulable``, not ``Ready``, or has a node-class
   label the mapping does not know (logged once). It comes back with the event that clears that.
 - Taints, nodeSelector and node affinity are per pod (``node_filter.NodeConstraints``): a tainted node stays in
@@ -67,7 +69,9 @@ from scale_scheduler.operator.kube.labels import (
     ESTIMATED_DURATION_ANNOTATION,
     PLANNED_NODE_ANNOTATION,
     PRIMITIVE_KIND_LABEL,
+    PRIMITIVE_LABEL,
     PRIOR_ESTIMATED_DURATION_ANNOTATION,
+    TEMPLATE_ANNOTATION,
 )
 from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.operator.kube.objects import (
@@ -127,17 +131,20 @@ class LiveCluster:
         rule: PlacementRule = DEFAULT_RULE,
         mapping: NodeMapping = BUILTIN_MAPPING,
         on_unmapped: Callable[[str, Classification], None] | None = None,
-        on_finished: Callable[[str, str, float, float, float], None] | None = None,
+        on_finished: Callable[[str, str, float, float, float, str, str], None] | None = None,
     ):
         self.rule = parse_rule(rule)
         self.mapping = mapping
         # Called once per node name that no label or rule maps (the operator posts an Event and counts it).
         self._on_unmapped = on_unmapped
         self._unmapped_reported: set[str] = set()
-        # (kind, node class, observed, estimated, prior seconds) of each of our pods that Succeeds (estimates.RunTimes)
+        # (kind, node class, observed, estimated, prior seconds, template, primitive) of each of our pods that
+        # Succeeds (estimates.RunTimes.observe)
         self._on_finished = on_finished
         # node class -> kind -> observed / prior run time, learned from finished pods: divides the class's speeds
         self._corrections: dict[str, Mapping[PrimitiveKind, float]] = {}
+        # template -> primitive -> ratio its declared work is multiplied by, learned from finished pods
+        self._work_corrections: dict[str, Mapping[str, float]] = {}
         # Simulated seconds per wall-clock second (the operator's --time-scale): pods' duration annotations
         # are wall-clock, so waits are scaled back to the simulator's seconds, the unit of every estimate.
         self._time_scale = time_scale
@@ -253,7 +260,18 @@ class LiveCluster:
                 self._corrections = {node_class: dict(ratios) for node_class, ratios in corrections.items()}
                 self._nodes_changed = True
 
+    def set_work_corrections(self, corrections: Mapping[str, Mapping[str, float]]) -> None:
+        """The work ratio per template and primitive to plan later workflows with (one left out: its declared
+        work). Workflows planned already keep theirs."""
+        with self._lock:
+            self._work_corrections = {template: dict(ratios) for template, ratios in corrections.items()}
+
     # -- reading ---------------------------------------------------------------------------------
+    def work_ratios(self, template: str) -> Mapping[str, float]:
+        """Primitive name -> the ratio its declared work is multiplied by, for workflows of ``template``."""
+        with self._lock:
+            return self._work_corrections.get(template, {})
+
     def node_names(self) -> list[str]:
         """Eligible nodes, in the order of the state arrays (index i of an observation is ``node_names()[i]``)."""
         with self._lock:
@@ -344,7 +362,11 @@ class LiveCluster:
             started = refine(started, datetime.fromtimestamp(bound_at, UTC))
         observed = (refine(finished, datetime.now(UTC)) - started).total_seconds()
         scale = self._time_scale
-        self._on_finished(str(kind), spec.node_class, observed * scale, estimated * scale, prior * scale)
+        template = str(annotations.get(TEMPLATE_ANNOTATION, ""))
+        primitive = str(((pod.get("metadata") or {}).get("labels") or {}).get(PRIMITIVE_LABEL, ""))
+        self._on_finished(
+            str(kind), spec.node_class, observed * scale, estimated * scale, prior * scale, template, primitive
+        )
 
     def _signature(self, node: dict[str, Any]) -> tuple[Any, ...]:
         meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}

@@ -72,7 +72,8 @@ ESTIMATE_ERROR = Histogram(
 )
 RUN_TIME_RATIO = Gauge(
     "scale_sched_run_time_ratio",
-    "Running observed / prior (static node model) run time per kind and node class: statistic=mean "
+    "Running observed / prior (static node model) run time per kind and node class, less what the pod's workflow "
+    "template learned: statistic=mean "
     "(exponentially weighted geometric mean), p90, or applied (the ratio the live view's node model divides the "
     "class's speed by; absent until enough pods finished there).",
     ["kind", "node_class", "statistic"],

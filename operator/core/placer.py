@@ -248,7 +248,7 @@ class Placer:
                     self.reconciles.trigger(other.workflow)
             if entry.pod not in admitted:
                 return self._wait_in_node_queue(entry, pod, create, decision)
-        annotations = self._placement_annotations(body, primitive, attempt, decision, pod)
+        annotations = self._placement_annotations(body, plan, primitive, attempt, decision, pod)
         pod = annotated(pod, annotations)
         self.live.assume(pod, decision.node.name)
         self.queue.started(entry.pod)
@@ -292,25 +292,33 @@ class Placer:
         return Step(pod, create, annotations, None, reason)
 
     def _placement_annotations(
-        self, body: dict[str, Any], primitive: Primitive, attempt: int, decision: Decision, pod: dict[str, Any]
+        self,
+        body: dict[str, Any],
+        plan: WorkflowPlan,
+        primitive: Primitive,
+        attempt: int,
+        decision: Decision,
+        pod: dict[str, Any],
     ) -> dict[str, str]:
         """Planned node, and the run time drawn for it (what KWOK waits), estimated (what the view predicts) and
         estimated by the static model (what learned run times are measured against), each with the transfer and
-        cold start of starting there now; none when the pod already has them for that node (decided before a
-        restart or a failed bind: the drawn time stands). The drawn time comes from the static model, the KWOK
-        stand-in for the hardware: what the operator learns must not change what it observes."""
+        cold start of starting there now, and the template the run time is learned under; none when the pod
+        already has them for that node (decided before a restart or a failed bind: the drawn time stands). The
+        drawn time and the prior come from the static model and the primitive as declared, the KWOK stand-in for
+        the hardware: what the operator learns must not change what it observes."""
         existing = pod["metadata"].get("annotations") or {}
         if (
             existing.get(labels.PLANNED_NODE_ANNOTATION) == decision.node.name
             and labels.DURATION_ANNOTATION in existing
         ):
             return {}
-        prior = self.live.prior_spec(decision.node.name) or decision.node
-        seconds = run_seconds(primitive, prior, body["metadata"]["uid"], attempt, decision.setup)
-        prior_estimate = decision.setup + estimated_duration(primitive, prior)
+        prior, declared = self.live.prior_spec(decision.node.name) or decision.node, plan.declared[primitive.name]
+        seconds = run_seconds(declared, prior, body["metadata"]["uid"], attempt, decision.setup)
+        prior_estimate = decision.setup + estimated_duration(declared, prior)
         return {
             labels.PLANNED_NODE_ANNOTATION: decision.node.name,
             labels.DURATION_ANNOTATION: go_duration(seconds / self.time_scale),
             labels.ESTIMATED_DURATION_ANNOTATION: go_duration(decision.estimate / self.time_scale),
             labels.PRIOR_ESTIMATED_DURATION_ANNOTATION: go_duration(prior_estimate / self.time_scale),
+            labels.TEMPLATE_ANNOTATION: plan.template,
         }

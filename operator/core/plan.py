@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from scale_scheduler.operator.core.estimates import template_key
 from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.operator.core.pod_template import effective_primitives
 from scale_scheduler.operator.core.progress import RetryStrategy
@@ -12,13 +13,15 @@ from scale_scheduler.operator.core.workflow_pods import scheduling_fields
 from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.simulator.estimates import workflow_estimates
 from scale_scheduler.simulator.manifests import workflow_from_manifest
-from scale_scheduler.simulator.node_model import feasible
+from scale_scheduler.simulator.node_model import feasible, with_work_scaled
 from scale_scheduler.simulator.workflow import Primitive, Workflow, WorkflowValidationError, validate
 
 
 @dataclass
 class WorkflowPlan:
-    """A WorkflowDAG's validated DAG and the engine's estimates for it, for one uid."""
+    """A WorkflowDAG's validated DAG and the engine's estimates for it, for one uid. ``workflow``'s primitives
+    carry the work learned for their template (what the policy and every estimate see); ``declared`` has them as
+    the manifest declares them (what the prior estimate and a simulated node's drawn run time come from)."""
 
     uid: str
     workflow: Workflow
@@ -28,6 +31,8 @@ class WorkflowPlan:
     downstream_seconds: dict[str, float]  # per primitive: the longest chain of mean estimated work after it
     lower_bound_seconds: float  # critical path on the fastest feasible nodes (slowdown's denominator)
     mean_seconds: dict[str, float]  # per primitive: the estimate averaged over the nodes that can run it
+    template: str  # what its primitives' run times are learned under (estimates.template_key)
+    declared: dict[str, Primitive]  # per primitive: as declared, without learned work
 
     @property
     def by_name(self) -> dict[str, Primitive]:
@@ -55,6 +60,10 @@ def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
                 "node its nodeSelector, node affinity and tolerations admit (a node tainted NoSchedule/NoExecute "
                 "needs a toleration)",
             )
+    declared = workflow.by_name()
+    template = template_key(workflow)
+    ratios = live.work_ratios(template)
+    workflow.primitives = [with_work_scaled(p, ratios.get(p.name, 1.0)) for p in workflow.primitives]
     estimates = workflow_estimates(workflow, state)  # the simulator engine's own per-workflow preparation
     return WorkflowPlan(
         body["metadata"]["uid"],
@@ -65,4 +74,6 @@ def plan_workflow(body: dict[str, Any], live: LiveCluster) -> WorkflowPlan:
         estimates.downstream_seconds(workflow),
         estimates.lower_bound_seconds,
         {p.name: estimates.mean[i] for i, p in enumerate(workflow.primitives)},
+        template,
+        declared,
     )

@@ -34,6 +34,9 @@ ESTIMATED_DURATION_ANNOTATION = "scale.dev/estimated-duration"
 # The static node model's estimate (same format), without the corrections learned from finished pods: what the
 # learned run-time ratios are measured against, so a correction in effect does not feed back into itself.
 PRIOR_ESTIMATED_DURATION_ANNOTATION = "scale.dev/prior-estimated-duration"
+# The template the pod's workflow is learned under (spec.template, else a hash of its DAG): a finished pod's run
+# time also corrects its primitive's declared work in later workflows of that template (operator/core/estimates.py).
+TEMPLATE_ANNOTATION = "scale.dev/template"
 # On simulated nodes, how fast the node "really" is against its class profile (a factor, e.g. "0.5": twice as
 # slow): the run times drawn for its pods are divided by it, so a local cluster can stand in for hardware its
 # profile misjudges and the operator's learned run times have something to find (docs/node-classes.md).

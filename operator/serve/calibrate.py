@@ -1,9 +1,10 @@
 """``scale-sched calibrate``: what the operator learned about run times, as a node model the simulator runs on.
 
 It reads the operator's ConfigMap of learned run times and the live Nodes, and writes a node-profiles mapping (the
-operator's ``--node-profiles``, ``simulate --node-profiles``) whose classes carry the corrected speeds, and a cluster
-spec of the live nodes with those speeds (``simulate --cluster``): "how would these workflows run on my cluster,
-with its measured durations, under each policy?".
+operator's ``--node-profiles``, and that of ``simulate``, ``evaluate`` and ``train`` beside ``--cluster``) whose
+classes carry the corrected speeds, and a cluster spec of the live nodes with those speeds (their ``--cluster``):
+"how would these workflows run on my cluster, with its measured durations, under each policy, and what would a
+policy trained on it do?". The per-template ratios stay with the operator: they belong to workflows, not nodes.
 """
 
 from __future__ import annotations
@@ -58,9 +59,13 @@ def calibrate(
     node_profiles: Path | None = typer.Option(
         None, help="The node-class mapping the operator runs with (its --node-profiles), if any."
     ),
-    out: Path = typer.Option(..., help="Node-profiles mapping to write (--node-profiles of simulate and operator)."),
+    out: Path = typer.Option(
+        ..., help="Node-profiles mapping to write (--node-profiles of the operator, and of simulate/evaluate/train)."
+    ),
     cluster_out: Path | None = typer.Option(
-        None, help="Cluster spec to write (simulate --cluster); default OUT's name with -cluster before its suffix."
+        None,
+        help="Cluster spec to write (--cluster of simulate, evaluate and train); default OUT's name with -cluster "
+        "before its suffix.",
     ),
 ) -> None:
     """Export the run times the operator learned as a node model and cluster spec the simulator accepts."""
@@ -99,7 +104,7 @@ def calibrate(
     before = mapping.catalog
     changed = ", ".join(sorted(p.node_class for p in result.profiles if before.get(p.node_class) != p))
     typer.echo(f"wrote {out} (learned: {changed or 'nothing yet'}) and {cluster_path} ({len(cluster.nodes)} nodes)")
-    typer.echo(f"simulate on it: scale-sched simulate --cluster {cluster_path}")
+    typer.echo(f"run on it: scale-sched simulate|evaluate|train --cluster {cluster_path}")
 
 
 def register(app: typer.Typer, panel: str | None = None) -> None:

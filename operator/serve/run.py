@@ -256,7 +256,9 @@ async def serve(
     )
     if store is not None:  # learned run times take over from the static node model (docs/node-classes.md)
         live.set_speed_corrections(run_times.corrections())
+        live.set_work_corrections(run_times.work_corrections())
         run_times.on_corrections = live.set_speed_corrections
+        run_times.on_work_corrections = live.set_work_corrections
     log.info(
         "placing WorkflowDAG pods with policy %s under the %s placement rule (%s)",
         policy_name,

@@ -60,3 +60,55 @@ def test_statistics_of_a_class_the_mapping_does_not_know_ask_for_the_operators_p
         run_times.observe("code_exec", "my-accelerator", 20.0, 10.0, 10.0)
     with pytest.raises(ValueError, match="my-accelerator.*--node-profiles"):
         calibrated(run_times.dump(), [node_object(SPEC.nodes[0].name)], BUILTIN_MAPPING)
+
+
+def test_evaluate_and_train_run_on_the_calibrated_model_and_record_the_cluster(tmp_path: Path) -> None:
+    mapping, cluster = calibrated(_learned(), [node_object(node.name) for node in SPEC.nodes], BUILTIN_MAPPING)
+    profiles_file, cluster_file = tmp_path / "profiles.yaml", tmp_path / "cluster.yaml"
+    profiles_file.write_text(json.dumps(mapping.model_dump(mode="json")))
+    cluster_file.write_text(cluster.to_yaml())
+    # nodes named by class only: --node-profiles (calibrate's --out) gives them the learned speeds
+    by_class = tmp_path / "by-class.yaml"
+    by_class.write_text("nodes:\n- {name: a, node_class: cpu-large}\n- {name: b, node_class: gpu-small}\n")
+    if not cli.app.registered_commands:
+        cli._register()
+    runner = CliRunner()
+
+    out = tmp_path / "evaluation"
+    evaluated = runner.invoke(
+        cli.app,
+        [
+            "evaluate",
+            "--cluster",
+            str(by_class),
+            "--node-profiles",
+            str(profiles_file),
+            "--policies",
+            "heft,least-loaded",
+        ]
+        + ["--seeds", "2", "--workflows", "3", "--out", str(out), "--json"],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    document = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert document["config"]["cluster"] == {
+        "source": str(by_class),
+        "nodes": 2,
+        "classes": {"cpu-large": 1, "gpu-small": 1},
+    }
+    assert {(row["nodes"], row["regime"]) for row in document["results"]} == {(2, "per-node")}
+    ran_on = ClusterSpec.load(out / "cluster.yaml")
+    assert ran_on.nodes[0].speed == mapping.catalog["cpu-large"].speed != PROFILES["cpu-large"].speed
+
+    run = tmp_path / "run"
+    trained = runner.invoke(
+        cli.app,
+        ["train", "--cluster", str(cluster_file), "--steps", "60", "--workflows", "2", "--groups", "1"]
+        + ["--rollouts", "2", "--eval-interval", "1", "--eval-episodes", "1", "--eval-workflows", "2"]
+        + ["--out", str(run), "--json"],
+    )
+    assert trained.exit_code == 0, trained.output
+    config = json.loads(trained.stdout.strip().splitlines()[-1])["training"]["train_config"]
+    assert config["cluster_source"] == str(cluster_file) and config["nodes"] == len(SPEC.nodes)
+    assert ClusterSpec.model_validate(config["cluster"]) == cluster
+    assert f"eval/avg_response_time_n{len(SPEC.nodes)}" in (run / "metrics.jsonl").read_text()
+    assert f"cluster: {cluster_file}" in (run / "TRAINING.md").read_text()

@@ -61,7 +61,7 @@ def test_train_lists_its_policies_and_refuses_a_setting_the_algorithm_has_not(ap
     shown = _plain(CliRunner().invoke(app, ["train", "--help"], terminal_width=200).output)
     unknown = _plain(CliRunner().invoke(app, ["train", "--policy", "nope", "--out", str(tmp_path / "no")]).output)
     assert all(f"'{name}'" in unknown for name in ("scale", "crossattn", "ppo-mlp", "ppo-mlp-srr", "sac")), unknown
-    assert f"training cluster size (default {PPOConfig().nodes})" in shown  # read from the config, not repeated
+    assert f"size of the generated training clusters; not with --cluster (default {PPOConfig().nodes})" in shown
     assert f"sac: decisions between validations and checkpoints (default {SACConfig().eval_interval})" in shown
     refused = CliRunner().invoke(app, ["train", "--policy", "sac", "--groups", "2", "--out", str(tmp_path / "no")])
     assert refused.exit_code == 2

@@ -84,3 +84,30 @@ def test_plan_rejects_a_kind_no_node_class_runs_even_if_resources_fit() -> None:
 def test_plan_waits_while_the_live_view_has_no_node() -> None:
     with pytest.raises(LookupError):
         plan_workflow(_body([{"name": "a", "kind": "tool_call"}]), LiveCluster())
+
+
+def test_a_templates_learned_work_reaches_the_plan_and_the_declared_work_stays_for_the_prior() -> None:
+    body = _body(
+        [
+            {"name": "fetch", "kind": "tool_call", "workSeconds": 2.0},
+            {"name": "answer", "kind": "llm_generate", "inputTokens": 800, "outputTokens": 200, "dependsOn": ["fetch"]},
+        ]
+    )
+    body["spec"]["template"] = "nightly-report"
+    live = _live()
+    before = plan_workflow(body, live)
+    live.set_work_corrections({"nightly-report": {"fetch": 3.0, "answer": 0.5}, "other": {"fetch": 9.0}})
+    after = plan_workflow(body, live)
+    assert after.template == before.template == "nightly-report"
+    learned, declared = after.workflow.by_name(), after.declared
+    assert (learned["fetch"].work_seconds, declared["fetch"].work_seconds) == (6.0, 2.0)
+    assert (learned["answer"].input_tokens, learned["answer"].output_tokens) == (400, 100)
+    assert (declared["answer"].input_tokens, declared["answer"].output_tokens) == (800, 200)
+    assert after.mean_seconds["fetch"] == pytest.approx(3 * before.mean_seconds["fetch"])
+    assert after.mean_seconds["answer"] < before.mean_seconds["answer"]
+    # without spec.template the DAG is the key: the same structure, whatever work it declares, is one template
+    del body["spec"]["template"]
+    untemplated = plan_workflow(body, live)
+    body["spec"]["primitives"][0]["workSeconds"] = 5.0
+    assert untemplated.template.startswith("dag-") and plan_workflow(body, live).template == untemplated.template
+    assert untemplated.workflow.by_name()["fetch"].work_seconds == 2.0

@@ -4,14 +4,26 @@ static node model once enough pods finished, through to the policy's choice."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import numpy as np
 import pytest
 from kube_objects import SPEC, live_view, node_object, pod_object
-from scale_scheduler.operator.core.estimates import MIN_SAMPLES, QUANTILE, Corrections, RatioStatistics, RunTimes
+from scale_scheduler.operator.core.estimates import (
+    MAX_TEMPLATE_STATISTICS,
+    MAX_TEMPLATES,
+    MIN_SAMPLES,
+    QUANTILE,
+    TEMPLATE_RATIO_LIMIT,
+    Corrections,
+    RatioStatistics,
+    RunTimes,
+    WorkCorrections,
+)
 from scale_scheduler.operator.core.livestate import LiveCluster
+from scale_scheduler.operator.kube.labels import PRIMITIVE_LABEL, TEMPLATE_ANNOTATION
 from scale_scheduler.policy.registry import make_scheduler
 from scale_scheduler.simulator.cluster import PROFILES, corrected
 from scale_scheduler.simulator.node_model import LLM_OVERHEAD_SECONDS, estimated_duration
@@ -64,7 +76,7 @@ def _succeeded(pod: dict[str, Any], started: str, finished: str) -> dict[str, An
 
 
 def test_the_view_reports_each_of_its_pods_that_succeeds_once_in_simulated_seconds() -> None:
-    finished: list[tuple[str, str, float, float, float]] = []
+    finished: list[tuple[str, str, float, float, float, str, str]] = []
     live = LiveCluster(time_scale=20.0, on_finished=lambda *report: finished.append(report))
     for node in SPEC.nodes:
         live.apply_node_event("ADDED", node_object(node.name))
@@ -74,9 +86,12 @@ def test_the_view_reports_each_of_its_pods_that_succeeds_once_in_simulated_secon
     live.assume(pod, "gpu-large-000")
     # long ago: the view's own sightings lie outside those seconds, so the whole seconds stand
     done = _succeeded(pod_object("p", node="gpu-large-000", **placed), "2025-01-01T00:00:00Z", "2025-01-01T00:00:03Z")
+    done["metadata"]["annotations"][TEMPLATE_ANNOTATION] = "nightly-report"
+    done["metadata"]["labels"][PRIMITIVE_LABEL] = "summarise"
     live.apply_pod_event("MODIFIED", done)
     live.apply_pod_event("MODIFIED", done)  # a repeated terminal event
-    assert finished == [("llm_generate", "gpu-large", 60.0, 30.0, 30.0)]  # no prior annotation: the estimate
+    # no prior annotation: the estimate
+    assert finished == [("llm_generate", "gpu-large", 60.0, 30.0, 30.0, "nightly-report", "summarise")]
     # a relisting after a restart shows finished pods the view never saw run: nothing to report
     live.apply_pod_event(
         None,
@@ -131,7 +146,7 @@ def test_statistics_survive_a_dump_and_load_and_bad_content_changes_nothing() ->
     retrieve = run_times.statistics("retrieve", "mem-optimised")
     assert retrieve is not None  # the mean as it stands now, not the one in effect before the restart
     assert heard == [{"mem-optimised": {PrimitiveKind.RETRIEVE: pytest.approx(retrieve.mean)}}]
-    for text in ("not json", '{"version": 2, "statistics": []}', '{"statistics": [{"kind": "teleport"}]}'):
+    for text in ("not json", '{"version": 3, "statistics": []}', '{"statistics": [{"kind": "teleport"}]}'):
         with pytest.raises(ValueError, match="not run-time statistics"):
             restarted.load(text)
     assert restarted.corrections() == heard[0]
@@ -173,3 +188,92 @@ def test_a_class_found_twice_as_slow_as_its_prior_loses_the_work_it_would_otherw
     assert live.snapshot().speed[names.index(prior.name), KIND_INDEX[PrimitiveKind.CODE_EXEC]] == pytest.approx(
         prior.speed[PrimitiveKind.CODE_EXEC] / 2
     )
+
+
+def _template_pods(run_times: RunTimes, template: str, primitive: str, ratio: float, pods: int) -> None:
+    for _ in range(pods):
+        run_times.observe("tool_call", "cpu-large", 10.0 * ratio, 10.0, 10.0, template, primitive)
+
+
+def test_a_template_primitive_takes_its_learned_work_after_min_samples_pods() -> None:
+    heard: list[WorkCorrections] = []
+    run_times = RunTimes(on_work_corrections=heard.append)
+    # the class is right for the other template: the 2x is the nightly template's own
+    for _ in range(20):
+        run_times.observe("tool_call", "cpu-large", 10.0, 10.0, 10.0, "other", "step")
+    _template_pods(run_times, "nightly", "fetch", 2.0, MIN_SAMPLES - 1)
+    assert run_times.work_corrections() == {} and heard == []
+    _template_pods(run_times, "nightly", "fetch", 2.0, 1)
+    (ratio,) = run_times.work_corrections()["nightly"].values()
+    assert heard == [{"nightly": {"fetch": ratio}}] and 1.8 < ratio < 2.0  # the class mean took a little of it
+    assert run_times.corrections() == {}  # 1.08: within the deadband
+    # converged on the additive model: with the other template's pods in between, the class's mean times each
+    # template's is what that template's pods take (how a shared part splits is not theirs to say)
+    for _ in range(5):
+        for _ in range(4):
+            run_times.observe("tool_call", "cpu-large", 10.0, 10.0, 10.0, "other", "step")
+        _template_pods(run_times, "nightly", "fetch", 2.0, 2)
+    cpu_large = run_times.statistics("tool_call", "cpu-large")
+    fetch, step = run_times.template_statistics("nightly", "fetch"), run_times.template_statistics("other", "step")
+    assert cpu_large is not None and fetch is not None and step is not None
+    assert cpu_large.mean * fetch.mean == pytest.approx(2.0, rel=0.02)
+    assert cpu_large.mean * step.mean == pytest.approx(1.0, rel=0.02)
+    assert run_times.work_corrections()["nightly"]["fetch"] == pytest.approx(2.0, rel=0.1)
+    # the class that misjudges everything on it is the class's, not each template's
+    slow = RunTimes()
+    for _ in range(30):
+        slow.observe("code_exec", "cpu-small", 20.0, 10.0, 10.0, "nightly", "compile")
+    assert slow.corrections() == {"cpu-small": {PrimitiveKind.CODE_EXEC: pytest.approx(2.0)}}
+    assert slow.work_corrections() == {}
+
+
+def test_a_template_ratio_is_clipped_and_pods_without_a_template_teach_only_the_class() -> None:
+    run_times = RunTimes()
+    run_times.observe("tool_call", "cpu-large", 10.0, 10.0, 10.0)  # the class has a mean to divide out
+    _template_pods(run_times, "stuck", "wait", 100.0, 40)
+    assert run_times.work_corrections()["stuck"]["wait"] == TEMPLATE_RATIO_LIMIT
+    before = run_times.templates()
+    run_times.observe("tool_call", "cpu-large", 20.0, 10.0, 10.0, "", "wait")
+    run_times.observe("tool_call", "cpu-large", 20.0, 10.0, 10.0, "stuck", "")
+    assert run_times.templates() == before and run_times.template_statistics("stuck", "wait").samples == 40  # type: ignore[union-attr]
+
+
+def test_templates_are_bounded_and_the_least_recently_seen_goes_first() -> None:
+    heard: list[WorkCorrections] = []
+    run_times = RunTimes(on_work_corrections=heard.append)
+    run_times.observe("tool_call", "cpu-large", 10.0, 10.0, 10.0)
+    _template_pods(run_times, "first", "fetch", 3.0, MIN_SAMPLES)
+    _template_pods(run_times, "kept", "fetch", 3.0, MIN_SAMPLES)
+    for number in range(MAX_TEMPLATES - 2):
+        _template_pods(run_times, f"one-off-{number}", "fetch", 1.0, 1)
+    _template_pods(run_times, "first", "fetch", 3.0, 1)  # seen again: now the most recent
+    assert len(run_times.templates()) == MAX_TEMPLATES and run_times.templates()[0] == "kept"
+    _template_pods(run_times, "newcomer", "fetch", 1.0, 1)
+    assert len(run_times.templates()) == MAX_TEMPLATES and "kept" not in run_times.templates()
+    assert set(run_times.work_corrections()) == {"first"} and set(heard[-1]) == {"first"}  # its ratio went with it
+    # the bound on statistics over all templates: one template of many primitives pushes the others out
+    for number in range(MAX_TEMPLATE_STATISTICS):
+        run_times.observe("tool_call", "cpu-large", 10.0, 10.0, 10.0, "huge", f"step-{number}")
+    assert run_times.templates() == ["huge"]
+
+
+def test_templates_survive_a_dump_and_load_in_order_and_an_old_configmap_reads_as_none() -> None:
+    run_times = RunTimes()
+    run_times.observe("tool_call", "cpu-large", 10.0, 10.0, 10.0)
+    _template_pods(run_times, "nightly", "fetch", 2.0, MIN_SAMPLES + 10)
+    _template_pods(run_times, "hourly", "fetch", 1.0, 2)
+    heard: list[WorkCorrections] = []
+    restarted = RunTimes(on_work_corrections=heard.append)
+    assert restarted.load(run_times.dump()) == 1 + 2
+    assert restarted.templates() == ["nightly", "hourly"]
+    assert restarted.template_statistics("nightly", "fetch") == run_times.template_statistics("nightly", "fetch")
+    nightly = run_times.template_statistics("nightly", "fetch")
+    assert nightly is not None  # the mean as it stands now, not the one in effect before the restart
+    assert heard == [{"nightly": {"fetch": pytest.approx(nightly.mean)}}]
+    # what an operator before templates wrote (version 1, no templates section): its classes, no template
+    old = json.loads(run_times.dump())
+    old["version"] = 1
+    del old["templates"]
+    assert restarted.load(json.dumps(old)) == 1
+    assert restarted.templates() == [] and restarted.work_corrections() == {} and heard[-1] == {}
+    assert restarted.statistics("tool_call", "cpu-large") == run_times.statistics("tool_call", "cpu-large")

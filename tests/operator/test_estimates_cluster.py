@@ -67,19 +67,22 @@ def _code_steps(pool: str, count: int) -> list[dict[str, Any]]:
     ]
 
 
-def _stored(info: kwok.ClusterInfo, namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
+def _document(info: kwok.ClusterInfo, namespace: str) -> dict[str, Any]:
+    """The operator's run-times.json as stored now ({} when there is none it wrote)."""
     found = kwok.kubectl(
         info, "get", "configmap", "-n", namespace, "-o", "json", "--field-selector", f"metadata.name={CONFIG_MAP_NAME}"
     )
     items = json.loads(found)["items"]
     data = (items[0].get("data") or {}).get(DATA_KEY) if items else None
-    if not data:
-        return {}
     try:
-        entries = json.loads(data)["statistics"]
-    except (ValueError, KeyError):
+        document = json.loads(data) if data else {}
+    except ValueError:
         return {}
-    return {(entry["kind"], entry["node_class"]): entry for entry in entries}
+    return document if isinstance(document, dict) and "statistics" in document else {}
+
+
+def _stored(info: kwok.ClusterInfo, namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(entry["kind"], entry["node_class"]): entry for entry in _document(info, namespace).get("statistics", [])}
 
 
 def _calibrate(cluster: kwok.ClusterInfo, namespace: str, out: Path) -> subprocess.CompletedProcess[str]:
@@ -122,7 +125,9 @@ def test_a_class_twice_as_slow_as_its_prior_loses_its_work_and_the_lesson_outliv
         with running_operator(
             cluster.kubeconfig, namespace, policy="heft", time_scale=TIME_SCALE, learn_estimates=True
         ) as operator:
-            apply(cluster, namespace, workflow("learn", _code_steps(pool, STEPS)))
+            learn = workflow("learn", _code_steps(pool, STEPS))
+            learn["spec"]["template"] = "learn-steps"
+            apply(cluster, namespace, learn)
             status = wait_for_phase(cluster, namespace, "learn", {"Succeeded", "Failed"}, 240, operator)["status"]
             assert status["phase"] == "Succeeded", status
             placed = [status["primitives"][f"c{i}"]["node"] for i in range(STEPS)]
@@ -138,6 +143,17 @@ def test_a_class_twice_as_slow_as_its_prior_loses_its_work_and_the_lesson_outliv
         # observed / prior: 2 times the lognormal factor's geometric mean (0.96); after 5-6 pods (sigma 0.3, weight
         # 0.2) the mean's own spread is about 15 % either way, so the bounds sit 3 of those from 1.9
         assert RATIO_BOUNDS[0] < math.exp(entry["log_mean"]) < RATIO_BOUNDS[1], entry
+        # the template's statistics are kept beside the class's, one per primitive (each ran once; the first pod on
+        # a class is the class's alone); the slow node's 2x went to its class, so the template keeps about 1: the
+        # geometric mean of 4-7 pods' residuals spreads about 15 %, and 1.6 is 3 of those
+        (template,) = [t for t in _document(cluster, namespace)["templates"] if t["template"] == "learn-steps"]
+        residuals = [entry["log_mean"] for entry in template["primitives"] if entry["samples"] == 1]
+        assert len(residuals) == len(template["primitives"]) >= MIN_SAMPLES - 1, template
+        assert abs(sum(residuals) / len(residuals)) < math.log(1.6), template
+        assert {
+            pod["metadata"]["annotations"][labels.TEMPLATE_ANNOTATION]
+            for pod in workflow_pods(cluster, namespace, "learn")
+        } == {"learn-steps"}
         # calibrate exports it: the class's profile at its learned speed (as stored once the operator stopped),
         # and every live node under it
         ratio = math.exp(_stored(cluster, namespace)[("code_exec", "cpu-large")]["log_mean"])

@@ -31,19 +31,11 @@ class Provider(StrEnum):
 
 
 def _spec(nodes: int, seed: int, spec_path: Path | None, node_profiles: Path | None) -> ClusterSpec:
-    from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
-    from scale_scheduler.simulator.node_classes import BUILTIN_MAPPING, NodeMapping
+    from scale_scheduler.simulator.cli_options import load_cluster
+    from scale_scheduler.simulator.cluster import heterogeneous
 
-    try:
-        mapping = NodeMapping.load(node_profiles) if node_profiles else BUILTIN_MAPPING
-    except (OSError, ValueError) as error:
-        raise typer.BadParameter(str(error), param_hint="--node-profiles") from None
-    if spec_path is None:
-        return heterogeneous(nodes, seed=seed)
-    try:
-        return ClusterSpec.load(spec_path, mapping)
-    except (OSError, ValueError) as error:
-        raise typer.BadParameter(f"{spec_path}: {error}", param_hint="--cluster") from None
+    # here --cluster overrides --nodes (its default is a real size, not "not given")
+    return load_cluster(spec_path, node_profiles, nodes_given=False) or heterogeneous(nodes, seed=seed)
 
 
 @cluster_app.command("up")
