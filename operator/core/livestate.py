@@ -205,8 +205,12 @@ class LiveCluster:
                 return
             uid = meta.get("uid", "")
             node = spec.get("nodeName") or ""
-            if not node and previous is not None and previous.uid == uid:
-                node = previous.node  # a binding is never undone: an older event must not erase an assumption
+            # A binding is never undone: an older event must not erase an assumption. That includes the placer's
+            # assumption about a pod it had not created yet (no uid): the pod's ADDED event, which arrives while
+            # the create's reply is awaited and before the bind, would otherwise free the room for another
+            # workflow's reconcile to fill (seen as a GPU node at 5/4 in bench/soak.py).
+            if not node and previous is not None and previous.uid in ("", uid):
+                node = previous.node
             phase = status.get("phase") or "Pending"
             kind = (meta.get("labels") or {}).get(PRIMITIVE_KIND_LABEL)
             if node and phase in _STARTED_PHASES and kind in KIND_INDEX:

@@ -247,6 +247,19 @@ def test_assumed_binding_survives_an_older_unbound_event(live: LiveCluster) -> N
     assert live.snapshot().free_cpu[i] == 64000
 
 
+def test_a_placement_assumed_before_the_pod_exists_survives_its_added_event(live: LiveCluster) -> None:
+    i = live.node_names().index("gpu-large-000")
+    manifest = pod_object("p", gpus=1)
+    del manifest["metadata"]["uid"]  # the placer assumes the pod it is about to create
+    live.assume(manifest, "gpu-large-000")
+    held = live.snapshot().free_gpus[i]
+    live.apply_pod_event("ADDED", pod_object("p", gpus=1, uid="created"))  # created, not bound yet
+    assert live.snapshot().free_gpus[i] == held  # the room stays taken until the bind
+    live.assume(pod_object("p", gpus=1, uid="created"), "gpu-large-000")
+    live.apply_pod_event("MODIFIED", pod_object("p", gpus=1, uid="created", node="gpu-large-000"))
+    assert live.snapshot().free_gpus[i] == held
+
+
 def test_observation_maps_parent_nodes_and_uses_shared_features(live: LiveCluster) -> None:
     primitive = Primitive("summarise", PrimitiveKind.LLM_GENERATE, input_tokens=800, output_tokens=200)
     observation = live.observation(
