@@ -17,7 +17,10 @@ pods for 1,000 workflows at seed 3. At 256 nodes and load 0.5 the arrivals span 
 One cluster for every policy (starting 256 nodes takes minutes, and the policies then share the same nodes);
 each policy gets a fresh operator (``scale-sched operator run --all-namespaces``, as deployed) and a fresh
 namespace, and starts on empty nodes: the previous policy's workflows and pods are deleted first, so neither its
-pods nor its operator's memory carry over.
+pods nor its operator's memory carry over. Each WorkflowDAG is deleted once it has finished (its pods go with it,
+through the garbage collector), as a TTL controller would: the cluster's object count then stays bounded, so a
+growing RSS is the operator's own, not the watch caches of an ever larger cluster (``--keep-finished`` keeps
+them, to see that growth instead).
 
 Reported per policy, as it goes (one progress line) and at the end:
 - workflows succeeded / failed / lost. Lost: submitted and not Succeeded or Failed when the policy's run ends,
@@ -35,7 +38,7 @@ Reported per policy, as it goes (one progress line) and at the end:
   means bounded.
 - API requests per workflow: kube-apiserver's ``apiserver_request_total`` (from its /metrics, with the kubeconfig's
   credentials), every verb but WATCH, from before the operator starts to the end of the run, less this script's
-  own requests (its creates and lists) and less the cluster's idle rate (measured over ``BASELINE_SECONDS``
+  own requests (its creates, deletes and lists) and less the cluster's idle rate (measured over ``BASELINE_SECONDS``
   before the operator starts: node heartbeats, leases) times the run's duration, divided by workflows submitted.
   The local API server runs without API Priority and Fairness, so it has no per-client counter: the figure holds
   every client the workflows cause, the operator's requests (pods, bindings, WorkflowDAG status, Events) and
@@ -73,7 +76,6 @@ from rich.table import Table
 from rich.text import Text
 from scale_scheduler.operator.dev.cluster_watch import (
     Follower,
-    create_namespace,
     delete_workflows,
     submit_workflow,
     wait_no_pods,
@@ -209,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rule", choices=[rule.value for rule in PlacementRule], default=DEFAULT_RULE.value, help=RULE_HELP
     )
+    parser.add_argument(
+        "--keep-finished",
+        action="store_true",
+        help="keep finished WorkflowDAGs and their pods (default: delete each once finished, as a TTL would)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--out", type=Path, help="also write the JSON to this file")
     parser.add_argument("--logs", type=Path, help="keep the operators' logs in this folder")
@@ -327,6 +334,10 @@ class Ledger:
             with self.lock:
                 self.phases[workflow["metadata"]["name"]] = phase
 
+    def finished(self) -> set[str]:
+        with self.lock:
+            return {name for name, phase in self.phases.items() if phase in TERMINAL}
+
     def counts(self) -> dict[str, int]:
         with self.lock:
             phases = Counter(self.phases.values())
@@ -437,7 +448,7 @@ def soak_policy(
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
     workflows: list[Workflow] = args.workload
     namespace = f"soak-{policy}"
-    create_namespace(core, namespace)
+    kwok.create_namespace(info, namespace)  # returns once its default ServiceAccount exists: pods can be made
     ledger = Ledger(allocatable)
 
     log(f"{policy}: measuring the idle cluster's API requests for {BASELINE_SECONDS:.0f} s ...")
@@ -470,6 +481,7 @@ def soak_policy(
             ).start(),
         ]
         own_requests = 2  # the followers' lists
+        deleted: set[str] = set()  # finished workflows this script deleted (their pods go with them)
         decisions_start = operator_decisions(operator.metrics_port)
         start = time.time()
         deadline = start + args.max_minutes * 60
@@ -500,6 +512,13 @@ def soak_policy(
                         submit_workflow(custom, workflows[submitted], namespace)
                         submitted += 1
                         own_requests += 1
+                    if not args.keep_finished:
+                        for name in sorted(ledger.finished() - deleted):
+                            custom.delete_namespaced_custom_object(
+                                labels.GROUP, labels.VERSION, namespace, labels.PLURAL, name
+                            )
+                            deleted.add(name)
+                            own_requests += 1
                     if now >= next_sample:
                         counts = ledger.counts()
                         samples.append(
@@ -667,6 +686,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "max_minutes": args.max_minutes,
         "seed": args.seed,
         "rule": args.rule,
+        "keep_finished": args.keep_finished,
         "policies": {},
     }
     name = f"soak-{int(time.time())}"
