@@ -298,11 +298,12 @@ class Ledger:
             if record is None:
                 record = self.pods[meta["uid"]] = PodRecord(pod_requests(pod), seen_at)
                 pod_labels = meta.get("labels") or {}
-                attempt = tuple(
-                    pod_labels.get(key, "")
-                    for key in (labels.WORKFLOW_LABEL, labels.PRIMITIVE_LABEL, labels.ATTEMPT_LABEL)
+                attempt = (
+                    pod_labels.get(labels.WORKFLOW_LABEL, ""),
+                    pod_labels.get(labels.PRIMITIVE_LABEL, ""),
+                    pod_labels.get(labels.ATTEMPT_LABEL, ""),
                 )
-                self.uids_by_attempt[attempt].add(meta["uid"])  # type: ignore[index]
+                self.uids_by_attempt[attempt].add(meta["uid"])
             if spec.get("nodeName") and record.bound_at is None:
                 record.bound_at, record.node = seen_at, spec["nodeName"]
             phase = (pod.get("status") or {}).get("phase")

@@ -61,7 +61,7 @@ class Follower:
 
 
 def create_namespace(core: client.CoreV1Api, name: str) -> None:
-    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
 
 
 def wait_no_pods(core: client.CoreV1Api, namespace: str, timeout: float = 180.0) -> None:
