@@ -32,10 +32,13 @@ Reported per policy, as it goes (one progress line) and at the end:
   events, so a stronger check than sampling); the largest ratio per resource and every moment above 1, loudly.
 - time to bind: from when this script's watch first sees a pod to when it first sees it bound (``spec.nodeName``);
   both ends measured by the same watch, in milliseconds (creationTimestamp has only second resolution); p50, p99.
+- workflow response time: from this script's create to its watch seeing the workflow finished, wall seconds,
+  p50 / p99 / max (times ``--time-scale`` for simulated seconds).
 - decisions/s: the operator's ``scale_sched_decisions_total`` over the policy's run (first submission to end).
 - the operator's RSS (``/proc/PID/status``) every ``--sample-seconds``: start, max, end, and the slope of a line
   fitted to RSS against workflows finished (MB per 1,000 workflows, samples after the first 10 % of them): flat
   means bounded.
+- the operator's log (run at ``--log-level warning``): how many WARNING and ERROR lines, and the first few.
 - API requests per workflow: kube-apiserver's ``apiserver_request_total`` (from its /metrics, with the kubeconfig's
   credentials), every verb but WATCH, from before the operator starts to the end of the run, less this script's
   own requests (its creates, deletes and lists) and less the cluster's idle rate (measured over ``BASELINE_SECONDS``
@@ -289,6 +292,8 @@ class Ledger:
     overcommits: list[dict[str, Any]] = field(default_factory=list)  # the first few moments above 1
     overcommit_count: int = 0
     phases: dict[str, str] = field(default_factory=dict)  # workflow -> its last phase seen
+    submitted_at: dict[str, float] = field(default_factory=dict)
+    finished_at: dict[str, float] = field(default_factory=dict)  # when the watch first saw it Succeeded or Failed
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def on_pod(self, event_type: str, pod: dict[str, Any], seen_at: float) -> None:
@@ -332,8 +337,18 @@ class Ledger:
     def on_workflow(self, event_type: str, workflow: dict[str, Any], seen_at: float) -> None:
         phase = (workflow.get("status") or {}).get("phase")
         if phase:
+            name = workflow["metadata"]["name"]
             with self.lock:
-                self.phases[workflow["metadata"]["name"]] = phase
+                self.phases[name] = phase
+                if phase in TERMINAL:
+                    self.finished_at.setdefault(name, seen_at)
+
+    def response_seconds(self) -> np.ndarray:
+        """Wall seconds from each finished workflow's submission to the watch seeing it finished."""
+        with self.lock:
+            return np.array(
+                [at - self.submitted_at[name] for name, at in self.finished_at.items() if name in self.submitted_at]
+            )
 
     def finished(self) -> set[str]:
         with self.lock:
@@ -510,6 +525,7 @@ def soak_policy(
                         submitted < len(workflows)
                         and start + workflows[submitted].arrival_time / args.time_scale <= now
                     ):
+                        ledger.submitted_at[workflows[submitted].name] = time.time()
                         submit_workflow(custom, workflows[submitted], namespace)
                         submitted += 1
                         own_requests += 1
@@ -576,6 +592,7 @@ def soak_policy(
     duplicates = ledger.duplicated_attempts()
     lost = sorted(set(unfinished) | {workflow for workflow, _, _ in duplicates})
     bind_ms = ledger.bind_milliseconds()
+    response = ledger.response_seconds()
     requests = after - before
     caused = sum(requests.values()) - own_requests - idle_rate * window
     result = {
@@ -612,6 +629,11 @@ def soak_policy(
             "p99": percentile(bind_ms, 99),
             "max": float(bind_ms.max()) if len(bind_ms) else None,
         },
+        "response_seconds": {  # wall seconds; times --time-scale for simulated ones
+            "p50": percentile(response, 50),
+            "p99": percentile(response, 99),
+            "max": float(response.max()) if len(response) else None,
+        },
         "decisions": samples[-1]["decisions"],
         "decisions_per_second": samples[-1]["decisions"] / max(end - start, 1e-9),
         "operator_rss_mb": rss_summary(samples),
@@ -625,6 +647,7 @@ def soak_policy(
                 key: value / submitted for key, value in requests.most_common() if submitted and value > 0
             },
         },
+        "operator_log": log_summary(work / f"operator-{policy}.log"),
         "samples": samples,
     }
     result["ok"] = result["workflows"]["lost"] == 0 and ledger.overcommit_count == 0
@@ -633,6 +656,17 @@ def soak_policy(
         core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0)
         wait_no_pods(core, namespace, timeout=CLEANUP_SECONDS)
     return result
+
+
+def log_summary(path: Path) -> dict[str, Any]:
+    """How many WARNING and ERROR lines the operator logged (it runs at --log-level warning), and the first few."""
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    flagged = [line for line in lines if " WARNING " in line or " ERROR " in line or " CRITICAL " in line]
+    return {
+        "warnings": sum(" WARNING " in line for line in flagged),
+        "errors": sum(" ERROR " in line or " CRITICAL " in line for line in flagged),
+        "first": [line[:300] for line in flagged[:5]],
+    }
 
 
 def rss_summary(samples: list[dict[str, float]]) -> dict[str, float | None]:
@@ -716,15 +750,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_report(result: dict[str, Any]) -> None:
     console = Console()
+    if not console.is_terminal:  # a log file or a pipe: no terminal width to wrap to
+        console = Console(width=200)
     table = Table(
         title=f"soak: {result['workflows']} workflows ({result['pods_planned']} pods) per policy on {result['nodes']} "
         f"nodes, load {result['load']}, time scale {result['time_scale']}, seed {result['seed']}"
     )
-    columns = ("policy", "succeeded", "failed", "lost", "max node use", "bind p50 / p99", "decisions/s")
+    columns = ("policy", "succeeded", "failed", "lost", "max node use", "bind p50 / p99", "response p50 / p99")
+    columns += ("decisions/s",)
     for column in (*columns, "operator RSS start / max / end", "RSS slope", "API req/workflow"):
         table.add_column(column, justify="right")
     for policy, run in result["policies"].items():
         workflows, rss, bind = run["workflows"], run["operator_rss_mb"], run["time_to_bind_ms"]
+        response = run["response_seconds"]
         use = max(run["overcommit"]["max_ratio"].values())
         slope = rss["slope_mb_per_1000_workflows"]
         table.add_row(
@@ -734,6 +772,7 @@ def print_report(result: dict[str, Any]) -> None:
             f"[bold red]{workflows['lost']}[/]" if workflows["lost"] else "0",
             f"[bold red]{use:.2f} OVERCOMMITTED[/]" if use > 1 + 1e-9 else f"{use:.2f}",
             f"{bind['p50'] or float('nan'):.0f} / {bind['p99'] or float('nan'):.0f} ms",
+            f"{response['p50'] or float('nan'):.1f} / {response['p99'] or float('nan'):.1f} s",
             f"{run['decisions_per_second']:.1f}",
             f"{rss['start']:.0f} / {rss['max']:.0f} / {rss['end']:.0f} MB",
             "n/a" if slope is None else f"{slope:+.1f} MB/1k wf",
