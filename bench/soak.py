@@ -297,6 +297,7 @@ class Ledger:
     max_ratio: np.ndarray = field(default_factory=lambda: np.zeros(len(RESOURCES)))
     overcommits: list[dict[str, Any]] = field(default_factory=list)  # the first few moments above 1
     overcommit_count: int = 0
+    bound: int = 0  # pods seen bound (kept as it happens: counts() is called several times a second)
     phases: dict[str, str] = field(default_factory=dict)  # workflow -> its last phase seen
     submitted_at: dict[str, float] = field(default_factory=dict)
     finished_at: dict[str, float] = field(default_factory=dict)  # when the watch first saw it Succeeded or Failed
@@ -317,6 +318,7 @@ class Ledger:
                 self.uids_by_attempt[attempt].add(meta["uid"])
             if spec.get("nodeName") and record.bound_at is None:
                 record.bound_at, record.node = seen_at, spec["nodeName"]
+                self.bound += 1
             phase = (pod.get("status") or {}).get("phase")
             holds_room = record.node is not None and phase not in TERMINAL and event_type != "DELETED"
             if holds_room == record.holds_room or record.node is None:
@@ -363,12 +365,11 @@ class Ledger:
     def counts(self) -> dict[str, int]:
         with self.lock:
             phases = Counter(self.phases.values())
-            bound = sum(record.bound_at is not None for record in self.pods.values())
             return {
                 "succeeded": phases["Succeeded"],
                 "failed": phases["Failed"],
                 "pods": len(self.pods),
-                "pods_bound": bound,
+                "pods_bound": self.bound,
             }
 
     def duplicated_attempts(self) -> dict[tuple[str, str, str], int]:
