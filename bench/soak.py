@@ -459,6 +459,10 @@ class Progress:
             self.live.__exit__(None, None, None)
 
 
+def namespace_of(policy: str) -> str:
+    return f"soak-{policy}"
+
+
 def soak_policy(
     args: argparse.Namespace,
     info: kwok.ClusterInfo,
@@ -470,7 +474,7 @@ def soak_policy(
     """Submit the workload under a fresh ``policy`` operator and follow it until it is done or time is up."""
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
     workflows: list[Workflow] = args.workload
-    namespace = f"soak-{policy}"
+    namespace = namespace_of(policy)
     kwok.create_namespace(info, namespace)  # returns once its default ServiceAccount exists: pods can be made
     ledger = Ledger(allocatable)
 
@@ -507,6 +511,24 @@ def soak_policy(
         next_sample = start
         stopped_by = "done"
 
+        def take_sample(now: float) -> None:
+            counts = ledger.counts()
+            alive = operator.process.poll() is None
+            samples.append(
+                {
+                    "seconds": now - start,
+                    "submitted": submitted,
+                    "finished": counts["succeeded"] + counts["failed"],
+                    "pods_bound": counts["pods_bound"],
+                    "rss_mb": rss_megabytes(pid),
+                    "decisions": (
+                        operator_decisions(operator.metrics_port) - decisions_start
+                        if alive
+                        else (samples[-1]["decisions"] if samples else 0.0)
+                    ),
+                }
+            )
+
         def progress_line() -> str:
             counts = ledger.counts()
             running = submitted - counts["succeeded"] - counts["failed"]
@@ -540,17 +562,7 @@ def soak_policy(
                             deleted.add(name)
                             own_requests += 1
                     if now >= next_sample:
-                        counts = ledger.counts()
-                        samples.append(
-                            {
-                                "seconds": now - start,
-                                "submitted": submitted,
-                                "finished": counts["succeeded"] + counts["failed"],
-                                "pods_bound": counts["pods_bound"],
-                                "rss_mb": rss_megabytes(pid),
-                                "decisions": operator_decisions(operator.metrics_port) - decisions_start,
-                            }
-                        )
+                        take_sample(now)
                         next_sample += args.sample_seconds
                     progress.show(progress_line())
                     if not all(follower.alive() for follower in followers):
@@ -567,20 +579,7 @@ def soak_policy(
                     time.sleep(0.2)
                 end = time.time()
                 counts = ledger.counts()
-                samples.append(
-                    {
-                        "seconds": end - start,
-                        "submitted": submitted,
-                        "finished": counts["succeeded"] + counts["failed"],
-                        "pods_bound": counts["pods_bound"],
-                        "rss_mb": rss_megabytes(pid),
-                        "decisions": (
-                            operator_decisions(operator.metrics_port) - decisions_start
-                            if operator.process.poll() is None
-                            else samples[-1]["decisions"]
-                        ),
-                    }
-                )
+                take_sample(end)
                 progress.show(progress_line(), force=True)
             after = apiserver_requests(api)
             window = time.monotonic() - window_start
@@ -659,11 +658,15 @@ def soak_policy(
         "samples": samples,
     }
     result["ok"] = result["workflows"]["lost"] == 0 and ledger.overcommit_count == 0
-    if stopped_by == "done":  # the next policy starts on empty nodes and an operator with nothing to remember
-        delete_workflows(custom, namespace)
-        core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0)
-        wait_no_pods(core, namespace, timeout=CLEANUP_SECONDS)
     return result
+
+
+def empty_namespace(api: client.ApiClient, namespace: str) -> None:
+    """Delete what a policy's run left, so the next starts on empty nodes with an operator with nothing to remember."""
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    delete_workflows(custom, namespace)
+    core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0)
+    wait_no_pods(core, namespace, timeout=CLEANUP_SECONDS)
 
 
 def log_summary(path: Path) -> dict[str, Any]:
@@ -743,7 +746,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
             work = args.logs or Path(tmp)
             work.mkdir(parents=True, exist_ok=True)
-            for policy in args.policies:
+            for i, policy in enumerate(args.policies):
+                if i > 0:
+                    empty_namespace(api, namespace_of(args.policies[i - 1]))
                 log(
                     f"{policy}: {len(workflows)} workflows ({result['pods_planned']} pods) over "
                     f"{result['arrival_span_seconds'] / 60:.1f} min at --time-scale {args.time_scale:g} ..."
