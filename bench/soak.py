@@ -279,11 +279,13 @@ def pod_requests(pod: dict[str, Any]) -> np.ndarray:
 
 @dataclass
 class PodRecord:
+    name: str
     requests: np.ndarray
     first_seen: float
     bound_at: float | None = None
     node: str | None = None
     holds_room: bool = False  # bound and not finished: its requests count on its node
+    phase: str | None = None
 
 
 @dataclass
@@ -308,7 +310,7 @@ class Ledger:
         with self.lock:
             record = self.pods.get(meta["uid"])
             if record is None:
-                record = self.pods[meta["uid"]] = PodRecord(pod_requests(pod), seen_at)
+                record = self.pods[meta["uid"]] = PodRecord(meta["name"], pod_requests(pod), seen_at)
                 pod_labels = meta.get("labels") or {}
                 attempt = (
                     pod_labels.get(labels.WORKFLOW_LABEL, ""),
@@ -319,7 +321,7 @@ class Ledger:
             if spec.get("nodeName") and record.bound_at is None:
                 record.bound_at, record.node = seen_at, spec["nodeName"]
                 self.bound += 1
-            phase = (pod.get("status") or {}).get("phase")
+            phase = record.phase = (pod.get("status") or {}).get("phase")
             holds_room = record.node is not None and phase not in TERMINAL and event_type != "DELETED"
             if holds_room == record.holds_room or record.node is None:
                 return
@@ -338,8 +340,23 @@ class Ledger:
         if (ratio > 1 + 1e-9).any():
             self.overcommit_count += 1
             if len(self.overcommits) < 20:
+                holding = [
+                    {
+                        "pod": r.name,
+                        "phase": r.phase,
+                        "bound_at": r.bound_at,
+                        **dict(zip(RESOURCES, r.requests.tolist(), strict=True)),
+                    }
+                    for r in self.pods.values()
+                    if r.node == node and r.holds_room
+                ]
                 self.overcommits.append(
-                    {"at": seen_at, "node": node, **{r: float(x) for r, x in zip(RESOURCES, ratio, strict=True)}}
+                    {
+                        "at": seen_at,
+                        "node": node,
+                        **{r: float(x) for r, x in zip(RESOURCES, ratio, strict=True)},
+                        "pods": holding,  # what the watch saw holding room on the node at that moment
+                    }
                 )
 
     def on_workflow(self, event_type: str, workflow: dict[str, Any], seen_at: float) -> None:
