@@ -204,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-minutes",
         type=positive_float,
-        default=25.0,
-        help="wall-clock bound per policy; what is not finished then counts as lost (default 25)",
+        default=30.0,
+        help="wall-clock bound per policy; what is not finished then counts as lost (default %(default)g)",
     )
     parser.add_argument(
         "--sample-seconds", type=positive_float, default=5.0, help="period of the RSS and metrics samples"
