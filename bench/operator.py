@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -50,11 +50,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kubernetes import client, config, watch
+from kubernetes import client, config
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 from scale_scheduler.operator.core.estimate_store import CONFIG_MAP_NAME
+from scale_scheduler.operator.dev.cluster_watch import (
+    Follower,
+    create_namespace,
+    delete_workflows,
+    wait_no_pods,
+    workflow_manifest,
+)
 from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.operator_process import running_operator
 from scale_scheduler.operator.dev.samples import POD_TEMPLATE
@@ -64,7 +71,6 @@ from scale_scheduler.policy.registry import CLUSTER_METHODS, DEFAULT_CLUSTER_POL
 from scale_scheduler.simulator.cluster import ClusterSpec, heterogeneous
 from scale_scheduler.simulator.engine import simulate
 from scale_scheduler.simulator.generators import generate_workload
-from scale_scheduler.simulator.manifests import workflow_to_manifest
 from scale_scheduler.simulator.placement import DEFAULT_RULE, RULE_HELP, PlacementRule, parse_rule
 from scale_scheduler.simulator.primitives import PrimitiveKind
 from scale_scheduler.simulator.workflow import Primitive, Workflow
@@ -82,47 +88,6 @@ TOOL_CALL_REQUESTS = {"cpu": "250m", "memory": "256Mi"}
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-class Follower:
-    """Follows one watch in a thread, calling ``on_event(type, raw_object, seen_at)``; started from a fresh
-    list's resourceVersion, so nothing created after ``start`` returns is missed."""
-
-    def __init__(
-        self, list_call: Callable[..., Any], on_event: Callable[[str, dict[str, Any], float], None], **list_args: Any
-    ):
-        self.list_call, self.on_event, self.list_args = list_call, on_event, list_args
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> Follower:
-        listing = self.list_call(**self.list_args)
-        self.resource_version = (
-            listing["metadata"]["resourceVersion"] if isinstance(listing, dict) else listing.metadata.resource_version
-        )
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            stream = watch.Watch().stream(
-                self.list_call, resource_version=self.resource_version, timeout_seconds=5, **self.list_args
-            )
-            try:
-                for event in stream:
-                    raw = event["raw_object"]
-                    self.resource_version = raw["metadata"].get("resourceVersion", self.resource_version)
-                    self.on_event(event["type"], raw, time.time())
-                    if self.stop.is_set():
-                        return
-            except client.ApiException as error:
-                if error.status == 410:  # resourceVersion too old: a relist would hide events; say so
-                    raise RuntimeError("watch expired (410 Gone): the benchmark's timings would be wrong") from None
-                raise
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=15)
 
 
 @dataclass
@@ -150,18 +115,6 @@ class BindTimes:
     def pods_per_second(self) -> float:
         span = max(self.bound.values()) - min(self.first_seen.values())
         return len(self.bound) / max(span, 1e-9)
-
-
-def create_namespace(core: client.CoreV1Api, name: str) -> None:
-    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-
-
-def wait_no_pods(core: client.CoreV1Api, namespace: str, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while core.list_namespaced_pod(namespace).items:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"pods of namespace {namespace} still there after {timeout:.0f} s")
-        time.sleep(0.5)
 
 
 @contextmanager
@@ -222,13 +175,6 @@ def histogram_quantile(quantile: float, bounds: np.ndarray, cumulative: np.ndarr
     below = 0.0 if i == 0 else cumulative[i - 1]
     inside = cumulative[i] - below
     return float(lower + (bounds[i] - lower) * ((rank - below) / inside if inside > 0 else 1.0))
-
-
-def workflow_manifest(workflow: Workflow, namespace: str) -> dict[str, Any]:
-    """The WorkflowDAG of ``workflow``, running the samples' container (every primitive needs an image)."""
-    manifest = workflow_to_manifest(workflow, namespace=namespace)
-    manifest["spec"]["podTemplate"] = dict(POD_TEMPLATE)
-    return manifest
 
 
 def tool_call_pod(name: str) -> dict[str, Any]:
@@ -341,10 +287,6 @@ def operator_throughput(
         delete_workflows(custom, namespace)  # the garbage collector removes their pods
         wait_no_pods(core, namespace)
     return times.pods_per_second(), latency[0]
-
-
-def delete_workflows(custom: client.CustomObjectsApi, namespace: str) -> None:
-    custom.delete_collection_namespaced_custom_object(labels.GROUP, labels.VERSION, namespace, labels.PLURAL)
 
 
 @dataclass
