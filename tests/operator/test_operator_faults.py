@@ -1,12 +1,13 @@
 """What real clusters do to the operator, on the real local control plane (16 simulated nodes): bad manifests,
 an operator killed mid-workflow, a node deleted under a running pod, failed pods, WorkflowDAG deletion and a
-corrupt policy checkpoint, other namespaces' pods on the nodes."""
+corrupt policy checkpoint, other namespaces' pods on the nodes, API errors and dropped connections between the
+operator and the API server (through ``fault_proxy``)."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from operator_harness import (
     get_json,
     install_crd,
     new_namespace,
+    overcommitted,
+    pods_per_attempt,
     step,
     wait_for,
     wait_for_phase,
@@ -27,6 +30,7 @@ from operator_harness import (
     workflow_pods,
 )
 from scale_scheduler.operator.core.controller import RESYNC_SECONDS
+from scale_scheduler.operator.dev.fault_proxy import FAULT_KINDS, FaultPlan, FaultProxy
 from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.localcluster.kwok import ClusterError
 from scale_scheduler.operator.dev.operator_process import OperatorProcess, running_operator
@@ -116,13 +120,6 @@ def test_operator_fails_unrunnable_dags_with_a_condition_and_creates_nothing(
     assert workflow_pods(cluster, namespace, name) == []
 
 
-def _pods_per_attempt(cluster: kwok.ClusterInfo, namespace: str, name: str) -> Counter[tuple[str, str]]:
-    return Counter(
-        (p["metadata"]["labels"][labels.PRIMITIVE_LABEL], p["metadata"]["labels"][labels.ATTEMPT_LABEL])
-        for p in workflow_pods(cluster, namespace, name)
-    )
-
-
 def test_operator_killed_mid_workflow_resumes_without_duplicate_pods(cluster: kwok.ClusterInfo) -> None:
     namespace = new_namespace(cluster, "restart")
     name = "fan"
@@ -146,7 +143,7 @@ def test_operator_killed_mid_workflow_resumes_without_duplicate_pods(cluster: kw
     with running_operator(cluster.kubeconfig, namespace, policy="least-loaded", time_scale=20.0) as second:
         status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 180, second)["status"]
     assert status["phase"] == "Succeeded", status
-    per_attempt = _pods_per_attempt(cluster, namespace, name)
+    per_attempt = pods_per_attempt(cluster, namespace, name)
     assert all(count == 1 for count in per_attempt.values()), per_attempt
     assert sorted(p for p, _ in per_attempt) == sorted(p["name"] for p in manifest["spec"]["primitives"])
 
@@ -252,7 +249,7 @@ def test_failed_pod_is_retried_up_to_its_retries(
     _fail_running_pod(cluster, pod)
     status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 120, operator)["status"]
     assert status["phase"] == phase, status
-    attempts = _pods_per_attempt(cluster, namespace, name)
+    attempts = pods_per_attempt(cluster, namespace, name)
     if phase == "Succeeded":
         assert attempts[("flaky", "0")] == 1 and attempts[("flaky", "1")] == 1
         assert status["primitives"]["flaky"]["failures"] == 1
@@ -372,3 +369,90 @@ def test_pods_of_other_namespaces_take_room_from_a_namespaced_operator(
     status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 120, operator)["status"]
     assert status["phase"] == "Succeeded", status
     assert status["primitives"]["llm"]["node"] in gpu_nodes
+
+
+# SCALE_SCHED_FAULT_SOAK=N runs the API-fault test N times as long with N times the workflows (default 1: small).
+SOAK = max(int(os.environ.get("SCALE_SCHED_FAULT_SOAK", "1")), 1)
+
+
+def _wait_terminal_without_overcommit(
+    cluster: kwok.ClusterInfo, namespace: str, names: list[str], timeout: float, operator: OperatorProcess
+) -> dict[str, dict[str, Any]]:
+    """Every workflow's status once all are Succeeded or Failed; checks that no node is overcommitted at each poll."""
+    seen: list[str] = []
+
+    def check() -> dict[str, dict[str, Any]] | None:
+        seen.extend(overcommitted(cluster))
+        workflows = {
+            w["metadata"]["name"]: w.get("status") or {} for w in get_json(cluster, WFD, "-n", namespace)["items"]
+        }
+        done = all(workflows.get(name, {}).get("phase") in ("Succeeded", "Failed") for name in names)
+        return workflows if done else None
+
+    def describe() -> str:
+        phases = {
+            w["metadata"]["name"]: (w.get("status") or {}).get("done")
+            for w in get_json(cluster, WFD, "-n", namespace)["items"]
+        }
+        return f"progress: {phases}\noperator log:\n{operator.log(80)}"
+
+    statuses = wait_for("every workflow to end", check, timeout, interval=1.0, describe=describe)
+    assert not seen, f"nodes overcommitted while the workflows ran: {sorted(set(seen))}"
+    return statuses
+
+
+def _fault_workflows(copies: int) -> list[dict[str, Any]]:
+    """A fan-out/fan-in, a chain and parallel LLM calls (GPUs) per copy: creations, bindings and DAG steps all along."""
+    manifests = []
+    for copy in range(copies):
+        manifests += [
+            workflow(
+                f"fan-{copy}",
+                [step("root", 40.0)]
+                + [step(f"w{i}", 60.0, ["root"]) for i in range(6)]
+                + [step("join", 20.0, [f"w{i}" for i in range(6)])],
+            ),
+            chain(f"chain-{copy}", 5, 60.0),
+            workflow(
+                f"llm-{copy}",
+                [
+                    {"name": f"llm-{i}", "kind": "llm_generate", "inputTokens": 200, "outputTokens": 400}
+                    for i in range(3)
+                ]
+                + [step("use", 20.0, [f"llm-{i}" for i in range(3)])],
+            ),
+        ]
+    return manifests
+
+
+def test_api_errors_and_dropped_connections_leave_every_workflow_correct(
+    cluster: kwok.ClusterInfo, tmp_path: Path
+) -> None:
+    """An overloaded or flaky API server, or the network in front of it: for 25 s the operator's requests are
+    answered 429 (Retry-After), 500 or 503, or their connections are dropped (before the server saw them, or
+    after it acted and before the reply), and its watch streams are cut mid-way. Every workflow must still
+    succeed, with one pod per primitive (no write repeated into a duplicate) and no node given more than it has."""
+    namespace = new_namespace(cluster, "api-faults")
+    plan = FaultPlan(
+        error_fraction=0.15, drop_fraction=0.1, stream_drop_fraction=0.15, end_seconds=25.0 * SOAK, seed=16
+    )
+    manifests = _fault_workflows(SOAK)
+    with FaultProxy(cluster.kubeconfig, plan) as proxy:
+        through_proxy = proxy.write_kubeconfig(tmp_path / "proxy-kubeconfig.yaml")
+        with running_operator(through_proxy, namespace, policy="least-loaded", time_scale=20.0) as operator:
+            proxy.arm()
+            for manifest in manifests:
+                apply(cluster, namespace, manifest)
+            statuses = _wait_terminal_without_overcommit(
+                cluster, namespace, [m["metadata"]["name"] for m in manifests], 240 * SOAK, operator
+            )
+            wait_for("the fault window to close", lambda: not proxy.active(), 60 * SOAK)
+    injected = {kind: proxy.counts[kind] for kind in FAULT_KINDS}
+    assert all(count > 0 for count in injected.values()), injected
+    for manifest in manifests:
+        name = manifest["metadata"]["name"]
+        assert statuses[name]["phase"] == "Succeeded", (name, statuses[name])
+        per_attempt = pods_per_attempt(cluster, namespace, name)
+        assert all(count == 1 for count in per_attempt.values()), (name, per_attempt)
+        assert sorted(p for p, _ in per_attempt) == sorted(p["name"] for p in manifest["spec"]["primitives"]), name
+    assert not overcommitted(cluster)
