@@ -1,13 +1,14 @@
 """What real clusters do to the operator, on the real local control plane (16 simulated nodes): bad manifests,
 an operator killed mid-workflow, a node deleted under a running pod, failed pods, WorkflowDAG deletion and a
 corrupt policy checkpoint, other namespaces' pods on the nodes, API errors and dropped connections between the
-operator and the API server (through ``fault_proxy``)."""
+operator and the API server (through ``fault_proxy``), a node drained under running pods."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -456,3 +457,52 @@ def test_api_errors_and_dropped_connections_leave_every_workflow_correct(
         assert all(count == 1 for count in per_attempt.values()), (name, per_attempt)
         assert sorted(p for p, _ in per_attempt) == sorted(p["name"] for p in manifest["spec"]["primitives"]), name
     assert not overcommitted(cluster)
+
+
+def test_a_drained_node_gets_nothing_new_and_its_evicted_pods_run_again_without_using_a_retry(
+    cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess
+) -> None:
+    """Node maintenance: `kubectl drain` cordons a node (spec.unschedulable) under running pods, then evicts them
+    through the Eviction API. The evicted primitives run again elsewhere, an eviction does not use up a retry
+    (retries 0 here), and nothing is placed on the cordoned node afterwards."""
+    name = "drain"
+    parallel = [f"p{i}" for i in range(6)]
+    apply(cluster, namespace, workflow(name, [step(p, 400.0) for p in parallel] + [step("join", 20.0, parallel)]))
+
+    def all_running() -> list[dict[str, Any]] | None:
+        pods = workflow_pods(cluster, namespace, name)
+        running = [p for p in pods if p["status"].get("phase") == "Running"]
+        return running if len(running) == len(parallel) else None
+
+    running = wait_for("the parallel pods to run", all_running, 90, describe=operator.log)
+    drained = Counter(p["spec"]["nodeName"] for p in running).most_common(1)[0][0]
+    before = {p["metadata"]["name"] for p in running if p["spec"]["nodeName"] == drained}
+    evicted = {p["metadata"]["labels"][labels.PRIMITIVE_LABEL] for p in running if p["metadata"]["name"] in before}
+    kwok.kubectl(cluster, "cordon", drained)
+    try:
+        # drain as an administrator does; it evicts only this workflow's pods: the cluster is shared by the module
+        kwok.kubectl(
+            cluster,
+            "drain",
+            drained,
+            "--pod-selector",
+            f"{labels.WORKFLOW_LABEL}={name}",
+            "--ignore-daemonsets",
+            "--timeout=120s",
+            timeout=180,
+        )
+        status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, 180, operator)["status"]
+    finally:
+        kwok.kubectl(cluster, "uncordon", drained)
+    assert status["phase"] == "Succeeded", status
+    for primitive in evicted:
+        record = status["primitives"][primitive]
+        assert record["attempts"] == 2 and record.get("failures", 0) == 0 and record["node"] != drained, record
+    per_attempt = pods_per_attempt(cluster, namespace, name)
+    assert all(count == 1 for count in per_attempt.values()), per_attempt
+    placed_after = [
+        p["metadata"]["name"]
+        for p in workflow_pods(cluster, namespace, name)
+        if p["spec"].get("nodeName") == drained and p["metadata"]["name"] not in before
+    ]
+    assert placed_after == [], f"placed on the cordoned node {drained}: {placed_after}"
