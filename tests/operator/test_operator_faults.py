@@ -1,7 +1,8 @@
 """What real clusters do to the operator, on the real local control plane (16 simulated nodes): bad manifests,
 an operator killed mid-workflow, a node deleted under a running pod, failed pods, WorkflowDAG deletion and a
 corrupt policy checkpoint, other namespaces' pods on the nodes, API errors and dropped connections between the
-operator and the API server (through ``fault_proxy``), a node drained under running pods."""
+operator and the API server (through ``fault_proxy``), a node drained under running pods, kube-apiserver
+killed and restarted."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -450,6 +452,12 @@ def test_api_errors_and_dropped_connections_leave_every_workflow_correct(
             wait_for("the fault window to close", lambda: not proxy.active(), 60 * SOAK)
     injected = {kind: proxy.counts[kind] for kind in FAULT_KINDS}
     assert all(count > 0 for count in injected.values()), injected
+    _assert_each_succeeded_with_one_pod_per_primitive(cluster, namespace, manifests, statuses)
+
+
+def _assert_each_succeeded_with_one_pod_per_primitive(
+    cluster: kwok.ClusterInfo, namespace: str, manifests: list[dict[str, Any]], statuses: dict[str, dict[str, Any]]
+) -> None:
     for manifest in manifests:
         name = manifest["metadata"]["name"]
         assert statuses[name]["phase"] == "Succeeded", (name, statuses[name])
@@ -457,6 +465,32 @@ def test_api_errors_and_dropped_connections_leave_every_workflow_correct(
         assert all(count == 1 for count in per_attempt.values()), (name, per_attempt)
         assert sorted(p for p, _ in per_attempt) == sorted(p["name"] for p in manifest["spec"]["primitives"]), name
     assert not overcommitted(cluster)
+
+
+def test_kube_apiserver_killed_and_restarted_mid_run_leaves_every_workflow_correct(
+    cluster: kwok.ClusterInfo,
+) -> None:
+    """A crashed API server (OOM-killed, its node rebooted) that comes back on the same etcd: every watch and
+    connection of the operator breaks at once, and its requests are refused until it answers again. Every workflow
+    must still succeed, with one pod per primitive and no node overcommitted."""
+    namespace = new_namespace(cluster, "apiserver-restart")
+    manifests = _fault_workflows(SOAK)
+    with running_operator(cluster.kubeconfig, namespace, policy="least-loaded", time_scale=20.0) as operator:
+        for manifest in manifests:
+            apply(cluster, namespace, manifest)
+
+        def succeeded_pods(at_least: int) -> bool:
+            return sum(p["status"].get("phase") == "Succeeded" for p in workflow_pods(cluster, namespace)) >= at_least
+
+        for restart in range(SOAK):
+            # mid-run: once a few more primitives have succeeded, with the rest still to be created and bound
+            target = 3 * (restart + 1)
+            wait_for(f"{target} primitives to succeed", partial(succeeded_pods, target), 120, describe=operator.log)
+            kwok.restart_api_server(cluster)
+        statuses = _wait_terminal_without_overcommit(
+            cluster, namespace, [m["metadata"]["name"] for m in manifests], 300 * SOAK, operator
+        )
+    _assert_each_succeeded_with_one_pod_per_primitive(cluster, namespace, manifests, statuses)
 
 
 def test_a_drained_node_gets_nothing_new_and_its_evicted_pods_run_again_without_using_a_retry(
