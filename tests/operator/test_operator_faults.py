@@ -2,7 +2,7 @@
 an operator killed mid-workflow, a node deleted under a running pod, failed pods, WorkflowDAG deletion and a
 corrupt policy checkpoint, other namespaces' pods on the nodes, API errors and dropped connections between the
 operator and the API server (through ``fault_proxy``), a node drained under running pods, kube-apiserver
-killed and restarted."""
+and etcd killed and restarted."""
 
 from __future__ import annotations
 
@@ -467,13 +467,15 @@ def _assert_each_succeeded_with_one_pod_per_primitive(
     assert not overcommitted(cluster)
 
 
-def test_kube_apiserver_killed_and_restarted_mid_run_leaves_every_workflow_correct(
-    cluster: kwok.ClusterInfo,
+@pytest.mark.parametrize("component", kwok.RESTARTABLE)
+def test_control_plane_component_killed_and_restarted_mid_run_leaves_every_workflow_correct(
+    cluster: kwok.ClusterInfo, component: str
 ) -> None:
-    """A crashed API server (OOM-killed, its node rebooted) that comes back on the same etcd: every watch and
-    connection of the operator breaks at once, and its requests are refused until it answers again. Every workflow
-    must still succeed, with one pod per primitive and no node overcommitted."""
-    namespace = new_namespace(cluster, "apiserver-restart")
+    """A crashed kube-apiserver (OOM-killed, its node rebooted) or etcd that comes back on the same data: every
+    watch and connection of the operator breaks at once (kube-apiserver), or the API server fails its requests
+    until its storage answers again (etcd). Every workflow must still succeed, with one pod per primitive and no
+    node overcommitted."""
+    namespace = new_namespace(cluster, f"{component}-restart")
     manifests = _fault_workflows(SOAK)
     with running_operator(cluster.kubeconfig, namespace, policy="least-loaded", time_scale=20.0) as operator:
         for manifest in manifests:
@@ -486,7 +488,7 @@ def test_kube_apiserver_killed_and_restarted_mid_run_leaves_every_workflow_corre
             # mid-run: once a few more primitives have succeeded, with the rest still to be created and bound
             target = 3 * (restart + 1)
             wait_for(f"{target} primitives to succeed", partial(succeeded_pods, target), 120, describe=operator.log)
-            kwok.restart_api_server(cluster)
+            kwok.restart(cluster, component)
         statuses = _wait_terminal_without_overcommit(
             cluster, namespace, [m["metadata"]["name"] for m in manifests], 300 * SOAK, operator
         )

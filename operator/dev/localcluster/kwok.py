@@ -400,37 +400,55 @@ def _port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _ports(launch: _Launch) -> list[int]:
+    """The ports a component listens on, from its flags (kube-apiserver and the controllers: --secure-port;
+    etcd: its client and peer URLs)."""
+    ports = []
+    for arg in launch.argv:
+        flag, _, value = arg.partition("=")
+        if flag == "--secure-port":
+            ports.append(int(value))
+        elif flag in ("--listen-client-urls", "--listen-peer-urls"):
+            ports += [int(url.rsplit(":", 1)[1]) for url in value.split(",") if url.rsplit(":", 1)[-1].isdigit()]
+    return ports
+
+
 def _kill(pid: int, launch: _Launch, deadline: float) -> None:
-    """SIGKILL, then wait until the process is gone and its port is closed: a killed Go process's main thread
-    shows as a zombie while its other threads, holding the listener, still exit."""
+    """SIGKILL, then wait until the process is gone and its ports are closed: a killed Go process's main thread
+    shows as a zombie while its other threads, holding the listeners, still exit."""
     os.kill(pid, signal.SIGKILL)
-    ports = [int(arg.split("=", 1)[1]) for arg in launch.argv if arg.startswith("--secure-port=")]
-    _wait_until(lambda: not alive(pid) and not any(_port_open(port) for port in ports), deadline)
+    _wait_until(lambda: not alive(pid) and not any(_port_open(port) for port in _ports(launch)), deadline)
 
 
-def restart_api_server(info: ClusterInfo, timeout: float = 120.0) -> float:
-    """Kill kube-apiserver (SIGKILL, as a crash) and start it again with the same command line: same port, same
-    etcd, so every object is still there. Returns the seconds it did not answer.
+RESTARTABLE = ("kube-apiserver", "etcd")
+
+
+def restart(info: ClusterInfo, component: str, timeout: float = 120.0) -> float:
+    """Kill ``component`` (kube-apiserver or etcd; SIGKILL, as a crash) and start it again with the same command
+    line: same ports, same data, so every object is still there. Returns once kube-apiserver answers /readyz
+    again (which checks etcd), with the seconds it did not.
 
     kube-controller-manager and kube-scheduler are started again too, so the cluster is whole at a known moment:
     they exit on their own whenever their leader lease could not be renewed for 10 s. kwok-controller is left
     running (its informers reconnect): it holds the nodes' leases, and a new one would move no pod until those
     expired (200 s). Holds the creation lock meanwhile: a ``kwokctl create`` elsewhere on this machine would
-    otherwise take the free port."""
+    otherwise take the free ports."""
+    if component not in RESTARTABLE:
+        raise ClusterError(f"can restart one of {', '.join(RESTARTABLE)}, not {component!r}")
     pids = component_pids(info.name)
-    launches = {name: _Launch.of(pid) for name, pid in pids.items() if name != "etcd" and alive(pid)}
-    if "kube-apiserver" not in launches:
-        raise ClusterError(f"cluster {info.name!r}: kube-apiserver is not running; nothing to restart")
+    launches = {name: _Launch.of(pid) for name, pid in pids.items() if alive(pid)}
+    if component not in launches:
+        raise ClusterError(f"cluster {info.name!r}: {component} is not running; nothing to restart")
     deadline = time.monotonic() + timeout
     with _creation_lock():
-        _kill(pids["kube-apiserver"], launches["kube-apiserver"], deadline)
+        _kill(pids[component], launches[component], deadline)
         down_at = time.monotonic()
-        process = _launch(info, "kube-apiserver", launches["kube-apiserver"])
+        process = _launch(info, component, launches[component])
 
         def answers() -> bool:
             nonlocal process
-            if process.poll() is not None:  # it could not start (the port not free yet): again
-                process = _launch(info, "kube-apiserver", launches["kube-apiserver"])
+            if process.poll() is not None:  # it could not start (a port not free yet): again
+                process = _launch(info, component, launches[component])
                 return False
             try:
                 return kubectl(info, "get", "--raw", "/readyz", timeout=5).strip() == "ok"
@@ -438,14 +456,16 @@ def restart_api_server(info: ClusterInfo, timeout: float = 120.0) -> float:
                 return False
 
         if not _wait_until(answers, deadline):
-            raise ClusterError(f"kube-apiserver did not answer again within {timeout:.0f}s:\n{log_tails(info.name)}")
+            raise ClusterError(
+                f"{component} restarted, but kube-apiserver did not answer within {timeout:.0f}s:\n"
+                f"{log_tails(info.name)}"
+            )
         outage = time.monotonic() - down_at
-    for name, launch in launches.items():
-        if name in ("kube-apiserver", "kwok-controller"):
-            continue
-        if alive(pids[name]):
-            _kill(pids[name], launch, deadline)
-        _launch(info, name, launch)
+    for name in ("kube-controller-manager", "kube-scheduler"):
+        if name in launches:
+            if alive(pids[name]):
+                _kill(pids[name], launches[name], deadline)
+            _launch(info, name, launches[name])
     return outage
 
 
