@@ -46,7 +46,7 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _STATUS_REASONS = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}
-FAULT_KINDS = ("429", "500", "503", "drop_before", "drop_after", "drop_stream")
+FAULT_KINDS = ("429", "500", "503", "drop_before", "drop_after", "drop_stream", "expired_watch")
 
 
 class FaultProxyError(ValueError):
@@ -64,13 +64,16 @@ class FaultPlan:
     drop_fraction: float = 0.0
     stream_drop_fraction: float = 0.0
     stream_check_seconds: float = 1.0
+    # of watch requests answered as the API server answers a resourceVersion already compacted away (after a long
+    # partition): an ERROR event with a 410 Expired Status, so the client lists afresh
+    expire_watch_fraction: float = 0.0
     start_seconds: float = 0.0
     end_seconds: float = 30.0
     max_faults: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("error_fraction", "drop_fraction", "stream_drop_fraction"):
+        for name in ("error_fraction", "drop_fraction", "stream_drop_fraction", "expire_watch_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise FaultProxyError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.error_fraction + self.drop_fraction > 1.0:
@@ -255,10 +258,12 @@ class FaultProxy:
                 dropper.cancel()
                 await runner.cleanup()
 
-    def _draw(self) -> str | None:
+    def _draw(self, watch: bool) -> str | None:
         """The fault for the request arriving now, if any (one draw per request, from the seeded stream)."""
         if not self.active():
             return None
+        if watch and self.plan.expire_watch_fraction and self._random.random() < self.plan.expire_watch_fraction:
+            return "expired_watch"
         roll = self._random.random()
         plan = self.plan
         if roll < plan.error_fraction:
@@ -279,10 +284,13 @@ class FaultProxy:
                     _abort(self._streams.pop(number))
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        fault = self._draw()
+        fault = self._draw(_is_watch(request))
         if fault in ("429", "500", "503"):
             self.counts[fault] += 1
             return _status_reply(int(fault), request)
+        if fault == "expired_watch":
+            self.counts[fault] += 1
+            return _expired_watch()
         if fault == "drop_before":
             self.counts[fault] += 1
             _abort(request)
@@ -340,6 +348,20 @@ def _status_reply(code: int, request: web.Request, message: str | None = None) -
     }
     headers = {"Retry-After": "1"} if code == 429 else {}
     return web.Response(status=code, text=json.dumps(status), content_type="application/json", headers=headers)
+
+
+def _expired_watch() -> web.Response:
+    """A watch from a resourceVersion etcd has compacted: 200, then one ERROR event carrying a 410 Status."""
+    status = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "fault proxy: too old resource version (injected)",
+        "reason": "Expired",
+        "code": 410,
+    }
+    return web.Response(text=json.dumps({"type": "ERROR", "object": status}) + "\n", content_type="application/json")
 
 
 def _abort(request: web.Request) -> None:

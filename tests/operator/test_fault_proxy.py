@@ -147,3 +147,15 @@ def test_drops_connections_and_open_streams(upstream: str, tmp_path: Path) -> No
                 _get(proxy.url + "/api/v1/pods")
     assert proxy.counts["drop_before"] + proxy.counts["drop_after"] == 4
     assert proxy.counts["forwarded"] == proxy.counts["drop_after"]  # those reached the server first
+
+
+def test_expired_watches_get_a_410_error_event_and_everything_else_passes(upstream: str, tmp_path: Path) -> None:
+    with FaultProxy(_kubeconfig(tmp_path / "k.yaml", upstream), FaultPlan(expire_watch_fraction=1.0)) as proxy:
+        proxy.arm()
+        status, _, body = _get(proxy.url + "/api/v1/pods?watch=1&resourceVersion=5")
+        assert status == 200 and [json.loads(line) for line in body.splitlines()] == [
+            {"type": "ERROR", "object": json.loads(body)["object"]}
+        ]
+        assert json.loads(body)["object"]["code"] == 410
+        assert _get(proxy.url + "/api/v1/pods")[0] == 200
+    assert proxy.counts["expired_watch"] == 1 and proxy.counts["forwarded"] == 1

@@ -2,7 +2,7 @@
 an operator killed mid-workflow, a node deleted under a running pod, failed pods, WorkflowDAG deletion and a
 corrupt policy checkpoint, other namespaces' pods on the nodes, API errors and dropped connections between the
 operator and the API server (through ``fault_proxy``), a node drained under running pods, kube-apiserver
-and etcd killed and restarted."""
+and etcd killed and restarted, pods deleted while the operator's watch was down."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from operator_harness import (
     workflow,
     workflow_pods,
 )
-from scale_scheduler.operator.core.controller import RESYNC_SECONDS
+from scale_scheduler.operator.core.controller import RESYNC_SECONDS, SWEEP_SECONDS
 from scale_scheduler.operator.dev.fault_proxy import FAULT_KINDS, FaultPlan, FaultProxy
 from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.localcluster.kwok import ClusterError
@@ -322,22 +322,20 @@ def test_pods_wait_unschedulable_while_no_node_has_room_and_run_when_room_frees(
     assert len(waited) >= 4, "the pods beyond the cluster's 16 GPUs were reported unschedulable first"
 
 
-def test_pods_of_other_namespaces_take_room_from_a_namespaced_operator(
-    cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess
-) -> None:
-    # Another team's pods hold every GPU. The operator watches only its own namespace, yet must count them.
-    other = new_namespace(cluster, "other-team")
+def _hog_every_gpu(cluster: kwok.ClusterInfo, namespace: str) -> dict[str, str]:
+    """A pod on each GPU node (bound by nodeName, past any scheduler) holding all its GPUs, Running on return;
+    node -> its GPUs."""
     allocatable = {n["metadata"]["name"]: n["status"]["allocatable"] for n in get_json(cluster, "nodes")["items"]}
     gpu_nodes = {node: a["nvidia.com/gpu"] for node, a in allocatable.items() if int(a.get("nvidia.com/gpu", 0))}
     for node, gpus in gpu_nodes.items():
         resources = {"cpu": "100m", "memory": "64Mi", "nvidia.com/gpu": gpus}
         apply(
             cluster,
-            other,
+            namespace,
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "metadata": {"name": f"hog-{node}"},
+                "metadata": {"name": f"hog-{node}", "labels": {"hog": "true"}},
                 "spec": {
                     "nodeName": node,
                     "containers": [
@@ -348,9 +346,31 @@ def test_pods_of_other_namespaces_take_room_from_a_namespaced_operator(
         )
     wait_for(
         "the hogs to run",
-        lambda: all(p["status"].get("phase") == "Running" for p in get_json(cluster, "pods", "-n", other)["items"]),
+        lambda: all(
+            p["status"].get("phase") == "Running"
+            for p in get_json(cluster, "pods", "-n", namespace, "-l", "hog")["items"]
+        ),
         60,
     )
+    return gpu_nodes
+
+
+def _failed_scheduling(cluster: kwok.ClusterInfo, namespace: str, name: str) -> list[dict[str, Any]]:
+    pods = workflow_pods(cluster, namespace, name)
+    return [
+        e
+        for p in pods
+        for e in events_for(cluster, namespace, p["metadata"]["name"])
+        if e["reason"] == "FailedScheduling"
+    ]
+
+
+def test_pods_of_other_namespaces_take_room_from_a_namespaced_operator(
+    cluster: kwok.ClusterInfo, namespace: str, operator: OperatorProcess
+) -> None:
+    # Another team's pods hold every GPU. The operator watches only its own namespace, yet must count them.
+    other = new_namespace(cluster, "other-team")
+    gpu_nodes = _hog_every_gpu(cluster, other)
     time.sleep(2 * RESYNC_SECONDS)  # other namespaces are relisted every RESYNC_SECONDS, not watched
     try:
         name = "after-hogs"
@@ -450,7 +470,7 @@ def test_api_errors_and_dropped_connections_leave_every_workflow_correct(
                 cluster, namespace, [m["metadata"]["name"] for m in manifests], 240 * SOAK, operator
             )
             wait_for("the fault window to close", lambda: not proxy.active(), 60 * SOAK)
-    injected = {kind: proxy.counts[kind] for kind in FAULT_KINDS}
+    injected = {kind: proxy.counts[kind] for kind in FAULT_KINDS if kind != "expired_watch"}
     assert all(count > 0 for count in injected.values()), injected
     _assert_each_succeeded_with_one_pod_per_primitive(cluster, namespace, manifests, statuses)
 
@@ -542,3 +562,37 @@ def test_a_drained_node_gets_nothing_new_and_its_evicted_pods_run_again_without_
         if p["spec"].get("nodeName") == drained and p["metadata"]["name"] not in before
     ]
     assert placed_after == [], f"placed on the cordoned node {drained}: {placed_after}"
+
+
+@pytest.mark.slow  # up to SWEEP_SECONDS before the view is checked against a listing
+def test_pods_deleted_while_the_watch_was_down_stop_holding_room(cluster: kwok.ClusterInfo, tmp_path: Path) -> None:
+    """The operator's watches cut and told their resourceVersion has expired, as after a partition longer than
+    etcd keeps history (or a restarted API server's fresh watch cache): kopf lists afresh, and a listing never
+    reports what was deleted meanwhile. The operator's view must not keep counting such pods: here they held
+    every GPU, and an LLM call waits for one."""
+    namespace = new_namespace(cluster, "watch-gap")
+    outage = FaultPlan(expire_watch_fraction=1.0, stream_drop_fraction=1.0, stream_check_seconds=0.2, end_seconds=8)
+    with FaultProxy(cluster.kubeconfig, outage) as proxy:
+        through_proxy = proxy.write_kubeconfig(tmp_path / "proxy-kubeconfig.yaml")
+        with running_operator(through_proxy, namespace, policy="least-loaded", time_scale=20.0) as operator:
+            _hog_every_gpu(cluster, namespace)
+            name = "waits-for-a-gpu"
+            apply(
+                cluster,
+                namespace,
+                workflow(name, [{"name": "llm", "kind": "llm_generate", "inputTokens": 200, "outputTokens": 400}]),
+            )
+            wait_for(
+                "a FailedScheduling event: every GPU is held",
+                lambda: _failed_scheduling(cluster, namespace, name),
+                60,
+                describe=operator.log,
+            )
+            proxy.arm()
+            wait_for("the watches to be cut", lambda: proxy.counts["drop_stream"] and proxy.counts["expired_watch"], 30)
+            kwok.kubectl(cluster, "-n", namespace, "delete", "pods", "-l", "hog", "--grace-period=0", "--force")
+            wait_for("the watch outage to end", lambda: not proxy.active(), 60)
+            status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, SWEEP_SECONDS + 90, operator)[
+                "status"
+            ]
+    assert status["phase"] == "Succeeded", status
