@@ -448,6 +448,7 @@ def _fault_workflows(copies: int) -> list[dict[str, Any]]:
     return manifests
 
 
+@pytest.mark.slow  # a 25 s fault window, then the workflows' end
 def test_api_errors_and_dropped_connections_leave_every_workflow_correct(
     cluster: kwok.ClusterInfo, tmp_path: Path
 ) -> None:
@@ -576,21 +577,25 @@ def test_pods_deleted_while_the_watch_was_down_stop_holding_room(cluster: kwok.C
         through_proxy = proxy.write_kubeconfig(tmp_path / "proxy-kubeconfig.yaml")
         with running_operator(through_proxy, namespace, policy="least-loaded", time_scale=20.0) as operator:
             _hog_every_gpu(cluster, namespace)
-            name = "waits-for-a-gpu"
-            apply(
-                cluster,
-                namespace,
-                workflow(name, [{"name": "llm", "kind": "llm_generate", "inputTokens": 200, "outputTokens": 400}]),
-            )
-            wait_for(
-                "a FailedScheduling event: every GPU is held",
-                lambda: _failed_scheduling(cluster, namespace, name),
-                60,
-                describe=operator.log,
-            )
-            proxy.arm()
-            wait_for("the watches to be cut", lambda: proxy.counts["drop_stream"] and proxy.counts["expired_watch"], 30)
-            kwok.kubectl(cluster, "-n", namespace, "delete", "pods", "-l", "hog", "--grace-period=0", "--force")
+            try:
+                name = "waits-for-a-gpu"
+                apply(
+                    cluster,
+                    namespace,
+                    workflow(name, [{"name": "llm", "kind": "llm_generate", "inputTokens": 200, "outputTokens": 400}]),
+                )
+                wait_for(
+                    "a FailedScheduling event: every GPU is held",
+                    lambda: _failed_scheduling(cluster, namespace, name),
+                    60,
+                    describe=operator.log,
+                )
+                proxy.arm()
+                wait_for(
+                    "the watches to be cut", lambda: proxy.counts["drop_stream"] and proxy.counts["expired_watch"], 30
+                )
+            finally:  # the hogs go in any case: the cluster is shared by the module
+                kwok.kubectl(cluster, "-n", namespace, "delete", "pods", "-l", "hog", "--grace-period=0", "--force")
             wait_for("the watch outage to end", lambda: not proxy.active(), 60)
             status = wait_for_phase(cluster, namespace, name, {"Succeeded", "Failed"}, SWEEP_SECONDS + 90, operator)[
                 "status"
