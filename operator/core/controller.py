@@ -47,6 +47,9 @@ TERMINAL = ("Succeeded", "Failed")
 # back, and at 2 s apiece the timers of a few dozen workflows were a third of all reconciles, each a GET and
 # a LIST on an API server the DAG steps were waiting for.
 RESYNC_SECONDS = 2.0
+# How often the live view is checked against a fresh listing of nodes and unfinished pods, for deletions a
+# watch gap hid (LiveCluster.forget_absent): a bound on how long such a pod can hold room it no longer takes.
+SWEEP_SECONDS = 30.0
 
 
 class WorkflowController:
@@ -90,6 +93,7 @@ class WorkflowController:
         if self.namespaces:
             await self._list_other_namespaces()
             self.reconciles.spawn(self._follow_other_namespaces())
+        self.reconciles.spawn(self._sweep_every_period())
 
     async def _list_other_namespaces(self) -> None:
         outside = await self.api.list_unfinished_pods_outside(self.namespaces)
@@ -108,6 +112,26 @@ class WorkflowController:
                 await self._list_other_namespaces()
             except Exception as error:  # the loop must outlive an API outage; the next period retries
                 log.warning("cannot list the pods of other namespaces: %s", error)
+
+    async def sweep(self) -> None:
+        """Forget the nodes and pods deleted while a watch was down (LiveCluster.forget_absent)."""
+        known = self.live.known()
+        nodes, pods = await asyncio.gather(self.api.list_all("nodes"), self.api.list_unfinished_pods_outside(()))
+        gone_pods, gone_nodes = self.live.forget_absent(known, pods, nodes)
+        if gone_pods or gone_nodes:
+            log.warning(
+                "the live view held %d pod(s) and %d node(s) deleted unseen (a watch gap); forgotten",
+                gone_pods,
+                gone_nodes,
+            )
+
+    async def _sweep_every_period(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await self.sweep()
+            except Exception as error:  # the loop must outlive an API outage; the next period retries
+                log.warning("cannot list nodes and pods to check the live view: %s", error)
 
     def on_node_event(self, event_type: str | None, node: dict[str, Any]) -> None:
         self.live.apply_node_event(event_type, node)

@@ -251,6 +251,39 @@ class LiveCluster:
             for pod in pods:
                 self.apply_pod_event(None, pod)
 
+    def known(self) -> tuple[dict[str, str], set[str]]:
+        """The pods (key -> uid) and nodes the view holds now: what ``forget_absent`` may drop after a listing
+        requested after this call."""
+        with self._lock:
+            return {key: record.uid for key, record in self._pods.items()}, set(self._node_objects)
+
+    def forget_absent(
+        self, known: tuple[dict[str, str], set[str]], pods: list[dict[str, Any]], nodes: list[dict[str, Any]]
+    ) -> tuple[int, int]:
+        """Drop what a watch gap hid the deletion of: the pods and nodes ``known`` (taken before the listing was
+        requested) that a fresh listing of every unfinished pod and every node no longer has. kopf reopens a
+        broken watch with a new listing, which reports what exists, never what was deleted meanwhile; such a pod
+        would hold its node's room, such a node stay a candidate, for good. Only removes: anything added after
+        ``known`` was taken, or listed, is the watch's business (a listing may be older than its events).
+        Returns (pods, nodes) dropped."""
+        known_pods, known_nodes = known
+        listed_pods = {pod_key(pod) for pod in pods}
+        listed_nodes = {(node.get("metadata") or {}).get("name", "") for node in nodes}
+        with self._lock:
+            gone_pods = [
+                key
+                for key, uid in known_pods.items()
+                if key not in listed_pods and key in self._pods and self._pods[key].uid == uid
+            ]
+            for key in gone_pods:
+                del self._pods[key]
+            if gone_pods:
+                self._dynamic = None
+            gone_nodes = [name for name in known_nodes if name not in listed_nodes and name in self._node_objects]
+        for name in gone_nodes:
+            self.apply_node_event("DELETED", self._node_objects[name])
+        return len(gone_pods), len(gone_nodes)
+
     def assume(self, pod: dict[str, Any], node_name: str) -> None:
         """Count ``pod`` as bound to ``node_name`` now, before the watch reports the binding."""
         bound = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node_name}}

@@ -86,10 +86,22 @@ def pod_trouble(pod: dict[str, Any]) -> Trouble | None:
     return None
 
 
+def disruption(pod: dict[str, Any]) -> Trouble | None:
+    """Why a pod was ended from outside through no fault of its own, or None: the ``DisruptionTarget`` condition
+    set before such a pod is deleted or fails (an eviction through the Eviction API as ``kubectl drain`` does, a
+    preemption, the taint manager or pod GC on a lost node, the kubelet under node pressure). Such a pod ends as
+    its node's or the cluster's doing, so its primitive runs again without using up a retry."""
+    for entry in (pod.get("status") or {}).get("conditions") or []:
+        if entry.get("type") == "DisruptionTarget" and entry.get("status") == "True":
+            return Trouble(entry.get("reason") or "DisruptionTarget", entry.get("message") or "")
+    return None
+
+
 @dataclass(frozen=True)
 class RetryStrategy:
     """When a failed attempt is tried again: a primitive's ``retryStrategy`` (its ``limit`` is the primitive's
-    ``retries``, which stays the shorthand). Node loss is never a failure, so it is retried whatever this says."""
+    ``retries``, which stays the shorthand). Node loss and evictions are never failures, so they are retried whatever
+    this says."""
 
     exit_codes: frozenset[int] = frozenset()  # with reasons: the failures that are retried; both empty: every one
     reasons: frozenset[str] = frozenset()
@@ -235,6 +247,10 @@ def workflow_progress(
         phase = pod_phase(pod)
         output = termination_message(pod, CONTAINER_NAME) if phase == "Succeeded" else None
         too_large = oversize(output, entry.name) if output else None  # a success whose result cannot be passed on
+        disrupted = disruption(pod) if phase == "Failed" else None
+        if disrupted is not None:  # the kubelet ended it on an eviction: a new attempt, not a failure
+            entry.trouble = disrupted
+            continue
         if phase == "Failed" or too_large:
             failed_pods[entry.name] += 1
             # pods come in attempt order: the last failure is kept

@@ -4,9 +4,9 @@ Raw JSON requests through the ``kubernetes`` client's ``ApiClient`` (its configu
 credentials), not its generated models: the Binding reply is a Status the models cannot read, and
 plain dicts are what kopf's watch events carry too. Blocking calls run in a pool of ``API_CONCURRENCY`` threads
 of this API's own (asyncio's default pool has cpu count + 4: six requests in flight on two cores, which capped
-the operator's binding rate far below kube-scheduler's, whose requests are API round trips too); 429, 5xx and
-optimistic-lock 409s are retried here (tenacity: the server's Retry-After when it gives one, else jittered
-exponential backoff), so callers see success or an answer to act on.
+the operator's binding rate far below kube-scheduler's, whose requests are API round trips too); 429, 5xx,
+optimistic-lock 409s and dropped or refused connections are retried here (tenacity: the server's Retry-After
+when it gives one, else jittered exponential backoff), so callers see success or an answer to act on.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.operator.kube.times import now as _now
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,14 @@ def api_message(error: ApiException) -> str:
 
 
 def _retryable(error: BaseException) -> bool:
+    # A connection refused, reset or dropped before the reply is the transport's failure, not an answer; a
+    # request that reached the server first is safe to repeat: pod names are deterministic (a second create is a
+    # 409, read back) and a second bind is a 409 "already assigned". A timeout is not retried: it would hold the
+    # reconcile for another REQUEST_TIMEOUT each time.
+    if isinstance(error, (ProtocolError, NewConnectionError)) or (
+        isinstance(error, MaxRetryError) and isinstance(error.reason, (ProtocolError, NewConnectionError))
+    ):
+        return True
     # A 409 saying the thing is done (already exists / assigned) or cannot be done (being deleted) is an answer.
     final = ("already", "being deleted")
     return isinstance(error, ApiException) and (
@@ -80,7 +89,8 @@ def _wait(state: RetryCallState) -> float:
 def _log_retry(state: RetryCallState, what: str) -> None:
     error = state.outcome.exception() if state.outcome else None
     wait = state.next_action.sleep if state.next_action else 0.0
-    log.info("%s: HTTP %s, retrying in %.2fs", what, getattr(error, "status", "?"), wait)
+    failure = f"HTTP {error.status}" if isinstance(error, ApiException) else type(error).__name__
+    log.info("%s: %s, retrying in %.2fs", what, failure, wait)
 
 
 def owned_by(pods: list[dict[str, Any]], owner_uid: str) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from scale_scheduler.operator.dev.localcluster import kwok
 from scale_scheduler.operator.dev.operator_process import OperatorProcess
 from scale_scheduler.operator.dev.samples import POD_TEMPLATE
 from scale_scheduler.operator.kube import labels
+from scale_scheduler.operator.kube.objects import pod_requests
+from scale_scheduler.simulator.cluster import parse_quantity
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD = REPO_ROOT / "charts" / "scale-scheduler" / "crds" / "workflowdags.agentic.scale.dev.yaml"
@@ -107,3 +110,33 @@ def step(name: str, work_seconds: float = 2.0, depends_on: list[str] | None = No
 def chain(name: str, length: int, work_seconds: float) -> dict[str, Any]:
     """A WorkflowDAG of ``length`` steps one after another."""
     return workflow(name, [step(f"s{i}", work_seconds, [f"s{i - 1}"] if i else None) for i in range(length)])
+
+
+def overcommitted(info: kwok.ClusterInfo) -> list[str]:
+    """Nodes whose bound, unfinished pods (every namespace, being deleted or not) request more of a resource than
+    the node has allocatable, each as 'node resource: requested > allocatable'; empty when none is."""
+    allocatable = {
+        node["metadata"]["name"]: {name: parse_quantity(q) for name, q in node["status"]["allocatable"].items()}
+        for node in get_json(info, "nodes")["items"]
+    }
+    requested: dict[str, dict[str, float]] = {}
+    for pod in get_json(info, "pods", "-A")["items"]:
+        node = pod["spec"].get("nodeName")
+        if not node or pod["status"].get("phase") in ("Succeeded", "Failed"):
+            continue
+        for name, value in pod_requests(pod).items():
+            requested.setdefault(node, {})[name] = requested.get(node, {}).get(name, 0.0) + value
+    return [
+        f"{node} {name}: {value:g} > {allocatable.get(node, {}).get(name, 0.0):g}"
+        for node, amounts in sorted(requested.items())
+        for name, value in sorted(amounts.items())
+        if node in allocatable and value > allocatable[node].get(name, 0.0) + 1e-9
+    ]
+
+
+def pods_per_attempt(info: kwok.ClusterInfo, namespace: str, name: str) -> Counter[tuple[str, str]]:
+    """How many pods exist per (primitive, attempt) of a workflow: 1 each when nothing was duplicated."""
+    return Counter(
+        (p["metadata"]["labels"][labels.PRIMITIVE_LABEL], p["metadata"]["labels"][labels.ATTEMPT_LABEL])
+        for p in workflow_pods(info, namespace, name)
+    )

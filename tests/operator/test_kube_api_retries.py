@@ -1,4 +1,5 @@
-"""KubeApi retries what the API server asks it to retry (429, 5xx, optimistic-lock 409s) and nothing else.
+"""KubeApi retries what the API server asks it to retry (429, 5xx, optimistic-lock 409s) and dropped or refused
+connections, and nothing else.
 
 No API server: ``_request_sync`` is replaced by a script of replies.
 """
@@ -14,6 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from scale_scheduler.operator.kube import api as kube_api
 from scale_scheduler.operator.kube.api import KubeApi
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError, ReadTimeoutError
 
 
 def _error(status: int, body: str = "", retry_after: str | None = None) -> ApiException:
@@ -63,3 +65,23 @@ def test_a_persistent_error_is_raised_after_the_last_attempt(monkeypatch: pytest
     with pytest.raises(ApiException):
         asyncio.run(api.request("GET", "/api/v1/nodes"))
     assert len(calls) == kube_api.RETRY_ATTEMPTS
+
+
+@pytest.mark.parametrize(
+    "dropped",
+    [
+        ProtocolError("Connection aborted.", ConnectionResetError(104, "reset")),
+        MaxRetryError(None, "/api/v1/pods", NewConnectionError(None, "refused")),  # type: ignore[arg-type]
+    ],
+)
+def test_a_dropped_or_refused_connection_is_retried_but_a_timeout_is_not(
+    monkeypatch: pytest.MonkeyPatch, dropped: Exception
+) -> None:
+    monkeypatch.setattr(kube_api, "_backoff", lambda _state: 0.0)
+    api, calls = _scripted([dropped, {"ok": True}])
+    assert asyncio.run(api.request("POST", "/api/v1/namespaces/ns/pods")) == {"ok": True}
+    assert len(calls) == 2
+    api, calls = _scripted([ReadTimeoutError(None, "/api/v1/pods", "read timed out"), {"ok": True}])  # type: ignore[arg-type]
+    with pytest.raises(ReadTimeoutError):
+        asyncio.run(api.request("GET", "/api/v1/pods"))
+    assert len(calls) == 1

@@ -108,6 +108,22 @@ def test_pod_being_deleted_is_replaced_without_using_a_retry() -> None:
     assert progress.ready == ["a"] and entry.failures == 0 and entry.attempts == 1 and entry.live_pod is None
 
 
+def test_an_evicted_pod_that_the_kubelet_failed_is_replaced_without_using_a_retry() -> None:
+    # What a real kubelet leaves of a pod evicted by `kubectl drain`: Failed (its container killed), with the
+    # DisruptionTarget condition the API server set on the eviction, and being deleted.
+    evicted = _pod("a", 0, "Failed", start=0, finish=1, deleting=True)
+    evicted["status"]["conditions"] = [
+        {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI", "message": "Eviction API"}
+    ]
+    progress = workflow_progress(_diamond(retries=0), [evicted])
+    entry = progress.primitives["a"]
+    assert progress.exhausted is None and progress.ready == ["a"]
+    assert entry.failures == 0 and entry.attempts == 1 and entry.trouble is not None
+    assert entry.trouble.reason == "EvictionByEvictionAPI"
+    evicted["status"]["conditions"][0]["status"] = "False"  # not disrupted after all: an ordinary failure
+    assert workflow_progress(_diamond(retries=0), [evicted]).exhausted == "a"
+
+
 def test_recorded_success_stands_when_its_pod_is_gone() -> None:
     recorded = {
         "a": {

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -362,6 +363,110 @@ def alive(pid: int) -> bool:
     # A zombie still answers signal 0; it is not running.
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().split(") ", 1)[-1].startswith("Z"))
+
+
+@dataclass(frozen=True)
+class _Launch:
+    """How a running component was started: enough to start it again the same way."""
+
+    argv: list[str]
+    cwd: str
+    env: dict[str, str]
+
+    @classmethod
+    def of(cls, pid: int) -> _Launch:
+        proc = Path(f"/proc/{pid}")
+        argv = [part.decode() for part in (proc / "cmdline").read_bytes().split(b"\0") if part]
+        env = dict(
+            entry.decode(errors="replace").split("=", 1)
+            for entry in (proc / "environ").read_bytes().split(b"\0")
+            if b"=" in entry
+        )
+        return cls(argv, os.readlink(proc / "cwd"), env)
+
+
+def _launch(info: ClusterInfo, component: str, launch: _Launch) -> subprocess.Popen[bytes]:
+    with open(info.state_dir / "logs" / f"{component}.log", "ab") as log:
+        process = subprocess.Popen(
+            launch.argv, cwd=launch.cwd, env=launch.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    (info.state_dir / "pids" / f"{component}.pid").write_text(str(process.pid))  # `down` stops it by this
+    return process
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _ports(launch: _Launch) -> list[int]:
+    """The ports a component listens on, from its flags (kube-apiserver and the controllers: --secure-port;
+    etcd: its client and peer URLs)."""
+    ports = []
+    for arg in launch.argv:
+        flag, _, value = arg.partition("=")
+        if flag == "--secure-port":
+            ports.append(int(value))
+        elif flag in ("--listen-client-urls", "--listen-peer-urls"):
+            ports += [int(url.rsplit(":", 1)[1]) for url in value.split(",") if url.rsplit(":", 1)[-1].isdigit()]
+    return ports
+
+
+def _kill(pid: int, launch: _Launch, deadline: float) -> None:
+    """SIGKILL, then wait until the process is gone and its ports are closed: a killed Go process's main thread
+    shows as a zombie while its other threads, holding the listeners, still exit."""
+    os.kill(pid, signal.SIGKILL)
+    _wait_until(lambda: not alive(pid) and not any(_port_open(port) for port in _ports(launch)), deadline)
+
+
+RESTARTABLE = ("kube-apiserver", "etcd")
+
+
+def restart(info: ClusterInfo, component: str, timeout: float = 120.0) -> float:
+    """Kill ``component`` (kube-apiserver or etcd; SIGKILL, as a crash) and start it again with the same command
+    line: same ports, same data, so every object is still there. Returns once kube-apiserver answers /readyz
+    again (which checks etcd), with the seconds it did not.
+
+    kube-controller-manager and kube-scheduler are started again too, so the cluster is whole at a known moment:
+    they exit on their own whenever their leader lease could not be renewed for 10 s. kwok-controller is left
+    running (its informers reconnect): it holds the nodes' leases, and a new one would move no pod until those
+    expired (200 s). Holds the creation lock meanwhile: a ``kwokctl create`` elsewhere on this machine would
+    otherwise take the free ports."""
+    if component not in RESTARTABLE:
+        raise ClusterError(f"can restart one of {', '.join(RESTARTABLE)}, not {component!r}")
+    pids = component_pids(info.name)
+    launches = {name: _Launch.of(pid) for name, pid in pids.items() if alive(pid)}
+    if component not in launches:
+        raise ClusterError(f"cluster {info.name!r}: {component} is not running; nothing to restart")
+    deadline = time.monotonic() + timeout
+    with _creation_lock():
+        _kill(pids[component], launches[component], deadline)
+        down_at = time.monotonic()
+        process = _launch(info, component, launches[component])
+
+        def answers() -> bool:
+            nonlocal process
+            if process.poll() is not None:  # it could not start (a port not free yet): again
+                process = _launch(info, component, launches[component])
+                return False
+            try:
+                return kubectl(info, "get", "--raw", "/readyz", timeout=5).strip() == "ok"
+            except (ClusterError, subprocess.TimeoutExpired):
+                return False
+
+        if not _wait_until(answers, deadline):
+            raise ClusterError(
+                f"{component} restarted, but kube-apiserver did not answer within {timeout:.0f}s:\n"
+                f"{log_tails(info.name)}"
+            )
+        outage = time.monotonic() - down_at
+    for name in ("kube-controller-manager", "kube-scheduler"):
+        if name in launches:
+            if alive(pids[name]):
+                _kill(pids[name], launches[name], deadline)
+            _launch(info, name, launches[name])
+    return outage
 
 
 def status(name: str) -> dict[str, Any]:
