@@ -273,7 +273,8 @@ class LiveCluster:
             gone_pods = [
                 key
                 for key, uid in known_pods.items()
-                if key not in listed_pods and key in self._pods and self._pods[key].uid == uid
+                # no uid: the placer's assumption of a pod still being created, which no listing can hold yet
+                if uid and key not in listed_pods and key in self._pods and self._pods[key].uid == uid
             ]
             for key in gone_pods:
                 del self._pods[key]

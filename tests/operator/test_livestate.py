@@ -316,12 +316,16 @@ def test_forget_absent_drops_what_a_watch_gap_hid_and_keeps_what_came_after_the_
     free = live.snapshot().free_cpu[i]
     live.apply_pod_event("ADDED", pod_object("deleted-unseen", node="cpu-large-003", phase="Running", cpu="2"))
     live.apply_pod_event("ADDED", pod_object("still-there", node="cpu-large-003", phase="Running", cpu="1"))
+    # placed before the listing, its create still in flight (no uid yet): not in the listing, and not gone
+    being_created = pod_object("being-created", cpu="8")
+    del being_created["metadata"]["uid"]
+    live.assume(being_created, "cpu-large-003")
     known = live.known()
     # after the listing was requested: a pod the operator created and bound (not in the listing)
     live.assume(pod_object("bound-since", cpu="4"), "cpu-large-003")
     listing = [pod_object("still-there", node="cpu-large-003", phase="Running", cpu="1")]
     nodes = [node_object(name) for name in live.node_names() if name != "gpu-large-000"]
     assert live.forget_absent(known, listing, nodes) == (1, 1)
-    assert live.snapshot().free_cpu[i] == free - 1000 - 4000
+    assert live.snapshot().free_cpu[i] == free - 1000 - 8000 - 4000
     assert "gpu-large-000" not in live.node_names() and not live.node_exists("gpu-large-000")
     assert live.forget_absent(live.known(), listing + [pod_object("bound-since", cpu="4")], nodes) == (0, 0)
