@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from scale_scheduler.operator.core.binder import Binder
@@ -92,26 +93,16 @@ class WorkflowController:
         # ... and, for a namespaced operator, the other namespaces' pods, which take room on the same nodes.
         if self.namespaces:
             await self._list_other_namespaces()
-            self.reconciles.spawn(self._follow_other_namespaces())
-        self.reconciles.spawn(self._sweep_every_period())
+            # kopf watches pods only in the namespaces it serves; a second, cluster-wide watch would double the
+            # operator's watch traffic for pods it only needs to count, so a namespaced operator relists them every
+            # resync period and may miss, for up to one period, a pod another scheduler has just bound.
+            relist = self._every(RESYNC_SECONDS, self._list_other_namespaces, "list the pods of other namespaces")
+            self.reconciles.spawn(relist)
+        self.reconciles.spawn(self._every(SWEEP_SECONDS, self.sweep, "list nodes and pods to check the live view"))
 
     async def _list_other_namespaces(self) -> None:
         outside = await self.api.list_unfinished_pods_outside(self.namespaces)
         self.live.replace_pods_outside(self.namespaces, outside)
-
-    async def _follow_other_namespaces(self) -> None:
-        """Relist the other namespaces' pods every resync period, for as long as the operator runs.
-
-        kopf watches pods only in the namespaces it serves; a second, cluster-wide watch would double the
-        operator's watch traffic for pods it only needs to count, so a namespaced operator polls instead and
-        may miss, for up to one period, a pod another scheduler has just bound.
-        """
-        while True:
-            await asyncio.sleep(RESYNC_SECONDS)
-            try:
-                await self._list_other_namespaces()
-            except Exception as error:  # the loop must outlive an API outage; the next period retries
-                log.warning("cannot list the pods of other namespaces: %s", error)
 
     async def sweep(self) -> None:
         """Forget the nodes and pods deleted while a watch was down (LiveCluster.forget_absent)."""
@@ -125,13 +116,15 @@ class WorkflowController:
                 gone_nodes,
             )
 
-    async def _sweep_every_period(self) -> None:
+    @staticmethod
+    async def _every(seconds: float, action: Callable[[], Awaitable[None]], what: str) -> None:
+        """``action`` every ``seconds`` for as long as the operator runs."""
         while True:
-            await asyncio.sleep(SWEEP_SECONDS)
+            await asyncio.sleep(seconds)
             try:
-                await self.sweep()
+                await action()
             except Exception as error:  # the loop must outlive an API outage; the next period retries
-                log.warning("cannot list nodes and pods to check the live view: %s", error)
+                log.warning("cannot %s: %s", what, error)
 
     def on_node_event(self, event_type: str | None, node: dict[str, Any]) -> None:
         self.live.apply_node_event(event_type, node)
