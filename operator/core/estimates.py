@@ -137,23 +137,23 @@ def _moved(applied: dict[Key, float], key: Key, target: float) -> bool:
     return True
 
 
-class _StoredStatistics(BaseModel):
+class _StoredRatio(BaseModel):
+    """One ``RatioStatistics`` as stored; what it is kept for is the subclass's."""
+
     model_config = ConfigDict(extra="forbid")
 
+    samples: int = Field(ge=1)
+    log_mean: float = Field(allow_inf_nan=False)
+    log_quantile: float = Field(allow_inf_nan=False)
+
+
+class _StoredStatistics(_StoredRatio):
     kind: PrimitiveKind
     node_class: str = Field(min_length=1)
-    samples: int = Field(ge=1)
-    log_mean: float = Field(allow_inf_nan=False)
-    log_quantile: float = Field(allow_inf_nan=False)
 
 
-class _StoredPrimitive(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _StoredPrimitive(_StoredRatio):
     primitive: str = Field(min_length=1)
-    samples: int = Field(ge=1)
-    log_mean: float = Field(allow_inf_nan=False)
-    log_quantile: float = Field(allow_inf_nan=False)
 
 
 class _StoredTemplate(BaseModel):
