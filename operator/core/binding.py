@@ -14,13 +14,12 @@ reconciled without them or forgotten. Nothing here talks to the API server.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.simulator.node_model import feasible
-from scale_scheduler.simulator.placement import Waiting, queue_key, room_now
+from scale_scheduler.simulator.placement import Waiting, queue_key, request_fits
 from scale_scheduler.simulator.state import ClusterState
 from scale_scheduler.simulator.workflow import Primitive
 
@@ -60,6 +59,9 @@ class BindingQueue:
     def __init__(self, priority: Callable[[Waiting], float]) -> None:
         self._priority = priority
         self._entries: dict[PodKey, WaitingPod] = {}
+        # the same entries by workflow: a reconcile touches only its own, and a scan of every waiting pod per
+        # reconcile made the operator quadratic in the workflows in flight
+        self._by_workflow: dict[WorkflowKey, dict[PodKey, WaitingPod]] = {}
         self._keys: dict[PodKey, tuple[float, float, int]] = {}
         # per workflow: mean estimated work not started yet (what SRPT-like priorities read), as the engine keeps it
         self._remaining: dict[WorkflowKey, float] = {}
@@ -70,7 +72,7 @@ class BindingQueue:
         """Make ``workflow``'s entries exactly ``waiting`` (those already queued keep their place); its entries
         in queue order."""
         listed = {arrival.pod for arrival in waiting}
-        for pod in [pod for pod, entry in self._entries.items() if entry.workflow == workflow and pod not in listed]:
+        for pod in [pod for pod in self._by_workflow.get(workflow, {}) if pod not in listed]:
             self._drop(pod)
         for arrival in waiting:
             entry = self._entries.get(arrival.pod)
@@ -85,13 +87,13 @@ class BindingQueue:
                     self._sequence,
                     constraints=arrival.constraints,
                 )
-            self._entries[arrival.pod] = replace(entry, planned_node=arrival.planned_node)
+            self._put(replace(entry, planned_node=arrival.planned_node))
         self._set_remaining(workflow, remaining_seconds)
-        return sorted((e for e in self._entries.values() if e.workflow == workflow), key=self.key)
+        return sorted(self._by_workflow.get(workflow, {}).values(), key=self.key)
 
     def plan(self, pod: PodKey, node: str) -> None:
         """Node-queues: ``pod`` now waits in ``node``'s queue ("" takes it out of every node's queue)."""
-        self._entries[pod] = replace(self._entries[pod], planned_node=node)
+        self._put(replace(self._entries[pod], planned_node=node))
 
     def started(self, pod: PodKey) -> None:
         """``pod`` was given its node: it leaves the queue and its work leaves its workflow's remaining work."""
@@ -108,7 +110,7 @@ class BindingQueue:
 
     def forget(self, workflow: WorkflowKey) -> None:
         """``workflow`` is finished or gone: none of its pods waits any more."""
-        for pod in [pod for pod, entry in self._entries.items() if entry.workflow == workflow]:
+        for pod in list(self._by_workflow.get(workflow, {})):
             self._drop(pod)
 
     # -- what the reconciles ask ------------------------------------------------------------------
@@ -116,8 +118,8 @@ class BindingQueue:
         return self._keys[entry.pod]
 
     def workflows(self) -> set[WorkflowKey]:
-        """Workflows with a pod waiting: room freed anywhere may concern them."""
-        return {entry.workflow for entry in self._entries.values()}
+        """Workflows with a pod waiting."""
+        return set(self._by_workflow)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -128,19 +130,30 @@ class BindingQueue:
         """Late-binding: the first pod of another workflow, ahead of ``pod`` in the queue, that could run on
         ``node`` (``admits``: its own node constraints allow it there) and has room there now (the engine would
         place it before ``pod``); None if there is none."""
-        own, spec = self._entries[pod], state.spec.nodes[node]
-        ahead = sorted(
-            (e for e in self._entries.values() if e.workflow != own.workflow and self._keys[e.pod] < self._keys[pod]),
+        own, spec = self._keys[pod], state.spec.nodes[node]
+        workflow = self._entries[pod].workflow
+        ahead = (
+            e
+            for e in self._entries.values()
+            if e.workflow != workflow
+            and self._keys[e.pod] < own
+            and feasible(e.primitive, spec)
+            and _fits(e.primitive, state, node)
+        )
+        return min((e for e in ahead if admits(e.constraints)), key=self.key, default=None)
+
+    def fitting(
+        self, node: int, state: ClusterState, admits: Callable[[NodeConstraints], bool] = lambda _: True
+    ) -> list[WaitingPod]:
+        """Late-binding: the waiting pods, head first, that the room free on ``node`` now would take if each in
+        turn were placed there (``admits``: its own node constraints allow it there), the others passed over:
+        the pods whose workflows room freed there concerns."""
+        spec = state.spec.nodes[node]
+        queue = sorted(
+            (e for e in self._entries.values() if feasible(e.primitive, spec) and _fits(e.primitive, state, node)),
             key=self.key,
         )
-        return next(
-            (
-                e
-                for e in ahead
-                if feasible(e.primitive, spec) and room_now(e.primitive, state)[node] and admits(e.constraints)
-            ),
-            None,
-        )
+        return _taken(queue, node, state, admits, head_blocks=False)
 
     def ahead_on_node(self, pod: PodKey) -> int:
         """Node-queues: how many pods wait ahead of ``pod`` in its planned node's queue."""
@@ -154,32 +167,25 @@ class BindingQueue:
         those before it; the first that does not fit keeps its place and stops the rest (the engine's rule)."""
         name = state.spec.nodes[node].name
         queue = sorted((e for e in self._entries.values() if e.planned_node == name), key=self.key)
-        room = copy.copy(state)  # the free resources are used up in queue order: fresh copies of those arrays
-        room.free_cpu, room.free_memory, room.free_gpus = (
-            state.free_cpu.copy(),
-            state.free_memory.copy(),
-            state.free_gpus.copy(),
-        )
-        admitted = []
-        for entry in queue:
-            if not room_now(entry.primitive, room)[node]:
-                break
-            room.free_cpu[node] -= entry.primitive.cpu_millicores
-            room.free_memory[node] -= entry.primitive.memory_bytes
-            room.free_gpus[node] -= entry.primitive.gpus
-            admitted.append(entry)
-        return admitted
+        return _taken(queue, node, state, lambda _: True, head_blocks=True)
 
     # -- internals --------------------------------------------------------------------------------
+    def _put(self, entry: WaitingPod) -> None:
+        self._entries[entry.pod] = entry
+        self._by_workflow.setdefault(entry.workflow, {})[entry.pod] = entry
+
     def _drop(self, pod: PodKey) -> None:
         workflow = self._entries.pop(pod).workflow
         del self._keys[pod]
-        if not any(entry.workflow == workflow for entry in self._entries.values()):
+        own = self._by_workflow[workflow]
+        del own[pod]
+        if not own:
+            del self._by_workflow[workflow]
             self._remaining.pop(workflow, None)  # known again from the workflow's next sync
 
     def _set_remaining(self, workflow: WorkflowKey, seconds: float) -> None:
         # SRPT-like priorities change as a workflow's primitives start: re-key its entries, as the engine re-sorts
-        entries = [entry for entry in self._entries.values() if entry.workflow == workflow]
+        entries = list(self._by_workflow.get(workflow, {}).values())
         if not entries:
             self._remaining.pop(workflow, None)
             return
@@ -188,3 +194,33 @@ class BindingQueue:
             self._keys[entry.pod] = queue_key(
                 self._priority, Waiting(entry.primitive, entry.downstream_seconds, seconds, entry.sequence)
             )
+
+
+def _taken(
+    queue: list[WaitingPod],
+    node: int,
+    state: ClusterState,
+    admits: Callable[[NodeConstraints], bool],
+    *,
+    head_blocks: bool,
+) -> list[WaitingPod]:
+    """The pods of ``queue`` (in its order) that ``node``'s free room takes one after another, each in the room
+    the ones before it left; with ``head_blocks`` the first that does not fit stops the rest."""
+    free = (state.free_cpu[node], state.free_memory[node], state.free_gpus[node])
+    taken = []
+    for entry in queue:
+        request = (entry.primitive.cpu_millicores, entry.primitive.memory_bytes, entry.primitive.gpus)
+        if request_fits(request, free) and admits(entry.constraints):
+            free = (free[0] - request[0], free[1] - request[1], free[2] - request[2])
+            taken.append(entry)
+        elif head_blocks:
+            break
+    return taken
+
+
+def _fits(primitive: Primitive, state: ClusterState, node: int) -> bool:
+    """``room_now`` for one node, without computing it for every node."""
+    return request_fits(
+        (primitive.cpu_millicores, primitive.memory_bytes, primitive.gpus),
+        (state.free_cpu[node], state.free_memory[node], state.free_gpus[node]),
+    )

@@ -37,6 +37,7 @@ from scale_scheduler.operator.core.status_writer import StatusWriter
 from scale_scheduler.operator.core.workflow_pods import label_value
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.operator.kube.api import KubeApi, owned_by
+from scale_scheduler.simulator.placement import PlacementRule
 from scale_scheduler.simulator.schedulers import Scheduler
 from scale_scheduler.simulator.workflow import WorkflowValidationError
 
@@ -140,10 +141,12 @@ class WorkflowController:
             self.queue.discard((meta.get("namespace", ""), meta.get("name", "")))
             self.binder.forget_pod(meta.get("uid", ""))
         if event_type == "DELETED" or (pod.get("status") or {}).get("phase") in TERMINAL:
-            for key in self.queue.workflows():  # room may have been freed: look again now, not at the next resync
-                self.reconciles.trigger(key)
+            self._offer_room(pod)
         value = (meta.get("labels") or {}).get(labels.WORKFLOW_LABEL)
         owner = next((ref["name"] for ref in meta.get("ownerReferences") or [] if ref.get("kind") == labels.KIND), None)
+        if not (value and owner and meta.get("namespace")):
+            return
+        key = (meta["namespace"], owner)
         # A live Pending pod's events are the echo of our own create and bind, which the reconcile that made
         # them has already accounted for: reconciling on them doubled the API calls per DAG step.
         echo = (
@@ -151,8 +154,39 @@ class WorkflowController:
             and not meta.get("deletionTimestamp")
             and (pod.get("status") or {}).get("phase", "Pending") == "Pending"
         )
-        if value and owner and meta.get("namespace") and not echo:
-            self.reconciles.trigger((meta["namespace"], owner))
+        # A deleted pod matters to a workflow that runs; one of a finished or deleted workflow (its podGC, the
+        # garbage collector after it) would only cost a reconcile per pod to find that out.
+        unconcerned = event_type == "DELETED" and self.status.phases.get(key) in (None, *TERMINAL)
+        if not (echo or unconcerned):
+            self.reconciles.trigger(key)
+
+    def on_workflow_deleted(self, namespace: str, name: str) -> None:
+        """A WorkflowDAG is gone: drop what is kept for it now, not at the next reconcile that finds it missing
+        (its pods' deletions no longer bring one). A reconcile of it under way may still record something: one
+        more after it finds the workflow missing and drops that too."""
+        key = (namespace, name)
+        self._forget(key)
+        if self.reconciles.busy(key):
+            self.reconciles.trigger(key)
+
+    def _offer_room(self, pod: dict[str, Any]) -> None:
+        """``pod`` finished or went: reconcile the workflows whose waiting pods the room it leaves can take, head
+        of the queue first (the engine's dispatch when a primitive finishes). Waking every workflow with a
+        waiting pod instead made each finished pod cost hundreds of reconciles once hundreds of workflows were in
+        flight, and binding collapsed; a pod passed over here is looked at by its workflow's resync."""
+        spec, annotations = pod.get("spec") or {}, pod["metadata"].get("annotations") or {}
+        # room is freed where it ran; a planned pod deleted before it started moves that node's queue up
+        node = spec.get("nodeName") or annotations.get(labels.PLANNED_NODE_ANNOTATION, "")
+        if not self.live.has_node(node):
+            return
+        state = self.live.snapshot()
+        index = state.index_of(node)
+        if self.live.rule is PlacementRule.NODE_QUEUES:
+            woken = self.queue.admitted(index, state)
+        else:
+            woken = self.queue.fitting(index, state, lambda constraints: bool(self.live.allowed(constraints)[index]))
+        for entry in woken:
+            self.reconciles.trigger(entry.workflow)
 
     def resync(self, namespace: str, name: str) -> None:
         """The timer's call: reconcile a workflow unless an event brought it back within the last half period

@@ -48,6 +48,10 @@ class ReconcileQueue:
         """Whether ``key`` has had no complete reconcile for ``seconds`` (or never had one in this process)."""
         return time.monotonic() - self.reconciled_at.get(key, -math.inf) >= seconds
 
+    def busy(self, key: Key) -> bool:
+        """Whether a reconcile of ``key`` is queued, running or waiting for the one running."""
+        return key in self.pending or key in self._locks
+
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` in the background, holding a reference so the task is not garbage-collected."""
         task = asyncio.get_running_loop().create_task(work)

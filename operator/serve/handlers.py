@@ -1,4 +1,5 @@
-"""The kopf handlers of ``operator run``: WorkflowDAG create/resume/timer, Node and Pod events, to the controller."""
+"""The kopf handlers of ``operator run``: WorkflowDAG create/resume/timer/deletion, Node and Pod events, to the
+controller."""
 
 from __future__ import annotations
 
@@ -81,6 +82,12 @@ def build_registry(
     async def expire(namespace: str | None, name: str, **_: Any) -> None:
         assert namespace is not None
         controller.resync(namespace, name)
+
+    @kopf.on.event(labels.GROUP, labels.VERSION, labels.PLURAL, registry=registry)
+    async def workflow_event(event: kopf.RawEvent, **_: Any) -> None:
+        if event.get("type") == "DELETED":
+            meta = event["object"]["metadata"]
+            controller.on_workflow_deleted(meta["namespace"], meta["name"])
 
     @kopf.on.event("", "v1", "nodes", registry=registry)
     async def node_event(event: kopf.RawEvent, **_: Any) -> None:  # async: runs in the loop, not a thread

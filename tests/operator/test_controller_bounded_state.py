@@ -97,6 +97,7 @@ def test_a_thousand_workflows_leave_nothing_behind(rule: PlacementRule) -> None:
             await _finish_running_pods(api, controller, name)  # act finishes: the workflow succeeds
             succeeded += api.workflows[(NAMESPACE, name)]["status"]["phase"] == "Succeeded"
             del api.workflows[(NAMESPACE, name)]  # kubectl delete; the garbage collector removes its pods
+            controller.on_workflow_deleted(NAMESPACE, name)
             owned = [n for n, pod in api.pods.items() if pod["metadata"]["labels"][labels.WORKFLOW_LABEL] == name]
             for pod_name in owned:
                 controller.on_pod_event("DELETED", api.pods.pop(pod_name))

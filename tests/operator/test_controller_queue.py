@@ -133,3 +133,32 @@ def test_node_queues_pods_wait_on_their_planned_node_head_first_and_bind_there_w
         assert len(controller.queue) == 0
 
     asyncio.run(scenario())
+
+
+def test_room_freed_on_a_node_wakes_only_the_workflows_whose_waiting_pods_it_can_take_head_first() -> None:
+    """A finished pod's room goes to the queue's head: waking every workflow with a waiting pod on every finished
+    pod made binding collapse once hundreds of workflows were in flight."""
+
+    async def scenario() -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        names = ["a", "b", "c"]
+        api = FakeApi([_workflow(name, [{"name": f"{name}1", "kind": "tool_call"}]) for name in names])
+        live = live_view(PlacementRule.LATE_BINDING)
+        controller = _controller(api, live)
+        for node in SPEC.nodes:
+            controller.on_pod_event(None, _hog(node.name, f"{node.cpu_millicores}m"))
+        controller.on_pod_event(None, _hog(ROOM_NODE, "63700m"))  # the node's room is one small pod's ...
+        small = _hog(ROOM_NODE, "300m", name="small")
+        controller.on_pod_event(None, small)
+        for name in names:
+            await controller.reconcile(NAMESPACE, name)
+        await _settle(controller)
+        assert len(controller.queue) == 3, "no room anywhere: all three wait"
+        controller.on_pod_event("MODIFIED", {**small, "status": {"phase": "Succeeded"}})  # ... and it finishes
+        one = set(controller.reconciles.pending)
+        await _settle(controller)
+        controller.on_pod_event("DELETED", {**small, "status": {"phase": "Succeeded"}})  # room already taken
+        return one, set(controller.reconciles.pending)
+
+    one, none = asyncio.run(scenario())
+    assert one == {(NAMESPACE, "a")}, "300m fit one tool call: the head of the queue's (first come)"
+    assert none == set()

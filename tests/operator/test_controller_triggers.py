@@ -39,9 +39,13 @@ def _pod(phase: str, node: str = "", deleting: bool = False) -> dict[str, Any]:
     return {"metadata": meta, "spec": {"nodeName": node} if node else {}, "status": {"phase": phase}}
 
 
-def _triggered(action: Any) -> bool:
+def _triggered(action: Any, phase: str | None = "Running") -> bool:
+    """Whether ``action`` brings KEY back, its phase as this controller last wrote it being ``phase``."""
+
     async def run() -> bool:
         controller = _controller()
+        if phase is not None:
+            controller.status.phases[KEY] = phase
         action(controller)
         triggered = KEY in controller.reconciles.pending
         for task in list(controller.reconciles.tasks):
@@ -68,6 +72,25 @@ def test_pod_events_trigger_a_reconcile_unless_they_echo_our_own_create_or_bind(
     event_type: str | None, pod: dict[str, Any], expected: bool
 ) -> None:
     assert _triggered(lambda controller: controller.on_pod_event(event_type, pod)) is expected
+
+
+@pytest.mark.parametrize(
+    ("phase", "expected"), [("Running", True), ("Succeeded", False), ("Failed", False), (None, False)]
+)
+def test_a_deleted_pod_brings_back_only_a_running_workflow(phase: str | None, expected: bool) -> None:
+    """A finished workflow's podGC or a deleted one's garbage collection deletes its pods: no reconcile each."""
+    assert _triggered(lambda controller: controller.on_pod_event("DELETED", _pod("Succeeded", node="n1")), phase) is (
+        expected
+    )
+
+
+def test_a_deleted_workflow_is_forgotten_at_its_deletion_event() -> None:
+    def delete(controller: WorkflowController) -> None:
+        controller.reconciles.reconciled_at[KEY] = time.monotonic()
+        controller.on_workflow_deleted(*KEY)
+        assert KEY not in controller.status.phases and KEY not in controller.reconciles.reconciled_at
+
+    assert not _triggered(delete), "nothing of it under way: no reconcile to find it missing"
 
 
 def test_resync_skips_a_workflow_just_reconciled_and_looks_at_a_quiet_one() -> None:
