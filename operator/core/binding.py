@@ -117,9 +117,9 @@ class BindingQueue:
     def key(self, entry: WaitingPod) -> tuple[float, float, int]:
         return self._keys[entry.pod]
 
-    def workflows(self) -> set[WorkflowKey]:
-        """Workflows with a pod waiting."""
-        return set(self._by_workflow)
+    def waiting(self, workflow: WorkflowKey) -> bool:
+        """Whether ``workflow`` has a pod in the queue."""
+        return workflow in self._by_workflow
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -28,10 +28,7 @@ from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.operator.core.outputs import OutputPublisher, handed_on
 from scale_scheduler.operator.core.placer import Placer, waiting_pods
 from scale_scheduler.operator.core.plan import WorkflowPlan, plan_workflow
-from scale_scheduler.operator.core.progress import (
-    WorkflowProgress,
-    workflow_progress,
-)
+from scale_scheduler.operator.core.progress import WorkflowProgress, pod_trouble, workflow_progress
 from scale_scheduler.operator.core.reconcile_queue import Key, ReconcileQueue
 from scale_scheduler.operator.core.status_writer import StatusWriter
 from scale_scheduler.operator.core.workflow_pods import label_value
@@ -49,6 +46,11 @@ TERMINAL = ("Succeeded", "Failed")
 # back, and at 2 s apiece the timers of a few dozen workflows were a third of all reconciles, each a GET and
 # a LIST on an API server the DAG steps were waiting for.
 RESYNC_SECONDS = 2.0
+# How often a workflow that waits on nothing the clock decides (no pod waiting for room or after a refusal, no
+# deadline, no retry backoff: only its pods' events move it) is re-examined anyway, for an event a watch gap
+# lost. At the resync period, hundreds of such workflows in flight kept the API server busy with reconciles
+# that found nothing to do.
+IDLE_RESYNC_SECONDS = 30.0
 # How often the live view is checked against a fresh listing of nodes and unfinished pods, for deletions a
 # watch gap hid (LiveCluster.forget_absent): a bound on how long such a pod can hold room it no longer takes.
 SWEEP_SECONDS = 30.0
@@ -81,6 +83,7 @@ class WorkflowController:
         self.outputs = OutputPublisher(api)
         self._plans: dict[Key, WorkflowPlan] = {}  # by (namespace, name); checked against the uid
         self._warned: set[Key] = set()  # workflows told about the policy fallback
+        self._idle: set[Key] = set()  # workflows that wait on nothing the clock decides (IDLE_RESYNC_SECONDS)
 
     # -- inputs ------------------------------------------------------------------------------------
     async def prime(self) -> None:
@@ -148,11 +151,13 @@ class WorkflowController:
             return
         key = (meta["namespace"], owner)
         # A live Pending pod's events are the echo of our own create and bind, which the reconcile that made
-        # them has already accounted for: reconciling on them doubled the API calls per DAG step.
+        # them has already accounted for: reconciling on them doubled the API calls per DAG step. One whose
+        # container is stuck (ImagePullBackOff ...) is news for the status.
         echo = (
             event_type in ("ADDED", "MODIFIED")
             and not meta.get("deletionTimestamp")
             and (pod.get("status") or {}).get("phase", "Pending") == "Pending"
+            and pod_trouble(pod) is None
         )
         # A deleted pod matters to a workflow that runs; one of a finished or deleted workflow (its podGC, the
         # garbage collector after it) would only cost a reconcile per pod to find that out.
@@ -190,9 +195,11 @@ class WorkflowController:
 
     def resync(self, namespace: str, name: str) -> None:
         """The timer's call: reconcile a workflow unless an event brought it back within the last half period
-        (half, so a quiet workflow is still looked at on every tick, not every other one)."""
-        if self.reconciles.quiet_for((namespace, name), RESYNC_SECONDS / 2):
-            self.reconciles.trigger((namespace, name))
+        (half, so a quiet workflow is still looked at on every tick, not every other one); one that waits on
+        nothing the clock decides, only once per IDLE_RESYNC_SECONDS."""
+        key = (namespace, name)
+        if self.reconciles.quiet_for(key, IDLE_RESYNC_SECONDS if key in self._idle else RESYNC_SECONDS / 2):
+            self.reconciles.trigger(key)
 
     async def reconcile(self, namespace: str, name: str) -> None:
         """Reconcile now (kopf's create and resume handlers), after any reconcile of it in progress."""
@@ -219,6 +226,7 @@ class WorkflowController:
         self.queue.forget(key)
         self._plans.pop(key, None)
         self._warned.discard(key)
+        self._idle.discard(key)
         self.reconciles.forget(key)
         self.outputs.forget(key)
 
@@ -267,8 +275,30 @@ class WorkflowController:
             self._plans.pop(key, None)
             self.queue.forget(key)
             self.binder.forget_workflow(key)
+            self._idle.discard(key)
+        elif self._waits_on_clock(key, body, plan, progress):
+            self._idle.discard(key)
+        else:
+            self._idle.add(key)
         # after the status write: what the collected pods said is recorded there by now
         await self.lifecycle.clean_up(key, body, phase, pods, expire=False)
+
+    def _waits_on_clock(self, key: Key, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress) -> bool:
+        """Whether something only time moves may be due before IDLE_RESYNC_SECONDS: a pod waiting for room (only
+        the queue's heads are woken when room frees) or after a refusal, a deadline or pending timeout, a retry
+        backoff."""
+        if (
+            self.queue.waiting(key)
+            or self.binder.problems(key)
+            or (body.get("spec") or {}).get("activeDeadlineSeconds")
+        ):
+            return True
+        return any(
+            entry.next_attempt is not None
+            or plan.raw[name].get("activeDeadlineSeconds")
+            or plan.raw[name].get("pendingTimeoutSeconds")
+            for name, entry in progress.primitives.items()
+        )
 
     async def _advance(
         self, key: Key, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress, pods: list[dict[str, Any]]

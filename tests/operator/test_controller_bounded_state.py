@@ -47,6 +47,7 @@ def _sizes(controller: WorkflowController) -> dict[str, int]:
     return {
         "plans": len(controller._plans),
         "warned": len(controller._warned),
+        "idle": len(controller._idle),
         "phases": len(controller.status.phases),
         "pending": len(reconciles.pending),
         "tasks": len(reconciles.tasks),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from kube_objects import SPEC, FakeApi, live_view, node_object, pod_object
 from scale_scheduler.operator.core.controller import WorkflowController
 from scale_scheduler.operator.core.livestate import LiveCluster
@@ -162,3 +163,28 @@ def test_room_freed_on_a_node_wakes_only_the_workflows_whose_waiting_pods_it_can
     one, none = asyncio.run(scenario())
     assert one == {(NAMESPACE, "a")}, "300m fit one tool call: the head of the queue's (first come)"
     assert none == set()
+
+
+@pytest.mark.parametrize(
+    ("primitive", "idle"),
+    [
+        ({}, True),  # bound and running: only its pod's events move it
+        ({"pendingTimeoutSeconds": 60}, False),  # a timeout only the clock brings
+        ({"activeDeadlineSeconds": 60}, False),
+        ({"cpu": "63"}, False),  # no room for it anywhere: it waits in the queue
+    ],
+)
+def test_a_workflow_waiting_on_nothing_the_clock_decides_is_resynced_at_the_idle_period(
+    primitive: dict[str, Any], idle: bool
+) -> None:
+    async def scenario() -> bool:
+        api = FakeApi([_workflow("a", [{"name": "a1", "kind": "tool_call", **primitive}])])
+        live = live_view(PlacementRule.LATE_BINDING)
+        controller = _controller(api, live)
+        for node in SPEC.nodes:  # 2 cpu free on each node
+            controller.on_pod_event(None, _hog(node.name, f"{node.cpu_millicores - 2000}m"))
+        await controller.reconcile(NAMESPACE, "a")
+        await _settle(controller)
+        return ("ns", "a") in controller._idle
+
+    assert asyncio.run(scenario()) is idle

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from scale_scheduler.operator.core.controller import RESYNC_SECONDS, WorkflowController
+from scale_scheduler.operator.core.controller import IDLE_RESYNC_SECONDS, RESYNC_SECONDS, WorkflowController
 from scale_scheduler.operator.core.livestate import LiveCluster
 from scale_scheduler.operator.kube import labels
 from scale_scheduler.operator.kube.api import KubeApi
@@ -26,7 +26,7 @@ def _controller() -> WorkflowController:
     )
 
 
-def _pod(phase: str, node: str = "", deleting: bool = False) -> dict[str, Any]:
+def _pod(phase: str, node: str = "", deleting: bool = False, waiting: str = "") -> dict[str, Any]:
     meta: dict[str, Any] = {
         "name": "wf-a-0",
         "namespace": "ns",
@@ -36,7 +36,10 @@ def _pod(phase: str, node: str = "", deleting: bool = False) -> dict[str, Any]:
     }
     if deleting:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    return {"metadata": meta, "spec": {"nodeName": node} if node else {}, "status": {"phase": phase}}
+    status: dict[str, Any] = {"phase": phase}
+    if waiting:
+        status["containerStatuses"] = [{"name": "main", "state": {"waiting": {"reason": waiting}}}]
+    return {"metadata": meta, "spec": {"nodeName": node} if node else {}, "status": status}
 
 
 def _triggered(action: Any, phase: str | None = "Running") -> bool:
@@ -60,6 +63,8 @@ def _triggered(action: Any, phase: str | None = "Running") -> bool:
     [
         ("ADDED", _pod("Pending"), False),  # the echo of our own create
         ("MODIFIED", _pod("Pending", node="n1"), False),  # the echo of our own bind
+        ("MODIFIED", _pod("Pending", node="n1", waiting="ContainerCreating"), False),  # on its way
+        ("MODIFIED", _pod("Pending", node="n1", waiting="ImagePullBackOff"), True),  # stuck: news for the status
         ("MODIFIED", _pod("Running", node="n1"), True),
         ("MODIFIED", _pod("Succeeded", node="n1"), True),
         ("MODIFIED", _pod("Failed", node="n1"), True),
@@ -105,3 +110,16 @@ def test_resync_skips_a_workflow_just_reconciled_and_looks_at_a_quiet_one() -> N
     assert not _triggered(just_reconciled)
     assert _triggered(quiet)
     assert _triggered(lambda controller: controller.resync(*KEY))  # never reconciled by this process
+
+
+def test_resync_looks_at_a_workflow_waiting_on_nothing_the_clock_decides_only_every_idle_period() -> None:
+    def idle_for(seconds: float) -> Any:
+        def action(controller: WorkflowController) -> None:
+            controller._idle.add(KEY)
+            controller.reconciles.reconciled_at[KEY] = time.monotonic() - seconds
+            controller.resync(*KEY)
+
+        return action
+
+    assert not _triggered(idle_for(RESYNC_SECONDS))
+    assert _triggered(idle_for(IDLE_RESYNC_SECONDS))
