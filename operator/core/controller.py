@@ -48,8 +48,8 @@ TERMINAL = ("Succeeded", "Failed")
 RESYNC_SECONDS = 2.0
 # How often a workflow that waits on nothing the clock decides (no pod waiting for room or after a refusal, no
 # deadline, no retry backoff: only its pods' events move it) is re-examined anyway, for an event a watch gap
-# lost. At the resync period, hundreds of such workflows in flight kept the API server busy with reconciles
-# that found nothing to do.
+# lost. At the resync period, 500 workflows in flight would ask for up to 250 reconciles a second (a GET and a
+# LIST each), more requests than the API server answered in all on the soak's machine (bench/soak.py).
 IDLE_RESYNC_SECONDS = 30.0
 # How often the live view is checked against a fresh listing of nodes and unfinished pods, for deletions a
 # watch gap hid (LiveCluster.forget_absent): a bound on how long such a pod can hold room it no longer takes.
@@ -177,8 +177,8 @@ class WorkflowController:
     def _offer_room(self, pod: dict[str, Any]) -> None:
         """``pod`` finished or went: reconcile the workflows whose waiting pods the room it leaves can take, head
         of the queue first (the engine's dispatch when a primitive finishes). Waking every workflow with a
-        waiting pod instead made each finished pod cost hundreds of reconciles once hundreds of workflows were in
-        flight, and binding collapsed; a pod passed over here is looked at by its workflow's resync."""
+        waiting pod instead cost each finished pod a reconcile (a GET and a LIST) of every one of them, hundreds
+        once hundreds of workflows are in flight; a pod passed over here is looked at by its workflow's resync."""
         spec, annotations = pod.get("spec") or {}, pod["metadata"].get("annotations") or {}
         # room is freed where it ran; a planned pod deleted before it started moves that node's queue up
         node = spec.get("nodeName") or annotations.get(labels.PLANNED_NODE_ANNOTATION, "")
