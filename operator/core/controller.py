@@ -231,6 +231,7 @@ class WorkflowController:
         self.outputs.forget(key)
 
     async def _reconcile(self, key: Key, body: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        self._idle.discard(key)  # until this reconcile has seen it through: one that fails is retried at RESYNC
         status = body.get("status") or {}
         if status.get("phase") in TERMINAL:
             self.queue.forget(key)
@@ -275,10 +276,7 @@ class WorkflowController:
             self._plans.pop(key, None)
             self.queue.forget(key)
             self.binder.forget_workflow(key)
-            self._idle.discard(key)
-        elif self._waits_on_clock(key, body, plan, progress):
-            self._idle.discard(key)
-        else:
+        elif not self._waits_on_clock(key, body, plan, progress):
             self._idle.add(key)
         # after the status write: what the collected pods said is recorded there by now
         await self.lifecycle.clean_up(key, body, phase, pods, expire=False)
