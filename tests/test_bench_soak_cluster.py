@@ -35,4 +35,4 @@ def test_a_tiny_soak_finishes_every_workflow_without_loss_or_overcommit() -> Non
     rss = run["operator_rss_mb"]
     assert 0 < rss["start"] <= rss["max"] and 0 < rss["end"] <= rss["max"]
     assert run["api_requests"]["per_workflow"] > 0
-    assert run["api_requests"]["per_workflow_by_request"]["POST pods/binding"] > 0
+    assert run["api_requests"]["per_workflow_by_request"]["POST pods"] > 0

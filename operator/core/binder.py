@@ -1,4 +1,5 @@
-"""Carrying out a placement ``Step`` on the API server: create the pod, annotate it, bind it or tell why it waits.
+"""Carrying out a placement ``Step`` on the API server: create the pod (on its node when it is placed at once),
+annotate it, bind it or tell why it waits.
 
 kube-scheduler's conventions: a bound pod gets a ``Scheduled`` Event, a waiting one ``PodScheduled=False``
 (``Unschedulable``) and one ``FailedScheduling`` Event per pod (not one per reconcile). A create or bind the API
@@ -85,8 +86,11 @@ class Binder:
         The pod as it stands afterwards; None when only a fresh list can tell."""
         pod = step.pod
         if step.create:
+            # A pod placed at once is created on its node (spec.nodeName, the field a Binding sets): one write
+            # and one watch event per pod fewer than a create and a bind; one that waits is bound later.
+            manifest = pod if step.node is None else {**pod, "spec": {**pod["spec"], "nodeName": step.node}}
             try:
-                pod, created = await self.api.create_pod(step.pod)
+                pod, created = await self.api.create_pod(manifest)
             except ApiException as error:
                 self.live.apply_pod_event("DELETED", step.pod)  # drop the placer's assumption: no such pod
                 self._refused(body, step.pod, "FailedCreate", error)
@@ -98,6 +102,9 @@ class Binder:
                 self.live.apply_pod_event("DELETED", step.pod)
                 self.live.apply_pod_event("MODIFIED", pod)
                 return None
+            if created and step.node is not None:
+                self.live.assume(pod, step.node)  # with its real uid now
+                return self._bound(pod, step.node, placed)
             if (pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
                 return pod
             if not created and step.annotations:  # a previous incarnation's pod of that name: make it this one
@@ -138,16 +145,22 @@ class Binder:
         self.refusals.pop((namespace, name), None)
         self.told_unschedulable.discard(pod["metadata"].get("uid", ""))
         if outcome == BindOutcome.BOUND:
-            annotations = pod["metadata"].get("annotations") or {}
-            primitive = pod["metadata"]["labels"].get(labels.PRIMITIVE_LABEL, "?")
-            self.post_event(pod, "Pod", "Scheduled", f"Successfully assigned {namespace}/{name} to {node}", False)
-            placed.append(
-                f"{primitive!r} attempt {pod['metadata']['labels'].get(labels.ATTEMPT_LABEL, '0')} -> {node} "
-                f"(run {annotations.get(labels.DURATION_ANNOTATION, '?')}, "
-                f"estimated {annotations.get(labels.ESTIMATED_DURATION_ANNOTATION, '?')})"
-            )
-            return {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node}}
+            return self._bound({**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node}}, node, placed)
         return None  # 409: bound before (a previous incarnation), maybe elsewhere
+
+    def _bound(self, pod: dict[str, Any], node: str, placed: list[str]) -> dict[str, Any]:
+        """Tell that we gave ``pod`` its node: kube-scheduler's ``Scheduled`` Event and a line in ``placed``."""
+        meta = pod["metadata"]
+        annotations, pod_labels = meta.get("annotations") or {}, meta["labels"]
+        self.post_event(
+            pod, "Pod", "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}", False
+        )
+        placed.append(
+            f"{pod_labels.get(labels.PRIMITIVE_LABEL, '?')!r} attempt {pod_labels.get(labels.ATTEMPT_LABEL, '0')}"
+            f" -> {node} (run {annotations.get(labels.DURATION_ANNOTATION, '?')}, "
+            f"estimated {annotations.get(labels.ESTIMATED_DURATION_ANNOTATION, '?')})"
+        )
+        return pod
 
     def post_placed(self, body: dict[str, Any], placed: list[str]) -> None:
         """One ``Placed`` Event on the workflow for the pods one reconcile bound, not one per pod: a fan-out of 30

@@ -102,6 +102,7 @@ class FakeApi:
         self.workflows = {(w["metadata"]["namespace"], w["metadata"]["name"]): w for w in workflows}
         self.pods: dict[str, dict[str, Any]] = {}
         self.unschedulable: dict[str, str] = {}
+        self.bound: list[str] = []  # pods given their node by a Binding (not created on it)
         self._uids = itertools.count()
 
     async def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -131,6 +132,7 @@ class FakeApi:
     async def bind(self, namespace: str, name: str, node: str) -> str:
         assert not self.pods[name]["spec"].get("nodeName"), f"{name} bound twice"
         self.pods[name]["spec"]["nodeName"] = node
+        self.bound.append(name)
         return BindOutcome.BOUND
 
     async def mark_unschedulable(self, namespace: str, name: str, message: str) -> None:

@@ -188,3 +188,22 @@ def test_a_workflow_waiting_on_nothing_the_clock_decides_is_resynced_at_the_idle
         return ("ns", "a") in controller._idle
 
     assert asyncio.run(scenario()) is idle
+
+
+def test_a_pod_placed_at_once_is_created_on_its_node_and_one_that_waited_is_bound() -> None:
+    async def scenario() -> FakeApi:
+        api = FakeApi(_two_workflows("tool_call"))
+        live = live_view(PlacementRule.LATE_BINDING)
+        controller = _controller(api, live)
+        await controller.reconcile(NAMESPACE, "b")  # room everywhere: b1 is placed at once
+        for node in SPEC.nodes:  # then every node is full
+            controller.on_pod_event(None, _hog(node.name, f"{node.cpu_millicores}m"))
+        await controller.reconcile(NAMESPACE, "a")
+        assert not api.pods["a-a1-0"]["spec"].get("nodeName"), "no room: a1 waits, created unbound"
+        controller.on_pod_event("DELETED", _hog(ROOM_NODE, "64000m"))
+        await _settle(controller)
+        return api
+
+    api = asyncio.run(scenario())
+    assert api.pods["b-b1-0"]["spec"]["nodeName"] and api.pods["a-a1-0"]["spec"]["nodeName"] == ROOM_NODE
+    assert api.bound == ["a-a1-0"], "b1 was created on its node: no Binding"
