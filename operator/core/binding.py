@@ -117,10 +117,6 @@ class BindingQueue:
     def key(self, entry: WaitingPod) -> tuple[float, float, int]:
         return self._keys[entry.pod]
 
-    def waiting(self, workflow: WorkflowKey) -> bool:
-        """Whether ``workflow`` has a pod in the queue."""
-        return workflow in self._by_workflow
-
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -130,15 +126,15 @@ class BindingQueue:
         """Late-binding: the first pod of another workflow, ahead of ``pod`` in the queue, that could run on
         ``node`` (``admits``: its own node constraints allow it there) and has room there now (the engine would
         place it before ``pod``); None if there is none."""
-        own, spec = self._keys[pod], state.spec.nodes[node]
+        own, spec, free = self._keys[pod], state.spec.nodes[node], _free(state, node)
         workflow = self._entries[pod].workflow
         ahead = (
             e
             for e in self._entries.values()
-            if e.workflow != workflow
+            if _fits(e.primitive, free)
             and self._keys[e.pod] < own
+            and e.workflow != workflow
             and feasible(e.primitive, spec)
-            and _fits(e.primitive, state, node)
         )
         return min((e for e in ahead if admits(e.constraints)), key=self.key, default=None)
 
@@ -148,9 +144,9 @@ class BindingQueue:
         """Late-binding: the waiting pods, head first, that the room free on ``node`` now would take if each in
         turn were placed there (``admits``: its own node constraints allow it there), the others passed over:
         the pods whose workflows room freed there concerns."""
-        spec = state.spec.nodes[node]
+        spec, free = state.spec.nodes[node], _free(state, node)
         queue = sorted(
-            (e for e in self._entries.values() if feasible(e.primitive, spec) and _fits(e.primitive, state, node)),
+            (e for e in self._entries.values() if _fits(e.primitive, free) and feasible(e.primitive, spec)),
             key=self.key,
         )
         return _taken(queue, node, state, admits, head_blocks=False)
@@ -206,7 +202,7 @@ def _taken(
 ) -> list[WaitingPod]:
     """The pods of ``queue`` (in its order) that ``node``'s free room takes one after another, each in the room
     the ones before it left; with ``head_blocks`` the first that does not fit stops the rest."""
-    free = (state.free_cpu[node], state.free_memory[node], state.free_gpus[node])
+    free = _free(state, node)
     taken = []
     for entry in queue:
         request = (entry.primitive.cpu_millicores, entry.primitive.memory_bytes, entry.primitive.gpus)
@@ -218,9 +214,11 @@ def _taken(
     return taken
 
 
-def _fits(primitive: Primitive, state: ClusterState, node: int) -> bool:
-    """``room_now`` for one node, without computing it for every node."""
-    return request_fits(
-        (primitive.cpu_millicores, primitive.memory_bytes, primitive.gpus),
-        (state.free_cpu[node], state.free_memory[node], state.free_gpus[node]),
-    )
+def _free(state: ClusterState, node: int) -> tuple[float, float, float]:
+    """``node``'s free (cpu, memory, gpus), as plain floats: read once per scan of the queue, not once per pod."""
+    return float(state.free_cpu[node]), float(state.free_memory[node]), float(state.free_gpus[node])
+
+
+def _fits(primitive: Primitive, free: tuple[float, float, float]) -> bool:
+    """``room_now`` for one node whose free resources are ``free``."""
+    return request_fits((primitive.cpu_millicores, primitive.memory_bytes, primitive.gpus), free)

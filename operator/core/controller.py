@@ -46,10 +46,12 @@ TERMINAL = ("Succeeded", "Failed")
 # back, and at 2 s apiece the timers of a few dozen workflows were a third of all reconciles, each a GET and
 # a LIST on an API server the DAG steps were waiting for.
 RESYNC_SECONDS = 2.0
-# How often a workflow that waits on nothing the clock decides (no pod waiting for room or after a refusal, no
-# deadline, no retry backoff: only its pods' events move it) is re-examined anyway, for an event a watch gap
-# lost. At the resync period, 500 workflows in flight would ask for up to 250 reconciles a second (a GET and a
-# LIST each), more requests than the API server answered in all on the soak's machine (bench/soak.py).
+# How often a workflow that waits on nothing the clock decides (no pod waiting out an API refusal, no deadline,
+# no retry backoff: only pod and node events move it, a pod waiting for room included) is re-examined anyway,
+# for an event a watch gap lost. At the resync period, 500 workflows in flight would ask for up to 250
+# reconciles a second (a GET and a LIST each, and a decision per waiting pod): in bench/soak.py that was more
+# requests than the API server answered in all, and with ~700 pods waiting the event loop spent 3/4 of its time
+# re-deciding them.
 IDLE_RESYNC_SECONDS = 30.0
 # How often the live view is checked against a fresh listing of nodes and unfinished pods, for deletions a
 # watch gap hid (LiveCluster.forget_absent): a bound on how long such a pod can hold room it no longer takes.
@@ -131,11 +133,13 @@ class WorkflowController:
                 log.warning("cannot %s: %s", what, error)
 
     def on_node_event(self, event_type: str | None, node: dict[str, Any]) -> None:
-        self.live.apply_node_event(event_type, node)
+        changed = self.live.apply_node_event(event_type, node)
         if event_type == "DELETED":  # pods on it must move: look at every active workflow
             for key, phase in list(self.status.phases.items()):
                 if phase not in TERMINAL:
                     self.reconciles.trigger(key)
+        elif changed:  # added, uncordoned, relabelled, resized: it may have room for waiting pods now
+            self._offer_room((node.get("metadata") or {}).get("name", ""))
 
     def on_pod_event(self, event_type: str | None, pod: dict[str, Any]) -> None:
         self.live.apply_pod_event(event_type, pod)
@@ -144,7 +148,11 @@ class WorkflowController:
             self.queue.discard((meta.get("namespace", ""), meta.get("name", "")))
             self.binder.forget_pod(meta.get("uid", ""))
         if event_type == "DELETED" or (pod.get("status") or {}).get("phase") in TERMINAL:
-            self._offer_room(pod)
+            # room is freed where it ran; a planned pod deleted before it started moves that node's queue up
+            annotations = meta.get("annotations") or {}
+            self._offer_room(
+                (pod.get("spec") or {}).get("nodeName") or annotations.get(labels.PLANNED_NODE_ANNOTATION, "")
+            )
         value = (meta.get("labels") or {}).get(labels.WORKFLOW_LABEL)
         owner = next((ref["name"] for ref in meta.get("ownerReferences") or [] if ref.get("kind") == labels.KIND), None)
         if not (value and owner and meta.get("namespace")):
@@ -174,14 +182,11 @@ class WorkflowController:
         if self.reconciles.busy(key):
             self.reconciles.trigger(key)
 
-    def _offer_room(self, pod: dict[str, Any]) -> None:
-        """``pod`` finished or went: reconcile the workflows whose waiting pods the room it leaves can take, head
-        of the queue first (the engine's dispatch when a primitive finishes). Waking every workflow with a
-        waiting pod instead cost each finished pod a reconcile (a GET and a LIST) of every one of them, hundreds
-        once hundreds of workflows are in flight; a pod passed over here is looked at by its workflow's resync."""
-        spec, annotations = pod.get("spec") or {}, pod["metadata"].get("annotations") or {}
-        # room is freed where it ran; a planned pod deleted before it started moves that node's queue up
-        node = spec.get("nodeName") or annotations.get(labels.PLANNED_NODE_ANNOTATION, "")
+    def _offer_room(self, node: str) -> None:
+        """Room on ``node`` freed or appeared (a pod finished or went, the node changed): reconcile the workflows
+        whose waiting pods it can take, head of the queue first (the engine's dispatch when a primitive
+        finishes). Waking every workflow with a waiting pod instead cost each finished pod a reconcile (a GET and
+        a LIST) of every one of them, hundreds once hundreds of workflows are in flight."""
         if not self.live.has_node(node):
             return
         state = self.live.snapshot()
@@ -282,14 +287,10 @@ class WorkflowController:
         await self.lifecycle.clean_up(key, body, phase, pods, expire=False)
 
     def _waits_on_clock(self, key: Key, body: dict[str, Any], plan: WorkflowPlan, progress: WorkflowProgress) -> bool:
-        """Whether something only time moves may be due before IDLE_RESYNC_SECONDS: a pod waiting for room (only
-        the queue's heads are woken when room frees) or after a refusal, a deadline or pending timeout, a retry
-        backoff."""
-        if (
-            self.queue.waiting(key)
-            or self.binder.problems(key)
-            or (body.get("spec") or {}).get("activeDeadlineSeconds")
-        ):
+        """Whether something only time moves may be due before IDLE_RESYNC_SECONDS: a pod waiting out an API
+        refusal, a deadline or pending timeout, a retry backoff. A pod waiting for room is not: room freed or
+        added on a node wakes the workflows whose pods it can take (``_offer_room``)."""
+        if self.binder.problems(key) or (body.get("spec") or {}).get("activeDeadlineSeconds"):
             return True
         return any(
             entry.next_attempt is not None

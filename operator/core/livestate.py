@@ -164,10 +164,11 @@ class LiveCluster:
         self._dynamic: tuple[np.ndarray, ...] | None = None
 
     # -- events ----------------------------------------------------------------------------------
-    def apply_node_event(self, event_type: str | None, node: dict[str, Any]) -> None:
-        """ADDED/MODIFIED/DELETED (or kopf's ``None`` for the initial listing) of a raw Node object."""
+    def apply_node_event(self, event_type: str | None, node: dict[str, Any]) -> bool:
+        """ADDED/MODIFIED/DELETED (or kopf's ``None`` for the initial listing) of a raw Node object; whether it
+        changed what the view reads of the node (not a heartbeat)."""
         if event_type in _IGNORED_EVENTS:
-            return
+            return False
         name = (node.get("metadata") or {}).get("name", "")
         with self._lock:
             if event_type == "DELETED":
@@ -175,11 +176,11 @@ class LiveCluster:
                 self._node_signatures.pop(name, None)
                 if self._eligible.pop(name, None) is not None:
                     self._nodes_changed = True
-                return
+                return True
             signature = self._signature(node)
             self._node_objects[name] = node
             if self._node_signatures.get(name) == signature:
-                return  # a heartbeat or status change the view does not read
+                return False  # a heartbeat or status change the view does not read
             self._node_signatures[name] = signature
             self._allowed.clear()  # labels or taints may have changed what pods' constraints admit
             spec = self._eligible_spec(name, node)
@@ -188,6 +189,7 @@ class LiveCluster:
                 self._eligible[name] = spec
             if previous != spec:
                 self._nodes_changed = True
+            return True
 
     def apply_pod_event(self, event_type: str | None, pod: dict[str, Any]) -> None:
         """ADDED/MODIFIED/DELETED (or ``None``) of a raw Pod object; every pod counts, not only ours."""

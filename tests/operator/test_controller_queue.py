@@ -171,7 +171,7 @@ def test_room_freed_on_a_node_wakes_only_the_workflows_whose_waiting_pods_it_can
         ({}, True),  # bound and running: only its pod's events move it
         ({"pendingTimeoutSeconds": 60}, False),  # a timeout only the clock brings
         ({"activeDeadlineSeconds": 60}, False),
-        ({"cpu": "63"}, False),  # no room for it anywhere: it waits in the queue
+        ({"resources": {"cpu": "63"}}, True),  # no room for it anywhere: it waits in the queue, woken when room frees
     ],
 )
 def test_a_workflow_waiting_on_nothing_the_clock_decides_is_resynced_at_the_idle_period(
@@ -207,3 +207,22 @@ def test_a_pod_placed_at_once_is_created_on_its_node_and_one_that_waited_is_boun
     api = asyncio.run(scenario())
     assert api.pods["b-b1-0"]["spec"]["nodeName"] and api.pods["a-a1-0"]["spec"]["nodeName"] == ROOM_NODE
     assert api.bound == ["a-a1-0"], "b1 was created on its node: no Binding"
+
+
+def test_a_node_made_schedulable_wakes_the_workflows_whose_waiting_pods_it_can_take() -> None:
+    async def scenario() -> set[tuple[str, str]]:
+        api = FakeApi(_two_workflows("tool_call"))
+        controller = _controller(api, live_view(PlacementRule.LATE_BINDING))
+        for node in SPEC.nodes:  # every node full but one, which is cordoned
+            if node.name != ROOM_NODE:
+                controller.on_pod_event(None, _hog(node.name, f"{node.cpu_millicores}m"))
+        controller.on_node_event("MODIFIED", node_object(ROOM_NODE, unschedulable=True))
+        await controller.reconcile(NAMESPACE, "b")
+        await _settle(controller)
+        assert not api.pods["b-b1-0"]["spec"].get("nodeName")
+        controller.on_node_event("MODIFIED", node_object(ROOM_NODE, unschedulable=True))  # no change: no wake
+        assert not controller.reconciles.pending
+        controller.on_node_event("MODIFIED", node_object(ROOM_NODE))  # uncordoned
+        return set(controller.reconciles.pending)
+
+    assert asyncio.run(scenario()) == {(NAMESPACE, "b")}
