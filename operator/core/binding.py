@@ -121,22 +121,37 @@ class BindingQueue:
         return len(self._entries)
 
     def ahead_with_room(
-        self, pod: PodKey, node: int, state: ClusterState, admits: Callable[[NodeConstraints], bool] = lambda _: True
+        self,
+        pod: PodKey,
+        node: int,
+        state: ClusterState,
+        admits: Callable[[NodeConstraints], bool] = lambda _: True,
+        room_elsewhere: Callable[[WaitingPod], bool] = lambda _: False,
     ) -> WaitingPod | None:
-        """Late-binding: the first pod of another workflow, ahead of ``pod`` in the queue, that could run on
-        ``node`` (``admits``: its own node constraints allow it there) and has room there now (the engine would
-        place it before ``pod``); None if there is none."""
+        """Late-binding: the pod of another workflow, ahead of ``pod`` in the queue, whose room on ``node``
+        ``pod`` would take (the engine places the pods ahead first); None when ``pod`` may take it.
+
+        The pods ahead that could run on ``node`` (``admits``: their own node constraints allow it there) and have
+        room there but on no other node (``room_elsewhere``) take their share of the node's room in queue order;
+        ``pod`` yields to the first of them when too little is left for it. Pods ahead with room elsewhere too
+        are not counted: they are not short of room, and when they were, on a cluster with room for everyone each
+        placement waited for the queue head's workflow to be reconciled first, one pod at a time."""
         own, spec, free = self._keys[pod], state.spec.nodes[node], _free(state, node)
         workflow = self._entries[pod].workflow
-        ahead = (
-            e
-            for e in self._entries.values()
-            if _fits(e.primitive, free)
-            and self._keys[e.pod] < own
-            and e.workflow != workflow
-            and feasible(e.primitive, spec)
+        ahead = sorted(
+            (
+                e
+                for e in self._entries.values()
+                if _fits(e.primitive, free)
+                and self._keys[e.pod] < own
+                and e.workflow != workflow
+                and feasible(e.primitive, spec)
+            ),
+            key=self.key,
         )
-        return min((e for e in ahead if admits(e.constraints)), key=self.key, default=None)
+        needy = [e for e in ahead if admits(e.constraints) and not room_elsewhere(e)]
+        taken, left = _taken(needy, node, state, lambda _: True, head_blocks=False)
+        return taken[0] if taken and not _fits(self._entries[pod].primitive, left) else None
 
     def fitting(
         self, node: int, state: ClusterState, admits: Callable[[NodeConstraints], bool] = lambda _: True
@@ -149,7 +164,7 @@ class BindingQueue:
             (e for e in self._entries.values() if _fits(e.primitive, free) and feasible(e.primitive, spec)),
             key=self.key,
         )
-        return _taken(queue, node, state, admits, head_blocks=False)
+        return _taken(queue, node, state, admits, head_blocks=False)[0]
 
     def ahead_on_node(self, pod: PodKey) -> int:
         """Node-queues: how many pods wait ahead of ``pod`` in its planned node's queue."""
@@ -163,7 +178,7 @@ class BindingQueue:
         those before it; the first that does not fit keeps its place and stops the rest (the engine's rule)."""
         name = state.spec.nodes[node].name
         queue = sorted((e for e in self._entries.values() if e.planned_node == name), key=self.key)
-        return _taken(queue, node, state, lambda _: True, head_blocks=True)
+        return _taken(queue, node, state, lambda _: True, head_blocks=True)[0]
 
     # -- internals --------------------------------------------------------------------------------
     def _put(self, entry: WaitingPod) -> None:
@@ -199,9 +214,10 @@ def _taken(
     admits: Callable[[NodeConstraints], bool],
     *,
     head_blocks: bool,
-) -> list[WaitingPod]:
+) -> tuple[list[WaitingPod], tuple[float, float, float]]:
     """The pods of ``queue`` (in its order) that ``node``'s free room takes one after another, each in the room
-    the ones before it left; with ``head_blocks`` the first that does not fit stops the rest."""
+    the ones before it left (with ``head_blocks`` the first that does not fit stops the rest), and the room
+    they leave."""
     free = _free(state, node)
     taken = []
     for entry in queue:
@@ -211,7 +227,7 @@ def _taken(
             taken.append(entry)
         elif head_blocks:
             break
-    return taken
+    return taken, free
 
 
 def _free(state: ClusterState, node: int) -> tuple[float, float, float]:

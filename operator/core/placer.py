@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from scale_scheduler.operator.core import metrics
 from scale_scheduler.operator.core.binding import Arrival, BindingQueue, PodKey, WaitingPod
 from scale_scheduler.operator.core.livestate import LiveCluster
@@ -35,6 +37,7 @@ from scale_scheduler.simulator.features import Observation
 from scale_scheduler.simulator.node_model import estimated_duration, feasible
 from scale_scheduler.simulator.placement import PlacementRule, room_now
 from scale_scheduler.simulator.schedulers import Scheduler
+from scale_scheduler.simulator.state import ClusterState
 from scale_scheduler.simulator.workflow import Primitive
 
 log = logging.getLogger(__name__)
@@ -236,6 +239,7 @@ class Placer:
                     decision.index,
                     state,
                     lambda constraints: bool(self.live.allowed(constraints)[decision.index]),
+                    self._room_elsewhere(state, decision.index),
                 )
                 if ahead is not None:  # the engine would place that pod first: its workflow's turn, then ours
                     self.reconciles.trigger_after(ahead.workflow, entry.workflow)
@@ -253,6 +257,23 @@ class Placer:
         self.live.assume(pod, decision.node.name)
         self.queue.started(entry.pod)
         return Step(pod, create, annotations, decision.node.name, None)
+
+    def _room_elsewhere(self, state: ClusterState, node: int) -> Callable[[WaitingPod], bool]:
+        """Whether a waiting pod has room now on some node other than ``node`` that can run it and that its
+        constraints admit; worked out once per kind of pod (requests and constraints), not once per pod."""
+        known: dict[tuple[object, ...], bool] = {}
+
+        def elsewhere(entry: WaitingPod) -> bool:
+            primitive = entry.primitive
+            key = (primitive.kind, primitive.cpu_millicores, primitive.memory_bytes, primitive.gpus, entry.constraints)
+            if key not in known:
+                able = np.fromiter((feasible(primitive, spec) for spec in state.spec.nodes), bool, state.num_nodes)
+                room = able & room_now(primitive, state) & self.live.allowed(entry.constraints)
+                room[node] = False
+                known[key] = bool(room.any())
+            return known[key]
+
+        return elsewhere
 
     def _retry_elsewhere(self, plan: WorkflowPlan, progress: WorkflowProgress, primitive: Primitive) -> dict[str, Any]:
         """The primitive's spec entry; for a retry under ``retryStrategy.differentNode``, with a required node

@@ -39,7 +39,7 @@ def test_pods_of_all_workflows_are_ordered_by_the_schedulers_priority_then_arriv
     queue = BindingQueue(HeftScheduler().priority)  # upward rank first
     queue.sync(A, [_arrival("a1", downstream=1.0)], remaining_seconds=5.0)
     queue.sync(B, [_arrival("b1", downstream=9.0), _arrival("b2", downstream=1.0)], remaining_seconds=5.0)
-    state = _state_with_free_cpu(64000)
+    state = _state_with_free_cpu(1000)  # room for one of them
     # b1 (rank 9) is ahead of everything; among equal ranks, a1 came before b2
     assert queue.ahead_with_room(("ns", "a1"), state.index_of(NODE), state).pod == ("ns", "b1")
     assert queue.ahead_with_room(("ns", "b2"), state.index_of(NODE), state).pod == ("ns", "a1")
@@ -50,7 +50,7 @@ def test_a_pod_keeps_its_place_across_syncs_and_srpt_rekeys_as_work_starts() -> 
     queue = BindingQueue(ShortestRemainingScheduler().priority)  # least remaining work first
     queue.sync(A, [_arrival("a1", mean=3.0), _arrival("a2", mean=3.0)], remaining_seconds=6.0)
     queue.sync(B, [_arrival("b1", mean=1.0)], remaining_seconds=5.0)
-    state = _state_with_free_cpu(64000)
+    state = _state_with_free_cpu(1000)
     node = state.index_of(NODE)
     assert queue.ahead_with_room(("ns", "a2"), node, state).pod == ("ns", "b1"), "b has less work left"
     queue.started(("ns", "a1"))  # a's remaining work drops to 3 s: now a2 is ahead of b1
@@ -114,3 +114,16 @@ def test_the_queue_key_is_the_engines() -> None:
         -4.0,
         entry.sequence,
     )
+
+
+def test_a_pod_yields_only_room_that_the_pods_ahead_of_it_need() -> None:
+    """Pods ahead of it take their share of the node first; it yields only when too little is left for it, and
+    pods ahead that have room on other nodes too are not short of room."""
+    queue = BindingQueue(HeftScheduler().priority)
+    queue.sync(A, [_arrival("a1", downstream=9.0), _arrival("a2", downstream=9.0)], remaining_seconds=1.0)
+    queue.sync(B, [_arrival("b1", downstream=0.0)], remaining_seconds=1.0)
+    node = _state_with_free_cpu(3000).index_of(NODE)
+    assert queue.ahead_with_room(("ns", "b1"), node, _state_with_free_cpu(3000)) is None, "room for all three"
+    assert queue.ahead_with_room(("ns", "b1"), node, _state_with_free_cpu(2000)).pod == ("ns", "a1")
+    anywhere = _state_with_free_cpu(2000)
+    assert queue.ahead_with_room(("ns", "b1"), node, anywhere, room_elsewhere=lambda _: True) is None
