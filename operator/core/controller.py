@@ -86,6 +86,7 @@ class WorkflowController:
         self._plans: dict[Key, WorkflowPlan] = {}  # by (namespace, name); checked against the uid
         self._warned: set[Key] = set()  # workflows told about the policy fallback
         self._idle: set[Key] = set()  # workflows that wait on nothing the clock decides (IDLE_RESYNC_SECONDS)
+        self._unfinished: set[Key] = set()  # workflows seen and not finished: what the resync loop looks at
 
     # -- inputs ------------------------------------------------------------------------------------
     async def prime(self) -> None:
@@ -105,6 +106,13 @@ class WorkflowController:
             relist = self._every(RESYNC_SECONDS, self._list_other_namespaces, "list the pods of other namespaces")
             self.reconciles.spawn(relist)
         self.reconciles.spawn(self._every(SWEEP_SECONDS, self.sweep, "list nodes and pods to check the live view"))
+        self.reconciles.spawn(self._every(RESYNC_SECONDS, self._resync_unfinished, "resync the workflows"))
+
+    async def _resync_unfinished(self) -> None:
+        # One loop for every workflow, not a kopf timer each: with ~1000 in flight, kopf's per-object timer
+        # machinery (a task and its handler's kwargs per object every period) was a third of the event loop.
+        for key in list(self._unfinished):
+            self.resync(*key)
 
     async def _list_other_namespaces(self) -> None:
         outside = await self.api.list_unfinished_pods_outside(self.namespaces)
@@ -199,7 +207,8 @@ class WorkflowController:
             self.reconciles.trigger(entry.workflow)
 
     def resync(self, namespace: str, name: str) -> None:
-        """The timer's call: reconcile a workflow unless an event brought it back within the last half period
+        """The resync's call (every RESYNC_SECONDS for an unfinished workflow, the TTL timer's for a finished
+        one): reconcile a workflow unless an event brought it back within the last half period
         (half, so a quiet workflow is still looked at on every tick, not every other one); one that waits on
         nothing the clock decides, only once per IDLE_RESYNC_SECONDS."""
         key = (namespace, name)
@@ -212,6 +221,7 @@ class WorkflowController:
 
     # -- the reconcile -----------------------------------------------------------------------------
     async def _reconcile_key(self, key: Key) -> bool:
+        self._unfinished.add(key)  # until it is found finished or gone: a reconcile that fails is looked at again
         # The workflow and its pods in one round trip, not two: each serial API call is paid on every DAG step
         # (parent Succeeded -> child created), which at --time-scale 10 is ten times as long in simulated seconds.
         # Both reads are issued after this process's previous writes have completed (one reconcile per key at a
@@ -232,6 +242,7 @@ class WorkflowController:
         self._plans.pop(key, None)
         self._warned.discard(key)
         self._idle.discard(key)
+        self._unfinished.discard(key)
         self.reconciles.forget(key)
         self.outputs.forget(key)
 
@@ -239,6 +250,7 @@ class WorkflowController:
         self._idle.discard(key)  # until this reconcile has seen it through: one that fails is retried at RESYNC
         status = body.get("status") or {}
         if status.get("phase") in TERMINAL:
+            self._unfinished.discard(key)
             self.queue.forget(key)
             self.status.set_phase(key, status["phase"])
             await self.lifecycle.clean_up(key, body, status["phase"], pods)
@@ -281,6 +293,7 @@ class WorkflowController:
             self._plans.pop(key, None)
             self.queue.forget(key)
             self.binder.forget_workflow(key)
+            self._unfinished.discard(key)
         elif not self._waits_on_clock(key, body, plan, progress):
             self._idle.add(key)
         # after the status write: what the collected pods said is recorded there by now

@@ -56,18 +56,7 @@ def build_registry(
         assert namespace is not None
         await controller.reconcile(namespace, name)
 
-    @kopf.timer(
-        labels.GROUP,
-        labels.VERSION,
-        labels.PLURAL,
-        interval=RESYNC_SECONDS,
-        registry=registry,
-        when=lambda status, **_: status.get("phase") not in TERMINAL,
-    )
-    async def resync(namespace: str | None, name: str, **_: Any) -> None:
-        assert namespace is not None
-        controller.resync(namespace, name)
-
+    # An unfinished workflow is re-examined by the controller's own resync loop (WorkflowController.prime).
     # A finished workflow is looked at again only when it has a TTL to honour (and pods its podGC collects then).
     @kopf.timer(
         labels.GROUP,

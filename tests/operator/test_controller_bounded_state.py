@@ -48,6 +48,7 @@ def _sizes(controller: WorkflowController) -> dict[str, int]:
         "plans": len(controller._plans),
         "warned": len(controller._warned),
         "idle": len(controller._idle),
+        "unfinished": len(controller._unfinished),
         "phases": len(controller.status.phases),
         "pending": len(reconciles.pending),
         "tasks": len(reconciles.tasks),

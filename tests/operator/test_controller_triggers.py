@@ -123,3 +123,18 @@ def test_resync_looks_at_a_workflow_waiting_on_nothing_the_clock_decides_only_ev
 
     assert not _triggered(idle_for(RESYNC_SECONDS))
     assert _triggered(idle_for(IDLE_RESYNC_SECONDS))
+
+
+def test_the_resync_loop_looks_at_the_unfinished_workflows_it_has_seen() -> None:
+    async def run() -> tuple[bool, bool]:
+        controller = _controller()
+        await controller._resync_unfinished()
+        before = KEY in controller.reconciles.pending
+        controller._unfinished.add(KEY)
+        await controller._resync_unfinished()
+        after = KEY in controller.reconciles.pending
+        for task in list(controller.reconciles.tasks):
+            task.cancel()
+        return before, after
+
+    assert asyncio.run(run()) == (False, True)
