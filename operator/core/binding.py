@@ -3,8 +3,9 @@
 A reconcile sees one workflow; this queue lets it see every other workflow's waiting pods, so that pods are
 served in the order the simulator's engine serves its ready primitives (``placement.queue_key``):
 
-- late-binding: a pod that found room yields to a pod of another workflow ahead of it in the queue that has
-  room on the same node now (the engine would have placed that one first); its workflow is then reconciled.
+- late-binding: a pod that found room yields when pods of other workflows ahead of it in the queue need that
+  node's room (the engine would have placed those first; ``ahead_with_room``); the first one's workflow is then
+  reconciled. Room freed on a node wakes the workflows whose waiting pods it can take (``fitting``).
 - node-queues: the pods planned for a node wait in that node's queue in the same order; ``admitted`` says which
   of them fit now, head first: the head keeps its reservation and nothing behind it jumps ahead.
 
