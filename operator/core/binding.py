@@ -139,7 +139,7 @@ class BindingQueue:
         placement waited for the queue head's workflow to be reconciled first, one pod at a time."""
         own, spec, free = self._keys[pod], state.spec.nodes[node], _free(state, node)
         workflow = self._entries[pod].workflow
-        ahead = sorted(
+        needy = sorted(
             (
                 e
                 for e in self._entries.values()
@@ -147,10 +147,11 @@ class BindingQueue:
                 and self._keys[e.pod] < own
                 and e.workflow != workflow
                 and feasible(e.primitive, spec)
+                and admits(e.constraints)
+                and not room_elsewhere(e)
             ),
             key=self.key,
         )
-        needy = [e for e in ahead if admits(e.constraints) and not room_elsewhere(e)]
         taken, left = _taken(needy, node, state, lambda _: True, head_blocks=False)
         return taken[0] if taken and not _fits(self._entries[pod].primitive, left) else None
 

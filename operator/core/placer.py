@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from scale_scheduler.operator.core import metrics
 from scale_scheduler.operator.core.binding import Arrival, BindingQueue, PodKey, WaitingPod
 from scale_scheduler.operator.core.livestate import LiveCluster
@@ -266,9 +265,10 @@ class Placer:
         def elsewhere(entry: WaitingPod) -> bool:
             primitive = entry.primitive
             key = (primitive.kind, primitive.cpu_millicores, primitive.memory_bytes, primitive.gpus, entry.constraints)
-            if key not in known:
-                able = np.fromiter((feasible(primitive, spec) for spec in state.spec.nodes), bool, state.num_nodes)
-                room = able & room_now(primitive, state) & self.live.allowed(entry.constraints)
+            if key not in known:  # the rule's candidates for it, as the pipeline itself would work them out
+                room = Observation(
+                    0.0, primitive, state, rule=PlacementRule.LATE_BINDING, allowed=self.live.allowed(entry.constraints)
+                ).candidates.copy()
                 room[node] = False
                 known[key] = bool(room.any())
             return known[key]
