@@ -24,7 +24,18 @@ from .cluster import ClusterSpec
 from .estimates import WorkflowEstimates, workflows_estimates
 from .features import Observation
 from .node_model import DURATION_LOG_MEAN, DURATION_SIGMA, cold_start_seconds, duration_factor, transfer_seconds
-from .placement import DEFAULT_RULE, PlacementRule, Waiting, candidates, parse_rule, queue_key, request_fits, room_now
+from .placement import (
+    DEFAULT_RULE,
+    PlacementRule,
+    Waiting,
+    candidates,
+    fixed_priority,
+    is_fixed,
+    parse_rule,
+    queue_key,
+    request_fits,
+    room_now,
+)
 from .primitives import KIND_INDEX
 from .schedulers import Scheduler
 from .state import ClusterState, dominant_share
@@ -123,6 +134,11 @@ class _Task:
         )
 
 
+@fixed_priority
+def _upward_rank(waiting: Waiting) -> float:
+    return waiting.downstream_seconds
+
+
 def _key_of(task: _Task) -> tuple[float, float, int]:
     return task.key
 
@@ -145,7 +161,8 @@ class Engine:
         shapes = list({(n.cpu_millicores, n.memory_bytes, n.gpus): n for n in cluster.nodes}.values())
         self.workflows = [validate(w, shapes) for w in workflows]
         # order of the cluster-wide queue: the scheduler's, else upward rank (HEFT)
-        self.priority = priority or (lambda waiting: waiting.downstream_seconds)
+        self.priority = priority or _upward_rank
+        self._rekeyed = not is_fixed(self.priority)  # a fixed priority's keys never change while they wait
         self.now = 0.0
         self._events: list[tuple[float, int, int, int, int]] = []
         self._sequence = 0
@@ -172,6 +189,16 @@ class Engine:
             + s.queue_length
         )
         self._load_shared = False
+        # per node, dominant_share's fixed operands as Python floats (shared by forks)
+        self._allocatable = list(
+            zip(
+                s.alloc_cpu.tolist(),
+                s.alloc_memory.tolist(),
+                s.gpu_divisor.tolist(),
+                s.gpu_weight.tolist(),
+                strict=True,
+            )
+        )
         # per node, only where there are any (a fork copies these, so it costs what is busy, not N):
         self._queues: dict[int, list[_Task]] = {}  # node-queues rule: the primitives planned there
         self._running_finish: dict[int, list[float]] = {}  # estimated finishes of those running there
@@ -372,7 +399,7 @@ class Engine:
             s = self.state
             s.queue_length[node] = s.queue_length.item(node) + 1
             s.queued_seconds[node] = s.queued_seconds.item(node) + task.estimated_seconds.item(node)
-            self._node_changed(node, free_changed=False)
+            self._node_changed(node)
 
     # Scalar reads and writes of the state's arrays below go through .item(): Python floats, not numpy scalars,
     # whose arithmetic costs several times as much (the same IEEE operations either way).
@@ -386,24 +413,20 @@ class Engine:
             room = self._room[shape] = room_now(primitive, self.state)
         return room
 
-    def _node_changed(self, node: int, free_changed: bool = True) -> None:
-        """The free resources or the queue of ``node`` just changed: its load and (if free changed) its bit in
-        every cached room array follow."""
+    def _node_changed(self, node: int, free: tuple[float, float, float] | None = None) -> None:
+        """The free resources or the queue of ``node`` just changed: its load and (given its new ``free`` cpu,
+        memory and GPUs, which the caller has just written) its bit in every cached room array follow."""
         s = self.state
-        free = (s.free_cpu.item(node), s.free_memory.item(node), s.free_gpus.item(node))
+        room_changed = free is not None
+        if free is None:
+            free = (s.free_cpu.item(node), s.free_memory.item(node), s.free_gpus.item(node))
         if self._load_shared:
             self._load, self._load_shared = self._load.copy(), False
+        cpu, memory, gpu_divisor, gpu_weight = self._allocatable[node]
         self._load[node] = dominant_share(
-            free[0],
-            s.alloc_cpu.item(node),
-            free[1],
-            s.alloc_memory.item(node),
-            free[2],
-            s.gpu_divisor.item(node),
-            s.gpu_weight.item(node),
-            larger=max,
+            free[0], cpu, free[1], memory, free[2], gpu_divisor, gpu_weight, larger=max
         ) + s.queue_length.item(node)
-        if not free_changed:
+        if not room_changed:
             return
         for shape, room in self._room.items():
             if (fits := request_fits(shape, free)) != room.item(node):
@@ -414,12 +437,16 @@ class Engine:
         p, s, node, w = task.primitive, self.state, task.node, task.workflow
         task.status = _STARTED
         self._unstarted_seconds[w] -= task.mean_seconds
-        self._rekey(w)
-        s.free_cpu[node] = s.free_cpu.item(node) - p.cpu_millicores
-        s.free_memory[node] = s.free_memory.item(node) - p.memory_bytes
-        s.free_gpus[node] = s.free_gpus.item(node) - p.gpus
+        if self._rekeyed:
+            self._rekey(w)
+        free = (
+            s.free_cpu.item(node) - p.cpu_millicores,
+            s.free_memory.item(node) - p.memory_bytes,
+            s.free_gpus.item(node) - p.gpus,
+        )
+        s.free_cpu[node], s.free_memory[node], s.free_gpus[node] = free
         s.running[node] = s.running.item(node) + 1
-        self._node_changed(node)
+        self._node_changed(node, free)
         transfer = 0.0
         tasks = self._tasks[w]
         for parent in task.parents:
@@ -461,11 +488,14 @@ class Engine:
 
     def _finish(self, task: _Task) -> list[_Task]:
         p, s, node, w = task.primitive, self.state, task.node, task.workflow
-        s.free_cpu[node] = s.free_cpu.item(node) + p.cpu_millicores
-        s.free_memory[node] = s.free_memory.item(node) + p.memory_bytes
-        s.free_gpus[node] = s.free_gpus.item(node) + p.gpus
+        free = (
+            s.free_cpu.item(node) + p.cpu_millicores,
+            s.free_memory.item(node) + p.memory_bytes,
+            s.free_gpus.item(node) + p.gpus,
+        )
+        s.free_cpu[node], s.free_memory[node], s.free_gpus[node] = free
         s.running[node] = s.running.item(node) - 1
-        self._node_changed(node)
+        self._node_changed(node, free)
         finishes = self._running_finish[node]
         finishes.remove(task.estimated_finish)
         if finishes:
@@ -505,7 +535,7 @@ class Engine:
             head = queue.pop(0)
             s.queue_length[node] = s.queue_length.item(node) - 1
             s.queued_seconds[node] = max(s.queued_seconds.item(node) - head.estimated_seconds.item(node), 0.0)
-            self._node_changed(node, free_changed=False)
+            self._node_changed(node)
             self._start(head)
         if not queue:
             del self._queues[node]
@@ -584,9 +614,10 @@ class Engine:
             # one draw per primitive, whatever its node: each node's duration keeps the model's distribution, and
             # two rollouts that place it differently still share its luck (what makes their costs comparable)
             normals = rng.standard_normal(size=len(tasks))
-            for task, drawn in zip(tasks, normals, strict=True):
+            # each row the task's one draw at every node, all rows made by one call (np.full per task cost 4 %)
+            for task, row in zip(tasks, np.repeat(normals[:, None], n, axis=1), strict=True):
                 if task.status != _STARTED:
-                    task.duration_normal = np.full(n, drawn)
+                    task.duration_normal = row
         if arrivals:
             self._sample_arrivals(rng, arrivals)
 
@@ -608,6 +639,7 @@ class Engine:
             w = len(self.workflows)
             self.workflows.append(Workflow(f"{source.name}~{w}", source.primitives, arrival_time=when))
             normals = rng.standard_normal(size=len(source.primitives))
+            rows = np.repeat(normals[:, None], n, axis=1)  # as in _forget_future
             tasks = [
                 _Task(
                     w,
@@ -618,12 +650,12 @@ class Engine:
                     t.estimated_seconds,
                     t.raw_estimate,
                     t.mask,
-                    np.full(n, z) if self.stochastic else None,
+                    row if self.stochastic else None,
                     t.downstream_seconds,
                     t.mean_seconds,
                     len(t.parents),
                 )
-                for t, z in zip(self._tasks[template], normals, strict=True)
+                for t, row in zip(self._tasks[template], rows, strict=True)
             ]
             self._tasks.append(tasks)
             self._remaining.append(len(tasks))

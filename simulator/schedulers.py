@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .features import Observation
-from .placement import PlacementRule, Waiting, pick
+from .placement import PlacementRule, Waiting, fixed_priority, pick
 
 
 @runtime_checkable
@@ -40,6 +40,7 @@ class _Heuristic:
     def reset(self, seed: int | None = None) -> None:
         pass
 
+    @fixed_priority
     def priority(self, waiting: Waiting) -> float:
         return 0.0  # no preference: placement.queue_key falls back to upward rank, then arrival
 
@@ -120,6 +121,7 @@ class HeftScheduler(_Heuristic):
 
     name = "heft"
 
+    @fixed_priority
     def priority(self, waiting: Waiting) -> float:
         return waiting.downstream_seconds
 
