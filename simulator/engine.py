@@ -574,19 +574,23 @@ class Engine:
         clone._response = dict(self._response)
         clone._placements = list(self._placements)
         clone._in_flight = set(self._in_flight)
-        clone._tasks = list(self._tasks)
-        copies: dict[int, _Task] = {}
+        clone._tasks = tasks = list(self._tasks)
         for w in self._in_flight:  # finished tasks never change again: shared
-            clone._tasks[w] = [task if task.finished else task.copy() for task in self._tasks[w]]
-            copies.update(zip(map(id, self._tasks[w]), clone._tasks[w], strict=True))
-        # the live entries only (stale ones may name tasks of finished workflows): the pending task stays the head
+            tasks[w] = [task if task.finished else task.copy() for task in self._tasks[w]]
+        # the live entries only (stale ones may name tasks of finished workflows): the pending task stays the head;
+        # a task's copy is found by its (workflow, index)
         clone._queue = [
-            (key, copies[id(task)]) for key, task in self._queue if task.status == _QUEUED and task.key is key
+            (key, tasks[task.workflow][task.index])
+            for key, task in self._queue
+            if task.status == _QUEUED and task.key is key
         ]
         heapq.heapify(clone._queue)
-        clone._blocked = [copies[id(task)] for task in self._blocked]
-        clone._queues = {node: [copies[id(task)] for task in queue] for node, queue in self._queues.items()}
-        clone._pending = copies[id(self._pending)] if self._pending is not None else None
+        clone._blocked = [tasks[task.workflow][task.index] for task in self._blocked]
+        clone._queues = {
+            node: [tasks[task.workflow][task.index] for task in queue] for node, queue in self._queues.items()
+        }
+        pending = self._pending
+        clone._pending = tasks[pending.workflow][pending.index] if pending is not None else None
         self._borrowed = {w for _, _, kind, w, _ in self._events if kind == _ARRIVAL}
         clone._borrowed = set(self._borrowed)
         if future_seed is not None:
