@@ -82,10 +82,11 @@ class RolloutHeftScheduler(HeftScheduler):
         costs = np.zeros(len(top))
         for sample in range(self.samples):
             future = None if self.clairvoyant else self.decisions * self.samples + sample
-            # the future drawn once per sample; each candidate plays an exact copy of it (the same draws)
+            # the future drawn once per sample; each candidate plays an exact copy of it (the same draws), the
+            # last one the drawn engine itself
             drawn = observation.fork(future, self.arrivals)
             for j, node in enumerate(top):
-                costs[j] += self._rollout(drawn.fork(), int(node))
+                costs[j] += self._rollout(drawn if j == len(top) - 1 else drawn.fork(), int(node))
         self.rollouts += len(top) * self.samples
         # every other candidate scores below the worst of the top; ties go to HEFT's order
         scores = np.where(observation.candidates, heft - heft[top].min() - costs.max() - 1.0, -np.inf)
