@@ -13,7 +13,7 @@ from scale_scheduler.simulator.cluster import heterogeneous
 from scale_scheduler.simulator.engine import Engine, simulate
 from scale_scheduler.simulator.generators import generate_workload
 from scale_scheduler.simulator.node_model import DURATION_LOG_MEAN, DURATION_SIGMA, duration_factor
-from scale_scheduler.simulator.placement import PlacementRule, Waiting, candidates, queue_key
+from scale_scheduler.simulator.placement import PlacementRule, Waiting, candidates, is_fixed, queue_key
 from scale_scheduler.simulator.schedulers import make_heuristic
 
 
@@ -89,3 +89,11 @@ def test_a_fork_amid_blocked_and_rekeyed_primitives_plays_on_exactly_as_the_orig
         assert [(p.workflow, p.primitive, p.node, p.start) for p in result.placements] == [
             (p.workflow, p.primitive, p.node, p.start) for p in fresh.placements
         ]
+
+
+def test_only_priorities_blind_to_the_workflows_remaining_work_are_marked_fixed() -> None:
+    # a fixed priority's waiting primitives are never re-keyed (the re-sort test above checks the queue under both)
+    assert is_fixed(make_heuristic("heft").priority)
+    assert is_fixed(make_heuristic("least-loaded").priority)
+    assert not is_fixed(make_heuristic("srpt-eft").priority)  # its keys change as its workflow's work starts
+    assert not is_fixed(lambda waiting: -waiting.workflow_remaining_seconds)  # unmarked: re-keyed, always correct

@@ -52,6 +52,9 @@ def test_a_fork_of_a_fork_and_a_sampled_future_are_reproducible() -> None:
         play(sampled, "heft")
         outcomes.append(summary(sampled.result()))
     assert outcomes[0] == outcomes[1]  # the same seed, the same draws
+    drawn = engine.fork(future_seed=7)
+    play(drawn, "heft")
+    assert summary(drawn.result()) == outcomes[0]  # a copy of a drawn future is that future (rollout-heft's samples)
     other = engine.fork(future_seed=8)
     play(other, "heft")
     assert summary(other.result()) != outcomes[0]
