@@ -144,8 +144,8 @@ def fork_microseconds(nodes: int, workflows: int, seed: int) -> dict[str, float]
 
 
 def rollout_heft_rates(nodes: int, workflows: int, seed: int) -> dict[str, float]:
-    """rollout-heft (its defaults: top 4, 4 sampled futures, 32 decisions ahead): decisions/s of the episode it plays, and
-    rollouts/s (each a fork played forward by HEFT)."""
+    """rollout-heft (its defaults: top 4, 4 sampled futures, 32 decisions ahead): decisions/s of the episode it
+    plays, and rollouts/s (each a fork played forward by HEFT)."""
     cluster = heterogeneous(nodes, seed=seed)
     workload = generate_workload(cluster, workflows, load=LOAD, seed=seed)
     scheduler = RolloutHeftScheduler()
