@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from scale_scheduler.operator.kube.node_filter import NodeConstraints
 from scale_scheduler.simulator.node_model import feasible
-from scale_scheduler.simulator.placement import Waiting, queue_key, request_fits
+from scale_scheduler.simulator.placement import Waiting, is_fixed, queue_key, request_fits
 from scale_scheduler.simulator.state import ClusterState
 from scale_scheduler.simulator.workflow import Primitive
 
@@ -59,6 +59,7 @@ class BindingQueue:
 
     def __init__(self, priority: Callable[[Waiting], float]) -> None:
         self._priority = priority
+        self._rekeyed = not is_fixed(priority)  # as in the engine: a fixed priority's keys never change
         self._entries: dict[PodKey, WaitingPod] = {}
         # the same entries by workflow: a reconcile touches only its own, and a scan of every waiting pod per
         # reconcile made the operator quadratic in the workflows in flight
@@ -204,9 +205,10 @@ class BindingQueue:
             return
         self._remaining[workflow] = seconds
         for entry in entries:
-            self._keys[entry.pod] = queue_key(
-                self._priority, Waiting(entry.primitive, entry.downstream_seconds, seconds, entry.sequence)
-            )
+            if self._rekeyed or entry.pod not in self._keys:  # a fixed priority's key, once made, stays
+                self._keys[entry.pod] = queue_key(
+                    self._priority, Waiting(entry.primitive, entry.downstream_seconds, seconds, entry.sequence)
+                )
 
 
 def _taken(
