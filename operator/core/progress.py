@@ -27,6 +27,19 @@ def refine(whole_second: datetime, observed: datetime) -> datetime:
     return observed if timedelta(0) <= observed - whole_second < timedelta(seconds=1) else whole_second
 
 
+def refine_finish(whole_second: datetime, observed: datetime, after: datetime) -> datetime:
+    """A finish as ``refine`` gives it, but one seen too late to refine is put in the middle of what is known
+    of it: within its second, after ``after`` (the workflow's own, sub-second creation) and not after the
+    sighting. Left at its whole second, the finish of a workflow that ran within one second would fall
+    before its creation and its response time to zero."""
+    refined = refine(whole_second, observed)
+    if refined != whole_second:
+        return refined
+    earliest = max(whole_second, after)
+    latest = max(min(whole_second + timedelta(seconds=1), observed), earliest)
+    return earliest + (latest - earliest) / 2
+
+
 def pod_times(pod: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
     """(started, finished) of a pod's container as the node reported them."""
     status = pod.get("status") or {}
@@ -460,12 +473,13 @@ def workflow_status(
     if progress.first_start:
         status["startTime"] = format_time(progress.first_start)
     if phase in ("Succeeded", "Failed"):
-        finish = refine(progress.last_finish, now) if progress.last_finish else now
+        start = refine(created, received)
+        finish = refine_finish(progress.last_finish, now, start) if progress.last_finish else now
         status["completionTime"] = format_time(finish)
         if phase == "Succeeded":
             # Whole-second timestamps alone would be off by up to a second, all of a short workflow at a large
             # --time-scale: both ends are the operator's sub-second sightings when it was watching.
-            response = max((finish - refine(created, received)).total_seconds(), 0.0)
+            response = max((finish - start).total_seconds(), 0.0)
             status["responseTimeSeconds"] = round(response, 3)
             status["slowdown"] = round(response * time_scale / max(lower_bound_seconds, 1e-9), 3)
     return status
