@@ -14,9 +14,9 @@ Conventions:
   fallback class (gpu-small or cpu-small) and is reported once through ``on_unmapped``.
 - A pod of a known kind (``PRIMITIVE_KIND_LABEL``) the view saw bound that then Succeeds is reported through
   ``on_finished`` with its node's class, its observed run time (the container's start and finish, refined to
-  the view's own sightings within the same second, as ``progress.refine`` does), the estimate it was placed
-  with (``ESTIMATED_DURATION_ANNOTATION``) and the static model's (``PRIOR_ESTIMATED_DURATION_ANNOTATION``, else
-  the former), all in simulated seconds, and its template (``TEMPLATE_ANNOTATION``) and primitive
+  the view's own sightings within the same second, as ``progress.refine_span`` does), the estimate it was
+  placed with (``ESTIMATED_DURATION_ANNOTATION``) and the static model's (``PRIOR_ESTIMATED_DURATION_ANNOTATION``,
+  else the former), all in simulated seconds, and its template (``TEMPLATE_ANNOTATION``) and primitive
   (``PRIMITIVE_LABEL``), "" when it has none.
 - Run times learned from finished pods (``estimates.RunTimes``) reach the view through
   ``set_speed_corrections``: each node's speeds are its class profile's divided by the class's run-time ratio per
@@ -64,7 +64,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from scale_scheduler.operator.core.progress import pod_times, refine
+from scale_scheduler.operator.core.progress import pod_times, refine_span
 from scale_scheduler.operator.kube.labels import (
     ESTIMATED_DURATION_ANNOTATION,
     PLANNED_NODE_ANNOTATION,
@@ -398,9 +398,10 @@ class LiveCluster:
             prior = parse_go_duration(str(annotations.get(PRIOR_ESTIMATED_DURATION_ANNOTATION, estimate)))
         except ValueError:
             return  # objects.expected_seconds has logged a bad estimate when the pod came in; a bad prior says nothing
-        if bound_at is not None:
-            started = refine(started, datetime.fromtimestamp(bound_at, UTC))
-        observed = (refine(finished, datetime.now(UTC)) - started).total_seconds()
+        started, finished = refine_span(
+            started, None if bound_at is None else datetime.fromtimestamp(bound_at, UTC), finished, datetime.now(UTC)
+        )
+        observed = (finished - started).total_seconds()
         scale = self._time_scale
         template = str(annotations.get(TEMPLATE_ANNOTATION, ""))
         primitive = str(((pod.get("metadata") or {}).get("labels") or {}).get(PRIMITIVE_LABEL, ""))

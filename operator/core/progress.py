@@ -27,17 +27,21 @@ def refine(whole_second: datetime, observed: datetime) -> datetime:
     return observed if timedelta(0) <= observed - whole_second < timedelta(seconds=1) else whole_second
 
 
-def refine_finish(whole_second: datetime, observed: datetime, after: datetime) -> datetime:
-    """A finish as ``refine`` gives it, but one seen too late to refine is put in the middle of what is known
-    of it: within its second, after ``after`` (the workflow's own, sub-second creation) and not after the
-    sighting. Left at its whole second, the finish of a workflow that ran within one second would fall
-    before its creation and its response time to zero."""
-    refined = refine(whole_second, observed)
-    if refined != whole_second:
-        return refined
-    earliest = max(whole_second, after)
-    latest = max(min(whole_second + timedelta(seconds=1), observed), earliest)
-    return earliest + (latest - earliest) / 2
+def refine_span(
+    started: datetime, started_seen: datetime | None, finished: datetime, finished_seen: datetime
+) -> tuple[datetime, datetime]:
+    """(start, finish) of a run from its whole-second timestamps and the operator's sightings of each end, each
+    refined as ``refine`` does. A finish seen too late to refine after a start that was refined goes in the
+    middle of what is known of it (within its second, after the start, not after the sighting): left at its
+    whole second it would be half a second early on average, and a run within one second would come out at
+    zero. Two whole seconds stay as they are: their difference is already right on average."""
+    start = started if started_seen is None else refine(started, started_seen)
+    finish = refine(finished, finished_seen)
+    if start != started and finish == finished:
+        earliest = max(finished, start)
+        latest = max(min(finished + timedelta(seconds=1), finished_seen), earliest)
+        finish = earliest + (latest - earliest) / 2
+    return start, finish
 
 
 def pod_times(pod: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
@@ -473,12 +477,12 @@ def workflow_status(
     if progress.first_start:
         status["startTime"] = format_time(progress.first_start)
     if phase in ("Succeeded", "Failed"):
-        start = refine(created, received)
-        finish = refine_finish(progress.last_finish, now, start) if progress.last_finish else now
+        start, finish = refine_span(created, received, progress.last_finish or now, now)
         status["completionTime"] = format_time(finish)
         if phase == "Succeeded":
             # Whole-second timestamps alone would be off by up to a second, all of a short workflow at a large
-            # --time-scale: both ends are the operator's sub-second sightings when it was watching.
+            # --time-scale: both ends are the operator's sub-second sightings when it was watching (a finish
+            # seen late: the middle of what its timestamp allows).
             response = max((finish - start).total_seconds(), 0.0)
             status["responseTimeSeconds"] = round(response, 3)
             status["slowdown"] = round(response * time_scale / max(lower_bound_seconds, 1e-9), 3)

@@ -161,10 +161,8 @@ def test_status_of_a_succeeded_workflow_has_response_time_slowdown_and_done() ->
         previous={},
     )
     assert status["phase"] == "Succeeded" and status["done"] == "4/4"
-    # creation -> last finish, wall clock; the finish stamped 10 s (whole seconds, seen a second later) is put in
-    # the middle of its second
-    assert status["responseTimeSeconds"] == 10.5
-    assert status["slowdown"] == 2.1  # 10.5 s x time scale 10 / 50 simulated seconds
+    assert status["responseTimeSeconds"] == 10.0  # creation -> last finish, wall clock
+    assert status["slowdown"] == 2.0  # 10 s x time scale 10 / 50 simulated seconds
     assert status["primitives"]["d"] == {
         "state": "Succeeded",
         "node": "n2",
@@ -228,7 +226,7 @@ def test_response_time_uses_the_operators_sub_second_sightings_when_it_was_watch
         previous=first,
     )
     assert busy["responseTimeSeconds"] == 0.45  # (0.1 + 1.0) / 2 - 0.1
-    # An operator that started late (or came back after the end) saw neither moment: the middle of the second.
+    # An operator that started late (or came back after the end) saw neither moment: whole seconds it is.
     late = workflow_status(
         workflow,
         progress,
@@ -241,7 +239,7 @@ def test_response_time_uses_the_operators_sub_second_sightings_when_it_was_watch
         generation=1,
         previous={},
     )
-    assert late["responseTimeSeconds"] == 0.5 and late["slowdown"] == 10.0
+    assert late["responseTimeSeconds"] == 0.0
 
 
 def test_status_of_an_exhausted_workflow_names_the_primitive() -> None:
