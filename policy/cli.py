@@ -247,6 +247,7 @@ def _train(
 
     torch.set_num_threads(threads)
     command = "scale-sched " + " ".join(sys.argv[1:])
+    commit = _git_commit()  # the code that runs is the code at the start: commits made during a long run are not it
     rollout_workers = Workers(workers, ray_address)
     trainer: Trainer | SACTrainer | ExpertIterationTrainer
     try:
@@ -278,7 +279,7 @@ def _train(
         final = trainer.train(on_progress)
     record = {
         **trainer.training_record(),
-        "git_commit": _git_commit(),
+        "git_commit": commit,
         "machine": f"CPU, {threads} torch thread(s)",
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
