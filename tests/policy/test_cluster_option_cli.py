@@ -21,7 +21,9 @@ def _refused(command: str, out: Path, *args: str) -> str:
     if not cli.app.registered_commands:
         cli._register()
     extra = [] if command == "simulate" else ["--out", str(out)]
-    result = CliRunner().invoke(cli.app, [*COMMANDS[command], *args, *extra])
+    # a terminal wide enough that rich never wraps inside the message: a wrap falls wherever the tmp path's length
+    # puts it (joining the lines back would put a space there)
+    result = CliRunner().invoke(cli.app, [*COMMANDS[command], *args, *extra], env={"COLUMNS": "1000"})
     assert result.exit_code == 2, result.output
     assert not out.exists(), "nothing is written for a refused command"
     return " ".join(result.output.replace("│", " ").split())  # unwrapped from rich's error box
