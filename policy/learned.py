@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from scale_scheduler.simulator.features import Observation
@@ -19,13 +21,11 @@ class LearnedScheduler:
     def __init__(self, name: str, model: nn.Module):
         self.name = name
         self.model = model.eval()
-        self.order = queue_order(network_config(model).queue_order)
+        # the order itself, not a wrapper: the engine and the operator see whether it is fixed (placement.is_fixed)
+        self.priority: Callable[[Waiting], float] = queue_order(network_config(model).queue_order)
 
     def reset(self, seed: int | None = None) -> None:
         """Greedy inference keeps no per-episode state."""
-
-    def priority(self, waiting: Waiting) -> float:
-        return self.order(waiting)
 
     def scores(self, observation: Observation) -> np.ndarray:
         """[N] the network's logits (nodes that are no candidates at MASKED_LOGIT); the extender scores from it."""

@@ -29,12 +29,12 @@ from .placement import (
     PlacementRule,
     Waiting,
     candidates,
-    fixed_priority,
     is_fixed,
     parse_rule,
     queue_key,
     request_fits,
     room_now,
+    upward_rank,
 )
 from .primitives import KIND_INDEX
 from .schedulers import Scheduler
@@ -134,11 +134,6 @@ class _Task:
         )
 
 
-@fixed_priority
-def _upward_rank(waiting: Waiting) -> float:
-    return waiting.downstream_seconds
-
-
 def _key_of(task: _Task) -> tuple[float, float, int]:
     return task.key
 
@@ -161,7 +156,7 @@ class Engine:
         shapes = list({(n.cpu_millicores, n.memory_bytes, n.gpus): n for n in cluster.nodes}.values())
         self.workflows = [validate(w, shapes) for w in workflows]
         # order of the cluster-wide queue: the scheduler's, else upward rank (HEFT)
-        self.priority = priority or _upward_rank
+        self.priority = priority or upward_rank
         self._rekeyed = not is_fixed(self.priority)  # a fixed priority's keys never change while they wait
         self.now = 0.0
         self._events: list[tuple[float, int, int, int, int]] = []

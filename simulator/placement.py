@@ -105,6 +105,12 @@ def is_fixed(priority: Callable[..., float]) -> bool:
     return getattr(priority, _FIXED, False)
 
 
+@fixed_priority
+def upward_rank(waiting: Waiting) -> float:
+    """HEFT's order: the longest chain of estimated work after the primitive first (the engine's default)."""
+    return waiting.downstream_seconds
+
+
 def queue_key(priority: Callable[[Waiting], float], waiting: Waiting) -> tuple[float, float, int]:
     """Sort key of the queue (smallest first): the scheduler's priority, then upward rank, then arrival."""
     return (-priority(waiting), -waiting.downstream_seconds, waiting.sequence)

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .features import Observation
-from .placement import PlacementRule, Waiting, fixed_priority, pick
+from .placement import PlacementRule, Waiting, fixed_priority, pick, upward_rank
 
 
 @runtime_checkable
@@ -121,9 +121,7 @@ class HeftScheduler(_Heuristic):
 
     name = "heft"
 
-    @fixed_priority
-    def priority(self, waiting: Waiting) -> float:
-        return waiting.downstream_seconds
+    priority = staticmethod(upward_rank)
 
     def scores(self, observation: Observation) -> np.ndarray:
         o = observation
@@ -163,7 +161,7 @@ HEURISTICS: dict[str, Callable[[], Scheduler]] = {
 # The orders of the cluster-wide queue a learned policy may be deployed with (policy NetworkConfig.queue_order):
 # HEFT's (upward rank) and srpt-eft's (the workflow with the least work not yet started first)
 QUEUE_ORDERS: dict[str, Callable[[Waiting], float]] = {
-    "upward-rank": HeftScheduler().priority,
+    "upward-rank": upward_rank,
     "srpt": ShortestRemainingScheduler().priority,
 }
 

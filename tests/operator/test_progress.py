@@ -8,6 +8,7 @@ from typing import Any
 from scale_scheduler.operator.core.progress import (
     RetryStrategy,
     Trouble,
+    WorkflowProgress,
     condition,
     failed_status,
     overdue,
@@ -185,60 +186,32 @@ def test_response_time_uses_the_operators_sub_second_sightings_when_it_was_watch
     ]
     workflow = _diamond()
     progress = workflow_progress(workflow, pods)
-    first = workflow_status(
-        workflow,
-        workflow_progress(workflow, []),
-        created=T0,
-        now=T0 + timedelta(seconds=0.1),
-        time_scale=20.0,
-        lower_bound_seconds=1.0,
-        policy="heft",
-        placement_rule="late-binding",
-        generation=1,
-        previous={},
-    )
+
+    def seen(progress: WorkflowProgress, seconds: float, previous: dict[str, Any]) -> dict[str, Any]:
+        """The status as an operator computes it ``seconds`` after the creation at T0."""
+        return workflow_status(
+            workflow,
+            progress,
+            created=T0,
+            now=T0 + timedelta(seconds=seconds),
+            time_scale=20.0,
+            lower_bound_seconds=1.0,
+            policy="heft",
+            placement_rule="late-binding",
+            generation=1,
+            previous=previous,
+        )
+
+    first = seen(workflow_progress(workflow, []), 0.1, {})
     assert first["receivedTime"] == "2026-01-01T00:00:00.100000Z"
-    done = workflow_status(
-        workflow,
-        progress,
-        created=T0,
-        now=T0 + timedelta(seconds=0.85),
-        time_scale=20.0,
-        lower_bound_seconds=1.0,
-        policy="heft",
-        placement_rule="late-binding",
-        generation=1,
-        previous=first,
-    )
+    done = seen(progress, 0.85, first)
     assert done["responseTimeSeconds"] == 0.75 and done["receivedTime"] == first["receivedTime"]
     # An operator that saw the creation but the end only seconds later (a busy machine): the end is somewhere
     # in its whole second after the creation, and the middle of that is the estimate, never before creation.
-    busy = workflow_status(
-        workflow,
-        progress,
-        created=T0,
-        now=T0 + timedelta(seconds=1.5),
-        time_scale=20.0,
-        lower_bound_seconds=1.0,
-        policy="heft",
-        placement_rule="late-binding",
-        generation=1,
-        previous=first,
-    )
+    busy = seen(progress, 1.5, first)
     assert busy["responseTimeSeconds"] == 0.45  # (0.1 + 1.0) / 2 - 0.1
     # An operator that started late (or came back after the end) saw neither moment: whole seconds it is.
-    late = workflow_status(
-        workflow,
-        progress,
-        created=T0,
-        now=T0 + timedelta(seconds=30),
-        time_scale=20.0,
-        lower_bound_seconds=1.0,
-        policy="heft",
-        placement_rule="late-binding",
-        generation=1,
-        previous={},
-    )
+    late = seen(progress, 30, {})
     assert late["responseTimeSeconds"] == 0.0
 
 

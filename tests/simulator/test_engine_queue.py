@@ -14,7 +14,7 @@ from scale_scheduler.simulator.engine import Engine, simulate
 from scale_scheduler.simulator.generators import generate_workload
 from scale_scheduler.simulator.node_model import DURATION_LOG_MEAN, DURATION_SIGMA, duration_factor
 from scale_scheduler.simulator.placement import PlacementRule, Waiting, candidates, is_fixed, queue_key
-from scale_scheduler.simulator.schedulers import make_heuristic
+from scale_scheduler.simulator.schedulers import make_heuristic, queue_order
 
 
 class _ResortingEngine(Engine):
@@ -97,3 +97,5 @@ def test_only_priorities_blind_to_the_workflows_remaining_work_are_marked_fixed(
     assert is_fixed(make_heuristic("least-loaded").priority)
     assert not is_fixed(make_heuristic("srpt-eft").priority)  # its keys change as its workflow's work starts
     assert not is_fixed(lambda waiting: -waiting.workflow_remaining_seconds)  # unmarked: re-keyed, always correct
+    # the orders a learned policy is deployed with are the same functions (LearnedScheduler.priority is the order)
+    assert is_fixed(queue_order("upward-rank")) and not is_fixed(queue_order("srpt"))
